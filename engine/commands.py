@@ -1,0 +1,85 @@
+"""Commands a UI sends to a running loop; each takes effect at the next step boundary."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Hold at the next step boundary until Resume or Stop."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Continue after Pause."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """End the run at the next step boundary."""
+
+
+@dataclass(frozen=True)
+class SaveCheckpoint:
+    """Write a checkpoint now."""
+
+    reason: str = "manual"
+
+
+@dataclass(frozen=True)
+class EvaluateNow:
+    """Evaluate on the test set now, mid-epoch if need be."""
+
+
+@dataclass(frozen=True)
+class SetLearningRate:
+    """Set the optimizer's learning rate to an exact value."""
+
+    lr: float
+
+
+@dataclass(frozen=True)
+class ScaleLearningRate:
+    """Multiply the optimizer's learning rate by a factor (×2, ÷2 keys)."""
+
+    factor: float
+
+
+Command = Pause | Resume | Stop | SaveCheckpoint | EvaluateNow | SetLearningRate | ScaleLearningRate
+
+
+class Control:
+    """The channel into a running loop: a command queue plus a stop flag any thread may set."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Command] = queue.SimpleQueue()
+        self.stop_requested = threading.Event()
+
+    def send(self, command: Command) -> None:
+        """Queue a command; never blocks."""
+        if isinstance(command, Stop):
+            self.stop_requested.set()
+        self._queue.put(command)
+
+    def stop(self) -> None:
+        """Ask the loop to end at the next step boundary."""
+        self.send(Stop())
+
+    def pending(self) -> list[Command]:
+        """Every queued command, without waiting."""
+        out = []
+        while True:
+            try:
+                out.append(self._queue.get_nowait())
+            except queue.Empty:
+                return out
+
+    def wait(self, timeout: float) -> Command | None:
+        """The next command, waiting up to `timeout` seconds (used while paused)."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None

@@ -1,0 +1,448 @@
+"""Typed run configuration: what to train, on which data, how, and where results go.
+
+Plain dataclasses (no torch import) so the command line and the TUI form can parse and validate
+instantly. Every field has a docstring; `field_docs()` reads them for help texts.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import dataclasses
+import inspect
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from .errors import ConfigError, FieldError
+from .transform_specs import TransformSpec, check_spec, parse_pipeline
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "imagefolder", "fake")
+MODELS = ("mnist-mlp", "cnn", "resnet18")
+OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")
+SCHEDULERS = ("none", "step", "cosine", "one-cycle")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def _rule(**kw: Any) -> dict[str, Any]:
+    return kw
+
+
+@dataclass
+class DataConfig:
+    """Which data set to load and how to turn its images into model inputs."""
+
+    dataset: str = field(default="digits", metadata=_rule(choices=DATASETS))
+    """Data set name: digits (embedded), mnist, fashion-mnist, cifar10, imagefolder or fake."""
+    root: str = "data"
+    """Folder that holds (or will receive) the data set's files; for imagefolder, the class folders."""
+    download: bool = False
+    """Allow downloading a missing data set; when false, missing files are an error."""
+    batch_size: int = field(default=64, metadata=_rule(min=1, max=1_000_000))
+    """Training batch size."""
+    test_batch_size: int = field(default=1000, metadata=_rule(min=1, max=1_000_000))
+    """Batch size for evaluation on the validation and test sets."""
+    val_split: float = field(default=0.0, metadata=_rule(min=0.0, below=1.0))
+    """Share of the training set held out for validation (0 keeps it all for training)."""
+    workers: int = field(default=0, metadata=_rule(min=0, max=64))
+    """DataLoader worker processes for data sets read from disk per batch (imagefolder)."""
+    transforms: list[TransformSpec] = field(default_factory=list)
+    """Image pipeline in order, on tensors in [0, 1]; random transforms apply to training only."""
+    mean: tuple[float, ...] = (0.5,)
+    """Normalize mean per channel, applied after the pipeline; empty for no normalisation."""
+    std: tuple[float, ...] = field(default=(0.5,), metadata=_rule(positive_items=True))
+    """Normalize standard deviation per channel; one value per mean value."""
+    resident: bool = True
+    """Keep a data set that fits in memory as uint8 tensors on the training device (fast path)."""
+    fake_size: int = field(default=1000, metadata=_rule(min=10, max=10_000_000))
+    """Number of training images of the fake data set (its test set is a fifth of that)."""
+
+
+@dataclass
+class ModelConfig:
+    """Which network to build."""
+
+    name: str = field(default="mnist-mlp", metadata=_rule(model=True))
+    """Model: mnist-mlp, cnn, resnet18, or your own as package.module:factory or path/file.py:factory."""
+    pretrained: bool = False
+    """Start from pretrained weights (resnet18: ImageNet weights from the torch hub cache)."""
+    freeze_backbone: bool = False
+    """Freeze every parameter except the classification head (fine-tuning a linear probe)."""
+    num_classes: int = field(default=0, metadata=_rule(min=0, max=100_000))
+    """Output classes; 0 takes the data set's class count."""
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and learning-rate schedule."""
+
+    optimizer: str = field(default="sgd", metadata=_rule(choices=OPTIMIZERS))
+    """Optimizer: sgd, sgd-momentum, adam or adamw."""
+    lr: float = field(default=0.01, metadata=_rule(above=0.0, max=100.0))
+    """Learning rate (peak learning rate for one-cycle)."""
+    momentum: float = field(default=0.9, metadata=_rule(min=0.0, below=1.0))
+    """Momentum for sgd-momentum (ignored by the others)."""
+    weight_decay: float = field(default=0.0, metadata=_rule(min=0.0, max=1.0))
+    """L2 penalty (decoupled for adamw)."""
+    scheduler: str = field(default="none", metadata=_rule(choices=SCHEDULERS))
+    """Learning-rate schedule: none, step (every step_size epochs ×gamma), cosine or one-cycle."""
+    step_size: int = field(default=5, metadata=_rule(min=1, max=100_000))
+    """Epochs between decays of the step schedule."""
+    gamma: float = field(default=0.1, metadata=_rule(above=0.0, max=1.0))
+    """Decay factor of the step schedule."""
+
+
+@dataclass
+class TrainConfig:
+    """How long and where to train."""
+
+    epochs: int = field(default=10, metadata=_rule(min=1, max=1_000_000))
+    """Number of passes over the training set."""
+    max_steps: int = field(default=0, metadata=_rule(min=0))
+    """Stop after this many optimizer steps in total (0: no limit)."""
+    device: str = field(default="auto", metadata=_rule(choices=DEVICES))
+    """Device: auto (cuda, then mps, then cpu), cpu, cuda or mps."""
+    seed: int = field(default=0, metadata=_rule(min=0, max=2**63 - 1))
+    """Seed for weights, shuffling and augmentation; the same seed repeats a run exactly on CPU."""
+    precision: str = field(default="fp32", metadata=_rule(choices=PRECISIONS))
+    """Arithmetic: fp32, bf16 (autocast) or fp16 (autocast with loss scaling, CUDA only)."""
+    log_interval: int = field(default=10, metadata=_rule(min=1, max=1_000_000))
+    """Steps between reads of the loss from the device (the only sync point of the step loop)."""
+    compile: bool = False
+    """Compile the model with torch.compile."""
+
+
+@dataclass
+class OutputConfig:
+    """Where a run's directory, logs and checkpoints go."""
+
+    runs_dir: str = "runs"
+    """Parent folder of run directories; empty to write nothing (checkpoints then impossible)."""
+    checkpoint_every: int = field(default=1, metadata=_rule(min=0, max=1_000_000))
+    """Save a numbered checkpoint every N epochs (0: only last and best)."""
+    keep: int = field(default=3, metadata=_rule(min=1, max=1000))
+    """Numbered checkpoints to keep; older ones are deleted once a newer one is on disk."""
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run needs."""
+
+    recipe: str = "digits-mlp"
+    """Name of the preset this configuration started from."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Data set and pipeline."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Network."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimizer and schedule."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Duration, device and precision."""
+    output: OutputConfig = field(default_factory=OutputConfig)
+    """Run directory and checkpoints."""
+
+    def copy(self) -> RunConfig:
+        """A deep copy the caller may edit."""
+        return copy.deepcopy(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (TOML-ready: tuples become lists, transforms become tables)."""
+        return to_plain(self)
+
+
+SECTIONS = ("data", "model", "optim", "train", "output")
+
+
+# ----------------------------------------------------------------------------- introspection
+
+
+@cache
+def field_docs() -> dict[str, str]:
+    """Map 'section.field' to the docstring written under that field."""
+    docs: dict[str, str] = {}
+    for section in SECTIONS:
+        cls = _section_class(section)
+        tree = ast.parse(inspect.getsource(cls))
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, nxt in zip(body, body[1:]):
+            if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
+                if isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+                    docs[f"{section}.{node.target.id}"] = nxt.value.value  # type: ignore[attr-defined]
+    return docs
+
+
+def _section_class(section: str) -> type:
+    return {f.name: f for f in dataclasses.fields(RunConfig)}[section].default_factory  # type: ignore[return-value]
+
+
+def field_paths() -> list[str]:
+    """Every settable 'section.field' path, in declaration order."""
+    return [f"{s}.{f.name}" for s in SECTIONS for f in dataclasses.fields(_section_class(s))]
+
+
+def _field(path: str) -> dataclasses.Field:
+    section, _, name = path.partition(".")
+    if section not in SECTIONS:
+        raise KeyError(path)
+    for f in dataclasses.fields(_section_class(section)):
+        if f.name == name:
+            return f
+    raise KeyError(path)
+
+
+def get_value(config: RunConfig, path: str) -> Any:
+    """Read a field by its dotted path."""
+    section, _, name = path.partition(".")
+    return getattr(getattr(config, section), name)
+
+
+def set_value(config: RunConfig, path: str, value: Any) -> None:
+    """Write a field by its dotted path (no validation; call validate() afterwards)."""
+    section, _, name = path.partition(".")
+    setattr(getattr(config, section), name, value)
+
+
+# ----------------------------------------------------------------------------- parsing text
+
+
+def field_type(path: str) -> str:
+    """The field's value kind: int, float, bool, str, floats or pipeline."""
+    ann = str(_field(path).type)
+    if "TransformSpec" in ann:
+        return "pipeline"
+    if ann.startswith("tuple"):
+        return "floats"
+    return ann
+
+
+def parse_text(path: str, text: str) -> Any:
+    """Turn text typed by a user (CLI flag or form field) into the field's value; ValueError says why."""
+    kind = field_type(path)
+    text = text.strip()
+    if kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a whole number") from None
+    if kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+    if kind == "bool":
+        low = text.lower()
+        if low in ("1", "true", "yes", "on", "y"):
+            return True
+        if low in ("0", "false", "no", "off", "n"):
+            return False
+        raise ValueError(f"{text!r} is not true or false")
+    if kind == "floats":
+        if not text or text.lower() == "none":
+            return ()
+        try:
+            return tuple(float(p) for p in text.replace("(", "").replace(")", "").split(",") if p.strip())
+        except ValueError:
+            raise ValueError(f"{text!r} is not a comma-separated list of numbers") from None
+    if kind == "pipeline":
+        return parse_pipeline(text)
+    return text
+
+
+def format_value(value: Any) -> str:
+    """Inverse of parse_text: the text a form field shows for a value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ", ".join(f"{v:g}" for v in value)
+    if isinstance(value, list):
+        return ", ".join(str(s) for s in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def check_field(path: str, value: Any) -> str | None:
+    """Why `value` is not allowed in field `path`, or None when it is fine."""
+    kind = field_type(path)
+    rule = _field(path).metadata
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        return "must be a whole number"
+    if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return "must be a number"
+    if kind == "bool" and not isinstance(value, bool):
+        return "must be true or false"
+    if kind == "str" and not isinstance(value, str):
+        return "must be text"
+    if kind in ("int", "float"):
+        if value != value or value in (float("inf"), float("-inf")):
+            return "must be a finite number"
+        if "min" in rule and value < rule["min"]:
+            return f"must be >= {rule['min']}"
+        if "max" in rule and value > rule["max"]:
+            return f"must be <= {rule['max']}"
+        if "above" in rule and value <= rule["above"]:
+            return f"must be > {rule['above']}"
+        if "below" in rule and value >= rule["below"]:
+            return f"must be < {rule['below']}"
+    if "choices" in rule and value not in rule["choices"]:
+        return f"must be one of: {', '.join(rule['choices'])}"
+    if rule.get("model") and value not in MODELS and ":" not in value:
+        return f"must be one of: {', '.join(MODELS)}, or module:factory / file.py:factory"
+    if kind == "floats":
+        if not isinstance(value, tuple) or not all(isinstance(v, (int, float)) for v in value):
+            return "must be a list of numbers"
+        if rule.get("positive_items") and any(v <= 0 for v in value):
+            return "every value must be > 0"
+    if kind == "pipeline":
+        problems = [p for spec in value for p in check_spec(spec)]
+        if problems:
+            return "; ".join(problems)
+    return None
+
+
+def validate(config: RunConfig) -> list[FieldError]:
+    """Every invalid field of `config`, including rules that tie fields together."""
+    errors = []
+    for path in field_paths():
+        value = get_value(config, path)
+        why = check_field(path, value)
+        if why:
+            errors.append(FieldError(path, _shown(value), why))
+    d = config.data
+    if not errors and len(d.mean) != len(d.std):
+        errors.append(FieldError("data.std", d.std, f"needs one value per mean value ({len(d.mean)})"))
+    if config.train.precision == "fp16" and config.train.device in ("cpu", "mps"):
+        errors.append(FieldError("train.precision", "fp16", "fp16 needs CUDA; use bf16 or fp32 on this device"))
+    return errors
+
+
+def _shown(value: Any) -> Any:
+    return format_value(value) if isinstance(value, list) else value
+
+
+def check(config: RunConfig) -> RunConfig:
+    """Return `config` unchanged if valid, else raise ConfigError naming every bad field."""
+    errors = validate(config)
+    if errors:
+        raise ConfigError(errors)
+    return config
+
+
+# ----------------------------------------------------------------------------- dict / TOML
+
+
+def to_plain(config: RunConfig) -> dict[str, Any]:
+    """The configuration as nested plain dicts, lists and scalars."""
+    out: dict[str, Any] = {"recipe": config.recipe}
+    for section in SECTIONS:
+        part = {}
+        for f in dataclasses.fields(_section_class(section)):
+            v = getattr(getattr(config, section), f.name)
+            if isinstance(v, tuple):
+                v = list(v)
+            elif isinstance(v, list):
+                v = [{"name": s.name, **s.params} for s in v]
+            part[f.name] = v
+        out[section] = part
+    return out
+
+
+def apply_dict(config: RunConfig, data: dict[str, Any], source: str = "config") -> RunConfig:
+    """Overlay nested dict values (as read from TOML) onto `config`; unknown keys are errors."""
+    errors: list[FieldError] = []
+    for key, part in data.items():
+        if key == "recipe":
+            continue
+        if key not in SECTIONS:
+            errors.append(FieldError(f"{source}: [{key}]", None,
+                                     f"unknown section; allowed: recipe, {', '.join(SECTIONS)}"))
+            continue
+        if not isinstance(part, dict):
+            errors.append(FieldError(f"{source}: {key}", None, "must be a table, like [data]"))
+            continue
+        for name, raw in part.items():
+            path = f"{key}.{name}"
+            try:
+                _field(path)
+            except KeyError:
+                allowed = ", ".join(p.split(".", 1)[1] for p in field_paths() if p.startswith(key + "."))
+                errors.append(FieldError(f"{source}: {path}", None, f"unknown field; [{key}] takes {allowed}"))
+                continue
+            try:
+                set_value(config, path, _coerce(path, raw))
+            except ValueError as exc:
+                errors.append(FieldError(path, raw, str(exc)))
+    if errors:
+        raise ConfigError(errors)
+    return config
+
+
+def _coerce(path: str, raw: Any) -> Any:
+    kind = field_type(path)
+    if isinstance(raw, str) and kind != "str":
+        return parse_text(path, raw)
+    if kind == "float" and isinstance(raw, int) and not isinstance(raw, bool):
+        return float(raw)
+    if kind == "floats":
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            return (float(raw),)
+        if isinstance(raw, list):
+            return tuple(raw)
+    if kind == "pipeline" and isinstance(raw, list):
+        specs = []
+        for item in raw:
+            if isinstance(item, str):
+                specs.extend(parse_pipeline(item))
+            elif isinstance(item, dict) and isinstance(item.get("name"), str):
+                specs.append(TransformSpec(item["name"], {k: v for k, v in item.items() if k != "name"}))
+            else:
+                raise ValueError("each transform must be a string like 'RandomCrop(32, padding=4)' "
+                                 "or a table with a name")
+        return specs
+    return raw
+
+
+def load_toml(path: str) -> dict[str, Any]:
+    """Read a TOML file; a missing or malformed file raises ConfigError with the line and column."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder, not a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+
+
+def dump_toml(config: RunConfig) -> str:
+    """The configuration as TOML text that load_toml() and apply_dict() read back."""
+    plain = to_plain(config)
+    lines = [f"recipe = {_toml(plain['recipe'])}"]
+    for section in SECTIONS:
+        lines.append(f"\n[{section}]")
+        for key, value in plain[section].items():
+            lines.append(f"{key} = {_toml(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")

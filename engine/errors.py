@@ -1,0 +1,57 @@
+"""Errors the engine raises for problems a user can fix (bad input), as opposed to bugs."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem with the user's input, reported as one clear message without a traceback."""
+
+
+class ConfigError(UserError):
+    """One or more configuration fields hold values that are not allowed."""
+
+    def __init__(self, errors: list[FieldError] | str):
+        if isinstance(errors, str):
+            errors = [FieldError("", None, errors)]
+        self.errors = list(errors)
+        super().__init__("; ".join(str(e) for e in self.errors))
+
+
+class DataUnavailable(UserError):
+    """A data set's files are missing or unreadable and downloading is not allowed or failed."""
+
+
+class ModelError(UserError):
+    """A model could not be built: unknown name, missing weights, or user code that failed."""
+
+
+class CheckpointError(UserError):
+    """A file is not a valid ptviz checkpoint, or no usable checkpoint was found."""
+
+
+class FieldError:
+    """A single invalid field: its dotted path, the offending value and what is allowed."""
+
+    __slots__ = ("path", "value", "reason")
+
+    def __init__(self, path: str, value: object, reason: str):
+        self.path = path
+        self.value = value
+        self.reason = reason
+
+    def __str__(self) -> str:
+        if not self.path:
+            return self.reason
+        if self.value is None:
+            return f"{self.path}: {self.reason}"
+        return f"{self.path}: got {self.value!r}; {self.reason}"
+
+    def __repr__(self) -> str:
+        return f"FieldError({self.path!r}, {self.value!r}, {self.reason!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FieldError) and (self.path, self.value, self.reason) == (
+            other.path,
+            other.value,
+            other.reason,
+        )

@@ -1,0 +1,65 @@
+"""Evaluation: loss, accuracy and confusion matrix over a split, summed on the device."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data.augment import Pipeline
+from .data.batches import Batches
+
+MAX_WRONG = 64
+
+
+@dataclass
+class EvalResult:
+    """What one pass over a split found."""
+
+    loss: float
+    accuracy: float
+    samples: int
+    confusion: tuple[tuple[int, ...], ...]  # rows: true class, columns: predicted class
+    wrong: tuple[tuple[int, int, int], ...]  # (index, predicted, true) of the first misclassified
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Batches, pipeline: Pipeline, num_classes: int,
+             autocast: AbstractContextManager | None = None) -> EvalResult:
+    """Run the whole split through the model in eval mode; restores the previous mode."""
+    was_training = model.training
+    model.eval()
+    device = batches.device
+    loss_sum = torch.zeros((), device=device)
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.long, device=device)
+    wrong: list[torch.Tensor] = []
+    seen = 0
+    for x, y in batches.epoch(0):
+        inputs = pipeline.eval_batch(x)
+        if autocast is not None:
+            with autocast:
+                logits = model(inputs)
+        else:
+            logits = model(inputs)
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+        pred = logits.argmax(1)
+        confusion += torch.bincount(y * num_classes + pred, minlength=num_classes * num_classes)
+        if sum(w.shape[0] for w in wrong) < MAX_WRONG:
+            idx = torch.nonzero(pred != y).flatten()[:MAX_WRONG]
+            wrong.append(torch.stack([idx + seen, pred[idx], y[idx]], 1))
+        seen += y.shape[0]
+    model.train(was_training)
+    matrix = confusion.view(num_classes, num_classes).cpu()  # the one sync of the pass
+    n = int(matrix.sum())
+    correct = int(matrix.diagonal().sum())
+    rows = torch.cat(wrong)[:MAX_WRONG].cpu().tolist() if wrong else []
+    return EvalResult(
+        loss=float(loss_sum) / max(1, n),
+        accuracy=correct / max(1, n),
+        samples=n,
+        confusion=tuple(tuple(int(v) for v in row) for row in matrix.tolist()),
+        wrong=tuple((int(a), int(b), int(c)) for a, b, c in rows),
+    )

@@ -1,0 +1,148 @@
+"""Events the training loop emits: frozen, plain-data facts a UI or logger consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """Training set up and is about to take its first step."""
+
+    config: dict[str, Any]
+    run_dir: str | None
+    device: str
+    device_name: str
+    params_total: int
+    params_trainable: int
+    train_size: int
+    val_size: int
+    test_size: int
+    steps_per_epoch: int
+    total_steps: int
+    epochs: int
+    class_names: tuple[str, ...]
+    input_shape: tuple[int, ...]
+    resident: bool
+    start_step: int = 0
+    start_epoch: int = 0
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    """Per-step values read from the device at the log interval, batched for the consumer."""
+
+    steps: tuple[int, ...]
+    losses: tuple[float, ...]
+    lrs: tuple[float, ...]
+    epoch: int
+    epoch_step: int
+    samples_per_s: float
+    elapsed: float
+
+    @property
+    def last_step(self) -> int:
+        """Global step of the newest point."""
+        return self.steps[-1]
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """A pass over an evaluation split finished: loss, accuracy and the confusion matrix."""
+
+    split: str
+    step: int
+    epoch: int
+    loss: float
+    accuracy: float
+    samples: int
+    confusion: tuple[tuple[int, ...], ...]
+    wrong: tuple[tuple[int, int, int], ...] = ()  # (index in split, predicted, true), first few
+    mid_epoch: bool = False
+
+
+@dataclass(frozen=True)
+class EpochEnded:
+    """An epoch finished and was evaluated."""
+
+    epoch: int  # 1-based
+    step: int
+    train_loss: float
+    train_accuracy: float
+    test_loss: float | None
+    test_accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    seconds: float
+    lr: float
+
+
+@dataclass(frozen=True)
+class Paused:
+    """The loop is holding at a step boundary."""
+
+    step: int
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """The loop continued after a pause."""
+
+    step: int
+
+
+@dataclass(frozen=True)
+class LrChanged:
+    """The optimizer's learning rate was set by a command; applies from the next step."""
+
+    step: int
+    lr: float
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    """A checkpoint file is durably on disk."""
+
+    path: str
+    step: int
+    epoch: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something worth telling the user that is not an error (a warning, a refused command)."""
+
+    level: str  # "info" | "warning" | "error"
+    text: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """The run ended normally or by a stop command."""
+
+    step: int
+    epoch: int
+    seconds: float
+    stopped: bool
+    train_loss: float | None = None
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    best_test_accuracy: float | None = None
+    reason: str = "completed"
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    """The run raised; the message and traceback say why."""
+
+    message: str
+    traceback: str
+    step: int = 0
+    user_error: bool = False
+
+
+Event = (RunStarted | StepMetrics | Evaluated | EpochEnded | Paused | Resumed | LrChanged
+         | CheckpointSaved | Notice | RunFinished | RunFailed)
+TERMINAL = (RunFinished, RunFailed)

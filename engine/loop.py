@@ -1,0 +1,427 @@
+"""The training loop: one blocking call that trains, obeys commands at step boundaries and emits events.
+
+It runs on whatever thread calls it (a worker thread under the TUI, the main thread headless).
+Per-step values stay on the device; the loop reads them once every `log_interval` steps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint as ckpt
+from .commands import (
+    Command,
+    Control,
+    EvaluateNow,
+    Pause,
+    Resume,
+    SaveCheckpoint,
+    ScaleLearningRate,
+    SetLearningRate,
+    Stop,
+)
+from .config import RunConfig
+from .data.batches import Batches
+from .device import device_name
+from .errors import UserError
+from .evaluate import EvalResult, evaluate
+from .events import (
+    CheckpointSaved,
+    EpochEnded,
+    Evaluated,
+    LrChanged,
+    Notice,
+    Paused,
+    Resumed,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StepMetrics,
+)
+from .optim import current_lr, set_lr
+from .rundir import create_run_dir
+from .setup import Setup, build
+from .sinks import EventSink, NullSink
+
+EMIT_SECONDS = 0.1  # hand step points to the sink at most ten times a second
+PAUSE_POLL_SECONDS = 0.1  # how often a paused loop looks at the stop flag
+
+
+def train(config: RunConfig, sink: EventSink | None = None, control: Control | None = None, *,
+          resume: dict[str, Any] | None = None, run_dir: Path | None = None) -> RunFinished:
+    """Train `config` to the end (or until stopped) on the calling thread; RunFailed is emitted on error."""
+    sink = sink or NullSink()
+    control = control or Control()
+    trainer = None
+    try:
+        setup = build(config)
+        trainer = Trainer(setup, sink, control, run_dir=run_dir)
+        if resume is not None:
+            trainer.restore(resume)
+        return trainer.run()
+    except BaseException as exc:
+        details = getattr(exc, "details", None) or traceback.format_exc()
+        sink.emit(RunFailed(message=_one_line(exc), traceback=details, step=trainer.step if trainer else 0,
+                            user_error=isinstance(exc, UserError)))
+        raise
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, UserError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}".strip()
+
+
+class Trainer:
+    """State of one run between steps; `run()` is the loop."""
+
+    def __init__(self, setup: Setup, sink: EventSink, control: Control, run_dir: Path | None = None):
+        self.s = setup
+        self.cfg = setup.config
+        self.sink = sink
+        self.control = control
+        self.run_dir = run_dir
+        device = setup.device
+        # Position in the run.
+        self.step = 0
+        self.epoch = 0  # 0-based epoch being trained
+        self.batch_in_epoch = 0
+        self.order: torch.Tensor | None = None  # this epoch's sample order (saved in checkpoints)
+        # Epoch accumulators, kept on the device: no sync until the epoch ends.
+        self.ep_loss = torch.zeros((), device=device)
+        self.ep_correct = torch.zeros((), dtype=torch.long, device=device)
+        self.ep_seen = 0
+        self.ep_batches = 0
+        # Per-step losses waiting to be read, and points read but not yet emitted.
+        self.loss_buf = torch.zeros(self.cfg.train.log_interval, device=device)
+        self.buf_n = 0
+        self.buf_lrs: list[float] = []
+        self.out_steps: list[int] = []
+        self.out_losses: list[float] = []
+        self.out_lrs: list[float] = []
+        # Time and throughput; paused time does not count.
+        self.active_seconds = 0.0
+        self.clock = time.perf_counter()
+        self.emit_clock = self.clock
+        self.samples_since_emit = 0
+        self.samples_per_s = 0.0
+        # Control state.
+        self.paused = False
+        self.stopping = False
+        self.stop_reason = "completed"
+        self._epoch_started = 0.0  # active_seconds when the current epoch began
+        self.best_test_accuracy: float | None = None
+        self.last_epoch: EpochEnded | None = None
+
+    # ------------------------------------------------------------------------- the loop
+
+    def run(self) -> RunFinished:
+        """Train every remaining epoch; returns (and emits) RunFinished."""
+        cfg = self.cfg
+        if self.run_dir is None and cfg.output.runs_dir:
+            self.run_dir = create_run_dir(cfg)
+        total, trainable = self.s.parameter_counts
+        self.emit(RunStarted(
+            config=cfg.to_dict(), run_dir=str(self.run_dir) if self.run_dir else None,
+            device=str(self.s.device), device_name=device_name(self.s.device),
+            params_total=total, params_trainable=trainable,
+            train_size=len(self.s.data.train), val_size=len(self.s.data.val) if self.s.data.val else 0,
+            test_size=len(self.s.data.test), steps_per_epoch=len(self.s.train),
+            total_steps=self._total_steps(), epochs=cfg.train.epochs,
+            class_names=self.s.data.class_names, input_shape=self.s.input_shape,
+            resident=self.s.train.resident, start_step=self.step, start_epoch=self.epoch,
+        ))
+        self._tick()
+        while self.epoch < cfg.train.epochs and not self.stopping:
+            self._train_epoch()
+            if self.batch_in_epoch >= len(self.s.train):
+                self._end_epoch()
+        self._read_losses()
+        self._emit_points()
+        self._tick()
+        if self.run_dir is not None:
+            self.save("final" if not self.stopping else "stopped")
+        last = self.last_epoch
+        finished = RunFinished(
+            step=self.step, epoch=self.epoch, seconds=self.active_seconds, stopped=self.stopping,
+            train_loss=last.train_loss if last else None,
+            test_loss=last.test_loss if last else None,
+            test_accuracy=last.test_accuracy if last else None,
+            best_test_accuracy=self.best_test_accuracy,
+            reason=self.stop_reason,
+        )
+        self.emit(finished)
+        return finished
+
+    def _total_steps(self) -> int:
+        steps = self.cfg.train.epochs * len(self.s.train)
+        return min(steps, self.cfg.train.max_steps) if self.cfg.train.max_steps else steps
+
+    def _train_epoch(self) -> None:
+        model = self.s.model
+        model.train()
+        if self.order is None:
+            self.order = self.s.train.order(self.epoch)
+        max_steps = self.cfg.train.max_steps
+        for x, y in self.s.train.epoch(self.epoch, self.batch_in_epoch, order=self.order):
+            self._boundary()
+            if self.stopping:
+                return
+            self._step(x, y)
+            if max_steps and self.step >= max_steps:
+                self.stopping, self.stop_reason = True, f"reached max_steps={max_steps}"
+                return
+        self._boundary()  # commands sent during the last step still count before the epoch ends
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        s = self.s
+        inputs = s.pipeline.train_batch(x, self.step)
+        with s.autocast():
+            logits = s.model(inputs)
+            loss = F.cross_entropy(logits, y)
+        s.optimizer.zero_grad(set_to_none=True)
+        lr = current_lr(s.optimizer)  # the rate this step uses (host value, no sync)
+        if s.scaler is not None:
+            s.scaler.scale(loss).backward()
+            s.scaler.step(s.optimizer)
+            s.scaler.update()
+        else:
+            loss.backward()
+            s.optimizer.step()
+        if s.scheduler is not None and s.scheduler_per_step:
+            s.scheduler.step()
+        # Everything below stays on the device: no .item(), no sync.
+        detached = loss.detach()
+        self.loss_buf[self.buf_n] = detached
+        self.ep_loss += detached
+        self.ep_correct += (logits.argmax(1) == y).sum()
+        n = y.shape[0]  # shape is host metadata: reading it does not sync
+        self.ep_seen += n
+        self.ep_batches += 1
+        self.samples_since_emit += n
+        self.buf_lrs.append(lr)
+        self.buf_n += 1
+        self.step += 1
+        self.batch_in_epoch += 1
+        if self.buf_n == len(self.loss_buf):
+            self._read_losses()
+            if time.perf_counter() - self.emit_clock >= EMIT_SECONDS:
+                self._emit_points()
+
+    # ------------------------------------------------------------------------- metrics
+
+    def _read_losses(self) -> None:
+        """Copy the buffered per-step losses to the host: the loop's one sync point."""
+        if self.buf_n == 0:
+            return
+        losses = self.loss_buf[: self.buf_n].tolist()  # this is a CPU-GPU sync point
+        first = self.step - self.buf_n + 1
+        self.out_steps.extend(range(first, self.step + 1))
+        self.out_losses.extend(losses)
+        self.out_lrs.extend(self.buf_lrs)
+        self.buf_n = 0
+        self.buf_lrs = []
+        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+        if bad is not None:
+            self._diverged(first + bad, losses[bad])
+
+    def _diverged(self, step: int, value: float) -> None:
+        self.emit(Notice("error", f"loss became {value} at step {step}; stopping (the last checkpoint is kept)"))
+        self.stopping, self.stop_reason = True, f"loss diverged ({value}) at step {step}"
+
+    def _emit_points(self) -> None:
+        if not self.out_steps:
+            return
+        now = time.perf_counter()
+        span = now - self.emit_clock
+        if span > 0:
+            self.samples_per_s = self.samples_since_emit / span
+        self.emit_clock = now
+        self.samples_since_emit = 0
+        self._tick()
+        self.emit(StepMetrics(
+            steps=tuple(self.out_steps), losses=tuple(self.out_losses), lrs=tuple(self.out_lrs),
+            epoch=self.epoch + 1, epoch_step=self.batch_in_epoch, samples_per_s=self.samples_per_s,
+            elapsed=self.active_seconds,
+        ))
+        self.out_steps, self.out_losses, self.out_lrs = [], [], []
+
+    def _tick(self) -> None:
+        """Add the time since the last tick to the active (unpaused) time."""
+        now = time.perf_counter()
+        if not self.paused:
+            self.active_seconds += now - self.clock
+        self.clock = now
+
+    def _restart_throughput(self) -> None:
+        self.emit_clock = time.perf_counter()
+        self.samples_since_emit = 0
+
+    # ------------------------------------------------------------------------- commands
+
+    def _boundary(self) -> None:
+        """Apply queued commands; while paused, wait here for Resume or Stop."""
+        if self.control.stop_requested.is_set():
+            self.stopping, self.stop_reason = True, "stopped by request"
+        for command in self.control.pending():
+            self._apply(command)
+        while self.paused and not self.stopping:
+            command = self.control.wait(PAUSE_POLL_SECONDS)
+            if self.control.stop_requested.is_set():
+                self.stopping, self.stop_reason = True, "stopped by request"
+            if command is not None:
+                self._apply(command)
+        if self.stopping and self.paused:
+            self._tick()
+            self.paused = False
+
+    def _apply(self, command: Command) -> None:
+        if isinstance(command, Pause):
+            if not self.paused:
+                self._read_losses()
+                self._emit_points()
+                self._tick()
+                self.paused = True
+                self.emit(Paused(self.step))
+        elif isinstance(command, Resume):
+            if self.paused:
+                self._tick()
+                self.paused = False
+                self._restart_throughput()
+                self.emit(Resumed(self.step))
+        elif isinstance(command, Stop):
+            self.stopping, self.stop_reason = True, "stopped by request"
+        elif isinstance(command, SaveCheckpoint):
+            self.save(command.reason)
+        elif isinstance(command, EvaluateNow):
+            self._read_losses()
+            self._emit_points()
+            self._evaluate_split("test", self.s.test, mid_epoch=True)
+            self._restart_throughput()
+        elif isinstance(command, (SetLearningRate, ScaleLearningRate)):
+            target = command.lr if isinstance(command, SetLearningRate) else current_lr(self.s.optimizer) * command.factor
+            try:
+                lr = set_lr(self.s.optimizer, self.s.scheduler, target)
+            except ValueError as exc:
+                self.emit(Notice("error", f"learning rate not changed: {exc}"))
+                return
+            self.emit(LrChanged(self.step, lr))
+
+    # ------------------------------------------------------------------------- evaluation and epochs
+
+    def _evaluate_split(self, name: str, batches: Batches, mid_epoch: bool = False) -> EvalResult:
+        result = evaluate(self.s.model, batches, self.s.pipeline, self.s.num_classes, self.s.autocast())
+        self.emit(Evaluated(split=name, step=self.step, epoch=self.epoch + 1, loss=result.loss,
+                            accuracy=result.accuracy, samples=result.samples, confusion=result.confusion,
+                            wrong=result.wrong, mid_epoch=mid_epoch))
+        return result
+
+    def _end_epoch(self) -> None:
+        self._read_losses()
+        self._emit_points()
+        train_loss = float(self.ep_loss) / max(1, self.ep_batches)
+        train_acc = int(self.ep_correct) / max(1, self.ep_seen)
+        val = self._evaluate_split("val", self.s.val) if self.s.val is not None else None
+        test = self._evaluate_split("test", self.s.test)
+        self._tick()
+        improved = self.best_test_accuracy is None or test.accuracy > self.best_test_accuracy
+        if improved:
+            self.best_test_accuracy = test.accuracy
+        self.last_epoch = EpochEnded(
+            epoch=self.epoch + 1, step=self.step, train_loss=train_loss, train_accuracy=train_acc,
+            test_loss=test.loss, test_accuracy=test.accuracy,
+            val_loss=val.loss if val else None, val_accuracy=val.accuracy if val else None,
+            seconds=self.active_seconds - self._epoch_started, lr=current_lr(self.s.optimizer),
+        )
+        self.emit(self.last_epoch)
+        if self.s.scheduler is not None and not self.s.scheduler_per_step:
+            self.s.scheduler.step()
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self.order = None
+        self._reset_epoch_totals()
+        if self.run_dir is not None:
+            self.save("epoch")
+            if improved:
+                self.save("best")
+
+    def _reset_epoch_totals(self) -> None:
+        self.ep_loss.zero_()
+        self.ep_correct.zero_()
+        self.ep_seen = 0
+        self.ep_batches = 0
+        self._epoch_started = self.active_seconds
+
+    # ------------------------------------------------------------------------- checkpoints
+
+    def state(self, reason: str) -> dict[str, Any]:
+        """Everything needed to continue this run exactly from the current step boundary."""
+        s = self.s
+        model = getattr(s.model, "_orig_mod", s.model)
+        return {
+            "format": ckpt.FORMAT,
+            "reason": reason,
+            "config": self.cfg.to_dict(),
+            "model": model.state_dict(),
+            "optimizer": s.optimizer.state_dict(),
+            "scheduler": s.scheduler.state_dict() if s.scheduler is not None else None,
+            "scaler": s.scaler.state_dict() if s.scaler is not None else None,
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "order": self.order if self.order is not None else s.train.order(self.epoch),
+            "epoch_totals": {"loss": self.ep_loss.detach().cpu(), "correct": self.ep_correct.detach().cpu(),
+                             "seen": self.ep_seen, "batches": self.ep_batches},
+            "best_test_accuracy": self.best_test_accuracy,
+            "active_seconds": self.active_seconds,
+            "rng": ckpt.rng_state(),
+        }
+
+    def save(self, reason: str) -> Path | None:
+        """Write a checkpoint named for `reason` into the run directory; emit CheckpointSaved."""
+        if self.run_dir is None:
+            self.emit(Notice("warning", "checkpoint not saved: output.runs_dir is empty, so this run has no folder"))
+            return None
+        self._read_losses()
+        name = {"epoch": f"epoch-{self.epoch:04d}.pt", "best": "best.pt"}.get(reason, "last.pt")
+        path = ckpt.atomic_save(self.state(reason), self.run_dir / "checkpoints" / name)
+        if reason == "epoch":
+            ckpt.atomic_save(self.state(reason), self.run_dir / "checkpoints" / "last.pt")
+        self.emit(CheckpointSaved(str(path), self.step, self.epoch, reason))
+        return path
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint written by `state()`."""
+        s = self.s
+        model = getattr(s.model, "_orig_mod", s.model)
+        model.load_state_dict(state["model"])
+        s.optimizer.load_state_dict(state["optimizer"])
+        if s.scheduler is not None and state.get("scheduler") is not None:
+            s.scheduler.load_state_dict(state["scheduler"])
+        if s.scaler is not None and state.get("scaler") is not None:
+            s.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.epoch = int(state["epoch"])
+        self.batch_in_epoch = int(state["batch_in_epoch"])
+        self.order = state["order"]
+        totals = state["epoch_totals"]
+        self.ep_loss.copy_(totals["loss"])
+        self.ep_correct.copy_(totals["correct"])
+        self.ep_seen, self.ep_batches = int(totals["seen"]), int(totals["batches"])
+        self.best_test_accuracy = state.get("best_test_accuracy")
+        self.active_seconds = float(state.get("active_seconds", 0.0))
+        self._epoch_started = self.active_seconds
+        ckpt.set_rng_state(state["rng"])
+
+    # ------------------------------------------------------------------------- output
+
+    def emit(self, event: Any) -> None:
+        """Hand an event to the sink."""
+        self.sink.emit(event)

@@ -1,0 +1,1 @@
+"""Model builders: built-in networks, torchvision ResNet-18 and user factories."""

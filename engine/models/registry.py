@@ -1,0 +1,75 @@
+"""Build the configured model and find its classification head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..errors import ModelError
+
+
+def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes: int,
+                allow_download: bool = False) -> nn.Module:
+    """The model `cfg` names, for inputs of `input_shape` and `num_classes` outputs."""
+    if cfg.name == "mnist-mlp":
+        from . import mlp
+
+        model = mlp.build(input_shape, num_classes)
+    elif cfg.name == "cnn":
+        from . import cnn
+
+        model = cnn.build(input_shape, num_classes)
+    elif cfg.name == "resnet18":
+        from . import resnet
+
+        model = resnet.build(input_shape, num_classes, pretrained=cfg.pretrained, allow_download=allow_download)
+    elif ":" in cfg.name:
+        from . import user
+
+        model = user.build(cfg.name, input_shape, num_classes)
+    else:
+        raise ModelError(f"model.name: unknown model {cfg.name!r}")
+    if cfg.freeze_backbone:
+        freeze_backbone(model)
+    return model
+
+
+def head_name(model: nn.Module) -> str:
+    """Qualified name of the classification head: the last Linear layer."""
+    name = next((n for n, m in reversed(list(model.named_modules())) if isinstance(m, nn.Linear)), None)
+    if name is None:
+        raise ModelError("model.freeze_backbone: the model has no Linear layer to keep trainable")
+    return name
+
+
+def freeze_backbone(model: nn.Module) -> None:
+    """Freeze every parameter except the head's, as the tutorial does for fine-tuning."""
+    head = head_name(model)
+    for name, param in model.named_parameters():
+        param.requires_grad = name.startswith(head + ".")
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(total, trainable) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable
+
+
+def check_output(model: nn.Module, sample: torch.Tensor, num_classes: int) -> None:
+    """Run one sample through the model; ModelError explains a shape that does not fit."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(sample)
+    except Exception as exc:  # noqa: BLE001 - user models may fail in any way; we report it
+        raise ModelError(f"model.name: a batch of shape {tuple(sample.shape)} does not go through the model: "
+                         f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != num_classes:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(f"model.name: the model returns {shape} for a batch of {sample.shape[0]}; "
+                         f"it must return logits of shape (batch, {num_classes})")

@@ -1,0 +1,59 @@
+"""The headless command: tutorial-style output, exit codes, and bad input that writes nothing."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(*argv, cwd):
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "tui", *argv], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=300)
+
+
+def test_headless_default_run_prints_epoch_lines_and_total_time(tmp_path):
+    out = run_cli("--headless", "--epochs", "2", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert sum(line.startswith("Epoch ") and "Loss: " in line and "Test accuracy: " in line for line in lines) == 2
+    assert any(line.startswith("Training time: ") for line in lines)
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "config.toml").is_file() and (runs[0] / "checkpoints" / "last.pt").is_file()
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (("--batch-size", "0"), "data.batch_size: got 0; must be >= 1"),
+    (("--batch-size", "-1"), "data.batch_size: got -1; must be >= 1"),
+    (("--batch-size", "abc"), "data.batch_size: got 'abc'"),
+    (("--dataset", "imagenet"), "data.dataset: got 'imagenet'"),
+    (("--model", "vgg16"), "model.name: got 'vgg16'"),
+    (("--lr", "0"), "optim.lr: got 0.0; must be > 0"),
+    (("--val-split", "1"), "data.val_split: got 1.0; must be < 1"),
+    (("--recipe", "mnist-mlp", "--root", "nowhere"), "data.root: mnist files not found in nowhere/MNIST/raw"),
+    (("--model", "resnet18", "--pretrained", "--set", "data.mean=0.5"), "model.pretrained"),
+])
+def test_bad_input_exits_2_with_one_clear_line_and_writes_nothing(tmp_path, argv, fragment):
+    env_home = tmp_path / "torch-home"
+    out = subprocess.run([sys.executable, "-m", "tui", "--headless", *argv], capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "TORCH_HOME": str(env_home)}, timeout=300)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert fragment in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_malformed_toml_exits_2(tmp_path):
+    (tmp_path / "bad.toml").write_text("[data]\nbatch_size = \n")
+    out = run_cli("--headless", "--config", "bad.toml", cwd=tmp_path)
+    assert out.returncode == 2 and "bad.toml is not valid TOML" in out.stderr and "line 2" in out.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_help_lists_every_field_flag(tmp_path):
+    out = run_cli("--help", cwd=tmp_path)
+    assert out.returncode == 0
+    for flag in ("--batch-size", "--lr", "--transforms", "--freeze-backbone", "--precision", "--runs-dir"):
+        assert flag in out.stdout

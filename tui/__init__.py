@@ -1,0 +1,1 @@
+"""ptviz-tui: the terminal cockpit and command line over the headless engine."""
