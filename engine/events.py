@@ -135,7 +135,7 @@ class RunFinished:
 
 @dataclass(frozen=True)
 class RunFailed:
-    """The run raised; the message and traceback say why."""
+    """The run raised; the message says why, the traceback (empty for plain input errors) where."""
 
     message: str
     traceback: str

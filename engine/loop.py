@@ -67,7 +67,8 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
             trainer.restore(resume)
         return trainer.run()
     except BaseException as exc:
-        details = getattr(exc, "details", None) or traceback.format_exc()
+        # User errors are one clear line; their traceback only matters when it points into user code.
+        details = getattr(exc, "details", None) or ("" if isinstance(exc, UserError) else traceback.format_exc())
         sink.emit(RunFailed(message=_one_line(exc), traceback=details, step=trainer.step if trainer else 0,
                             user_error=isinstance(exc, UserError)))
         raise
