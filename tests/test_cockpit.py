@@ -1,0 +1,157 @@
+"""Pilot tests of the cockpit driving the real engine on digits."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from cockpit_helpers import type_into, wait_for
+from tui.app import PtvizApp
+from tui.charts import ChartsPane
+from tui.config_form import ConfigForm
+from tui.log_pane import LogPane
+from tui.status_bar import StatusBar
+
+
+@pytest.fixture
+def long_config(digits_config):
+    """The default recipe made long enough that only our keys end it."""
+    digits_config.train.epochs = 1000
+    digits_config.train.log_interval = 1
+    return digits_config
+
+
+def training_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.is_alive() and "training" in t.name]
+
+
+async def test_start_pause_resume_stop(long_config):
+    """Keys drive the run: charts grow, pause freezes the step across UI ticks, resume continues, stop ends."""
+    app = PtvizApp(long_config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        history = app.query_one(ChartsPane).history
+        status = app.query_one(StatusBar)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: len(history.step_loss) > 20, what="chart data")
+        grown_from = len(history.step_loss)
+        await wait_for(pilot, lambda: len(history.step_loss) > grown_from, what="more chart data")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.run_state == "paused", what="paused")
+        paused_step = status.step
+        assert paused_step == len(history.step_loss)  # every step up to the pause has its point
+        for _ in range(5):  # several redraw ticks of the UI
+            await pilot.pause(0.15)
+            assert status.step == paused_step and len(history.step_loss) == paused_step
+        assert status.state == "paused"
+        await pilot.press("p")
+        await wait_for(pilot, lambda: status.step > paused_step, what="steps after resume")
+        assert history.step_loss.x[paused_step] == paused_step + 1  # continues from the same step
+        await pilot.press("x")
+        await wait_for(pilot, lambda: app.run_state == "stopped", what="stopped")
+        await wait_for(pilot, lambda: not app.runner.active, what="thread end")
+    assert training_threads() == []
+
+
+async def test_learning_rate_keys_change_the_engines_lr(long_config):
+    app = PtvizApp(long_config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        status = app.query_one(StatusBar)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: status.lr is not None, what="first metrics")
+        assert status.lr == pytest.approx(0.05)
+        await pilot.press("right_square_bracket")
+        await wait_for(pilot, lambda: status.lr == pytest.approx(0.1), what="lr doubled")
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        await wait_for(pilot, lambda: status.lr == pytest.approx(0.025), what="lr halved twice")
+        await pilot.press("l")
+        await pilot.pause()
+        prompt = app.screen.query_one("#lr-input")
+        prompt.value = ""
+        await pilot.press(*"0.003", "enter")
+        await wait_for(pilot, lambda: status.lr == pytest.approx(0.003), what="exact lr")
+        lr_series = app.query_one(ChartsPane).history.lr
+        await wait_for(pilot, lambda: lr_series.last() == pytest.approx(0.003), what="lr chart")
+        await app.runner.stop()
+
+
+async def test_quit_while_training_asks_then_stops_cleanly(long_config):
+    app = PtvizApp(long_config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.run_state == "running" and app.query_one(StatusBar).step > 0)
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.screen.__class__.__name__ == "ConfirmScreen"
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.runner.active and app.is_running
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.is_running, what="exit")
+    assert app.return_value == 0
+    assert training_threads() == []
+    runs = list((long_config.output.runs_dir and __import__("pathlib").Path(long_config.output.runs_dir)).iterdir())
+    assert (runs[0] / "checkpoints" / "last.pt").is_file()  # stopping cleanly saved the work
+
+
+async def test_bad_batch_size_is_marked_and_refuses_start(digits_config):
+    digits_config.train.epochs = 2
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("2")
+        form = app.query_one("#data-form", ConfigForm)
+        await type_into(pilot, "f-data-batch-size", "0")
+        assert form.errors == {"data.batch_size": "must be >= 1"}
+        assert form.editor("data.batch_size").has_class("-invalid")
+        assert "must be >= 1" in str(app.query_one("#f-data-batch-size-reason").render())
+        await type_into(pilot, "f-data-batch-size", "abc")
+        assert "not a whole number" in form.errors["data.batch_size"]
+        await pilot.press("s")
+        await pilot.pause()
+        assert app.run_state == "idle" and not app.runner.active
+        await type_into(pilot, "f-data-batch-size", "64")
+        assert form.errors == {}
+        assert app.config.data.batch_size == 64
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.run_state in ("finished", "stopped"), what="run end")
+        assert app.query_one(ChartsPane).history.step_loss.x[-1] == 2 * 23  # 1438 / 64 -> 23 steps/epoch
+
+
+BROKEN_MODEL = '''
+import torch
+from torch import nn
+
+def factory(num_classes):
+    class Broken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(64, num_classes)
+
+        def forward(self, x):
+            if self.training:
+                raise ValueError("this model breaks while training")
+            return self.fc(x.flatten(1))
+    return Broken()
+'''
+
+
+async def test_a_failing_model_shows_its_traceback_then_a_good_one_trains(digits_config, tmp_path):
+    path = tmp_path / "broken_model.py"
+    path.write_text(BROKEN_MODEL)
+    digits_config.model.name = f"{path}:factory"
+    digits_config.train.epochs = 2
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        log = app.query_one(LogPane)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.run_state == "failed", what="failure")
+        text = "\n".join(log.text_lines)
+        assert "this model breaks while training" in text and "Traceback" in text and "broken_model.py" in text
+        assert app.is_running
+        await pilot.press("3")
+        await type_into(pilot, "f-model-name", "mnist-mlp")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.run_state == "finished", what="second run")
+        assert len(app.query_one(ChartsPane).history.test_acc) == 2

@@ -1,0 +1,296 @@
+"""The ptviz cockpit: composition, key bindings and the top-level handlers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.widgets import Footer, Label, Select, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState
+
+from engine import config as cfgmod
+from engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate
+from engine.events import Paused, Resumed, RunFailed, RunFinished, RunStarted
+from engine.recipes import RECIPES, recipe
+
+from .charts import ChartsPane
+from .config_form import ConfigForm
+from .device_panel import DevicePanel
+from .log_pane import LogPane
+from .messages import EngineEvent
+from .runner import TRAINING_GROUP, RunController
+from .screens.confirm import ConfirmScreen
+from .screens.help import HelpScreen
+from .screens.lr_prompt import LrPrompt
+from .status_bar import StatusBar
+
+DATA_FIELDS = [p for p in cfgmod.field_paths() if p.startswith("data.")]
+RUN_FIELDS = [p for p in cfgmod.field_paths() if p.split(".")[0] in ("model", "optim", "train", "output")]
+COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
+
+HELP = [
+    ("Run", [("s", "start training (again, after a finish or failure)"), ("p / space", "pause or resume"),
+             ("x", "stop (a checkpoint is saved)"), ("c", "save a checkpoint now"), ("e", "evaluate on the test set now")]),
+    ("Learning rate", [("]", "double the learning rate"), ("[", "halve the learning rate"),
+                       ("l", "set an exact learning rate")]),
+    ("Charts", [("y", "log-scale y axis"), ("+ / -", "more / less smoothing of the step loss"),
+                ("v", "next pair of charts (small terminals)")]),
+    ("Panes", [("1 / 2 / 3", "Train, Data and Model tabs"), ("4", "focus the log"), ("5", "focus the device panel"),
+               ("tab / shift+tab", "move between fields"), ("escape", "leave a form field so keys reach the cockpit")]),
+    ("App", [("? / F1", "this help"), ("q / ctrl+q", "quit (asks first while training, then stops cleanly)")]),
+]
+
+
+class PtvizApp(App[int]):
+    """Configure, watch and control a training run."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "ptviz"
+    BINDINGS = [
+        Binding("s", "start", "Start"),
+        Binding("p,space", "pause_resume", "Pause"),
+        Binding("x", "stop", "Stop"),
+        Binding("c", "checkpoint", "Ckpt"),
+        Binding("e", "evaluate", "Eval"),
+        Binding("right_square_bracket", "lr_scale(2.0)", "lr×2"),
+        Binding("left_square_bracket", "lr_scale(0.5)", "lr÷2"),
+        Binding("l", "lr_prompt", "lr="),
+        Binding("y", "toggle_log_y", "Log y"),
+        Binding("plus,equals_sign", "smoothing(1)", "Smooth+", show=False),
+        Binding("minus", "smoothing(-1)", "Smooth-", show=False),
+        Binding("v", "chart_page", "Charts", show=False),
+        Binding("1", "show_tab('train')", "Train", show=False),
+        Binding("2", "show_tab('data')", "Data", show=False),
+        Binding("3", "show_tab('model')", "Model", show=False),
+        Binding("4", "focus_pane('log')", "Log", show=False),
+        Binding("5", "focus_pane('device')", "Device", show=False),
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+        Binding("escape", "blur", show=False),
+    ]
+
+    run_state = reactive("idle")
+    """idle, running, paused, finished, stopped or failed."""
+
+    def __init__(self, config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None):
+        super().__init__()
+        self.config = config.copy()
+        self.resume_state = resume
+        self.resume_dir = run_dir
+        self.runner = RunController(self)
+        self.current_lr: float | None = None
+
+    # ------------------------------------------------------------------ composition
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(initial="train", id="tabs"):
+            with TabPane("Train [1]", id="train"):
+                yield ChartsPane(id="charts")
+                with Horizontal(id="train-bottom"):
+                    yield LogPane(id="log")
+                    yield DevicePanel(id="device")
+            with TabPane("Data [2]", id="data"):
+                with Horizontal(classes="split"):
+                    with Vertical(classes="form-column"):
+                        with Horizontal(id="recipe-row"):
+                            yield Label("recipe")
+                            yield Select([(name, name) for name in RECIPES], value=self._recipe_choice(),
+                                         allow_blank=True, prompt="choose a preset…", id="recipe")
+                        yield ConfigForm(self.config, DATA_FIELDS, id="data-form")
+            with TabPane("Model [3]", id="model"):
+                with Horizontal(classes="split"):
+                    with Vertical(classes="form-column"):
+                        yield ConfigForm(self.config, RUN_FIELDS, id="run-form")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def _recipe_choice(self):
+        return self.config.recipe if self.config.recipe in RECIPES else Select.BLANK
+
+    def on_mount(self) -> None:
+        self._apply_size()
+        log = self.query_one(LogPane)
+        log.say(f"ready: recipe {self.config.recipe}. Press s to start, ? for keys.", "bold")
+        if self.resume_state is not None:
+            self.action_start()
+
+    def on_resize(self) -> None:
+        self._apply_size()
+
+    def _apply_size(self) -> None:
+        compact = self.size.width < COMPACT_WIDTH or self.size.height < COMPACT_HEIGHT
+        self.screen.set_class(compact, "-compact")
+        self.query_one(ChartsPane).set_class(compact, "-compact")
+
+    # ------------------------------------------------------------------ configuration
+
+    @on(ConfigForm.FieldChanged)
+    def _field_changed(self, message: ConfigForm.FieldChanged) -> None:
+        if cfgmod.get_value(self.config, message.path) != message.value:
+            cfgmod.set_value(self.config, message.path, message.value)
+
+    @on(Select.Changed, "#recipe")
+    def _recipe_chosen(self, event: Select.Changed) -> None:
+        if event.value is Select.BLANK or event.value == self.config.recipe:
+            return
+        runs_dir = self.config.output.runs_dir
+        self.config = recipe(str(event.value))
+        self.config.output.runs_dir = runs_dir
+        for form in self.query(ConfigForm):
+            form.load(self.config)
+        self.query_one(LogPane).say(f"recipe {event.value} loaded")
+
+    def form_errors(self) -> list[str]:
+        """Every invalid field shown in a form or found by whole-config validation."""
+        errors = [f"{path}: {reason}" for form in self.query(ConfigForm) for path, reason in form.errors.items()]
+        if not errors:
+            errors = [str(e) for e in cfgmod.validate(self.config)]
+        return errors
+
+    # ------------------------------------------------------------------ run control
+
+    def action_start(self) -> None:
+        """Start a run with the current configuration unless a field is invalid."""
+        if self.runner.active:
+            self.notify("a run is already going; stop it first (x)", severity="warning")
+            return
+        errors = self.form_errors()
+        if errors:
+            self.query_one(LogPane).say("start refused: " + "; ".join(errors), "bold red")
+            self.notify("fix the marked fields first:\n" + "\n".join(errors), severity="error", timeout=6)
+            return
+        charts = self.query_one(ChartsPane)
+        if self.resume_state is None:
+            charts.history.clear()
+        self.runner.start(self.config.copy(), resume=self.resume_state, run_dir=self.resume_dir)
+        self.resume_state = self.resume_dir = None
+        self.run_state = "running"
+
+    def action_pause_resume(self) -> None:
+        """Pause a running loop, or resume a paused one."""
+        if self.run_state == "running":
+            self.runner.send(Pause())
+        elif self.run_state == "paused":
+            self.runner.send(Resume())
+
+    def action_stop(self) -> None:
+        """Stop at the next step boundary (the engine saves a checkpoint)."""
+        if self.runner.active and self.runner.control is not None:
+            self.runner.control.stop()
+            self.query_one(StatusBar).note = "stopping…"
+
+    def action_checkpoint(self) -> None:
+        """Save a checkpoint now."""
+        self._send(SaveCheckpoint())
+
+    def action_evaluate(self) -> None:
+        """Evaluate on the test set now."""
+        self._send(EvaluateNow())
+
+    def action_lr_scale(self, factor: float) -> None:
+        """Multiply the learning rate."""
+        self._send(ScaleLearningRate(factor))
+
+    def action_lr_prompt(self) -> None:
+        """Ask for an exact learning rate."""
+        if not self.runner.active:
+            self.notify("start a run first; before that, set optim.lr in the Model tab", severity="warning")
+            return
+
+        def chosen(value: float | None) -> None:
+            if value is not None:
+                self._send(SetLearningRate(value))
+
+        self.push_screen(LrPrompt(self.current_lr), chosen)
+
+    def _send(self, command) -> None:
+        if not self.runner.send(command):
+            self.notify("no run is going (press s to start)", severity="warning")
+
+    # ------------------------------------------------------------------ engine events
+
+    @on(EngineEvent)
+    def _engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        self.query_one(ChartsPane).history.ingest(event)
+        self.query_one(LogPane).ingest(event)
+        status = self.query_one(StatusBar)
+        status.ingest(event)
+        self.current_lr = status.lr if status.lr is not None else self.current_lr
+        if isinstance(event, (RunStarted, Resumed)):
+            self.run_state = "running"
+        elif isinstance(event, Paused):
+            self.run_state = "paused"
+        elif isinstance(event, RunFinished):
+            self.run_state = "stopped" if event.stopped else "finished"
+            status.note = ""
+        elif isinstance(event, RunFailed):
+            self.run_state = "failed"
+            status.note = "fix the problem, then press s"
+            self.notify(event.message, title="run failed", severity="error", timeout=8)
+
+    def watch_run_state(self, state: str) -> None:
+        self.query_one(StatusBar).state = state
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place worker failures land; the engine has already reported its own as RunFailed."""
+        if event.worker.group == TRAINING_GROUP and event.state == WorkerState.ERROR:
+            if self.run_state not in ("failed",):
+                self.run_state = "failed"
+                self.query_one(LogPane).say(f"training thread ended with {event.worker.error!r}", "bold red")
+
+    # ------------------------------------------------------------------ view
+
+    def action_toggle_log_y(self) -> None:
+        charts = self.query_one(ChartsPane)
+        charts.log_y = not charts.log_y
+
+    def action_smoothing(self, direction: int) -> None:
+        window = self.query_one(ChartsPane).smoother(direction)
+        self.notify(f"step-loss smoothing: mean of {window}", timeout=1.5)
+
+    def action_chart_page(self) -> None:
+        self.query_one(ChartsPane).next_page()
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_focus_pane(self, pane: str) -> None:
+        self.query_one(TabbedContent).active = "train"
+        self.query_one(f"#{pane}").focus()
+
+    def action_blur(self) -> None:
+        self.set_focus(None)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(HELP))
+
+    async def action_quit(self) -> None:
+        """Quit; while training, ask first and then stop the run cleanly."""
+        if not self.runner.active:
+            self.exit(0)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._stop_and_exit()
+
+        self.push_screen(ConfirmScreen("Training is running. Stop it (a checkpoint is saved) and quit?"), answered)
+
+    @work(group="shutdown", exclusive=True)
+    async def _stop_and_exit(self) -> None:
+        self.query_one(StatusBar).note = "stopping…"
+        await self.runner.stop()
+        self.exit(0)
+
+
+def run_app(config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
+            attach: Path | None = None) -> int:
+    """Open the cockpit on `config`; returns the process exit code."""
+    app = PtvizApp(config, resume=resume, run_dir=run_dir)
+    code = app.run()
+    return code or 0

@@ -1,0 +1,79 @@
+"""Device panel: GPU utilisation, memory and temperature with torch's allocator view, or CPU and memory."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from .device_stats import DeviceReading, human_bytes
+
+SAMPLE_SECONDS = 1.0
+
+
+def _bar(fraction: float, width: int = 8) -> Text:
+    fraction = max(0.0, min(1.0, fraction))
+    filled = int(round(fraction * width))
+    colour = "green" if fraction < 0.7 else "yellow" if fraction < 0.9 else "red"
+    return Text("█" * filled, colour) + Text("░" * (width - filled), "dim")
+
+
+def render_reading(r: DeviceReading) -> Table:
+    """A small table: one block per GPU, then CPU and memory."""
+    t = Table.grid(padding=(0, 1))
+    t.add_column(no_wrap=True, min_width=5)
+    t.add_column(no_wrap=True, min_width=8, max_width=12)
+    t.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+    for g in r.gpus:
+        t.add_row(Text(f"GPU{g.index}", "bold"), Text(g.name, "dim"), "")
+        t.add_row("util", _bar(g.util_percent / 100), f"{g.util_percent:.0f}%")
+        t.add_row("mem", _bar(g.mem_used / max(1, g.mem_total)),
+                  f"{human_bytes(g.mem_used)}/{human_bytes(g.mem_total)}")
+        if g.temperature_c is not None:
+            t.add_row("temp", _bar(g.temperature_c / 100), f"{g.temperature_c:.0f}°C")
+        if g.torch_allocated is not None:
+            t.add_row("torch", Text("alloc", "dim"), f"{human_bytes(g.torch_allocated)} (peak {human_bytes(g.torch_peak)})")
+    t.add_row(Text("CPU", "bold"), _bar(r.cpu_percent / 100), f"{r.cpu_percent:.0f}% of {r.cpu_count}")
+    t.add_row("RAM", _bar(r.mem_used / max(1, r.mem_total)), f"{human_bytes(r.mem_used)}/{human_bytes(r.mem_total)}")
+    t.add_row("proc", Text("rss", "dim"), human_bytes(r.process_rss))
+    if not r.gpus:
+        t.add_row(Text("GPU", "dim"), Text("none", "dim"), Text("(NVML unavailable)" if r.nvml_error else "", "dim"))
+    return t
+
+
+class DevicePanel(Static):
+    """Polls the device once a second on a thread and shows the latest reading."""
+
+    DEFAULT_CSS = """
+    DevicePanel { height: auto; min-height: 4; border: round $panel-lighten-2; padding: 0 1;
+                  border-title-color: $text-muted; }
+    DevicePanel:focus { border: round $accent; }
+    """
+    can_focus = True
+
+    def __init__(self, **kwargs):
+        super().__init__("reading device…", **kwargs)
+        self.border_title = "device"
+        self.sampler = None
+        self.reading: DeviceReading | None = None
+
+    def on_mount(self) -> None:
+        self.set_interval(SAMPLE_SECONDS, self.sample)
+        self.sample()
+
+    def sample(self) -> None:
+        """Take a reading on a thread worker so NVML or psutil never stall the UI."""
+        self.run_worker(self._read, thread=True, exclusive=True, group="device", exit_on_error=False)
+
+    def _read(self) -> None:
+        from .device_stats import DeviceSampler
+        from .messages import DeviceSampled
+
+        if self.sampler is None:
+            self.sampler = DeviceSampler()
+        self.post_message(DeviceSampled(self.sampler.read()))
+
+    def on_device_sampled(self, message) -> None:
+        message.stop()
+        self.reading = message.sample
+        self.update(render_reading(message.sample))

@@ -1,0 +1,111 @@
+"""Compact metric history for charts: growable numpy arrays, min/max reduction, cheap smoothing.
+
+A million-step run holds a few arrays of a million numbers, not a million Python floats, and a redraw
+touches only about two points per column of the plot.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Series:
+    """An append-only (x, y) series with running sums, in arrays that double when full."""
+
+    def __init__(self, capacity: int = 1024):
+        self._x = np.empty(capacity, dtype=np.float64)
+        self._y = np.empty(capacity, dtype=np.float32)
+        # Prefix sums of finite y values and their counts (index i covers points [0, i)).
+        self._sum = np.zeros(capacity + 1, dtype=np.float64)
+        self._count = np.zeros(capacity + 1, dtype=np.int64)
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def x(self) -> np.ndarray:
+        """The x values so far (a view, not a copy)."""
+        return self._x[: self._n]
+
+    @property
+    def y(self) -> np.ndarray:
+        """The y values so far (a view, not a copy)."""
+        return self._y[: self._n]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the arrays, spare capacity included."""
+        return self._x.nbytes + self._y.nbytes + self._sum.nbytes + self._count.nbytes
+
+    def last(self) -> float | None:
+        """The newest y value, or None when empty."""
+        return float(self._y[self._n - 1]) if self._n else None
+
+    def extend(self, xs, ys) -> None:
+        """Append points (sequences of equal length)."""
+        k = len(xs)
+        if k == 0:
+            return
+        n, need = self._n, self._n + k
+        if need > len(self._x):
+            size = max(need, 2 * len(self._x))
+            self._x = np.resize(self._x, size)
+            self._y = np.resize(self._y, size)
+            self._sum = np.resize(self._sum, size + 1)
+            self._count = np.resize(self._count, size + 1)
+        self._x[n:need] = xs
+        self._y[n:need] = ys
+        new = self._y[n:need]
+        finite = np.isfinite(new)
+        self._sum[n + 1:need + 1] = self._sum[n] + np.cumsum(np.where(finite, new, 0.0), dtype=np.float64)
+        self._count[n + 1:need + 1] = self._count[n] + np.cumsum(finite)
+        self._n = need
+
+    def append(self, x: float, y: float) -> None:
+        """Append one point."""
+        self.extend((x,), (y,))
+
+    def truncate(self, max_x: float) -> None:
+        """Drop points whose x is beyond `max_x` (a resumed run rewinds to its checkpoint)."""
+        self._n = int(np.searchsorted(self.x, max_x, side="right"))
+
+    def clear(self) -> None:
+        """Forget every point."""
+        self._n = 0
+
+    def smoothed_at(self, idx: np.ndarray, window: int) -> np.ndarray:
+        """Trailing mean of the `window` points ending at each index in `idx` (non-finite skipped)."""
+        hi = idx + 1
+        lo = np.maximum(0, hi - max(1, window))
+        count = self._count[hi] - self._count[lo]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return ((self._sum[hi] - self._sum[lo]) / count).astype(np.float32)
+
+    def reduced(self, width: int, window: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x, raw y as bucket min/max, smoothed y) with at most about 2*width points."""
+        idx = minmax_indices(self.y, width)
+        return self._x[idx], self._y[idx], self.smoothed_at(idx, window)
+
+
+def minmax_indices(y: np.ndarray, width: int) -> np.ndarray:
+    """Indices of each bucket's min and max in order (all indices when y is short), so spikes survive."""
+    n = len(y)
+    if width <= 0 or n <= 2 * width:
+        return np.arange(n)
+    size = -(-n // width)  # points per bucket
+    pad = (-n) % size  # the last bucket is padded with values that never win
+    finite = np.isfinite(y)
+    hi_src = np.concatenate([np.where(finite, y, -np.inf), np.full(pad, -np.inf, dtype=y.dtype)])
+    lo_src = np.concatenate([np.where(finite, y, np.inf), np.full(pad, np.inf, dtype=y.dtype)])
+    hi = hi_src.reshape(-1, size).argmax(1)
+    lo = lo_src.reshape(-1, size).argmin(1)
+    base = np.arange(len(hi))[:, None] * size
+    idx = (np.stack([np.minimum(lo, hi), np.maximum(lo, hi)], 1) + base).reshape(-1)
+    return np.minimum(idx, n - 1)
+
+
+def bucket_minmax(x: np.ndarray, y: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) reduced to each bucket's min and max in x order."""
+    idx = minmax_indices(y, width)
+    return x[idx], y[idx]

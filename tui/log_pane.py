@@ -1,0 +1,80 @@
+"""The run log: epoch lines, checkpoints, warnings and errors with their tracebacks."""
+
+from __future__ import annotations
+
+import time
+
+from rich.markup import escape
+from textual.widgets import RichLog
+
+from engine.events import (
+    CheckpointSaved,
+    EpochEnded,
+    Evaluated,
+    LrChanged,
+    Notice,
+    Paused,
+    Resumed,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+)
+
+
+class LogPane(RichLog):
+    """A scrolling log that formats engine events into lines."""
+
+    DEFAULT_CSS = """
+    LogPane { height: 1fr; border: round $panel-lighten-2; border-title-color: $text-muted; }
+    LogPane:focus { border: round $accent; }
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(markup=True, wrap=True, max_lines=5000, highlight=False, min_width=20, **kwargs)
+        self.border_title = "log"
+        self.text_lines: list[str] = []  # plain text of everything logged, unwrapped
+
+    def say(self, text: str, style: str = "") -> None:
+        """Write one timestamped line (text is escaped; style is Rich markup)."""
+        stamp = time.strftime("%H:%M:%S")
+        body = f"[{style}]{escape(text)}[/]" if style else escape(text)
+        self.write(f"[dim]{stamp}[/] {body}")
+        self.text_lines.append(f"{stamp} {text}")
+
+    def ingest(self, event: object) -> None:
+        """Log what matters about one engine event."""
+        if isinstance(event, RunStarted):
+            c = event.config
+            what = "resumed" if event.start_step else "started"
+            self.say(f"{what}: {c['model']['name']} on {c['data']['dataset']} ({event.train_size:,} train / "
+                     f"{event.test_size:,} test), {event.params_total:,} parameters "
+                     f"({event.params_trainable:,} trainable) on {event.device_name}", "bold")
+            if event.run_dir:
+                self.say(f"run directory: {event.run_dir}", "dim")
+        elif isinstance(event, EpochEnded):
+            test = f", test accuracy {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
+            self.say(f"Epoch {event.epoch}, Loss: {event.train_loss:.4f}{test} "
+                     f"(train {event.train_accuracy:.2%}, {event.seconds:.1f} s)")
+        elif isinstance(event, Evaluated) and event.mid_epoch:
+            self.say(f"evaluated at step {event.step:,}: test loss {event.loss:.4f}, accuracy {event.accuracy:.2%}")
+        elif isinstance(event, CheckpointSaved):
+            self.say(f"checkpoint ({event.reason}) at step {event.step:,}: {event.path}", "green")
+        elif isinstance(event, Paused):
+            self.say(f"paused at step {event.step:,}", "yellow")
+        elif isinstance(event, Resumed):
+            self.say(f"resumed at step {event.step:,}", "green")
+        elif isinstance(event, LrChanged):
+            self.say(f"learning rate set to {event.lr:.4g} from step {event.step + 1:,}")
+        elif isinstance(event, Notice):
+            style = {"error": "bold red", "warning": "yellow"}.get(event.level, "")
+            self.say(f"{event.level}: {event.text}", style)
+        elif isinstance(event, RunFinished):
+            how = f"stopped ({event.reason})" if event.stopped else "finished"
+            acc = f", test accuracy {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
+            self.say(f"{how} at step {event.step:,}{acc}. Training time: {event.seconds:.1f} s", "bold")
+        elif isinstance(event, RunFailed):
+            self.say(f"failed: {event.message}", "bold red")
+            if event.traceback:
+                for line in event.traceback.rstrip().splitlines():
+                    self.write(f"[red]{escape(line)}[/]")
+                    self.text_lines.append(line)

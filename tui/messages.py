@@ -1,0 +1,27 @@
+"""Messages that cross from the training thread (and other workers) into the app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+
+class EngineEvent(Message):
+    """An engine event arrived from the training thread."""
+
+    def __init__(self, event: Any) -> None:
+        super().__init__()
+        self.event = event
+
+
+class DeviceSampled(Message):
+    """A fresh reading of GPU/CPU utilisation and memory (latest value wins)."""
+
+    def __init__(self, sample: Any) -> None:
+        super().__init__()
+        self.sample = sample
+
+    def can_replace(self, message: Message) -> bool:
+        """An older, unprocessed reading is worthless once a newer one is queued."""
+        return isinstance(message, DeviceSampled)

@@ -1,0 +1,74 @@
+"""The cockpit's thin wrapper around the engine: train on a thread worker, hand events over by message."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.worker import Worker
+
+from engine.commands import Command, Control
+from engine.config import RunConfig
+
+from .messages import EngineEvent
+
+TRAINING_GROUP = "training"
+
+
+class PostMessageSink:
+    """Engine sink that posts each event to the app; post_message from another thread never blocks."""
+
+    def __init__(self, app: App):
+        self.app = app
+
+    def emit(self, event: Any) -> None:
+        """Queue the event on the app's message queue (thread-safe, non-blocking)."""
+        self.app.post_message(EngineEvent(event))
+
+
+class RunController:
+    """Owns the current run's worker and command channel; the app asks it to start and command."""
+
+    def __init__(self, app: App):
+        self.app = app
+        self.control: Control | None = None
+        self.worker: Worker | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether a training thread is running now."""
+        return self.worker is not None and not self.worker.is_finished
+
+    def start(self, config: RunConfig, *, resume: dict | None = None, run_dir: Path | None = None) -> Worker:
+        """Start training `config` on a thread worker (the engine's blocking train function)."""
+        from engine.loop import train
+
+        self.control = Control()
+        sink = PostMessageSink(self.app)
+        job = partial(train, config, sink, self.control, resume=resume, run_dir=run_dir)
+        self.worker = self.app.run_worker(job, name="training", group=TRAINING_GROUP, thread=True,
+                                          exclusive=True, exit_on_error=False)
+        return self.worker
+
+    def send(self, command: Command) -> bool:
+        """Send a command to the running loop; False when nothing is running."""
+        if not self.active or self.control is None:
+            return False
+        self.control.send(command)
+        return True
+
+    async def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the run and wait for its thread to end; True when it has."""
+        if self.worker is None:
+            return True
+        if self.control is not None:
+            self.control.stop()
+        import asyncio
+
+        try:
+            await asyncio.wait_for(self.worker.wait(), timeout)
+        except Exception:  # noqa: BLE001 - WorkerFailed or a timeout: the state below tells
+            pass
+        return self.worker.is_finished

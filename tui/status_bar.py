@@ -1,0 +1,111 @@
+"""One line of run state: state, epoch, step, throughput, ETA, learning rate and device."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from engine.events import (
+    EpochEnded,
+    LrChanged,
+    Paused,
+    Resumed,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StepMetrics,
+)
+
+STATE_STYLES = {
+    "idle": "bold black on grey70",
+    "running": "bold black on green",
+    "paused": "bold black on yellow",
+    "finished": "bold white on blue",
+    "stopped": "bold white on blue",
+    "failed": "bold white on red",
+    "attached": "bold black on cyan",
+}
+
+
+def format_eta(seconds: float | None) -> str:
+    """3725 -> '1:02:05'; None -> '-'."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "-"
+    s = int(round(seconds))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+class StatusBar(Static):
+    """The run's state line, updated from engine events."""
+
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $panel; color: $foreground; }
+    """
+
+    state = reactive("idle")
+
+    def __init__(self, **kwargs):
+        super().__init__("", **kwargs)
+        self.epoch = 0
+        self.epochs = 0
+        self.step = 0
+        self.total_steps = 0
+        self.start_step = 0
+        self.samples_per_s = 0.0
+        self.elapsed = 0.0
+        self.lr: float | None = None
+        self.device = ""
+        self.note = ""
+
+    def ingest(self, event: object) -> None:
+        """Update from one engine event."""
+        if isinstance(event, RunStarted):
+            self.epochs, self.total_steps = event.epochs, event.total_steps
+            self.step = self.start_step = event.start_step
+            self.epoch = event.start_epoch + 1
+            self.device = event.device_name
+            self.elapsed = 0.0
+            self.samples_per_s = 0.0
+            self.lr = None
+        elif isinstance(event, StepMetrics):
+            self.step, self.epoch = event.last_step, event.epoch
+            self.samples_per_s, self.elapsed = event.samples_per_s, event.elapsed
+            self.lr = event.lrs[-1]
+        elif isinstance(event, EpochEnded):
+            self.step = event.step
+            self.lr = event.lr
+        elif isinstance(event, LrChanged):
+            self.lr = event.lr
+        elif isinstance(event, (Paused, Resumed)):
+            self.step = event.step
+        elif isinstance(event, (RunFinished, RunFailed)):
+            self.step = event.step or self.step
+        self.show()
+
+    def eta_seconds(self) -> float | None:
+        """Remaining time at the average pace of this run so far."""
+        done = self.step - self.start_step
+        if done <= 0 or self.elapsed <= 0 or self.state != "running":
+            return None
+        return (self.total_steps - self.step) * self.elapsed / done
+
+    def watch_state(self, _state: str) -> None:
+        self.show()
+
+    def show(self) -> None:
+        """Redraw the line from the current values."""
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append(f" {self.state.upper()} ", STATE_STYLES.get(self.state, ""))
+        t.append(f" epoch {self.epoch}/{self.epochs}" if self.epochs else " epoch -")
+        t.append(f"  step {self.step:,}/{self.total_steps:,}" if self.total_steps else "  step -")
+        t.append(f"  {self.samples_per_s:,.0f} samples/s")
+        t.append(f"  ETA {format_eta(self.eta_seconds())}")
+        if self.lr is not None:
+            t.append(f"  lr {self.lr:.3g}")
+        t.append(f"  {self.device}", "dim")
+        if self.note:
+            t.append(f"  {self.note}", "italic")
+        self.update(t)
