@@ -68,6 +68,12 @@ async def test_depth_and_arrow_keys_expand_and_collapse():
         await pilot.press("asterisk")
         assert tree.last_line == len(app.first.modules) - 1 == 67
         assert tree.depth == 4  # layer2.0.downsample.0 is the deepest module
+        # At 80 columns every row keeps the name and seven aligned columns, and nothing scrolls sideways.
+        header = str(app.query_one("#model-header").render())
+        assert header.split() == ["module", "type", "output", "own", "params", "state", "share", "FLOPs"]
+        row = tree.render_line(1).text
+        assert row.split() == ["├", "conv1", "Conv2d", "64×16×16", "9.41K", "9.41K", "train", "<0.1%", "4.82M"]
+        assert row.index("Conv2d") == header.index("type") and tree.max_scroll_x == 0
         await pilot.press("less_than_sign", "less_than_sign", "less_than_sign")
         assert tree.last_line == 10 and tree.depth == 1
         await pilot.press(*["down"] * 5)

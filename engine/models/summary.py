@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import torch
 from torch import nn
@@ -76,12 +77,12 @@ class ModelSummary:
         """The model itself."""
         return self.modules[0]
 
-    @property
+    @cached_property
     def params_total(self) -> int:
         """Every parameter element."""
         return sum(p.numel for p in self.parameters)
 
-    @property
+    @cached_property
     def params_trainable(self) -> int:
         """Parameter elements with requires_grad set."""
         return sum(p.numel for p in self.parameters if p.trainable)
@@ -91,7 +92,7 @@ class ModelSummary:
         """Parameter elements with requires_grad cleared."""
         return self.params_total - self.params_trainable
 
-    @property
+    @cached_property
     def param_bytes(self) -> int:
         """Memory the parameters occupy."""
         return sum(p.bytes for p in self.parameters)
@@ -103,10 +104,11 @@ class ModelSummary:
 
     def module(self, name: str) -> ModuleInfo:
         """The node with qualified name `name`; KeyError when there is none."""
-        for info in self.modules:
-            if info.name == name:
-                return info
-        raise KeyError(name)
+        return self._by_name[name]
+
+    @cached_property
+    def _by_name(self) -> dict[str, ModuleInfo]:
+        return {m.name: m for m in self.modules}
 
     def share(self, name: str) -> float:
         """Fraction of all parameters inside module `name`."""

@@ -61,5 +61,5 @@ def state(info: ModuleInfo) -> str:
 
 
 def mode(info: ModuleInfo) -> str:
-    """The module's train()/eval() flag."""
-    return "train" if info.training else "eval"
+    """The module's mode as the call that sets it: train() or eval()."""
+    return "train()" if info.training else "eval()"

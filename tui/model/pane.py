@@ -193,5 +193,5 @@ def detail_text(info: ModuleInfo, summary: ModelSummary) -> Text:
         parts.append(f"{fmt.exact(info.params_total)} params{own} {fmt.state(info)} {fmt.share(summary.share(info.name))}")
     if info.flops:
         parts.append(f"{fmt.compact(info.flops)} FLOPs/sample")
-    parts.append(f"{fmt.mode(info)}()")
+    parts.append(fmt.mode(info))
     return Text(" · ".join(parts))

@@ -38,9 +38,9 @@ COLUMNS = (
     Column("own", 6, 6, lambda m, s: fmt.compact(m.params_own) if m.params_own else ""),
     Column("params", 6, 1, lambda m, s: fmt.compact(m.params_total) if m.params_total else ""),
     Column("state", 6, 1, lambda m, s: fmt.state(m), right=False, styled=True),
-    Column("share", 5, 5, lambda m, s: fmt.share(s.share(m.name))),
+    Column("share", 5, 5, lambda m, s: fmt.share(m.params_total / max(1, s.params_total))),
     Column("FLOPs", 6, 2, lambda m, s: fmt.compact(m.flops) if m.flops else ""),
-    Column("mode", 5, 7, lambda m, s: fmt.mode(m), right=False),
+    Column("mode", 7, 7, lambda m, s: fmt.mode(m), right=False),
 )
 
 
