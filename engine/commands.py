@@ -48,7 +48,16 @@ class ScaleLearningRate:
     factor: float
 
 
-Command = Pause | Resume | Stop | SaveCheckpoint | EvaluateNow | SetLearningRate | ScaleLearningRate
+@dataclass(frozen=True)
+class SetTrainable:
+    """Freeze (trainable=False) or unfreeze every parameter under a module; "" names the whole model."""
+
+    module: str
+    trainable: bool
+
+
+Command = (Pause | Resume | Stop | SaveCheckpoint | EvaluateNow | SetLearningRate | ScaleLearningRate
+           | SetTrainable)
 
 
 class Control:

@@ -24,6 +24,8 @@ class DataUnavailable(UserError):
 class ModelError(UserError):
     """A model could not be built: unknown name, missing weights, or user code that failed."""
 
+    details: str = ""  # the user code's traceback, for a log; the message alone is the one-line summary
+
 
 class CheckpointError(UserError):
     """A file is not a valid ptviz checkpoint, or no usable checkpoint was found."""

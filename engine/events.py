@@ -101,6 +101,17 @@ class LrChanged:
 
 
 @dataclass(frozen=True)
+class TrainableChanged:
+    """Parameters under a module were frozen or unfrozen by a command; applies from the next step."""
+
+    step: int
+    module: str  # qualified name; "" is the whole model
+    trainable: bool
+    params_trainable: int
+    params_total: int
+
+
+@dataclass(frozen=True)
 class CheckpointSaved:
     """A checkpoint file is durably on disk."""
 
@@ -143,6 +154,6 @@ class RunFailed:
     user_error: bool = False
 
 
-Event = (RunStarted | StepMetrics | Evaluated | EpochEnded | Paused | Resumed | LrChanged
+Event = (RunStarted | StepMetrics | Evaluated | EpochEnded | Paused | Resumed | LrChanged | TrainableChanged
          | CheckpointSaved | Notice | RunFinished | RunFailed)
 TERMINAL = (RunFinished, RunFailed)

@@ -25,12 +25,13 @@ from .commands import (
     SaveCheckpoint,
     ScaleLearningRate,
     SetLearningRate,
+    SetTrainable,
     Stop,
 )
 from .config import RunConfig
 from .data.batches import Batches
 from .device import device_name
-from .errors import UserError
+from .errors import ModelError, UserError
 from .evaluate import EvalResult, evaluate
 from .events import (
     CheckpointSaved,
@@ -44,7 +45,9 @@ from .events import (
     RunFinished,
     RunStarted,
     StepMetrics,
+    TrainableChanged,
 )
+from .models.registry import set_trainable
 from .optim import current_lr, set_lr
 from .rundir import create_run_dir
 from .setup import Setup, build
@@ -314,6 +317,18 @@ class Trainer:
                 self.emit(Notice("error", f"learning rate not changed: {exc}"))
                 return
             self.emit(LrChanged(self.step, lr))
+        elif isinstance(command, SetTrainable):
+            # The optimizer holds every parameter; zero_grad(set_to_none=True) leaves frozen ones without a
+            # gradient, so step() skips them.
+            try:
+                total, trainable = set_trainable(self.s.model, command.module, command.trainable)
+            except ModelError as exc:
+                self.emit(Notice("error", f"trainable parameters not changed: {exc}"))
+                return
+            self.emit(TrainableChanged(self.step, command.module, command.trainable, trainable, total))
+            if trainable == 0:  # a backward pass with nothing to train would fail: hold until something thaws
+                self.emit(Notice("warning", "no parameter is trainable; paused until a module is unfrozen"))
+                self._apply(Pause())
 
     # ------------------------------------------------------------------------- evaluation and epochs
 

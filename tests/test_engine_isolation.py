@@ -6,7 +6,7 @@ import sys
 ENGINE_MODULES = [
     "engine", "engine.config", "engine.recipes", "engine.loop", "engine.session", "engine.setup",
     "engine.data.sources", "engine.data.augment", "engine.data.batches", "engine.models.registry",
-    "engine.models.user", "engine.checkpoint", "engine.evaluate",
+    "engine.models.user", "engine.models.summary", "engine.checkpoint", "engine.evaluate",
 ]
 
 

@@ -50,6 +50,18 @@ def freeze_backbone(model: nn.Module) -> None:
         param.requires_grad = name.startswith(head + ".")
 
 
+def set_trainable(model: nn.Module, module: str, trainable: bool) -> tuple[int, int]:
+    """Set requires_grad on every parameter under `module` ("" = the whole model); returns (total, trainable)."""
+    model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper holds the real module tree
+    try:
+        target = model.get_submodule(module) if module else model
+    except AttributeError:
+        raise ModelError(f"the model has no module named {module!r}") from None
+    for param in target.parameters():
+        param.requires_grad_(trainable)
+    return count_parameters(model)
+
+
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(total, trainable) parameter counts."""
     total = sum(p.numel() for p in model.parameters())

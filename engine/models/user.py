@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import sys
@@ -19,6 +20,9 @@ from torch import nn
 
 from ..errors import ModelError
 
+# User code may raise anything, SystemExit included; Ctrl+C (KeyboardInterrupt) still stops ptviz.
+USER_CODE_ERRORS = (Exception, SystemExit)
+
 
 def split_spec(spec: str) -> tuple[str, str]:
     """'target:factory' -> (target, factory); ModelError when either part is missing."""
@@ -28,27 +32,40 @@ def split_spec(spec: str) -> tuple[str, str]:
     return target, factory
 
 
+class _FreshLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the file on every load and writes no __pycache__: an edited model never runs stale bytecode."""
+
+    def path_stats(self, path: str):
+        raise OSError("ptviz reads model files from source")  # SourceLoader then skips the bytecode cache
+
+
 def _load_file(path: Path) -> ModuleType:
     if not path.is_file():
         raise ModelError(f"model.name: model file {path} does not exist")
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
     name = f"_ptviz_user_{path.stem}_{digest}"
-    spec = importlib.util.spec_from_file_location(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, loader=_FreshLoader(name, str(path)))
     if spec is None or spec.loader is None:
         raise ModelError(f"model.name: {path} cannot be loaded as Python")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # lets dataclasses and pickling inside the file find their module
     try:
         spec.loader.exec_module(module)
-    except BaseException as exc:  # noqa: BLE001 - user code may raise anything, SystemExit included
+    except USER_CODE_ERRORS as exc:
         sys.modules.pop(name, None)
-        raise _user_code_error(f"loading {path}", exc) from None
+        hint = SIBLING_HINT if isinstance(exc, ModuleNotFoundError) else ""
+        raise _user_code_error(f"loading {path}", exc, hint) from None
     return module
 
 
-def _user_code_error(what: str, exc: BaseException) -> ModelError:
-    err = ModelError(f"model.name: {what} failed: {type(exc).__name__}: {exc}")
-    err.details = "".join(traceback.format_exception(exc))  # type: ignore[attr-defined]
+SIBLING_HINT = (" (a model file is loaded on its own, without its folder on sys.path: put shared code in an "
+                "installed package, or use package.module:factory with PYTHONPATH set)")
+
+
+def _user_code_error(what: str, exc: BaseException, hint: str = "") -> ModelError:
+    """One-line message naming what failed; the full traceback goes to .details."""
+    err = ModelError(f"model.name: {what} failed: {type(exc).__name__}: {exc}{hint}")
+    err.details = "".join(traceback.format_exception(exc))
     return err
 
 
@@ -61,10 +78,10 @@ def load_factory(spec: str):
         try:
             module = importlib.import_module(target)
         except ModuleNotFoundError as exc:
-            if exc.name and target.startswith(exc.name):
+            if exc.name and (target == exc.name or target.startswith(exc.name + ".")):
                 raise ModelError(f"model.name: no module named {exc.name!r} (is it installed or on PYTHONPATH?)") from None
             raise _user_code_error(f"importing {target}", exc) from None
-        except BaseException as exc:  # noqa: BLE001
+        except USER_CODE_ERRORS as exc:
             raise _user_code_error(f"importing {target}", exc) from None
     fn = getattr(module, factory, None)
     if fn is None or not callable(fn):
@@ -86,7 +103,7 @@ def build(spec: str, input_shape: tuple[int, int, int], num_classes: int) -> nn.
             model = fn(num_classes)
         else:
             model = fn()
-    except BaseException as exc:  # noqa: BLE001
+    except USER_CODE_ERRORS as exc:
         raise _user_code_error(f"calling {spec}", exc) from None
     if not isinstance(model, nn.Module):
         raise ModelError(f"model.name: {spec} returned {type(model).__name__}, not a torch.nn.Module")
