@@ -10,6 +10,7 @@ import ast
 import copy
 import dataclasses
 import inspect
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -23,6 +24,7 @@ OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")
 SCHEDULERS = ("none", "step", "cosine", "one-cycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16", "fp16")
+FREEZE_EDIT = re.compile(r"^[+-][A-Za-z0-9_.]*$")
 
 
 def _rule(**kw: Any) -> dict[str, Any]:
@@ -71,6 +73,9 @@ class ModelConfig:
     """Freeze every parameter except the classification head (fine-tuning a linear probe)."""
     num_classes: int = field(default=0, metadata=_rule(min=0, max=100_000))
     """Output classes; 0 takes the data set's class count."""
+    freeze: list[str] = field(default_factory=list)
+    """Freeze edits applied in order after building: -name freezes a module subtree, +name unfreezes it,
+    a lone - or + means the whole model (the tutorial's fine-tuning is: -, +fc)."""
 
 
 @dataclass
@@ -207,10 +212,12 @@ def set_value(config: RunConfig, path: str, value: Any) -> None:
 
 
 def field_type(path: str) -> str:
-    """The field's value kind: int, float, bool, str, floats or pipeline."""
+    """The field's value kind: int, float, bool, str, floats, pipeline or freeze."""
     ann = str(_field(path).type)
     if "TransformSpec" in ann:
         return "pipeline"
+    if ann == "list[str]":
+        return "freeze"
     if ann.startswith("tuple"):
         return "floats"
     return ann
@@ -246,6 +253,8 @@ def parse_text(path: str, text: str) -> Any:
             raise ValueError(f"{text!r} is not a comma-separated list of numbers") from None
     if kind == "pipeline":
         return parse_pipeline(text)
+    if kind == "freeze":
+        return [p for p in re.split(r"[\s,]+", text) if p and p.lower() != "none"]
     return text
 
 
@@ -297,6 +306,12 @@ def check_field(path: str, value: Any) -> str | None:
             return "must be a list of numbers"
         if rule.get("positive_items") and any(v <= 0 for v in value):
             return "every value must be > 0"
+    if kind == "freeze":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return "must be a list of edits like -, +fc"
+        bad = [v for v in value if not FREEZE_EDIT.match(v)]
+        if bad:
+            return f"{', '.join(bad)}: each edit is -name (freeze) or +name (unfreeze); - or + alone is the whole model"
     if kind == "pipeline":
         problems = [p for spec in value for p in check_spec(spec)]
         if problems:
@@ -344,8 +359,10 @@ def to_plain(config: RunConfig) -> dict[str, Any]:
             v = getattr(getattr(config, section), f.name)
             if isinstance(v, tuple):
                 v = list(v)
-            elif isinstance(v, list):
+            elif isinstance(v, list) and field_type(f"{section}.{f.name}") == "pipeline":
                 v = [{"name": s.name, **s.params} for s in v]
+            elif isinstance(v, list):
+                v = list(v)
             part[f.name] = v
         out[section] = part
     return out
@@ -392,6 +409,8 @@ def _coerce(path: str, raw: Any) -> Any:
             return (float(raw),)
         if isinstance(raw, list):
             return tuple(raw)
+    if kind == "freeze" and isinstance(raw, list):
+        return [str(v) for v in raw]
     if kind == "pipeline" and isinstance(raw, list):
         specs = []
         for item in raw:

@@ -47,7 +47,7 @@ from .events import (
     StepMetrics,
     TrainableChanged,
 )
-from .models.registry import set_trainable
+from .models.registry import freeze_edit, set_trainable
 from .optim import current_lr, set_lr
 from .rundir import create_run_dir
 from .setup import Setup, build
@@ -325,6 +325,8 @@ class Trainer:
             except ModelError as exc:
                 self.emit(Notice("error", f"trainable parameters not changed: {exc}"))
                 return
+            # Recorded in the run's configuration, so checkpoints and resumed runs keep the change.
+            self.cfg.model.freeze.append(freeze_edit(command.module, command.trainable))
             self.emit(TrainableChanged(self.step, command.module, command.trainable, trainable, total))
             if trainable == 0:  # a backward pass with nothing to train would fail: hold until something thaws
                 self.emit(Notice("warning", "no parameter is trainable; paused until a module is unfrozen"))

@@ -74,7 +74,7 @@ def build_data(config: RunConfig) -> tuple[sources.DataBundle, Pipeline]:
 
 def build(config: RunConfig) -> Setup:
     """Validate `config` and build every object of the run (nothing is written to disk)."""
-    cfgmod.check(config)
+    config = cfgmod.check(config).copy()  # the run records live changes (freezes) in its own copy
     device = resolve_device(config.train.device)
     if config.train.precision == "fp16" and device.type != "cuda":
         raise ConfigError([FieldError("train.precision", "fp16", f"fp16 needs CUDA, the device is {device.type}; "

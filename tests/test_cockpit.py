@@ -155,3 +155,24 @@ async def test_a_failing_model_shows_its_traceback_then_a_good_one_trains(digits
         await pilot.press("s")
         await wait_for(pilot, lambda: app.run_state == "finished", what="second run")
         assert len(app.query_one(ChartsPane).history.test_acc) == 2
+
+
+async def test_freeze_keys_at_idle_carry_into_the_run(digits_config):
+    """The tutorial's fine-tuning in keys: freeze all, unfreeze the head; the run trains only the head."""
+    digits_config.model.name = "cnn"
+    digits_config.train.epochs = 1
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        pane = app.query_one("#model-pane")
+        await wait_for(pilot, lambda: pane.summary is not None, what="model preview")
+        app.query_one("#model-tree").focus()
+        await pilot.press("F", "end", "u")
+        await pilot.pause()
+        assert app.config.model.freeze == ["-", "+fc"]
+        assert pane.summary.root.params_trainable == 64 * 10 + 10
+        assert app.query_one("#f-model-freeze").value == "-, +fc"
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.run_state == "finished", what="run end")
+        log = "\n".join(app.query_one(LogPane).text_lines)
+        assert "(650 trainable)" in log

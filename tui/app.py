@@ -21,7 +21,8 @@ from .charts import ChartsPane
 from .config_form import ConfigForm
 from .device_panel import DevicePanel
 from .log_pane import LogPane
-from .messages import EngineEvent
+from .messages import EngineEvent, LogRequested
+from .model_tab import ModelTab
 from .runner import TRAINING_GROUP, RunController
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
@@ -29,7 +30,6 @@ from .screens.lr_prompt import LrPrompt
 from .status_bar import StatusBar
 
 DATA_FIELDS = [p for p in cfgmod.field_paths() if p.startswith("data.")]
-RUN_FIELDS = [p for p in cfgmod.field_paths() if p.split(".")[0] in ("model", "optim", "train", "output")]
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
 
 HELP = [
@@ -102,9 +102,7 @@ class PtvizApp(App[int]):
                                          allow_blank=True, prompt="choose a preset…", id="recipe")
                         yield ConfigForm(self.config, DATA_FIELDS, id="data-form")
             with TabPane("Model [3]", id="model"):
-                with Horizontal(classes="split"):
-                    with Vertical(classes="form-column"):
-                        yield ConfigForm(self.config, RUN_FIELDS, id="run-form")
+                yield ModelTab(self.config, id="model-tab", classes="split")
         yield StatusBar(id="status")
         yield Footer()
 
@@ -132,16 +130,25 @@ class PtvizApp(App[int]):
     def _field_changed(self, message: ConfigForm.FieldChanged) -> None:
         if cfgmod.get_value(self.config, message.path) != message.value:
             cfgmod.set_value(self.config, message.path, message.value)
+            self.query_one(ModelTab).config_changed(message.path)
+
+    @on(LogRequested)
+    def _log_requested(self, message: LogRequested) -> None:
+        log = self.query_one(LogPane)
+        log.say(message.text, message.style)
+        if message.details:
+            log.say_details(message.details)
 
     @on(Select.Changed, "#recipe")
     def _recipe_chosen(self, event: Select.Changed) -> None:
         if event.value is Select.BLANK or event.value == self.config.recipe:
             return
-        runs_dir = self.config.output.runs_dir
-        self.config = recipe(str(event.value))
-        self.config.output.runs_dir = runs_dir
+        chosen = recipe(str(event.value))
+        chosen.output = self.config.output  # where runs go is the user's choice, not the recipe's
+        self.config.__dict__.update(chosen.__dict__)  # same object: the tabs hold a reference to it
         for form in self.query(ConfigForm):
             form.load(self.config)
+        self.query_one(ModelTab).schedule_preview()
         self.query_one(LogPane).say(f"recipe {event.value} loaded")
 
     def form_errors(self) -> list[str]:
@@ -218,6 +225,7 @@ class PtvizApp(App[int]):
         event = message.event
         self.query_one(ChartsPane).history.ingest(event)
         self.query_one(LogPane).ingest(event)
+        self.query_one(ModelTab).engine_event(event)
         status = self.query_one(StatusBar)
         status.ingest(event)
         self.current_lr = status.lr if status.lr is not None else self.current_lr

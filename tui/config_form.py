@@ -126,6 +126,13 @@ class ConfigForm(VerticalScroll):
         """The widget that edits `path`."""
         return self.query_one("#f-" + path.replace(".", "-").replace("_", "-"))
 
+    def show_value(self, path: str, value: Any) -> None:
+        """Show a value set elsewhere (no FieldChanged is posted for it)."""
+        widget = self.editor(path)
+        with widget.prevent(Input.Changed, Select.Changed, Checkbox.Changed):
+            widget.value = cfgmod.format_value(value) if isinstance(widget, Input) else value
+        self._mark(path, None)
+
     def load(self, config: cfgmod.RunConfig) -> None:
         """Show the values of `config` (e.g. after choosing another recipe)."""
         for path in self.paths:

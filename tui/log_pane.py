@@ -75,6 +75,10 @@ class LogPane(RichLog):
         elif isinstance(event, RunFailed):
             self.say(f"failed: {event.message}", "bold red")
             if event.traceback:
-                for line in event.traceback.rstrip().splitlines():
-                    self.write(f"[red]{escape(line)}[/]")
-                    self.text_lines.append(line)
+                self.say_details(event.traceback)
+
+    def say_details(self, text: str) -> None:
+        """Write a block such as a traceback, line by line, unstamped."""
+        for line in text.rstrip().splitlines():
+            self.write(f"[red]{escape(line)}[/]")
+            self.text_lines.append(line)

@@ -25,3 +25,13 @@ class DeviceSampled(Message):
     def can_replace(self, message: Message) -> bool:
         """An older, unprocessed reading is worthless once a newer one is queued."""
         return isinstance(message, DeviceSampled)
+
+
+class LogRequested(Message):
+    """A widget wants a line (and optional details, such as a traceback) in the run log."""
+
+    def __init__(self, text: str, style: str = "", details: str = "") -> None:
+        super().__init__()
+        self.text = text
+        self.style = style
+        self.details = details

@@ -32,7 +32,22 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes
         raise ModelError(f"model.name: unknown model {cfg.name!r}")
     if cfg.freeze_backbone:
         freeze_backbone(model)
+    apply_freeze_edits(model, cfg.freeze)
     return model
+
+
+def apply_freeze_edits(model: nn.Module, edits: list[str]) -> None:
+    """Apply '-name' / '+name' edits in order; ModelError names an edit whose module does not exist."""
+    for edit in edits:
+        try:
+            set_trainable(model, edit[1:], edit[0] == "+")
+        except ModelError as exc:
+            raise ModelError(f"model.freeze: {edit}: {exc}") from None
+
+
+def freeze_edit(module: str, trainable: bool) -> str:
+    """The model.freeze entry that records one freeze or unfreeze."""
+    return ("+" if trainable else "-") + module
 
 
 def head_name(model: nn.Module) -> str:

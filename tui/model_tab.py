@@ -1,0 +1,150 @@
+"""The Model tab: the run form beside the layer tree, with a preview model built off the UI thread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.timer import Timer
+
+from engine import config as cfgmod
+from engine.commands import SetTrainable
+from engine.events import TrainableChanged
+
+from .config_form import ConfigForm
+from .messages import LogRequested
+from .model.pane import ModelPane
+
+RUN_FIELDS = [p for p in cfgmod.field_paths() if p.split(".")[0] in ("model", "optim", "train", "output")]
+PREVIEW_FIELDS = {"model.name", "model.pretrained", "model.freeze_backbone", "model.num_classes", "model.freeze",
+                  "data.dataset", "data.root", "data.transforms", "data.mean", "data.batch_size"}
+DEBOUNCE_SECONDS = 0.4
+
+
+class ModelTab(Horizontal):
+    """Edits model/optim/train/output fields and shows the model those fields build."""
+
+    @dataclass
+    class PreviewReady(Message):
+        """A preview model and its summary were built on a worker thread."""
+
+        model: Any
+        summary: Any
+        spec: str
+
+    @dataclass
+    class PreviewFailed(Message):
+        """Building the preview model failed."""
+
+        message: str
+        details: str
+        spec: str
+
+    def __init__(self, config: cfgmod.RunConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config  # the app's working copy, edited in place
+        self.preview_model = None
+        self._timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield ConfigForm(self.config, RUN_FIELDS, id="run-form", classes="form-column")
+        yield ModelPane(id="model-pane")
+
+    def on_mount(self) -> None:
+        self.schedule_preview()
+
+    # ------------------------------------------------------------------ preview
+
+    def config_changed(self, path: str) -> None:
+        """The app applied an edit; rebuild the preview when it changes the model."""
+        if path in PREVIEW_FIELDS:
+            self.schedule_preview()
+
+    def schedule_preview(self) -> None:
+        """Rebuild the preview shortly (edits in quick succession cause one build)."""
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(DEBOUNCE_SECONDS, self._build_preview)
+
+    def _build_preview(self) -> None:
+        self.build_preview(self.config.copy())
+
+    @work(thread=True, exclusive=True, group="model-preview", exit_on_error=False)
+    def build_preview(self, config: cfgmod.RunConfig) -> None:
+        """Build the configured model and summarize it (thread worker: torch work stays off the UI)."""
+        try:
+            from engine.data.shapes import model_input
+            from engine.models.registry import build_model
+            from engine.models.summary import sample_batch, summarize
+
+            shape, classes = model_input(config.data, config.model.num_classes)
+            model = build_model(config.model, shape, classes, allow_download=False)
+            summary = summarize(model, sample_batch(model, shape), batch_size=config.data.batch_size)
+        except Exception as exc:  # noqa: BLE001 - any failure (user code included) is shown, never raised
+            import traceback
+
+            details = getattr(exc, "details", "") or traceback.format_exc()
+            self.post_message(self.PreviewFailed(str(exc), details, config.model.name))
+            return
+        self.post_message(self.PreviewReady(model, summary, config.model.name))
+
+    @on(PreviewReady)
+    def _preview_ready(self, message: PreviewReady) -> None:
+        self.preview_model = message.model
+        pane = self.query_one(ModelPane)
+        pane.error = ""
+        pane.spec = message.spec
+        pane.summary = message.summary
+
+    @on(PreviewFailed)
+    def _preview_failed(self, message: PreviewFailed) -> None:
+        self.preview_model = None
+        pane = self.query_one(ModelPane)
+        pane.spec = message.spec
+        pane.error = message.message
+        self.post_message(LogRequested(f"model preview: {message.message}", "red", message.details))
+
+    # ------------------------------------------------------------------ freezing and loading
+
+    @on(ModelPane.FreezeRequested)
+    def _freeze(self, message: ModelPane.FreezeRequested) -> None:
+        message.stop()
+        runner = self.app.runner  # type: ignore[attr-defined]
+        if runner.active:
+            runner.send(SetTrainable(message.module, message.trainable))  # the pane updates on TrainableChanged
+            return
+        from engine.errors import ModelError
+        from engine.models.registry import freeze_edit, set_trainable
+
+        if self.preview_model is not None:
+            try:
+                set_trainable(self.preview_model, message.module, message.trainable)
+            except ModelError as exc:
+                self.post_message(LogRequested(str(exc), "red"))
+                return
+        self.config.model.freeze.append(freeze_edit(message.module, message.trainable))
+        self.query_one(ConfigForm).show_value("model.freeze", self.config.model.freeze)
+        self.query_one(ModelPane).apply_trainable(message.module, message.trainable)
+
+    @on(ModelPane.ModelRequested)
+    def _load(self, message: ModelPane.ModelRequested) -> None:
+        message.stop()
+        why = cfgmod.check_field("model.name", message.spec)
+        if why:
+            self.query_one(ModelPane).error = f"model.name: {why}"
+            return
+        self.config.model.name = message.spec
+        self.config.model.freeze = []  # edits named the old model's modules
+        form = self.query_one(ConfigForm)
+        form.show_value("model.name", message.spec)
+        form.show_value("model.freeze", [])
+        self.schedule_preview()
+
+    def engine_event(self, event: object) -> None:
+        """Reflect a freeze the running loop applied."""
+        if isinstance(event, TrainableChanged):
+            self.query_one(ModelPane).apply_trainable(event.module, event.trainable)
