@@ -81,5 +81,19 @@ class Batches:
         pin = self.device.type == "cuda"
         loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=order.tolist(),
                             num_workers=self.workers, collate_fn=collate, pin_memory=pin)
-        for x, y in loader:
-            yield x.to(self.device, non_blocking=pin), y.to(self.device, non_blocking=pin)
+        try:
+            for x, y in loader:
+                yield x.to(self.device, non_blocking=pin), y.to(self.device, non_blocking=pin)
+        except DataUnavailable as exc:
+            raise _unwrapped(exc) from None
+
+
+def _unwrapped(exc: DataUnavailable) -> DataUnavailable:
+    """The original one-line message of an error a DataLoader worker re-raised with its traceback."""
+    text = str(exc)
+    if not text.startswith("Caught "):
+        return exc
+    # The traceback ends with "engine.errors.UnreadableImage: <the message>".
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    _, sep, message = last.partition(": ")
+    return type(exc)(message.strip() if sep else text)

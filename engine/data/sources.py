@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..config import DataConfig
-from ..errors import DataUnavailable
+from ..errors import DataUnavailable, UnreadableImage
 from ..transform_specs import TransformSpec
 from . import digits
 
@@ -268,7 +268,8 @@ def decode_image(path: str, channels: int, sizing: list[TransformSpec]) -> torch
             img = img.convert("L" if channels == 1 else "RGB")
             tensor = F.pil_to_tensor(img)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DataUnavailable(f"{path} is not a readable image: {exc}") from None
+        raise UnreadableImage(f"{path} is not a readable image ({exc}); remove or replace that file",
+                              path) from None
     for spec in sizing:
         size = int(spec.resolved()["size"])
         if spec.name == "Resize":
@@ -302,6 +303,25 @@ def leading_sizing(specs: list[TransformSpec]) -> list[TransformSpec]:
     return out
 
 
+def _first_readable(samples: list[tuple[str, int]], channels: int, sizing: list[TransformSpec]) -> torch.Tensor:
+    # One unreadable file should not hide the whole folder: the data pane lists it and shows the rest.
+    first_error = None
+    for path, _label in samples:
+        try:
+            return decode_image(path, channels, sizing)
+        except UnreadableImage as exc:
+            first_error = first_error or exc
+    raise first_error  # type: ignore[misc]
+
+
+def sample_path(split: Split, index: int) -> str | None:
+    """The file behind sample `index` of a folder split, or None for in-memory splits."""
+    dataset, i = split.dataset, index
+    while isinstance(dataset, torch.utils.data.Subset):
+        dataset, i = dataset.dataset, dataset.indices[i]
+    return dataset.samples[i][0] if isinstance(dataset, FolderImages) else None
+
+
 def _imagefolder(cfg: DataConfig) -> DataBundle:
     root = Path(cfg.root)
     if not root.is_dir():
@@ -315,7 +335,7 @@ def _imagefolder(cfg: DataConfig) -> DataBundle:
                               f"holding {', '.join(IMAGE_EXTENSIONS[:4])} files")
     channels = len(cfg.mean) if len(cfg.mean) in (1, 3) else 3
     sizing = leading_sizing(cfg.transforms)
-    first = decode_image(samples[0][0], channels, sizing)
+    first = _first_readable(samples, channels, sizing)
     labels = torch.tensor([label for _, label in samples], dtype=torch.long)
     if split_here:
         order = torch.randperm(len(samples), generator=torch.Generator().manual_seed(digits.SPLIT_SEED))
