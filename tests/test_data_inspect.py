@@ -138,3 +138,14 @@ def test_training_on_a_corrupt_image_stops_naming_the_file(corrupt_root, tmp_pat
     failed = sink.of(RunFailed)[0]
     assert failed.user_error and "\n" not in failed.message
     assert failed.message.startswith(f"{bad} is not a readable image") and "remove or replace" in failed.message
+
+
+def test_data_view_modules_stay_headless():
+    """The new engine modules import without textual, rich or tui."""
+    import subprocess
+    import sys
+
+    code = ("import sys, engine.data.samples, engine.data.stats, engine.data.evaluation\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich', 'tui')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
