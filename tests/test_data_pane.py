@@ -112,7 +112,7 @@ async def test_out_of_range_parameter_is_marked_with_its_reason():
         size.focus()
         size.value = "5000"
         await settle(pilot)
-        error = next(label for label in editor.query("#params .error").results(Label) if label.name == "size")
+        error = next(label for label in editor.query("#params .field-error").results(Label) if label.name == "size")
         assert size.has_class("-invalid")
         assert str(error.content) == "size must be <= 1024"
         assert editor.problems == {"size": "must be <= 1024"}

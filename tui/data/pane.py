@@ -30,10 +30,18 @@ from engine.transform_specs import TransformSpec
 
 from .evaluation import EvaluationView
 from .pipeline_editor import PipelineEditor
-from .samples import ZOOMS, SampleGrid
+from .samples import ZOOMS, SampleGrid, tile_width
 from .stats import StatsView
 
 PER_PAGE = 12  # samples per page of the grid
+EDITOR_WIDTH = 30  # cells the pipeline editor takes beside the grid
+
+
+def default_box(side: int, grid_width: int) -> int:
+    """The largest zoom that draws an image of `side` pixels no bigger than useful and fits two tiles a row."""
+    useful = side * 2 if side <= 16 else side  # small images gain from doubling, larger ones don't
+    fitting = [z for z in ZOOMS if z <= useful and 2 * tile_width(z) + 1 <= grid_width]
+    return fitting[-1] if fitting else ZOOMS[0]
 
 
 def data_key(config: RunConfig) -> tuple:
@@ -297,8 +305,7 @@ class DataPane(Widget):
         bundle = message.bundle
         self._cancel.set()  # a mean/std pass over the previous data set is no longer wanted
         self.page, self.reroll = 0, 0
-        if self.size.width >= 120 and max(bundle.shape[1:]) <= 16:
-            self.box = ZOOMS[1]
+        self.box = default_box(max(bundle.shape[1:]), self.size.width - EDITOR_WIDTH - 4)
         self._summary = (f"{bundle.source}: {len(bundle.train):,} train, {len(bundle.test):,} test images, "
                          f"{len(bundle.class_names)} classes")
         self._status(self._summary)
@@ -360,6 +367,8 @@ class DataPane(Widget):
 
     @on(_Failed)
     def _failed(self, message: _Failed) -> None:
+        if message.what == "load":
+            self._key = None  # showing the same configuration again retries the load
         if message.what in ("load", "samples"):
             self.query_one(SampleGrid).show_message(f"cannot show the pipeline: {message.text}")
         elif message.what == "batch":

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
@@ -115,10 +115,17 @@ class AddTransformScreen(ModalScreen[str | None]):
 
 
 def step_text(spec: TransformSpec) -> str:
-    """One line for the list: the call with every parameter, and whether it is random."""
+    """A short line for the list: the call with its values in parameter order, RandomCrop(32, 4)."""
+    return f"{spec.name}({', '.join(cfgmod.format_value(v) for v in spec.resolved().values())})"
+
+
+def kind_text(spec: TransformSpec) -> str:
+    """What the transform does and when it runs."""
     kind = spec.kind
-    call = str(TransformSpec(spec.name, spec.resolved()))
-    return f"{call}  [random]" if kind is not None and kind.random else call
+    if kind is None:
+        return spec.name
+    when = "random, training only" if kind.random else "training and evaluation"
+    return f"{spec.name}: {kind.help} ({when})"
 
 
 class PipelineEditor(Vertical):
@@ -142,13 +149,15 @@ class PipelineEditor(Vertical):
         width: 1fr;
     }
     PipelineEditor > #params {
-        height: auto;
+        height: 1fr;
     }
     PipelineEditor .param-label {
+        width: 100%;
         color: $text-muted;
         margin-top: 1;
     }
-    PipelineEditor .error {
+    PipelineEditor .field-error {
+        width: 100%;
         color: $error;
     }
     PipelineEditor > .hint {
@@ -188,8 +197,8 @@ class PipelineEditor(Vertical):
     def compose(self) -> ComposeResult:
         yield Label("Pipeline", classes="title")
         yield ListView(id="steps")
-        yield Vertical(id="params")
-        yield Static("a add  d remove  shift+↑↓ move\nenter edit  esc back", classes="hint")
+        yield VerticalScroll(id="params", can_focus=False)
+        yield Static("a add · d remove\nshift+↑/↓ move\nenter edit · esc back", classes="hint")
 
     @property
     def steps(self) -> ListView:
@@ -223,7 +232,7 @@ class PipelineEditor(Vertical):
     def _normalize_text(self) -> str:
         if not self.mean:
             return "Normalize: off"
-        return f"Normalize(mean={cfgmod.format_value(self.mean)}; std={cfgmod.format_value(self.std)})"
+        return f"Normalize({cfgmod.format_value(self.mean)}; {cfgmod.format_value(self.std)})"
 
     @on(ListView.Highlighted, "#steps")
     async def _highlighted(self, event: ListView.Highlighted) -> None:
@@ -281,7 +290,7 @@ class PipelineEditor(Vertical):
     # ------------------------------------------------------------------------- parameter form
 
     async def _show_form(self, index: int) -> None:
-        form = self.query_one("#params", Vertical)
+        form = self.query_one("#params", VerticalScroll)
         await form.remove_children()
         self.problems = {}
         rows: list = []
@@ -289,21 +298,23 @@ class PipelineEditor(Vertical):
             spec = self.transforms[index]
             kind = spec.kind
             values = spec.resolved()
+            rows.append(Label(kind_text(spec), classes="param-label"))
             for param in kind.params if kind else ():
                 rng = f"{param.low:g}..{param.high:g}" if param.low is not None and param.high is not None else ""
                 rows += [Label(f"{param.name} ({rng}) {param.help}", classes="param-label"),
                          Input(cfgmod.format_value(values[param.name]), name=param.name, compact=True,
                                validators=[ParamValidator(param)]),
-                         Label("", classes="error", name=param.name)]
-            if not rows:
-                rows.append(Label("no parameters", classes="param-label"))
+                         Label("", classes="field-error", name=param.name)]
+
         else:
             count = "1 value" if self.channels == 1 else f"1 or {self.channels} values"
+            rows.append(Label("Normalize: (x - mean) / std per channel, after the transforms; "
+                              "clear both to switch it off", classes="param-label"))
             for name, value in (("mean", self.mean), ("std", self.std)):
                 rows += [Label(f"{name} per channel ({count})", classes="param-label"),
                          Input(cfgmod.format_value(value), name=name, compact=True,
                                validators=[NormalizeValidator(self, name)]),
-                         Label("", classes="error", name=name)]
+                         Label("", classes="field-error", name=name)]
         await form.mount_all(rows)
 
     @on(Input.Changed, "#params Input")
@@ -362,9 +373,11 @@ class PipelineEditor(Vertical):
 
     def _mark(self, name: str, why: str | None) -> None:
         """Show (or clear) why a field's value is refused under that field (its validator colours it)."""
-        for label in self.query("#params .error").results(Label):
+        for label in self.query("#params .field-error").results(Label):
             if label.name == name:
                 label.update(f"{name} {why}" if why else "")
+                if why:
+                    label.scroll_visible()
         if why:
             self.problems[name] = why
         else:
