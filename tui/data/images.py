@@ -7,14 +7,20 @@ Set PTVIZ_IMAGES=halfcell (or unicode, sixel, tgp) to choose the renderer, for e
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
 from PIL import Image as PILImage
 from textual.app import ComposeResult
 from textual.widget import Widget
-from textual_image.widget import HalfcellImage, SixelImage, TGPImage, UnicodeImage
-from textual_image.widget import Image as AutoImage
+
+# A terminal that leaves textual-image's size query unanswered is normal (it then assumes a cell size);
+# without a handler Python would print that warning and a traceback over the screen.
+logging.getLogger("textual_image").addHandler(logging.NullHandler())
+
+from textual_image.widget import HalfcellImage, SixelImage, TGPImage, UnicodeImage  # noqa: E402
+from textual_image.widget import Image as AutoImage  # noqa: E402
 
 RENDERER_ENV = "PTVIZ_IMAGES"
 RENDERERS = {"auto": AutoImage, "halfcell": HalfcellImage, "unicode": UnicodeImage, "sixel": SixelImage,
