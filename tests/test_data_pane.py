@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from textual.app import App, ComposeResult
-from textual.widgets import Input, Label, Static
+from textual.widgets import Input, Label, Static, TabbedContent
 
 from engine.data import sources
 from engine.data.samples import page_indices
@@ -67,6 +67,9 @@ async def test_reroll_changes_augmented_images_and_not_raw_ones():
         assert [i for i, _, _ in after] == [i for i, _, _ in before]
         assert all(np.array_equal(a[1], b[1]) for a, b in zip(after, before))
         assert sum(not np.array_equal(a[2], b[2]) for a, b in zip(after, before)) >= 6
+        await pilot.press("t")  # the evaluation path has no random rotation: it shows the raw image
+        await settle(pilot)
+        assert all(np.array_equal(raw, processed) for _, raw, processed in shown(pilot))
         # At 80×24 two tiles fit side by side and the rest is reached by scrolling.
         grid = app.query_one(SampleGrid)
         assert grid.query_one("#tiles").styles.grid_size_columns == 2 and grid.max_scroll_y > 0
@@ -156,7 +159,9 @@ async def test_confusion_matrix_sums_to_the_test_set_size():
         pane.show_config(config)
         await settle(pilot)
         pane.show_evaluation(event)
+        await pilot.press("right_square_bracket", "right_square_bracket")
         await settle(pilot)
+        assert app.query_one(TabbedContent).active == "evaluation-tab"
         view = app.query_one(EvaluationView)
         assert view.matrix_total == len(setup.data.test) == 359
         table = view.query_one("#confusion", Static).content

@@ -1,15 +1,17 @@
 """The data pane: samples before and after the pipeline with its editor, statistics, and evaluation views.
 
 The app hands it data through `show_config`, `show_dataset` and `show_evaluation`; it answers with the
-messages nested below. Loading and computing run in thread workers that only post messages back.
+messages nested below. Loading and computing run in thread workers (tui.data.jobs) that only post messages back.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -19,15 +21,13 @@ from textual.widgets import Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from engine.config import RunConfig
-from engine.data import evaluation as eval_views
 from engine.data import samples as sample_views
 from engine.data import sources, stats
 from engine.data.augment import Pipeline
-from engine.device import resolve_device
-from engine.errors import UserError
 from engine.events import Evaluated
 from engine.transform_specs import TransformSpec
 
+from . import jobs
 from .evaluation import EvaluationView
 from .pipeline_editor import PipelineEditor
 from .samples import ZOOMS, SampleGrid, tile_width
@@ -50,63 +50,6 @@ def data_key(config: RunConfig) -> tuple:
     folder = d.dataset == "imagefolder"
     return (d.dataset, d.root, d.val_split, d.fake_size, config.train.seed if d.val_split else None,
             len(d.mean) if folder else None, [str(s) for s in sources.leading_sizing(d.transforms)] if folder else None)
-
-
-# ----------------------------------------------------------------------------- worker results
-
-
-@dataclass
-class _Loaded(Message):
-    """A data set finished loading."""
-
-    bundle: sources.DataBundle
-    config: RunConfig
-
-
-@dataclass
-class _SamplesDrawn(Message):
-    """A page of samples went through the pipeline."""
-
-    generation: int
-    sample_set: sample_views.SampleSet
-
-
-@dataclass
-class _ChannelsComputed(Message):
-    """Per-channel mean and std of the training images are known."""
-
-    found: stats.ChannelStats
-
-
-@dataclass
-class _Progress(Message):
-    """A long computation got this far."""
-
-    done: int
-    total: int
-
-
-@dataclass
-class _BatchSummarised(Message):
-    """The first training batch was built."""
-
-    summary: stats.BatchSummary
-
-
-@dataclass
-class _MistakesDrawn(Message):
-    """The misclassified images of an evaluation were read."""
-
-    mistakes: list[eval_views.Mistake]
-    skipped: list[sample_views.Skipped]
-
-
-@dataclass
-class _Failed(Message):
-    """A worker met a problem the user can fix (bad data, a pipeline that cannot run)."""
-
-    what: str
-    text: str
 
 
 class DataPane(Widget):
@@ -218,7 +161,7 @@ class DataPane(Widget):
             self._key = data_key(config)
             self.config = config
             self._status(f"loading {config.data.dataset}…")
-            self._load(config)
+            self._start(jobs.load, config)
             return
         self.config = config
         if (config.data.transforms, config.data.mean, config.data.std) != (self.transforms, self.mean, self.std):
@@ -227,7 +170,7 @@ class DataPane(Widget):
     def show_dataset(self, bundle: sources.DataBundle, config: RunConfig) -> None:
         """Show a data set the app already loaded, with the pipeline of `config`."""
         self._key = data_key(config)
-        self.post_message(_Loaded(bundle, config.copy()))
+        self.post_message(jobs.Loaded(bundle, config.copy()))
 
     def show_evaluation(self, event: Evaluated) -> None:
         """Show what an evaluation found: confusion matrix, per-class accuracy and the misclassified images."""
@@ -235,72 +178,25 @@ class DataPane(Widget):
         names = self.bundle.class_names if self.bundle else ()
         self.query_one(EvaluationView).show(event, names)
         if self.bundle is not None and event.wrong:
-            self._draw_mistakes(event, self.bundle, self._pipeline())
+            self._start(jobs.draw_mistakes, event, self.bundle, self._pipeline())
 
-    # ------------------------------------------------------------------------- workers
+    # ------------------------------------------------------------------------- background jobs
 
-    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def _load(self, config: RunConfig) -> None:
-        try:
-            bundle = sources.load(config.data, config.train.seed)
-        except UserError as exc:
-            self.post_message(_Failed("load", str(exc)))
-            return
-        self.post_message(_Loaded(bundle, config))
-
-    @work(thread=True, exclusive=True, group="samples", exit_on_error=False)
-    def _draw_samples(self, generation: int, bundle: sources.DataBundle, pipeline: Pipeline,
-                      indices: list[int], reroll: int) -> None:
-        try:
-            found = sample_views.draw(bundle, pipeline, indices, reroll=reroll)
-        except (ValueError, UserError) as exc:
-            self.post_message(_Failed("samples", str(exc)))
-            return
-        self.post_message(_SamplesDrawn(generation, found))
-
-    @work(thread=True, exclusive=True, group="batch", exit_on_error=False)
-    def _summarise_batch(self, bundle: sources.DataBundle, pipeline: Pipeline, config: RunConfig) -> None:
-        try:
-            device = resolve_device(config.train.device)
-            summary = stats.batch_summary(bundle, pipeline, config.data.batch_size, device, config.train.seed)
-        except (ValueError, RuntimeError, UserError) as exc:
-            self.post_message(_Failed("batch", str(exc)))
-            return
-        self.post_message(_BatchSummarised(summary))
-
-    @work(thread=True, exclusive=True, group="channels", exit_on_error=False)
-    def _compute_channels(self, split: sources.Split, cancel: threading.Event) -> None:
-        def progress(done: int, total: int) -> None:
-            self.post_message(_Progress(done, total))
-
-        try:
-            found = stats.channel_stats(split, progress, cancel)
-        except stats.Cancelled:
-            return
-        except ValueError as exc:
-            self.post_message(_Failed("channels", str(exc)))
-            return
-        self.post_message(_ChannelsComputed(found))
-
-    @work(thread=True, exclusive=True, group="mistakes", exit_on_error=False)
-    def _draw_mistakes(self, event: Evaluated, bundle: sources.DataBundle, pipeline: Pipeline) -> None:
-        try:
-            found, skipped = eval_views.mistakes(event, bundle, pipeline)
-        except (ValueError, RuntimeError) as exc:
-            self.post_message(_Failed("mistakes", str(exc)))
-            return
-        self.post_message(_MistakesDrawn(found, skipped))
+    def _start(self, job: Callable[..., None], *args: object) -> None:
+        """Run `job` in a thread worker; a newer start of the same job supersedes the older one."""
+        self.run_worker(partial(job, self.post_message, *args), name=job.__name__, group=job.__name__,
+                        thread=True, exclusive=True, exit_on_error=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Any worker that raised unexpectedly: say so instead of crashing the app."""
         if event.state == WorkerState.ERROR:
             error = event.worker.error
-            self._status(f"{event.worker.group} failed: {type(error).__name__}: {error}", error=True)
+            self._status(f"{event.worker.name} failed: {type(error).__name__}: {error}", error=True)
 
     # ------------------------------------------------------------------------- worker results
 
-    @on(_Loaded)
-    async def _loaded(self, message: _Loaded) -> None:
+    @on(jobs.Loaded)
+    async def _loaded(self, message: jobs.Loaded) -> None:
         self.bundle, self.config = message.bundle, message.config
         bundle = message.bundle
         self._cancel.set()  # a mean/std pass over the previous data set is no longer wanted
@@ -331,12 +227,12 @@ class DataPane(Widget):
             return
         self._generation += 1
         indices = sample_views.page_indices(self.bundle.train, self.page, PER_PAGE)
-        self._draw_samples(self._generation, self.bundle, self._pipeline(), indices, self.reroll)
+        self._start(jobs.draw_samples, self._generation, self.bundle, self._pipeline(), indices, self.reroll)
         if batch and self.config is not None:
-            self._summarise_batch(self.bundle, self._pipeline(), self.config)
+            self._start(jobs.summarise_batch, self.bundle, self._pipeline(), self.config)
 
-    @on(_SamplesDrawn)
-    async def _samples_drawn(self, message: _SamplesDrawn) -> None:
+    @on(jobs.SamplesDrawn)
+    async def _samples_drawn(self, message: jobs.SamplesDrawn) -> None:
         if message.generation != self._generation:
             return  # an older request finished after a newer one started
         self.sample_set = message.sample_set
@@ -344,16 +240,16 @@ class DataPane(Widget):
         await self.query_one(SampleGrid).show(message.sample_set, self.box, self.processed, self.page)
         self.query_one(StatsView).show_samples(message.sample_set)
 
-    @on(_BatchSummarised)
-    def _batch_summarised(self, message: _BatchSummarised) -> None:
+    @on(jobs.BatchSummarised)
+    def _batch_summarised(self, message: jobs.BatchSummarised) -> None:
         self.query_one(StatsView).show_batch(message.summary)
 
-    @on(_Progress)
-    def _progress(self, message: _Progress) -> None:
+    @on(jobs.Progress)
+    def _progress(self, message: jobs.Progress) -> None:
         self.query_one(StatsView).show_channels(None, f"computing… {message.done:,} of {message.total:,} images")
 
-    @on(_ChannelsComputed)
-    async def _channels_computed(self, message: _ChannelsComputed) -> None:
+    @on(jobs.ChannelsComputed)
+    async def _channels_computed(self, message: jobs.ChannelsComputed) -> None:
         found = message.found
         self.query_one(StatsView).show_channels(found)
         self.mean, self.std = found.mean, found.std
@@ -361,19 +257,19 @@ class DataPane(Widget):
         self.post_message(self.NormalizeComputed(found.mean, found.std))
         self._refresh_samples(batch=True)
 
-    @on(_MistakesDrawn)
-    async def _mistakes_drawn(self, message: _MistakesDrawn) -> None:
+    @on(jobs.MistakesDrawn)
+    async def _mistakes_drawn(self, message: jobs.MistakesDrawn) -> None:
         await self.query_one(EvaluationView).show_mistakes(message.mistakes, message.skipped, self.box)
 
-    @on(_Failed)
-    def _failed(self, message: _Failed) -> None:
-        if message.what == "load":
+    @on(jobs.Failed)
+    def _failed(self, message: jobs.Failed) -> None:
+        if message.job == "load":
             self._key = None  # showing the same configuration again retries the load
-        if message.what in ("load", "samples"):
+        if message.job in ("load", "samples"):
             self.query_one(SampleGrid).show_message(f"cannot show the pipeline: {message.text}")
-        elif message.what == "batch":
+        elif message.job == "batch":
             self.query_one(StatsView).show_batch(None, f"cannot build a batch: {message.text}")
-        elif message.what == "channels":
+        elif message.job == "channels":
             self.query_one(StatsView).show_channels(None, message.text)
         self._status(message.text, error=True)
         self.post_message(self.DataFailed(message.text))
@@ -433,7 +329,7 @@ class DataPane(Widget):
         self._cancel.set()
         self._cancel = threading.Event()
         self.query_one(StatsView).show_channels(None, "computing…")
-        self._compute_channels(self.bundle.train, self._cancel)
+        self._start(jobs.compute_channels, self.bundle.train, self._cancel)
 
     def action_tab(self, delta: int) -> None:
         """Switch to the next or previous view."""
