@@ -268,7 +268,9 @@ def decode_image(path: str, channels: int, sizing: list[TransformSpec]) -> torch
             img = img.convert("L" if channels == 1 else "RGB")
             tensor = F.pil_to_tensor(img)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise UnreadableImage(f"{path} is not a readable image ({exc}); remove or replace that file",
+        # PIL's own message repeats the path; say what is wrong instead.
+        why = "unknown or damaged image data" if isinstance(exc, UnidentifiedImageError) else str(exc)
+        raise UnreadableImage(f"{path} is not a readable image ({why}); remove or replace that file",
                               path) from None
     for spec in sizing:
         size = int(spec.resolved()["size"])

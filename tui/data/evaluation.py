@@ -17,6 +17,9 @@ from .images import Picture
 from .stats import MAX_BAR, bar
 
 
+NO_EVALUATION = "No evaluation yet: results appear here after the first evaluation of a run."
+
+
 def confusion_table(event: Evaluated, names: tuple[str, ...]) -> Table:
     """Rows are true classes, columns predictions; the diagonal is right, the rest are mistakes."""
     names = class_names_for(event, names)
@@ -113,7 +116,7 @@ class EvaluationView(VerticalScroll):
         self.box = 8
 
     def compose(self) -> ComposeResult:
-        yield Static("No evaluation yet: results appear here after the first evaluation of a run.", id="title")
+        yield Static(NO_EVALUATION, id="title")
         yield Static("Confusion matrix (rows: true class, columns: predicted)", classes="heading")
         yield Static("", id="confusion")
         yield Static("Accuracy per class", classes="heading")
@@ -121,6 +124,14 @@ class EvaluationView(VerticalScroll):
         yield Static("Misclassified images", classes="heading")
         yield Static("", id="gallery-note")
         yield Container(id="gallery")
+
+    async def clear(self) -> None:
+        """Forget the evaluation shown (its images belong to another data set)."""
+        self.event, self.rows, self.matrix_total = None, [], 0
+        self.query_one("#title", Static).update(NO_EVALUATION)
+        for name in ("#confusion", "#per-class", "#gallery-note"):
+            self.query_one(name, Static).update("")
+        await self.query_one("#gallery").remove_children()
 
     def show(self, event: Evaluated, class_names: tuple[str, ...]) -> None:
         """Draw the matrix and the per-class accuracy of `event`."""
@@ -143,7 +154,7 @@ class EvaluationView(VerticalScroll):
         note = f"{len(mistakes)} of {total:,} misclassified images"
         if len(shown) < total:
             note += f" (the evaluation keeps the first {len(shown)})"
-        note += "".join(f"\nskipped {s.path or f'#{s.index}'}: {s.reason}" for s in skipped)
+        note += "".join(f"\nskipped: {s.reason}" for s in skipped)
         self.query_one("#gallery-note", Static).update(note)
         gallery = self.query_one("#gallery")
         await gallery.remove_children()

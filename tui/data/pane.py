@@ -137,6 +137,7 @@ class DataPane(Widget):
         self.box = ZOOMS[0]
         self._key: tuple | None = None
         self._summary = "No data loaded yet."
+        self._error_job: str | None = None  # the job whose failure the status line shows
         self._generation = 0
         self._cancel = threading.Event()
 
@@ -158,6 +159,10 @@ class DataPane(Widget):
         """Follow a configuration: load its data set when that changed, else redraw with its pipeline."""
         config = config.copy()
         if data_key(config) != self._key or self.bundle is None:
+            if self._key is not None and self.evaluated is not None:
+                # An evaluation's image indices refer to the data set it ran on.
+                self.evaluated = None
+                self.run_worker(self.query_one(EvaluationView).clear(), group="evaluation")
             self._key = data_key(config)
             self.config = config
             self._status(f"loading {config.data.dataset}…")
@@ -236,13 +241,16 @@ class DataPane(Widget):
         if message.generation != self._generation:
             return  # an older request finished after a newer one started
         self.sample_set = message.sample_set
-        self._status(self._summary)
+        if self._error_job in ("load", "samples"):
+            self._status(self._summary)  # the pipeline runs again: its last failure is over
         await self.query_one(SampleGrid).show(message.sample_set, self.box, self.processed, self.page)
         self.query_one(StatsView).show_samples(message.sample_set)
 
     @on(jobs.BatchSummarised)
     def _batch_summarised(self, message: jobs.BatchSummarised) -> None:
         self.query_one(StatsView).show_batch(message.summary)
+        if self._error_job == "batch":
+            self._status(self._summary)
 
     @on(jobs.Progress)
     def _progress(self, message: jobs.Progress) -> None:
@@ -272,6 +280,7 @@ class DataPane(Widget):
         elif message.job == "channels":
             self.query_one(StatsView).show_channels(None, message.text)
         self._status(message.text, error=True)
+        self._error_job = message.job
         self.post_message(self.DataFailed(message.text))
 
     # ------------------------------------------------------------------------- editor
@@ -338,6 +347,7 @@ class DataPane(Widget):
         tabs.active = self.TABS[(current + delta) % len(self.TABS)]
 
     def _status(self, text: str, error: bool = False) -> None:
+        self._error_job = None
         status = self.query_one("#status", Static)
         status.update(text)
         status.set_class(error, "-error")

@@ -120,7 +120,7 @@ class SampleGrid(VerticalScroll):
         self.sample_set, self.box, self.processed = sample_set, box, processed
         self.query_one("#summary", Static).update(self._summary(sample_set, page))
         skipped = self.query_one("#skipped", Static)
-        skipped.update("\n".join(f"skipped {s.path or f'#{s.index}'}: {s.reason}" for s in sample_set.skipped))
+        skipped.update("\n".join(f"skipped: {s.reason}" for s in sample_set.skipped))
         skipped.set_class(bool(sample_set.skipped), "-shown")
         tiles = self.tiles
         if [t.sample.index for t in tiles] == [s.index for s in sample_set.samples]:

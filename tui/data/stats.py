@@ -122,7 +122,7 @@ class StatsView(VerticalScroll):
                  f"std  {', '.join(f'{v:.6f}' for v in found.std)}",
                  f"over {found.images:,} images ({found.pixels_per_channel:,} pixels per channel); "
                  f"filled into Normalize"]
-        lines += [f"skipped {s.path}: {s.reason}" for s in found.skipped]
+        lines += [f"skipped: {s.reason}" for s in found.skipped]
         widget.update("\n".join(lines))
 
     def show_batch(self, summary: BatchSummary | None, text: str = "") -> None:
