@@ -83,8 +83,7 @@ class Picture(Widget):
         """Draw new pixels (and optionally a new box size) in place."""
         self.pixels = pixels
         self.box = box or self.box
-        child = self.query_one(Widget)
-        child.image = self._image()  # type: ignore[attr-defined]
+        self.children[0].image = self._image()  # type: ignore[attr-defined]
         self._size_child()
 
     def _cells(self) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from dataclasses import dataclass
 
@@ -75,8 +76,9 @@ class NormalizeValidator(Validator):
         self.name = name
 
     def validate(self, value: str) -> ValidationResult:  # noqa: D102
-        texts = self.editor.field_texts()
-        texts[self.name] = value
+        # While the form is being built the other field may not exist yet: take the value held.
+        held = {"mean": cfgmod.format_value(self.editor.mean), "std": cfgmod.format_value(self.editor.std)}
+        texts = {**held, **self.editor.field_texts(), self.name: value}
         why = parse_normalize(texts.get("mean", ""), texts.get("std", ""), self.editor.channels)[2].get(self.name)
         return self.failure(why) if why else self.success()
 
@@ -193,6 +195,8 @@ class PipelineEditor(Vertical):
         self.channels = 1
         self.image_size = 32  # default size of a newly added Resize/crop
         self.problems: dict[str, str] = {}  # field name -> why, for the form shown
+        self._form_index: int | None = None  # the step whose parameters the form shows
+        self._form_lock = asyncio.Lock()
 
     def compose(self) -> ComposeResult:
         yield Label("Pipeline", classes="title")
@@ -236,8 +240,9 @@ class PipelineEditor(Vertical):
 
     @on(ListView.Highlighted, "#steps")
     async def _highlighted(self, event: ListView.Highlighted) -> None:
-        if event.list_view.index is not None:
-            await self._show_form(event.list_view.index)
+        index = event.list_view.index
+        if index is not None and index != self._form_index:
+            await self._show_form(index)
 
     @on(ListView.Selected, "#steps")
     def _selected(self) -> None:
@@ -290,6 +295,12 @@ class PipelineEditor(Vertical):
     # ------------------------------------------------------------------------- parameter form
 
     async def _show_form(self, index: int) -> None:
+        # The list rebuild and its Highlighted message both ask for a form; one at a time, or rows double up.
+        async with self._form_lock:
+            await self._build_form(index)
+
+    async def _build_form(self, index: int) -> None:
+        self._form_index = index
         form = self.query_one("#params", VerticalScroll)
         await form.remove_children()
         self.problems = {}
