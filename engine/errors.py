@@ -21,6 +21,14 @@ class DataUnavailable(UserError):
     """A data set's files are missing or unreadable and downloading is not allowed or failed."""
 
 
+class UnreadableImage(DataUnavailable):
+    """One image file cannot be decoded; `path` names it (None when only the message survived)."""
+
+    def __init__(self, message: str, path: str | None = None):
+        super().__init__(message)
+        self.path = path
+
+
 class ModelError(UserError):
     """A model could not be built: unknown name, missing weights, or user code that failed."""
 

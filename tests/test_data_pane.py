@@ -1,0 +1,206 @@
+"""The data pane, driven by keys in a tiny app: samples, re-roll, the pipeline editor, statistics and evaluation."""
+
+import numpy as np
+import pytest
+from textual.app import App, ComposeResult
+from textual.widgets import Input, Label, Static, TabbedContent
+
+from engine.data import sources
+from engine.data.samples import page_indices
+from engine.evaluate import evaluate
+from engine.events import Evaluated
+from engine.recipes import recipe
+from engine.setup import build
+from engine.transform_specs import TransformSpec
+from tui.data import DataPane
+from tui.data.pane import PER_PAGE
+from tui.data.evaluation import EvaluationView, MistakeTile
+from tui.data.pipeline_editor import PipelineEditor
+from tui.data.samples import SampleGrid
+
+
+# textual-image reads pixels through a Pillow call that Pillow 14 will drop; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:Image.Image.getdata:DeprecationWarning")
+
+
+class PaneApp(App):
+    """Just the data pane, as the cockpit would mount it."""
+
+    def compose(self) -> ComposeResult:
+        yield DataPane()
+
+
+@pytest.fixture(autouse=True)
+def halfcell_images(monkeypatch):
+    """Tests have no terminal to ask; draw images as coloured half-cells, as over a plain SSH link."""
+    monkeypatch.setenv("PTVIZ_IMAGES", "halfcell")
+
+
+async def settle(pilot) -> None:
+    """Wait until the pane's workers and the messages they post are all handled."""
+    for _ in range(20):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if not any(w.is_running for w in pilot.app.workers):
+            return
+
+
+def shown(pilot) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(index, raw pixels, processed pixels) of every tile in the grid."""
+    return [(t.sample.index, t.query_one(".raw").pixels, t.query_one(".processed").pixels)
+            for t in pilot.app.query_one(SampleGrid).tiles]
+
+
+def digits_with(*transforms: TransformSpec):
+    config = recipe("digits-mlp")
+    config.data.transforms = list(transforms)
+    return config
+
+
+async def test_reroll_changes_augmented_images_and_not_raw_ones():
+    """r draws new augmentations of the same images; the raw images stay as they are."""
+    app = PaneApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one(DataPane).show_config(digits_with(TransformSpec("RandomRotation", {"degrees": 45})))
+        await settle(pilot)
+        before = shown(pilot)
+        assert len(before) == 12 and before[0][1].shape == (8, 8, 1)
+        await pilot.press("r")
+        await settle(pilot)
+        after = shown(pilot)
+        assert [i for i, _, _ in after] == [i for i, _, _ in before]
+        assert all(np.array_equal(a[1], b[1]) for a, b in zip(after, before))
+        assert sum(not np.array_equal(a[2], b[2]) for a, b in zip(after, before)) >= 6
+        await pilot.press("t")  # the evaluation path has no random rotation: it shows the raw image
+        await settle(pilot)
+        assert all(np.array_equal(raw, processed) for _, raw, processed in shown(pilot))
+        # At 80×24 two tiles fit side by side and the rest is reached by scrolling.
+        grid = app.query_one(SampleGrid)
+        assert grid.query_one("#tiles").styles.grid_size_columns == 2 and grid.max_scroll_y > 0
+
+
+async def test_editing_the_pipeline_changes_the_preview():
+    """Adding a vertical flip and setting p=1 turns every processed image upside down, and says so."""
+    messages = []
+    app = PaneApp()
+    async with app.run_test(size=(100, 30), message_hook=messages.append) as pilot:
+        app.query_one(DataPane).show_config(digits_with())
+        await settle(pilot)
+        assert all(np.array_equal(raw, processed) for _, raw, processed in shown(pilot))
+        editor = app.query_one(PipelineEditor)
+        editor.steps.focus()
+        await pilot.press("a")
+        await pilot.pause()
+        for _ in range(4):  # Resize, CenterCrop, RandomCrop, RandomHorizontalFlip, then RandomVerticalFlip
+            await pilot.press("down")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert [s.name for s in editor.transforms] == ["RandomVerticalFlip"]
+        field = editor.query_one("#params Input", Input)
+        field.focus()
+        field.value = ""
+        await pilot.press("1")
+        await settle(pilot)
+        for _, raw, processed in shown(pilot):
+            assert np.array_equal(processed, raw[::-1])
+        changed = [m for m in messages if isinstance(m, DataPane.PipelineChanged)]
+        assert [str(s) for s in changed[-1].transforms] == ["RandomVerticalFlip(p=1)"]
+
+
+async def test_out_of_range_parameter_is_marked_with_its_reason():
+    """A RandomCrop size past the catalogue's range marks that field and leaves the preview alone."""
+    messages = []
+    app = PaneApp()
+    async with app.run_test(size=(100, 30), message_hook=messages.append) as pilot:
+        app.query_one(DataPane).show_config(digits_with(TransformSpec("RandomCrop", {"size": 8, "padding": 2})))
+        await settle(pilot)
+        editor = app.query_one(PipelineEditor)
+        size = next(i for i in editor.query("#params Input").results(Input) if i.name == "size")
+        size.focus()
+        size.value = "5000"
+        await settle(pilot)
+        error = next(label for label in editor.query("#params .field-error").results(Label) if label.name == "size")
+        assert size.has_class("-invalid")
+        assert str(error.content) == "size must be <= 1024"
+        assert editor.problems == {"size": "must be <= 1024"}
+        assert not [m for m in messages if isinstance(m, DataPane.PipelineChanged)]
+        assert app.query_one(DataPane).sample_set.input_shape == (1, 8, 8)
+        await pilot.press("end", "backspace", "backspace")  # 50 is allowed again
+        await settle(pilot)
+        assert not size.has_class("-invalid") and str(error.content) == ""
+        assert app.query_one(DataPane).sample_set.input_shape == (1, 50, 50)
+
+
+async def test_mean_std_action_fills_normalize():
+    """m computes mean and std from the training images, fills Normalize and reports it."""
+    messages = []
+    app = PaneApp()
+    async with app.run_test(size=(100, 30), message_hook=messages.append) as pilot:
+        app.query_one(DataPane).show_config(digits_with())
+        await settle(pilot)
+        editor = app.query_one(PipelineEditor)
+        assert not any(i.has_class("-invalid") for i in editor.query(Input))
+        await pilot.press("m")
+        await settle(pilot)
+        computed = [m for m in messages if isinstance(m, DataPane.NormalizeComputed)]
+        x = sources.load(recipe("digits-mlp").data).train.images.numpy() / 255.0
+        assert computed[-1].mean[0] == pytest.approx(x.mean(), abs=1e-6)
+        assert computed[-1].std[0] == pytest.approx(x.std(), abs=1e-6)
+        assert editor.mean == computed[-1].mean
+        fields = {i.name: i for i in editor.query("#params Input").results(Input)}
+        assert fields["mean"].value == "0.305041" and not any(i.has_class("-invalid") for i in fields.values())
+        # The preview now normalises with the data's own statistics.
+        assert app.query_one(DataPane).sample_set.input_range[1] == pytest.approx((1 - x.mean()) / x.std(), abs=1e-4)
+
+
+async def test_confusion_matrix_sums_to_the_test_set_size():
+    """An evaluation of the digits test set fills the matrix, the per-class rows and the gallery."""
+    config = recipe("digits-mlp")
+    config.output.runs_dir = ""
+    setup = build(config)
+    result = evaluate(setup.model, setup.test, setup.pipeline, setup.num_classes)
+    event = Evaluated("test", 0, 0, result.loss, result.accuracy, result.samples, result.confusion, result.wrong)
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(DataPane)
+        pane.show_config(config)
+        await settle(pilot)
+        pane.show_evaluation(event)
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        await settle(pilot)
+        assert app.query_one(TabbedContent).active == "evaluation-tab"
+        view = app.query_one(EvaluationView)
+        assert view.matrix_total == len(setup.data.test) == 359
+        table = view.query_one("#confusion", Static).content
+        assert table.columns[-1].footer == "359"
+        assert sum(r.support for r in view.rows) == 359
+        tiles = list(view.query(MistakeTile))
+        assert len(tiles) == len(result.wrong) > 0
+        first = tiles[0].mistake
+        assert (first.index, first.true) == (result.wrong[0][0], str(result.wrong[0][2]))
+
+
+async def test_imagefolder_with_a_corrupt_image_names_it_and_shows_the_rest(imagefolder_root):
+    """The unreadable file is named above the grid; every other image of the page is still drawn."""
+    config = recipe("digits-mlp")
+    config.data.dataset, config.data.root = "imagefolder", str(imagefolder_root)
+    config.data.mean, config.data.std = (0.5,) * 3, (0.5,) * 3
+    config.data.transforms = [TransformSpec("Resize", {"size": 8})]
+    train = sources.load(config.data).train
+    bad_index = page_indices(train, 0, PER_PAGE)[3]
+    bad = sources.sample_path(train, bad_index)
+    with open(bad, "wb") as fh:
+        fh.write(b"\x89PNG but then nothing")
+    messages = []
+    app = PaneApp()
+    async with app.run_test(size=(100, 30), message_hook=messages.append) as pilot:
+        app.query_one(DataPane).show_config(config)
+        await settle(pilot)
+        skipped = app.query_one("#skipped", Static)
+        assert skipped.has_class("-shown") and str(skipped.content).startswith(f"skipped: {bad} is not a readable image")
+        tiles = shown(pilot)
+        assert len(tiles) == PER_PAGE - 1 and bad_index not in [i for i, _, _ in tiles]
+        assert all(processed.shape == (8, 8, 3) for _, _, processed in tiles)
+        # Training would stop on that file, so the batch view says so too (naming it).
+        failed = [m.text for m in messages if isinstance(m, DataPane.DataFailed)]
+        assert failed and all(text.startswith(f"{bad} is not a readable image") for text in failed)

@@ -1,0 +1,176 @@
+"""The evaluation views: confusion matrix, per-class accuracy and a gallery of misclassified images."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Container, Vertical, VerticalScroll
+from textual.events import Resize
+from textual.widgets import Label, Static
+
+from engine.data.evaluation import ClassAccuracy, Mistake, class_names_for, per_class_accuracy
+from engine.data.samples import Skipped
+from engine.events import Evaluated
+
+from .images import Picture
+from .stats import MAX_BAR, bar
+
+
+NO_EVALUATION = "No evaluation yet: results appear here after the first evaluation of a run."
+
+
+def confusion_table(event: Evaluated, names: tuple[str, ...]) -> Table:
+    """Rows are true classes, columns predictions; the diagonal is right, the rest are mistakes."""
+    names = class_names_for(event, names)
+    short = all(len(n) <= 4 for n in names)
+    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold", show_footer=True,
+                  title_justify="left")
+    table.add_column("true\\pred", no_wrap=True, max_width=14, overflow="ellipsis", footer="total")
+    columns = [sum(row[j] for row in event.confusion) for j in range(len(names))]
+    for j, name in enumerate(names):
+        table.add_column(name if short else str(j), justify="right", footer=str(columns[j]))
+    table.add_column("total", justify="right", footer=str(sum(columns)), style="bold")
+    for i, row in enumerate(event.confusion):
+        cells = [Text(str(v), style="bold green") if i == j else Text(str(v), style="red") if v else
+                 Text("·", style="dim") for j, v in enumerate(row)]
+        table.add_row(names[i] if short else f"{i} {names[i]}", *cells, str(sum(row)))
+    return table
+
+
+def accuracy_table(rows: list[ClassAccuracy], width: int) -> Table:
+    """Per true class: a bar of its accuracy, the percentage and correct/support."""
+    name_width = min(16, max((len(r.name) for r in rows), default=5))
+    bar_width = max(4, min(MAX_BAR, width - name_width - 22))
+    table = Table(box=None, padding=(0, 1), show_edge=False, show_header=False)
+    table.add_column(no_wrap=True, max_width=name_width, overflow="ellipsis")
+    table.add_column(width=bar_width, no_wrap=True)
+    table.add_column(justify="right")
+    table.add_column(justify="right")
+    for r in rows:
+        acc = r.accuracy
+        table.add_row(r.name, Text(bar(r.correct, r.support, bar_width), style="green"),
+                      "-" if acc is None else f"{acc:.1%}", f"{r.correct}/{r.support}")
+    return table
+
+
+class MistakeTile(Vertical):
+    """One misclassified image with its true and predicted class."""
+
+    DEFAULT_CSS = """
+    MistakeTile {
+        width: auto;
+        height: auto;
+        border: round $error 60%;
+        padding: 0 1;
+    }
+    MistakeTile > Label {
+        color: $text-muted;
+    }
+    """
+
+    def __init__(self, mistake: Mistake, box: int):
+        super().__init__()
+        self.mistake = mistake
+        self.box = box
+
+    def compose(self) -> ComposeResult:
+        m, width = self.mistake, max(self.box, 10)
+        yield Label(f"true {m.true}"[:width])
+        yield Label(f"said {m.predicted}"[:width])
+        yield Picture(m.image, self.box)
+        yield Label(f"#{m.index}")
+
+
+class EvaluationView(VerticalScroll):
+    """What the last evaluation found, shown per class and per image."""
+
+    DEFAULT_CSS = """
+    EvaluationView {
+        padding: 0 1;
+    }
+    EvaluationView > Static {
+        height: auto;
+        margin-bottom: 1;
+    }
+    EvaluationView > .heading {
+        text-style: bold;
+        color: $accent;
+        margin-bottom: 0;
+    }
+    EvaluationView > #gallery {
+        layout: grid;
+        grid-size: 4;
+        grid-rows: auto;
+        grid-columns: auto;
+        grid-gutter: 0 1;
+        height: auto;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None):
+        super().__init__(id=id)
+        self.event: Evaluated | None = None
+        self.rows: list[ClassAccuracy] = []
+        self.matrix_total = 0
+        self.box = 8
+
+    def compose(self) -> ComposeResult:
+        yield Static(NO_EVALUATION, id="title")
+        yield Static("Confusion matrix (rows: true class, columns: predicted)", classes="heading")
+        yield Static("", id="confusion")
+        yield Static("Accuracy per class", classes="heading")
+        yield Static("", id="per-class")
+        yield Static("Misclassified images", classes="heading")
+        yield Static("", id="gallery-note")
+        yield Container(id="gallery")
+
+    async def clear(self) -> None:
+        """Forget the evaluation shown (its images belong to another data set)."""
+        self.event, self.rows, self.matrix_total = None, [], 0
+        self.query_one("#title", Static).update(NO_EVALUATION)
+        for name in ("#confusion", "#per-class", "#gallery-note"):
+            self.query_one(name, Static).update("")
+        await self.query_one("#gallery").remove_children()
+
+    def show(self, event: Evaluated, class_names: tuple[str, ...]) -> None:
+        """Draw the matrix and the per-class accuracy of `event`."""
+        self.event = event
+        self.rows = per_class_accuracy(event, class_names)
+        self.matrix_total = sum(sum(row) for row in event.confusion)
+        when = f"epoch {event.epoch}" + (" (mid-epoch)" if event.mid_epoch else "") + f", step {event.step}"
+        self.query_one("#title", Static).update(
+            f"{event.split} split after {when}: accuracy {event.accuracy:.2%} on {event.samples:,} images, "
+            f"loss {event.loss:.4f}"
+        )
+        self.query_one("#confusion", Static).update(confusion_table(event, class_names))
+        self._draw_accuracy()
+
+    async def show_mistakes(self, mistakes: list[Mistake], skipped: list[Skipped], box: int) -> None:
+        """Fill the gallery with the misclassified images."""
+        self.box = box
+        shown = self.event.wrong if self.event else ()
+        total = self.matrix_total - sum(r.correct for r in self.rows)
+        note = f"{len(mistakes)} of {total:,} misclassified images"
+        if len(shown) < total:
+            note += f" (the evaluation keeps the first {len(shown)})"
+        note += "".join(f"\nskipped: {s.reason}" for s in skipped)
+        self.query_one("#gallery-note", Static).update(note)
+        gallery = self.query_one("#gallery")
+        await gallery.remove_children()
+        await gallery.mount_all(MistakeTile(m, box) for m in mistakes)
+        self._fit_columns()
+
+    def _draw_accuracy(self) -> None:
+        if self.rows:
+            width = self.scrollable_content_region.width or 76
+            self.query_one("#per-class", Static).update(accuracy_table(self.rows, width))
+
+    def on_resize(self, event: Resize) -> None:
+        self._draw_accuracy()
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        width = self.scrollable_content_region.width or self.size.width
+        tile = max(self.box, 10) + 4
+        self.query_one("#gallery").styles.grid_size_columns = max(1, (width + 1) // (tile + 1))

@@ -1,0 +1,357 @@
+"""The data pane: samples before and after the pipeline with its editor, statistics, and evaluation views.
+
+The app hands it data through `show_config`, `show_dataset` and `show_evaluation`; it answers with the
+messages nested below. Loading and computing run in thread workers (tui.data.jobs) that only post messages back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Static, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState
+
+from engine.config import RunConfig
+from engine.data import samples as sample_views
+from engine.data import sources, stats
+from engine.data.augment import Pipeline
+from engine.events import Evaluated
+from engine.transform_specs import TransformSpec
+
+from . import jobs
+from .evaluation import EvaluationView
+from .pipeline_editor import PipelineEditor
+from .samples import ZOOMS, SampleGrid, tile_width
+from .stats import StatsView
+
+PER_PAGE = 12  # samples per page of the grid
+EDITOR_WIDTH = 30  # cells the pipeline editor takes beside the grid
+
+
+def default_box(side: int, grid_width: int) -> int:
+    """The largest zoom that draws an image of `side` pixels no bigger than useful and fits two tiles a row."""
+    useful = side * 2 if side <= 16 else side  # small images gain from doubling, larger ones don't
+    fitting = [z for z in ZOOMS if z <= useful and 2 * tile_width(z) + 1 <= grid_width]
+    return fitting[-1] if fitting else ZOOMS[0]
+
+
+def data_key(config: RunConfig) -> tuple:
+    """What decides which images load: a change here means loading the data set again."""
+    d = config.data
+    folder = d.dataset == "imagefolder"
+    return (d.dataset, d.root, d.val_split, d.fake_size, config.train.seed if d.val_split else None,
+            len(d.mean) if folder else None, [str(s) for s in sources.leading_sizing(d.transforms)] if folder else None)
+
+
+class DataPane(Widget):
+    """Samples with the pipeline editor, statistics and evaluation views of one data set."""
+
+    DEFAULT_CSS = """
+    DataPane {
+        height: 1fr;
+        width: 1fr;
+    }
+    DataPane > #status {
+        height: auto;
+        max-height: 3;
+        color: $text-muted;
+        padding: 0 1;
+    }
+    DataPane > #status.-error {
+        color: $error;
+    }
+    DataPane TabbedContent, DataPane ContentSwitcher, DataPane TabPane {
+        height: 1fr;
+    }
+    DataPane TabPane {
+        padding: 0;
+    }
+    DataPane #samples-tab > Horizontal {
+        height: 1fr;
+    }
+    DataPane.-editor-hidden PipelineEditor {
+        display: none;
+    }
+    """
+    BINDINGS = [
+        Binding("r", "reroll", "Re-roll"),
+        Binding("n", "page(1)", "Next images"),
+        Binding("p", "page(-1)", "Prev images"),
+        Binding("t", "toggle_processed", "Train/eval"),
+        Binding("plus,equals_sign", "zoom(1)", "Zoom in"),
+        Binding("minus", "zoom(-1)", "Zoom out"),
+        Binding("e", "toggle_editor", "Editor"),
+        Binding("m", "compute_normalize", "Mean/std"),
+        Binding("right_square_bracket", "tab(1)", "Next view"),
+        Binding("left_square_bracket", "tab(-1)", "Prev view", show=False),
+    ]
+    TABS = ("samples-tab", "stats-tab", "evaluation-tab")
+
+    @dataclass
+    class PipelineChanged(Message):
+        """The user edited the transform list; every parameter in it is valid."""
+
+        transforms: tuple[TransformSpec, ...]
+
+    @dataclass
+    class NormalizeChanged(Message):
+        """The user typed new Normalize mean and std values."""
+
+        mean: tuple[float, ...]
+        std: tuple[float, ...]
+
+    @dataclass
+    class NormalizeComputed(Message):
+        """Mean and std were computed from the training images and filled into Normalize."""
+
+        mean: tuple[float, ...]
+        std: tuple[float, ...]
+
+    @dataclass
+    class DataFailed(Message):
+        """The data could not be loaded or shown; `text` says why and names the field or file."""
+
+        text: str
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None):
+        super().__init__(id=id, classes=classes)
+        self.config: RunConfig | None = None
+        self.bundle: sources.DataBundle | None = None
+        self.sample_set: sample_views.SampleSet | None = None
+        self.evaluated: Evaluated | None = None
+        self.transforms: list[TransformSpec] = []
+        self.mean: tuple[float, ...] = ()
+        self.std: tuple[float, ...] = ()
+        self.page = 0
+        self.reroll = 0
+        self.processed = "train"
+        self.box = ZOOMS[0]
+        self._key: tuple | None = None
+        self._summary = "No data loaded yet."
+        self._error_job: str | None = None  # the job whose failure the status line shows
+        self._generation = 0
+        self._cancel = threading.Event()
+
+    def compose(self) -> ComposeResult:
+        yield Static("No data loaded yet.", id="status")
+        with TabbedContent(initial="samples-tab"):
+            with TabPane("Samples", id="samples-tab"):
+                with Horizontal():
+                    yield PipelineEditor(id="editor")
+                    yield SampleGrid(id="grid")
+            with TabPane("Statistics", id="stats-tab"):
+                yield StatsView(id="stats")
+            with TabPane("Evaluation", id="evaluation-tab"):
+                yield EvaluationView(id="evaluation")
+
+    # ------------------------------------------------------------------------- called by the app
+
+    def show_config(self, config: RunConfig) -> None:
+        """Follow a configuration: load its data set when that changed, else redraw with its pipeline."""
+        config = config.copy()
+        if data_key(config) != self._key or self.bundle is None:
+            if self._key is not None and self.evaluated is not None:
+                # An evaluation's image indices refer to the data set it ran on.
+                self.evaluated = None
+                self.run_worker(self.query_one(EvaluationView).clear(), group="evaluation")
+            self._key = data_key(config)
+            self.config = config
+            self._status(f"loading {config.data.dataset}…")
+            self._start(jobs.load, config)
+            return
+        self.config = config
+        if (config.data.transforms, config.data.mean, config.data.std) != (self.transforms, self.mean, self.std):
+            self.run_worker(self._take_pipeline(config), exclusive=True, group="editor")
+
+    def show_dataset(self, bundle: sources.DataBundle, config: RunConfig) -> None:
+        """Show a data set the app already loaded, with the pipeline of `config`."""
+        self._key = data_key(config)
+        self.post_message(jobs.Loaded(bundle, config.copy()))
+
+    def show_evaluation(self, event: Evaluated) -> None:
+        """Show what an evaluation found: confusion matrix, per-class accuracy and the misclassified images."""
+        self.evaluated = event
+        names = self.bundle.class_names if self.bundle else ()
+        self.query_one(EvaluationView).show(event, names)
+        if self.bundle is not None and event.wrong:
+            self._start(jobs.draw_mistakes, event, self.bundle, self._pipeline())
+
+    # ------------------------------------------------------------------------- background jobs
+
+    def _start(self, job: Callable[..., None], *args: object) -> None:
+        """Run `job` in a thread worker; a newer start of the same job supersedes the older one."""
+        self.run_worker(partial(job, self.post_message, *args), name=job.__name__, group=job.__name__,
+                        thread=True, exclusive=True, exit_on_error=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Any worker that raised unexpectedly: say so instead of crashing the app."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self._status(f"{event.worker.name} failed: {type(error).__name__}: {error}", error=True)
+
+    # ------------------------------------------------------------------------- worker results
+
+    @on(jobs.Loaded)
+    async def _loaded(self, message: jobs.Loaded) -> None:
+        self.bundle, self.config = message.bundle, message.config
+        bundle = message.bundle
+        self._cancel.set()  # a mean/std pass over the previous data set is no longer wanted
+        self.page, self.reroll = 0, 0
+        self.box = default_box(max(bundle.shape[1:]), self.size.width - EDITOR_WIDTH - 4)
+        self._summary = (f"{bundle.source}: {len(bundle.train):,} train, {len(bundle.test):,} test images, "
+                         f"{len(bundle.class_names)} classes")
+        self._status(self._summary)
+        self.query_one(StatsView).show_counts(bundle.source, stats.class_counts(bundle), bundle.class_names)
+        await self._take_pipeline(message.config)
+        if self.evaluated is not None:
+            self.show_evaluation(self.evaluated)
+
+    async def _take_pipeline(self, config: RunConfig) -> None:
+        d = config.data
+        self.transforms, self.mean, self.std = list(d.transforms), tuple(d.mean), tuple(d.std)
+        if self.bundle is not None:
+            channels, size = self.bundle.shape[0], self.bundle.shape[-1]
+            await self.query_one(PipelineEditor).set_pipeline(self.transforms, self.mean, self.std, channels, size)
+        self._refresh_samples(batch=True)
+
+    def _pipeline(self) -> Pipeline:
+        seed = self.config.train.seed if self.config else 0
+        return Pipeline(self.transforms, self.mean, self.std, seed=seed)
+
+    def _refresh_samples(self, batch: bool = False) -> None:
+        if self.bundle is None:
+            return
+        self._generation += 1
+        indices = sample_views.page_indices(self.bundle.train, self.page, PER_PAGE)
+        self._start(jobs.draw_samples, self._generation, self.bundle, self._pipeline(), indices, self.reroll)
+        if batch and self.config is not None:
+            self._start(jobs.summarise_batch, self.bundle, self._pipeline(), self.config)
+
+    @on(jobs.SamplesDrawn)
+    async def _samples_drawn(self, message: jobs.SamplesDrawn) -> None:
+        if message.generation != self._generation:
+            return  # an older request finished after a newer one started
+        self.sample_set = message.sample_set
+        if self._error_job in ("load", "samples"):
+            self._status(self._summary)  # the pipeline runs again: its last failure is over
+        await self.query_one(SampleGrid).show(message.sample_set, self.box, self.processed, self.page)
+        self.query_one(StatsView).show_samples(message.sample_set)
+
+    @on(jobs.BatchSummarised)
+    def _batch_summarised(self, message: jobs.BatchSummarised) -> None:
+        self.query_one(StatsView).show_batch(message.summary)
+        if self._error_job == "batch":
+            self._status(self._summary)
+
+    @on(jobs.Progress)
+    def _progress(self, message: jobs.Progress) -> None:
+        self.query_one(StatsView).show_channels(None, f"computing… {message.done:,} of {message.total:,} images")
+
+    @on(jobs.ChannelsComputed)
+    async def _channels_computed(self, message: jobs.ChannelsComputed) -> None:
+        found = message.found
+        self.query_one(StatsView).show_channels(found)
+        self.mean, self.std = found.mean, found.std
+        await self.query_one(PipelineEditor).set_normalize(found.mean, found.std)
+        self.post_message(self.NormalizeComputed(found.mean, found.std))
+        self._refresh_samples(batch=True)
+
+    @on(jobs.MistakesDrawn)
+    async def _mistakes_drawn(self, message: jobs.MistakesDrawn) -> None:
+        await self.query_one(EvaluationView).show_mistakes(message.mistakes, message.skipped, self.box)
+
+    @on(jobs.Failed)
+    def _failed(self, message: jobs.Failed) -> None:
+        if message.job == "load":
+            self._key = None  # showing the same configuration again retries the load
+        if message.job in ("load", "samples"):
+            self.query_one(SampleGrid).show_message(f"cannot show the pipeline: {message.text}")
+        elif message.job == "batch":
+            self.query_one(StatsView).show_batch(None, f"cannot build a batch: {message.text}")
+        elif message.job == "channels":
+            self.query_one(StatsView).show_channels(None, message.text)
+        self._status(message.text, error=True)
+        self._error_job = message.job
+        self.post_message(self.DataFailed(message.text))
+
+    # ------------------------------------------------------------------------- editor
+
+    @on(PipelineEditor.Edited)
+    def _edited(self, message: PipelineEditor.Edited) -> None:
+        message.stop()
+        self.transforms = list(message.transforms)
+        self._refresh_samples(batch=True)
+        self.post_message(self.PipelineChanged(message.transforms))
+
+    @on(PipelineEditor.NormalizeEdited)
+    def _normalize_edited(self, message: PipelineEditor.NormalizeEdited) -> None:
+        message.stop()
+        self.mean, self.std = message.mean, message.std
+        self._refresh_samples(batch=True)
+        self.post_message(self.NormalizeChanged(message.mean, message.std))
+
+    # ------------------------------------------------------------------------- actions
+
+    def action_reroll(self) -> None:
+        """Draw fresh random augmentations of the same images."""
+        self.reroll += 1
+        self._refresh_samples()
+
+    def action_page(self, delta: int) -> None:
+        """Show the next or previous page of images."""
+        self.page = max(0, self.page + delta)
+        self._refresh_samples()
+
+    async def action_toggle_processed(self) -> None:
+        """Show the images after the training (augmented) or the evaluation pipeline."""
+        self.processed = "eval" if self.processed == "train" else "train"
+        await self._redraw_grid()
+
+    async def action_zoom(self, delta: int) -> None:
+        """Draw the images larger or smaller."""
+        i = ZOOMS.index(self.box) if self.box in ZOOMS else 0
+        self.box = ZOOMS[max(0, min(len(ZOOMS) - 1, i + delta))]
+        await self._redraw_grid()
+
+    async def _redraw_grid(self) -> None:
+        if self.sample_set is not None:
+            await self.query_one(SampleGrid).show(self.sample_set, self.box, self.processed, self.page)
+
+    def action_toggle_editor(self) -> None:
+        """Hide the pipeline editor to give the images the whole width, or show it again."""
+        self.toggle_class("-editor-hidden")
+
+    def action_compute_normalize(self) -> None:
+        """Compute per-channel mean and std over the training images and fill the Normalize fields."""
+        if self.bundle is None:
+            self.notify("no data set loaded yet", severity="warning")
+            return
+        self._cancel.set()
+        self._cancel = threading.Event()
+        self.query_one(StatsView).show_channels(None, "computing…")
+        self._start(jobs.compute_channels, self.bundle.train, self._cancel)
+
+    def action_tab(self, delta: int) -> None:
+        """Switch to the next or previous view."""
+        tabs = self.query_one(TabbedContent)
+        current = self.TABS.index(tabs.active) if tabs.active in self.TABS else 0
+        tabs.active = self.TABS[(current + delta) % len(self.TABS)]
+
+    def _status(self, text: str, error: bool = False) -> None:
+        self._error_job = None
+        status = self.query_one("#status", Static)
+        status.update(text)
+        status.set_class(error, "-error")
+
+    def on_unmount(self) -> None:
+        self._cancel.set()
+
