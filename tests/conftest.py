@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -11,6 +12,9 @@ import numpy as np
 import pytest
 
 from engine.recipes import recipe
+
+# Tests never talk to a real terminal: draw images with Unicode half-cells, the same everywhere.
+os.environ["PTVIZ_IMAGES"] = "halfcell"
 
 
 @pytest.fixture

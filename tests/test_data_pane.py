@@ -166,7 +166,7 @@ async def test_confusion_matrix_sums_to_the_test_set_size():
         pane.show_config(config)
         await settle(pilot)
         pane.show_evaluation(event)
-        await pilot.press("right_square_bracket", "right_square_bracket")
+        await pilot.press("greater_than_sign", "greater_than_sign")
         await settle(pilot)
         assert app.query_one(TabbedContent).active == "evaluation-tab"
         view = app.query_one(EvaluationView)

@@ -76,9 +76,17 @@ def test_finished(snap_compare, tmp_path, size):
     assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=replay_finished)
 
 
-def test_data_tab_at_80x24(snap_compare, tmp_path):
-    """The Data tab fits a small terminal (the form scrolls)."""
-    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), press=["2"])
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+def test_data_tab(snap_compare, tmp_path, size):
+    """The Data tab: form beside the digits samples, raw and after the pipeline."""
+
+    async def samples_shown(pilot):
+        await pilot.press("2")
+        pane = pilot.app.query_one("#data-pane")
+        await wait_for(pilot, lambda: pane.sample_set is not None, what="samples")
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=samples_shown)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])

@@ -7,18 +7,19 @@ from pathlib import Path
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.reactive import reactive
-from textual.widgets import Footer, Label, Select, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from engine import config as cfgmod
 from engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate
 from engine.events import Paused, Resumed, RunFailed, RunFinished, RunStarted
-from engine.recipes import RECIPES, recipe
+from engine.recipes import recipe
 
 from .charts import ChartsPane
 from .config_form import ConfigForm
+from .data_tab import DataTab
 from .device_panel import DevicePanel
 from .log_pane import LogPane
 from .messages import EngineEvent, LogRequested
@@ -29,7 +30,6 @@ from .screens.help import HelpScreen
 from .screens.lr_prompt import LrPrompt
 from .status_bar import StatusBar
 
-DATA_FIELDS = [p for p in cfgmod.field_paths() if p.startswith("data.")]
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
 
 HELP = [
@@ -41,6 +41,17 @@ HELP = [
                 ("v", "next pair of charts (small terminals)")]),
     ("Panes", [("1 / 2 / 3", "Train, Data and Model tabs"), ("4", "focus the log"), ("5", "focus the device panel"),
                ("tab / shift+tab", "move between fields"), ("escape", "leave a form field so keys reach the cockpit")]),
+    ("Data pane (when focused)", [("r", "re-roll the augmentations"), ("n / b", "next / previous images"),
+                                  ("t", "right image: training or evaluation pipeline"), ("+ / -", "zoom"),
+                                  ("o", "show / hide the pipeline editor"), ("a / d", "editor: add / remove a transform"),
+                                  ("shift+up / down", "editor: move a transform"),
+                                  ("m", "compute mean and std from the training set into Normalize"),
+                                  ("< / >", "Samples, Statistics, Evaluation views")]),
+    ("Model pane (when focused)", [("< / > / *", "show one level less / more / everything"),
+                                   ("left / right", "collapse / expand"),
+                                   ("f / u", "freeze / unfreeze the selected module"),
+                                   ("F / U", "freeze / unfreeze the whole model"),
+                                   ("m", "type another model: name, file.py:factory or package.module:factory")]),
     ("App", [("? / F1", "this help"), ("q / ctrl+q", "quit (asks first while training, then stops cleanly)")]),
 ]
 
@@ -94,20 +105,11 @@ class PtvizApp(App[int]):
                     yield LogPane(id="log")
                     yield DevicePanel(id="device")
             with TabPane("Data [2]", id="data"):
-                with Horizontal(classes="split"):
-                    with Vertical(classes="form-column"):
-                        with Horizontal(id="recipe-row"):
-                            yield Label("recipe")
-                            yield Select([(name, name) for name in RECIPES], value=self._recipe_choice(),
-                                         allow_blank=True, prompt="choose a preset…", id="recipe")
-                        yield ConfigForm(self.config, DATA_FIELDS, id="data-form")
+                yield DataTab(self.config, id="data-tab", classes="split")
             with TabPane("Model [3]", id="model"):
                 yield ModelTab(self.config, id="model-tab", classes="split")
         yield StatusBar(id="status")
         yield Footer()
-
-    def _recipe_choice(self):
-        return self.config.recipe if self.config.recipe in RECIPES else Select.BLANK
 
     def on_mount(self) -> None:
         self._apply_size()
@@ -121,6 +123,8 @@ class PtvizApp(App[int]):
 
     def _apply_size(self) -> None:
         compact = self.size.width < COMPACT_WIDTH or self.size.height < COMPACT_HEIGHT
+        if compact != self.screen.has_class("-compact"):
+            self.query_one(DataTab).set_compact(compact)
         self.screen.set_class(compact, "-compact")
         self.query_one(ChartsPane).set_class(compact, "-compact")
 
@@ -131,6 +135,7 @@ class PtvizApp(App[int]):
         if cfgmod.get_value(self.config, message.path) != message.value:
             cfgmod.set_value(self.config, message.path, message.value)
             self.query_one(ModelTab).config_changed(message.path)
+            self.query_one(DataTab).config_changed(message.path)
 
     @on(LogRequested)
     def _log_requested(self, message: LogRequested) -> None:
@@ -139,17 +144,16 @@ class PtvizApp(App[int]):
         if message.details:
             log.say_details(message.details)
 
-    @on(Select.Changed, "#recipe")
-    def _recipe_chosen(self, event: Select.Changed) -> None:
-        if event.value is Select.BLANK or event.value == self.config.recipe:
-            return
-        chosen = recipe(str(event.value))
+    @on(DataTab.RecipeChosen)
+    def _recipe_chosen(self, event: DataTab.RecipeChosen) -> None:
+        chosen = recipe(event.name)
         chosen.output = self.config.output  # where runs go is the user's choice, not the recipe's
         self.config.__dict__.update(chosen.__dict__)  # same object: the tabs hold a reference to it
         for form in self.query(ConfigForm):
             form.load(self.config)
         self.query_one(ModelTab).schedule_preview()
-        self.query_one(LogPane).say(f"recipe {event.value} loaded")
+        self.query_one(DataTab).refresh_pane()
+        self.query_one(LogPane).say(f"recipe {event.name} loaded")
 
     def form_errors(self) -> list[str]:
         """Every invalid field shown in a form or found by whole-config validation."""
@@ -226,6 +230,7 @@ class PtvizApp(App[int]):
         self.query_one(ChartsPane).history.ingest(event)
         self.query_one(LogPane).ingest(event)
         self.query_one(ModelTab).engine_event(event)
+        self.query_one(DataTab).engine_event(event)
         status = self.query_one(StatusBar)
         status.ingest(event)
         self.current_lr = status.lr if status.lr is not None else self.current_lr

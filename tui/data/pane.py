@@ -85,14 +85,14 @@ class DataPane(Widget):
     BINDINGS = [
         Binding("r", "reroll", "Re-roll"),
         Binding("n", "page(1)", "Next images"),
-        Binding("p", "page(-1)", "Prev images"),
+        Binding("b", "page(-1)", "Prev images"),
         Binding("t", "toggle_processed", "Train/eval"),
         Binding("plus,equals_sign", "zoom(1)", "Zoom in"),
         Binding("minus", "zoom(-1)", "Zoom out"),
-        Binding("e", "toggle_editor", "Editor"),
+        Binding("o", "toggle_editor", "Editor"),
         Binding("m", "compute_normalize", "Mean/std"),
-        Binding("right_square_bracket", "tab(1)", "Next view"),
-        Binding("left_square_bracket", "tab(-1)", "Prev view", show=False),
+        Binding("greater_than_sign", "tab(1)", "Next view"),
+        Binding("less_than_sign", "tab(-1)", "Prev view", show=False),
     ]
     TABS = ("samples-tab", "stats-tab", "evaluation-tab")
 
