@@ -108,6 +108,7 @@ class CheckpointSaved:
     step: int
     epoch: int
     reason: str
+    save_id: str = ""  # unique per save: the run log marks where this checkpoint's state was taken
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,15 @@ class Notice:
 
     level: str  # "info" | "warning" | "error"
     text: str
+
+
+@dataclass(frozen=True)
+class Diverged:
+    """The loss became NaN or infinite; the run stops or pauses, and no checkpoint is written from here on."""
+
+    step: int
+    value: float
+    action: str  # "stop" | "pause"
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,7 @@ class RunFinished:
     test_accuracy: float | None = None
     best_test_accuracy: float | None = None
     reason: str = "completed"
+    state: str = "finished"  # "finished" | "stopped" | "diverged"
 
 
 @dataclass(frozen=True)
@@ -144,5 +155,5 @@ class RunFailed:
 
 
 Event = (RunStarted | StepMetrics | Evaluated | EpochEnded | Paused | Resumed | LrChanged
-         | CheckpointSaved | Notice | RunFinished | RunFailed)
+         | CheckpointSaved | Notice | Diverged | RunFinished | RunFailed)
 TERMINAL = (RunFinished, RunFailed)
