@@ -54,7 +54,7 @@ from .events import (
 )
 from .optim import current_lr, set_lr
 from .remote import ControlServer
-from .rundir import RunLock, create_run_dir
+from .rundir import RunLock, create_run_dir, write_config
 from .runlog import RunLog
 from .setup import Setup, build
 from .sinks import EventSink, FanOut, NullSink
@@ -86,11 +86,7 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
             if run_dir is None and config.output.runs_dir:
                 run_dir = create_run_dir(config)
             if run_dir is not None:
-                outputs.enter_context(RunLock(run_dir))
-                for folder in (run_dir, run_dir / "checkpoints"):
-                    ckpt.remove_stale_temp_files(folder)  # left by a write that a kill cut short
-                log = outputs.enter_context(RunLog(run_dir, resume, tensorboard=config.output.tensorboard))
-                server = outputs.enter_context(ControlServer(run_dir, control)) if listen else None
+                log, server = _open_run_dir(outputs, run_dir, config, control, resume, listen)
                 sink = trainer.sink = FanOut(log, server, sink)
                 trainer.run_dir, trainer.before_save = run_dir, log.sync
             return trainer.run()
@@ -99,6 +95,19 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
             sink.emit(RunFailed(message=_one_line(exc), traceback=details, step=trainer.step if trainer else 0,
                                 user_error=isinstance(exc, UserError)))
             raise
+
+
+def _open_run_dir(stack: ExitStack, run_dir: Path, config: RunConfig, control: Control,
+                  resume: dict[str, Any] | None, listen: bool) -> tuple[RunLog, ControlServer | None]:
+    """Lock the run directory, tidy it, and open its logs and control socket (closed by `stack`)."""
+    stack.enter_context(RunLock(run_dir))
+    if resume is not None:
+        write_config(run_dir, config)  # flags given to resume (more epochs) apply from here on
+    for folder in (run_dir, run_dir / "checkpoints"):
+        ckpt.remove_stale_temp_files(folder)  # left by a write that a kill cut short
+    log = stack.enter_context(RunLog(run_dir, resume, tensorboard=config.output.tensorboard))
+    server = stack.enter_context(ControlServer(run_dir, control)) if listen else None
+    return log, server
 
 
 def _one_line(exc: BaseException) -> str:
@@ -476,6 +485,7 @@ class Trainer:
         if self.before_save is not None:
             self.before_save()
         state = self.state(reason)
+        folder.mkdir(exist_ok=True)
         paths = [ckpt.atomic_save(state, folder / name) for name in names]
         if numbered:
             ckpt.prune_numbered(folder, out.keep)  # only now that the new one is on disk

@@ -28,8 +28,13 @@ def create_run_dir(config: RunConfig, now: float | None = None) -> Path:
             n += 1
             path = base.with_name(f"{base.name}-{n}")
     (path / "checkpoints").mkdir()
-    (path / "config.toml").write_text(dump_toml(config))
+    write_config(path, config)
     return path
+
+
+def write_config(run_dir: Path, config: RunConfig) -> None:
+    """Write the run's resolved configuration to config.toml (again when a resume changed it)."""
+    (Path(run_dir) / "config.toml").write_text(dump_toml(config))
 
 
 CONTROL_DIR = "control"  # owner-only (0700): the run's lock file and control socket
