@@ -1,11 +1,16 @@
 """Real processes: SIGKILL then resume is bit-exact, stop signals checkpoint, and other processes attach."""
 
+import fcntl
 import json
 import os
 import random
+import re
+import select
 import signal
 import subprocess
 import sys
+import termios
+import threading
 
 import pytest
 import torch
@@ -27,10 +32,22 @@ def cli(*argv, cwd, **kw):
                           env=ENV, timeout=300, **kw)
 
 
-def start_headless(*argv, cwd):
+@pytest.fixture
+def spawned():
+    """Processes a test started; any still alive when it ends (a failed test) are killed."""
+    procs = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def start_headless(spawned, *argv, cwd):
     """A headless run in its own process, and its run directory once it is set up and listening."""
     proc = subprocess.Popen([sys.executable, "-m", "tui", "--headless", *argv], cwd=cwd, env=ENV, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    spawned.append(proc)
     for line in proc.stdout:
         if line.startswith("run directory: "):
             return proc, cwd / line.split(": ", 1)[1].strip()
@@ -42,7 +59,7 @@ def steps_logged(run_dir):
     return [r["step"] for r in read_rows(run_dir / "metrics.jsonl") if r["kind"] == "step"]
 
 
-def test_sigkill_at_a_random_step_then_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path):
+def test_sigkill_at_a_random_step_then_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path, spawned):
     epochs = ["--epochs", "3"]
     total = 3 * 23
     reference = config_from_args(build_parser().parse_args([*FLAGS, *epochs, "--runs-dir", str(tmp_path / "ref")]))
@@ -50,7 +67,7 @@ def test_sigkill_at_a_random_step_then_resume_matches_an_uninterrupted_run_bit_f
     (ref_dir,) = (tmp_path / "ref").iterdir()
     expected = ckpt.load_checkpoint(ref_dir / "checkpoints" / "last.pt")
 
-    proc, run_dir = start_headless(*FLAGS, *epochs, "--checkpoint-steps", "4", cwd=tmp_path)
+    proc, run_dir = start_headless(spawned, *FLAGS, *epochs, "--checkpoint-steps", "4", cwd=tmp_path)
     kill_at = random.randint(5, total - 25)
     with RemoteRun(run_dir) as run:
         run.wait(step=kill_at)
@@ -83,7 +100,7 @@ def assert_stopped_by_signal(proc, run_dir, sig):
     """The process saved last.pt at a step boundary, logged every step up to it, and exited with 128 + sig."""
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + sig, out
-    assert "Traceback" not in out
+    assert "Traceback" not in (out or "")
     state = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert state["reason"] == "stopped"
     assert steps_logged(run_dir) == list(range(1, state["step"] + 1))
@@ -93,37 +110,62 @@ def assert_stopped_by_signal(proc, run_dir, sig):
     return state
 
 
-def test_sighup_checkpoints_at_the_next_step_and_exits_cleanly(tmp_path):
-    proc, run_dir = start_headless(*FLAGS, "--epochs", "1000", cwd=tmp_path)
-    with RemoteRun(run_dir) as run:
-        run.wait(step=5)
-    proc.send_signal(signal.SIGHUP)
-    assert assert_stopped_by_signal(proc, run_dir, signal.SIGHUP)["step"] >= 5
+def test_terminal_hangup_checkpoints_at_the_next_step_and_exits_cleanly(tmp_path, spawned):
+    """An SSH drop: the run's terminal goes away, the kernel sends SIGHUP, and writing to the terminal fails."""
+    master, slave = os.openpty()
 
+    def own_terminal():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-def test_other_processes_attach_pause_and_resume_a_headless_run(tmp_path):
-    proc, run_dir = start_headless(*FLAGS, "--epochs", "1000", cwd=tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "--headless", *FLAGS, "--epochs", "1000"], cwd=tmp_path,
+                            env=ENV, stdin=slave, stdout=slave, stderr=slave, preexec_fn=own_terminal)
+    spawned.append(proc)
+    os.close(slave)
+    started, done, seen = threading.Event(), threading.Event(), bytearray()
+
+    def drain():  # like a terminal: keep reading so the run never blocks on a full pty
+        while not done.is_set():
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    seen.extend(os.read(master, 65536))
+                except OSError:
+                    return
+                if re.search(rb"run directory: \S+\r?\n", seen):
+                    started.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     try:
-        assert "running" in cli("runs", "runs", cwd=tmp_path).stdout
-        with RemoteRun(run_dir) as first:  # one client stays attached throughout
-            first.wait(step=3)
-            # A second process attaches and pauses the run; the first sees it paused.
-            out = cli("send", str(run_dir), "pause", cwd=tmp_path)
-            assert out.returncode == 0, out.stderr
-            paused = first.wait(paused=True)
-            step = paused["step"]
-            # Another process comes and goes while it is paused: the step counter stays where it stopped.
-            status = json.loads(cli("send", str(run_dir), "status", cwd=tmp_path).stdout)
-            assert status["paused"] and status["step"] == step
-            assert first.status()["step"] == step
-            assert max(steps_logged(run_dir)) == step
-            # Another one resumes it; steps count on from where they stopped.
-            assert cli("send", str(run_dir), "resume", cwd=tmp_path).returncode == 0
-            assert first.wait(step=step + 5)["paused"] is False
-        # Detached again, the run carries on until SIGTERM checkpoints and ends it.
-        proc.send_signal(signal.SIGTERM)
-        assert assert_stopped_by_signal(proc, run_dir, signal.SIGTERM)["step"] >= step + 5
+        assert started.wait(120), seen.decode(errors="replace")
+        run_dir = tmp_path / re.search(rb"run directory: (\S+)", seen).group(1).decode()
+        with RemoteRun(run_dir) as run:
+            run.wait(step=5)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        done.set()
+        reader.join()
+        os.close(master)  # the connection drops
+    state = assert_stopped_by_signal(proc, run_dir, signal.SIGHUP)
+    assert state["step"] >= 5
+
+
+def test_other_processes_attach_pause_and_resume_a_headless_run(tmp_path, spawned):
+    proc, run_dir = start_headless(spawned, *FLAGS, "--epochs", "1000", cwd=tmp_path)
+    assert "running" in cli("runs", "runs", cwd=tmp_path).stdout
+    with RemoteRun(run_dir) as first:  # one client stays attached throughout
+        first.wait(step=3)
+        # A second process attaches and pauses the run; the first sees it paused.
+        out = cli("send", str(run_dir), "pause", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        step = first.wait(paused=True)["step"]
+        # Another process comes and goes while it is paused: the step counter stays where it stopped.
+        status = json.loads(cli("send", str(run_dir), "status", cwd=tmp_path).stdout)
+        assert status["paused"] and status["step"] == step
+        assert first.status()["step"] == step
+        assert max(steps_logged(run_dir)) == step
+        # Another one resumes it; steps count on from where they stopped.
+        assert cli("send", str(run_dir), "resume", cwd=tmp_path).returncode == 0
+        assert first.wait(step=step + 5)["paused"] is False
+    # Detached again, the run carries on until SIGTERM checkpoints and ends it.
+    proc.send_signal(signal.SIGTERM)
+    assert assert_stopped_by_signal(proc, run_dir, signal.SIGTERM)["step"] >= step + 5
