@@ -186,7 +186,7 @@ class Trainer:
             self.rng_to_restore = None
         while self.epoch < cfg.train.epochs and not self.stopping:
             self._train_epoch()
-            if self.batch_in_epoch >= len(self.s.train) and self.outcome != "diverged":
+            if self.batch_in_epoch >= len(self.s.train):
                 self._end_epoch()
         self._read_losses()
         self._emit_points()
@@ -282,6 +282,7 @@ class Trainer:
         """Alert, then stop or pause; from now on save() refuses, so the last good checkpoint stays."""
         if self.diverged_at is None:
             self.diverged_at = step
+        self._emit_points()  # the diverged step's point comes before the alert
         action = self.on_divergence
         self.emit(Diverged(step, value, action))
         verb = "pausing" if action == "pause" else "stopping"

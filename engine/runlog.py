@@ -217,3 +217,11 @@ def _clean(summary: dict[str, Any]) -> dict[str, Any]:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def history(run_dir: Path, resume: dict[str, Any] | None = None) -> list[Event]:
+    """The events a run's log holds (up to `resume`'s checkpoint when given): charts start from these."""
+    rows = logrows.read_rows(Path(run_dir) / METRICS_JSONL)
+    if resume is not None:
+        rows = logrows.rows_up_to_checkpoint(rows, resume.get("save_id", ""), int(resume["step"]))
+    return logrows.events_of(rows)
