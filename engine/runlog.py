@@ -9,7 +9,6 @@ has exactly one row.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -22,11 +21,13 @@ from .events import (
     CheckpointSaved,
     Diverged,
     EpochEnded,
+    Evaluated,
     Event,
     Paused,
     RunFailed,
     RunFinished,
     RunStarted,
+    StepMetrics,
 )
 
 METRICS_JSONL = "metrics.jsonl"
@@ -36,6 +37,15 @@ TENSORBOARD_DIR = "tensorboard"
 # Lightning's CSVLogger layout: one header, a row per logging call, empty cells for metrics not logged then.
 CSV_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_loss_epoch", "train_acc_epoch",
                "val_loss", "val_acc", "test_loss", "test_acc")
+
+
+def csv_lines(rows: list[dict[str, Any]]) -> str:
+    """The metrics.csv lines of some log rows (every value is a number, so nothing needs quoting)."""
+    out = []
+    for values in map(csv_row, rows):
+        if values is not None:
+            out.append(",".join("" if values.get(c) is None else repr(values[c]) for c in CSV_COLUMNS) + "\n")
+    return "".join(out)
 
 
 def csv_row(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -75,7 +85,12 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 class TensorBoardWriter:
-    """Scalars from log rows into TensorBoard event files (only when tensorboard is installed)."""
+    """Scalars into TensorBoard event files (only when tensorboard is installed).
+
+    Training loss goes in as the mean of each batch of points the loop hands over (at most ten a second,
+    like Lightning's log_every_n_steps): a TensorBoard write costs far more than a log row, and
+    metrics.jsonl already holds every step.
+    """
 
     def __init__(self, writer: Any):
         self.writer = writer
@@ -89,19 +104,20 @@ class TensorBoardWriter:
             return None
         return cls(SummaryWriter(log_dir=str(folder), purge_step=purge_step, flush_secs=10))
 
-    def write(self, row: dict[str, Any]) -> None:
-        """Add the scalars of one row."""
-        add, kind, wall = self.writer.add_scalar, row["kind"], row.get("wall")
-        if kind == "step":
-            if row["loss"] is not None:
-                add("train/loss", row["loss"], row["step"], walltime=wall)
-            add("train/lr", row["lr"], row["step"], walltime=wall)
-        elif kind == "eval":
-            add(f"{row['split']}/loss", row["loss"], row["step"], walltime=wall)
-            add(f"{row['split']}/accuracy", row["accuracy"], row["step"], walltime=wall)
-        elif kind == "epoch":
-            add("train/epoch_loss", row["train_loss"], row["step"], walltime=wall)
-            add("train/epoch_accuracy", row["train_accuracy"], row["step"], walltime=wall)
+    def write(self, event: Event, wall: float) -> None:
+        """Add the scalars of one event."""
+        add = self.writer.add_scalar
+        if isinstance(event, StepMetrics):
+            finite = [v for v in event.losses if math.isfinite(v)]
+            if finite:
+                add("train/loss", sum(finite) / len(finite), event.last_step, walltime=wall)
+            add("train/lr", event.lrs[-1], event.last_step, walltime=wall)
+        elif isinstance(event, Evaluated):
+            add(f"{event.split}/loss", event.loss, event.step, walltime=wall)
+            add(f"{event.split}/accuracy", event.accuracy, event.step, walltime=wall)
+        elif isinstance(event, EpochEnded):
+            add("train/epoch_loss", event.train_loss, event.step, walltime=wall)
+            add("train/epoch_accuracy", event.train_accuracy, event.step, walltime=wall)
 
     def close(self) -> None:
         """Flush and close the event file."""
@@ -121,10 +137,9 @@ class RunLog:
             self._rewrite_csv(csv_path, kept)
         self.jsonl = open(jsonl, "a", encoding="utf-8")
         fresh_csv = not csv_path.exists() or csv_path.stat().st_size == 0
-        self.csv_file = open(csv_path, "a", encoding="utf-8", newline="")
-        self.csv = csv.DictWriter(self.csv_file, CSV_COLUMNS, restval="")
+        self.csv = open(csv_path, "a", encoding="utf-8")
         if fresh_csv:
-            self.csv.writeheader()
+            self.csv.write(",".join(CSV_COLUMNS) + "\n")
         purge = int(resume["step"]) + 1 if resume is not None else None
         self.tb = TensorBoardWriter.open(self.run_dir / TENSORBOARD_DIR, purge) if tensorboard else None
         previous = read_json(self.run_dir / SUMMARY_JSON)
@@ -133,31 +148,28 @@ class RunLog:
     @staticmethod
     def _rewrite_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, CSV_COLUMNS, restval="")
-            writer.writeheader()
-            writer.writerows(r for r in map(csv_row, rows) if r is not None)
+        tmp.write_text(",".join(CSV_COLUMNS) + "\n" + csv_lines(rows), encoding="utf-8")
         os.replace(tmp, path)
 
     def emit(self, event: Event) -> None:
         """Append the event's rows to every log and flush them to the operating system."""
-        rows = logrows.rows_of(event, time.time())
+        wall = time.time()
+        rows = logrows.rows_of(event, wall)
         if not rows:
             return
         self.jsonl.write(logrows.encode(rows))
         self.jsonl.flush()
-        self.csv.writerows(r for r in map(csv_row, rows) if r is not None)
-        self.csv_file.flush()
+        self.csv.write(csv_lines(rows))
+        self.csv.flush()
         if self.tb is not None:
-            for row in rows:
-                self.tb.write(row)
+            self.tb.write(event, wall)
         self._summarise(event)
         if isinstance(event, (CheckpointSaved, Paused, Diverged, RunFinished, RunFailed)):
             self.sync()
 
     def sync(self) -> None:
         """Make everything logged so far durable (called before each checkpoint is written)."""
-        for fh in (self.jsonl, self.csv_file):
+        for fh in (self.jsonl, self.csv):
             fh.flush()
             os.fsync(fh.fileno())
 
@@ -165,7 +177,7 @@ class RunLog:
         """Flush and close every log."""
         self.sync()
         self.jsonl.close()
-        self.csv_file.close()
+        self.csv.close()
         if self.tb is not None:
             self.tb.close()
 
