@@ -53,7 +53,7 @@ from .events import (
     StepMetrics,
 )
 from .optim import current_lr, set_lr
-from .remote import ControlServer
+from .remote import CONTROL_SOCKETS, ControlServer
 from .rundir import RunLock, create_run_dir, write_config
 from .runlog import RunLog
 from .setup import Setup, build
@@ -106,7 +106,7 @@ def _open_run_dir(stack: ExitStack, run_dir: Path, config: RunConfig, control: C
     for folder in (run_dir, run_dir / "checkpoints"):
         ckpt.remove_stale_temp_files(folder)  # left by a write that a kill cut short
     log = stack.enter_context(RunLog(run_dir, resume, tensorboard=config.output.tensorboard))
-    server = stack.enter_context(ControlServer(run_dir, control)) if listen else None
+    server = stack.enter_context(ControlServer(run_dir, control)) if listen and CONTROL_SOCKETS else None
     return log, server
 
 

@@ -61,6 +61,7 @@ SOCKET_NAME = "sock"
 MAX_REQUEST = 64 * 1024
 POLL_SECONDS = 0.2  # how often server threads look at the closing flag
 MAX_PATH = 100  # AF_UNIX paths are limited to 104-108 bytes depending on the system
+CONTROL_SOCKETS = hasattr(socket, "AF_UNIX")  # not on Windows: runs there cannot be attached to
 
 
 class RemoteError(UserError):
@@ -192,7 +193,7 @@ class ControlServer:
             except OSError:
                 return  # closed
             uid = _peer_uid(conn)
-            if uid is not None and uid != os.getuid():
+            if uid is not None and uid != os.getuid():  # SO_PEERCRED exists only where getuid does
                 conn.close()
                 continue
             threading.Thread(target=self._serve, args=(conn,), name="ptviz-control-client", daemon=True).start()

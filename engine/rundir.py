@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no run locks (a run's state then reads from its summary only)
+    fcntl = None  # type: ignore[assignment]
 
 from .config import RunConfig, dump_toml
 from .errors import UserError
@@ -45,7 +49,7 @@ def control_dir(run_dir: Path) -> Path:
     folder = Path(run_dir) / CONTROL_DIR
     folder.mkdir(mode=0o700, exist_ok=True)
     info = folder.stat()
-    if info.st_uid != os.getuid():
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
         raise UserError(f"{folder} belongs to another user; refusing to use it")
     if info.st_mode & 0o077:
         os.chmod(folder, 0o700)
@@ -61,6 +65,8 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         """Take the lock; UserError naming the holder's pid when another process trains here."""
+        if fcntl is None:
+            return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -90,6 +96,8 @@ class RunLock:
 def holder_pid(run_dir: Path) -> int | None:
     """The pid of the process training in `run_dir`, or None when nobody holds its lock."""
     path = Path(run_dir) / CONTROL_DIR / "lock"
+    if fcntl is None:
+        return None
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
