@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import torch
 from .errors import CheckpointError
 
 FORMAT = "ptviz-checkpoint/1"
+REQUIRED = ("config", "model", "optimizer", "step", "epoch", "batch_in_epoch", "order", "epoch_totals", "rng")
 
 
 def fsync_dir(folder: Path) -> None:
@@ -83,8 +83,43 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
         raise CheckpointError(f"{path}: refused: it holds objects a checkpoint never contains ({first[:200]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged file can fail the reader in any way
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt): {str(exc)[:200]}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a ptviz checkpoint (no {FORMAT!r} marker)")
+    missing = [key for key in REQUIRED if key not in data]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete checkpoint: missing {', '.join(missing)}")
     return data
+
+
+def stored_checkpoints(folder: Path) -> list[Path]:
+    """The checkpoint files in `folder`, newest first (by modification time, last.pt first on ties)."""
+    files = [p for p in Path(folder).glob("*.pt") if p.is_file()]
+    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name == "last.pt"), reverse=True)
+
+
+def load_newest(run_dir: Path) -> tuple[dict[str, Any], Path, list[str]]:
+    """The newest valid checkpoint of a run, its path, and why each newer file was skipped."""
+    folder = Path(run_dir) / "checkpoints"
+    skipped: list[str] = []
+    for path in stored_checkpoints(folder):
+        try:
+            return load_checkpoint(path), path, skipped
+        except CheckpointError as exc:
+            skipped.append(str(exc))
+    found = "; ".join(skipped) if skipped else f"{folder} holds no *.pt files"
+    raise CheckpointError(f"{run_dir}: no usable checkpoint ({found})")
+
+
+def remove_stale_temp_files(folder: Path) -> None:
+    """Delete temp files left by a save that was killed before its rename."""
+    for tmp in Path(folder).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def prune_numbered(folder: Path, keep: int, prefix: str = "epoch-") -> None:
+    """Keep the newest `keep` numbered checkpoints; call only after the newest is durably saved."""
+    numbered = sorted(Path(folder).glob(f"{prefix}*.pt"))
+    for old in numbered[:-keep] if keep > 0 else numbered:
+        old.unlink(missing_ok=True)

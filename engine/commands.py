@@ -66,6 +66,7 @@ class Control:
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self.stop_requested = threading.Event()
+        self.stop_reason = "stopped by request"
 
     def send(self, command: Command) -> None:
         """Queue a command; never blocks."""
@@ -76,6 +77,11 @@ class Control:
     def stop(self) -> None:
         """Ask the loop to end at the next step boundary."""
         self.send(Stop())
+
+    def request_checkpoint_and_stop(self, reason: str = "stopped by request") -> None:
+        """Save last.pt and end at the next step boundary; only sets a flag, so signal handlers may call it."""
+        self.stop_reason = reason
+        self.stop_requested.set()
 
     def pending(self) -> list[Command]:
         """Every queued command, without waiting."""

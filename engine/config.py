@@ -128,6 +128,12 @@ class OutputConfig:
     """Save a numbered checkpoint every N epochs (0: only last and best)."""
     keep: int = field(default=3, metadata=_rule(min=1, max=1000))
     """Numbered checkpoints to keep; older ones are deleted once a newer one is on disk."""
+    checkpoint_steps: int = field(default=0, metadata=_rule(min=0, max=1_000_000_000))
+    """Also save last.pt every N steps, mid-epoch (0: off)."""
+    checkpoint_minutes: float = field(default=10.0, metadata=_rule(min=0.0, max=100_000.0))
+    """Also save last.pt when this many minutes passed since the last save (0: off)."""
+    tensorboard: bool = True
+    """Write TensorBoard event files into the run directory when the tensorboard package is installed."""
 
 
 @dataclass

@@ -119,6 +119,7 @@ class CheckpointSaved:
     step: int
     epoch: int
     reason: str
+    save_id: str = ""  # unique per save: the run log marks where this checkpoint's state was taken
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,15 @@ class Notice:
 
     level: str  # "info" | "warning" | "error"
     text: str
+
+
+@dataclass(frozen=True)
+class Diverged:
+    """The loss became NaN or infinite; the run stops or pauses, and no checkpoint is written from here on."""
+
+    step: int
+    value: float
+    action: str  # "stop" | "pause"
 
 
 @dataclass(frozen=True)
@@ -142,6 +152,7 @@ class RunFinished:
     test_accuracy: float | None = None
     best_test_accuracy: float | None = None
     reason: str = "completed"
+    state: str = "finished"  # "finished" | "stopped" | "diverged"
 
 
 @dataclass(frozen=True)
@@ -155,5 +166,5 @@ class RunFailed:
 
 
 Event = (RunStarted | StepMetrics | Evaluated | EpochEnded | Paused | Resumed | LrChanged | TrainableChanged
-         | CheckpointSaved | Notice | RunFinished | RunFailed)
+         | CheckpointSaved | Notice | Diverged | RunFinished | RunFailed)
 TERMINAL = (RunFinished, RunFailed)

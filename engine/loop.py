@@ -2,6 +2,9 @@
 
 It runs on whatever thread calls it (a worker thread under the TUI, the main thread headless).
 Per-step values stay on the device; the loop reads them once every `log_interval` steps.
+With a run directory, the loop also logs there (runlog.py), serves its control socket (remote.py)
+and writes checkpoints: last.pt, best.pt, epoch-NNNN.pt every N epochs (keeping K), and last.pt every
+N steps or minutes. Once the loss diverged no checkpoint is written, so the last good one is kept.
 """
 
 from __future__ import annotations
@@ -9,8 +12,11 @@ from __future__ import annotations
 import math
 import time
 import traceback
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,10 +37,11 @@ from .commands import (
 from .config import RunConfig
 from .data.batches import Batches
 from .device import device_name
-from .errors import ModelError, UserError
+from .errors import CheckpointError, ModelError, UserError
 from .evaluate import EvalResult, evaluate
 from .events import (
     CheckpointSaved,
+    Diverged,
     EpochEnded,
     Evaluated,
     LrChanged,
@@ -49,32 +56,62 @@ from .events import (
 )
 from .models.registry import freeze_edit, set_trainable
 from .optim import current_lr, set_lr
-from .rundir import create_run_dir
+from .remote import CONTROL_SOCKETS, ControlServer
+from .rundir import RunLock, create_run_dir, write_config
+from .runlog import RunLog
 from .setup import Setup, build
-from .sinks import EventSink, NullSink
+from .sinks import EventSink, FanOut, NullSink
 
 EMIT_SECONDS = 0.1  # hand step points to the sink at most ten times a second
 PAUSE_POLL_SECONDS = 0.1  # how often a paused loop looks at the stop flag
 
 
+OnDivergence = Literal["stop", "pause"]
+
+
 def train(config: RunConfig, sink: EventSink | None = None, control: Control | None = None, *,
-          resume: dict[str, Any] | None = None, run_dir: Path | None = None) -> RunFinished:
-    """Train `config` to the end (or until stopped) on the calling thread; RunFailed is emitted on error."""
+          resume: dict[str, Any] | None = None, run_dir: Path | None = None,
+          on_divergence: OnDivergence = "stop", listen: bool = True) -> RunFinished:
+    """Train `config` to the end (or until stopped) on the calling thread; RunFailed is emitted on error.
+
+    `resume` is a loaded checkpoint to continue from, `run_dir` an existing run directory to continue in
+    (its logs are cut back to the checkpoint). A NaN or infinite loss stops the run, or pauses it with
+    on_divergence="pause". With `listen`, other processes can drive the run through its control socket.
+    """
     sink = sink or NullSink()
     control = control or Control()
     trainer = None
-    try:
-        setup = build(config)
-        trainer = Trainer(setup, sink, control, run_dir=run_dir)
-        if resume is not None:
-            trainer.restore(resume)
-        return trainer.run()
-    except BaseException as exc:
-        # User errors are one clear line; their traceback only matters when it points into user code.
-        details = getattr(exc, "details", None) or ("" if isinstance(exc, UserError) else traceback.format_exc())
-        sink.emit(RunFailed(message=_one_line(exc), traceback=details, step=trainer.step if trainer else 0,
-                            user_error=isinstance(exc, UserError)))
-        raise
+    with ExitStack() as outputs:
+        try:
+            trainer = Trainer(build(config), sink, control, on_divergence=on_divergence)
+            if resume is not None:
+                trainer.restore(resume)  # a checkpoint that does not fit fails here, before anything is written
+            if run_dir is None and config.output.runs_dir:
+                run_dir = create_run_dir(config)
+            if run_dir is not None:
+                log, server = _open_run_dir(outputs, run_dir, config, control, resume, listen)
+                sink = trainer.sink = FanOut(log, server, sink)
+                trainer.run_dir, trainer.before_save = run_dir, log.sync
+            return trainer.run()
+        except BaseException as exc:
+            # User errors are one clear line; their traceback only matters when it points into user code.
+            details = getattr(exc, "details", None) or ("" if isinstance(exc, UserError) else traceback.format_exc())
+            sink.emit(RunFailed(message=_one_line(exc), traceback=details, step=trainer.step if trainer else 0,
+                                user_error=isinstance(exc, UserError)))
+            raise
+
+
+def _open_run_dir(stack: ExitStack, run_dir: Path, config: RunConfig, control: Control,
+                  resume: dict[str, Any] | None, listen: bool) -> tuple[RunLog, ControlServer | None]:
+    """Lock the run directory, tidy it, and open its logs and control socket (closed by `stack`)."""
+    stack.enter_context(RunLock(run_dir))
+    if resume is not None:
+        write_config(run_dir, config)  # flags given to resume (more epochs) apply from here on
+    for folder in (run_dir, run_dir / "checkpoints"):
+        ckpt.remove_stale_temp_files(folder)  # left by a write that a kill cut short
+    log = stack.enter_context(RunLog(run_dir, resume, tensorboard=config.output.tensorboard))
+    server = stack.enter_context(ControlServer(run_dir, control)) if listen and CONTROL_SOCKETS else None
+    return log, server
 
 
 def _one_line(exc: BaseException) -> str:
@@ -86,12 +123,15 @@ def _one_line(exc: BaseException) -> str:
 class Trainer:
     """State of one run between steps; `run()` is the loop."""
 
-    def __init__(self, setup: Setup, sink: EventSink, control: Control, run_dir: Path | None = None):
+    def __init__(self, setup: Setup, sink: EventSink, control: Control, run_dir: Path | None = None,
+                 on_divergence: OnDivergence = "stop", before_save: Callable[[], None] | None = None):
         self.s = setup
         self.cfg = setup.config
         self.sink = sink
         self.control = control
         self.run_dir = run_dir
+        self.on_divergence = on_divergence
+        self.before_save = before_save  # makes the run log durable before a checkpoint claims its steps
         device = setup.device
         # Position in the run.
         self.step = 0
@@ -120,17 +160,19 @@ class Trainer:
         self.paused = False
         self.stopping = False
         self.stop_reason = "completed"
+        self.outcome = "finished"  # "finished" | "stopped" | "diverged"
+        self.diverged_at: int | None = None  # first step whose loss was not finite
+        self.saved_clock = self.clock  # when the last checkpoint was written, for checkpoint_minutes
         self._epoch_started = 0.0  # active_seconds when the current epoch began
         self.best_test_accuracy: float | None = None
         self.last_epoch: EpochEnded | None = None
+        self.rng_to_restore: dict[str, Any] | None = None  # a checkpoint's RNG state, set just before training
 
     # ------------------------------------------------------------------------- the loop
 
     def run(self) -> RunFinished:
         """Train every remaining epoch; returns (and emits) RunFinished."""
         cfg = self.cfg
-        if self.run_dir is None and cfg.output.runs_dir:
-            self.run_dir = create_run_dir(cfg)
         total, trainable = self.s.parameter_counts
         self.emit(RunStarted(
             config=cfg.to_dict(), run_dir=str(self.run_dir) if self.run_dir else None,
@@ -143,6 +185,9 @@ class Trainer:
             resident=self.s.train.resident, start_step=self.step, start_epoch=self.epoch,
         ))
         self._tick()
+        if self.rng_to_restore is not None:
+            ckpt.set_rng_state(self.rng_to_restore)  # last, so nothing set up since the restore consumed it
+            self.rng_to_restore = None
         while self.epoch < cfg.train.epochs and not self.stopping:
             self._train_epoch()
             if self.batch_in_epoch >= len(self.s.train):
@@ -150,8 +195,8 @@ class Trainer:
         self._read_losses()
         self._emit_points()
         self._tick()
-        if self.run_dir is not None:
-            self.save("final" if not self.stopping else "stopped")
+        if self.run_dir is not None and self.diverged_at is None:
+            self.save("final" if self.outcome == "finished" else "stopped")
         last = self.last_epoch
         finished = RunFinished(
             step=self.step, epoch=self.epoch, seconds=self.active_seconds, stopped=self.stopping,
@@ -159,7 +204,7 @@ class Trainer:
             test_loss=last.test_loss if last else None,
             test_accuracy=last.test_accuracy if last else None,
             best_test_accuracy=self.best_test_accuracy,
-            reason=self.stop_reason,
+            reason=self.stop_reason, state="diverged" if self.diverged_at is not None else self.outcome,
         )
         self.emit(finished)
         return finished
@@ -182,6 +227,7 @@ class Trainer:
             if max_steps and self.step >= max_steps:
                 self.stopping, self.stop_reason = True, f"reached max_steps={max_steps}"
                 return
+            self._periodic_checkpoint()
         self._boundary()  # commands sent during the last step still count before the epoch ends
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -237,8 +283,18 @@ class Trainer:
             self._diverged(first + bad, losses[bad])
 
     def _diverged(self, step: int, value: float) -> None:
-        self.emit(Notice("error", f"loss became {value} at step {step}; stopping (the last checkpoint is kept)"))
-        self.stopping, self.stop_reason = True, f"loss diverged ({value}) at step {step}"
+        """Alert, then stop or pause; from now on save() refuses, so the last good checkpoint stays."""
+        if self.diverged_at is None:
+            self.diverged_at = step
+        self._emit_points()  # the diverged step's point comes before the alert
+        action = self.on_divergence
+        self.emit(Diverged(step, value, action))
+        verb = "pausing" if action == "pause" else "stopping"
+        self.emit(Notice("error", f"loss became {value} at step {step}; {verb} (the last good checkpoint is kept)"))
+        if action == "pause":
+            self.control.send(Pause())  # held at the next step boundary, like a pause from the user
+        else:
+            self._request_stop(f"loss diverged ({value}) at step {step}", outcome="diverged")
 
     def _emit_points(self) -> None:
         if not self.out_steps:
@@ -273,27 +329,34 @@ class Trainer:
     def _boundary(self) -> None:
         """Apply queued commands; while paused, wait here for Resume or Stop."""
         if self.control.stop_requested.is_set():
-            self.stopping, self.stop_reason = True, "stopped by request"
+            self._request_stop(self.control.stop_reason)
         for command in self.control.pending():
             self._apply(command)
         while self.paused and not self.stopping:
             command = self.control.wait(PAUSE_POLL_SECONDS)
             if self.control.stop_requested.is_set():
-                self.stopping, self.stop_reason = True, "stopped by request"
+                self._request_stop(self.control.stop_reason)
             if command is not None:
                 self._apply(command)
         if self.stopping and self.paused:
             self._tick()
             self.paused = False
 
+    def _request_stop(self, reason: str, outcome: str = "stopped") -> None:
+        if not self.stopping:
+            self.stopping, self.stop_reason, self.outcome = True, reason, outcome
+
+    def _pause(self) -> None:
+        if not self.paused:
+            self._read_losses()
+            self._emit_points()
+            self._tick()
+            self.paused = True
+            self.emit(Paused(self.step))
+
     def _apply(self, command: Command) -> None:
         if isinstance(command, Pause):
-            if not self.paused:
-                self._read_losses()
-                self._emit_points()
-                self._tick()
-                self.paused = True
-                self.emit(Paused(self.step))
+            self._pause()
         elif isinstance(command, Resume):
             if self.paused:
                 self._tick()
@@ -301,7 +364,7 @@ class Trainer:
                 self._restart_throughput()
                 self.emit(Resumed(self.step))
         elif isinstance(command, Stop):
-            self.stopping, self.stop_reason = True, "stopped by request"
+            self._request_stop(self.control.stop_reason)
         elif isinstance(command, SaveCheckpoint):
             self.save(command.reason)
         elif isinstance(command, EvaluateNow):
@@ -344,6 +407,8 @@ class Trainer:
     def _end_epoch(self) -> None:
         self._read_losses()
         self._emit_points()
+        if self.outcome == "diverged":
+            return  # nothing to evaluate or save: the run stops here
         train_loss = float(self.ep_loss) / max(1, self.ep_batches)
         train_acc = int(self.ep_correct) / max(1, self.ep_seen)
         val = self._evaluate_split("val", self.s.val) if self.s.val is not None else None
@@ -386,6 +451,7 @@ class Trainer:
         return {
             "format": ckpt.FORMAT,
             "reason": reason,
+            "save_id": uuid.uuid4().hex,  # marks this save's row in the run log (see logrows.rows_up_to_checkpoint)
             "config": self.cfg.to_dict(),
             "model": model.state_dict(),
             "optimizer": s.optimizer.state_dict(),
@@ -396,31 +462,73 @@ class Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "order": self.order if self.order is not None else s.train.order(self.epoch),
             "epoch_totals": {"loss": self.ep_loss.detach().cpu(), "correct": self.ep_correct.detach().cpu(),
-                             "seen": self.ep_seen, "batches": self.ep_batches},
+                             "seen": self.ep_seen, "batches": self.ep_batches,
+                             "seconds": self.active_seconds - self._epoch_started},
             "best_test_accuracy": self.best_test_accuracy,
             "active_seconds": self.active_seconds,
             "rng": ckpt.rng_state(),
         }
 
+    def _periodic_checkpoint(self) -> None:
+        """Save last.pt every output.checkpoint_steps steps or checkpoint_minutes minutes, mid-epoch."""
+        out = self.cfg.output
+        if self.run_dir is None or self.stopping or self.batch_in_epoch >= len(self.s.train):
+            return  # the end of the run or of the epoch saves anyway
+        due_steps = out.checkpoint_steps and self.step % out.checkpoint_steps == 0
+        due_time = out.checkpoint_minutes and time.perf_counter() - self.saved_clock >= out.checkpoint_minutes * 60
+        if due_steps or due_time:
+            self.save("periodic")
+
     def save(self, reason: str) -> Path | None:
-        """Write a checkpoint named for `reason` into the run directory; emit CheckpointSaved."""
+        """Write the checkpoint(s) `reason` calls for; emit CheckpointSaved for each file once it is durable.
+
+        "epoch" writes epoch-NNNN.pt (every output.checkpoint_every epochs, keeping output.keep) and
+        last.pt, "best" writes best.pt, anything else last.pt. Nothing is written after divergence.
+        """
         if self.run_dir is None:
             self.emit(Notice("warning", "checkpoint not saved: output.runs_dir is empty, so this run has no folder"))
             return None
-        self._read_losses()
-        name = {"epoch": f"epoch-{self.epoch:04d}.pt", "best": "best.pt"}.get(reason, "last.pt")
-        path = ckpt.atomic_save(self.state(reason), self.run_dir / "checkpoints" / name)
-        if reason == "epoch":
-            ckpt.atomic_save(self.state(reason), self.run_dir / "checkpoints" / "last.pt")
-        self.emit(CheckpointSaved(str(path), self.step, self.epoch, reason))
-        return path
+        self._read_losses()  # may find a diverged loss: check before writing anything
+        self._emit_points()  # every step up to here is logged before the checkpoint's own row
+        if self.diverged_at is None and not self._weights_finite():
+            self.diverged_at = self.step
+        if self.diverged_at is not None:
+            self.emit(Notice("warning", f"checkpoint not saved: the loss diverged at step {self.diverged_at}; "
+                                        "the last good checkpoint is kept"))
+            return None
+        out, folder = self.cfg.output, self.run_dir / "checkpoints"
+        names = {"best": ["best.pt"]}.get(reason, ["last.pt"])
+        numbered = reason == "epoch" and out.checkpoint_every and self.epoch % out.checkpoint_every == 0
+        if numbered:
+            names.insert(0, f"epoch-{self.epoch:04d}.pt")
+        if self.before_save is not None:
+            self.before_save()
+        state = self.state(reason)
+        folder.mkdir(exist_ok=True)
+        paths = [ckpt.atomic_save(state, folder / name) for name in names]
+        if numbered:
+            ckpt.prune_numbered(folder, out.keep)  # only now that the new one is on disk
+        self.saved_clock = time.perf_counter()
+        for path in paths:
+            self.emit(CheckpointSaved(str(path), self.step, self.epoch, reason, save_id=state["save_id"]))
+        return paths[-1]
+
+    def _weights_finite(self) -> bool:
+        """Whether every parameter is finite (one sync per checkpoint, never per step)."""
+        params = [p.detach() for p in self.s.model.parameters()]
+        return bool(torch.stack([torch.isfinite(p).all() for p in params]).all()) if params else True
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint written by `state()`."""
         s = self.s
         model = getattr(s.model, "_orig_mod", s.model)
-        model.load_state_dict(state["model"])
-        s.optimizer.load_state_dict(state["optimizer"])
+        try:
+            model.load_state_dict(state["model"])
+            s.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"the checkpoint does not fit this model or optimizer "
+                                  f"(were model or optim settings changed?): {first}") from None
         if s.scheduler is not None and state.get("scheduler") is not None:
             s.scheduler.load_state_dict(state["scheduler"])
         if s.scaler is not None and state.get("scaler") is not None:
@@ -435,8 +543,8 @@ class Trainer:
         self.ep_seen, self.ep_batches = int(totals["seen"]), int(totals["batches"])
         self.best_test_accuracy = state.get("best_test_accuracy")
         self.active_seconds = float(state.get("active_seconds", 0.0))
-        self._epoch_started = self.active_seconds
-        ckpt.set_rng_state(state["rng"])
+        self._epoch_started = self.active_seconds - float(totals.get("seconds", 0.0))
+        self.rng_to_restore = state["rng"]
 
     # ------------------------------------------------------------------------- output
 

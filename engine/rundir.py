@@ -1,12 +1,19 @@
-"""A run's directory: runs/<date>-<time>-<recipe>/ with its configuration and checkpoints."""
+"""A run's directory: runs/<date>-<time>-<recipe>/ with its configuration, checkpoints and private lock."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # Windows: no run locks (a run's state then reads from its summary only)
+    fcntl = None  # type: ignore[assignment]
+
 from .config import RunConfig, dump_toml
+from .errors import UserError
 
 
 def create_run_dir(config: RunConfig, now: float | None = None) -> Path:
@@ -25,5 +32,81 @@ def create_run_dir(config: RunConfig, now: float | None = None) -> Path:
             n += 1
             path = base.with_name(f"{base.name}-{n}")
     (path / "checkpoints").mkdir()
-    (path / "config.toml").write_text(dump_toml(config))
+    write_config(path, config)
     return path
+
+
+def write_config(run_dir: Path, config: RunConfig) -> None:
+    """Write the run's resolved configuration to config.toml (again when a resume changed it)."""
+    (Path(run_dir) / "config.toml").write_text(dump_toml(config))
+
+
+CONTROL_DIR = "control"  # owner-only (0700): the run's lock file and control socket
+
+
+def control_dir(run_dir: Path) -> Path:
+    """The run's private folder, created owner-only; UserError when someone else could enter it."""
+    folder = Path(run_dir) / CONTROL_DIR
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.stat()
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise UserError(f"{folder} belongs to another user; refusing to use it")
+    if info.st_mode & 0o077:
+        os.chmod(folder, 0o700)
+    return folder
+
+
+class RunLock:
+    """An exclusive lock on a run directory held while a process trains in it (released even by SIGKILL)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = control_dir(run_dir) / "lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        """Take the lock; UserError naming the holder's pid when another process trains here."""
+        if fcntl is None:
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise UserError(f"{self.path.parent.parent} is in use by a running process (pid {holder}); "
+                            f"attach to it with: ptviz-tui attach {self.path.parent.parent}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        """Give the lock up."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def holder_pid(run_dir: Path) -> int | None:
+    """The pid of the process training in `run_dir`, or None when nobody holds its lock."""
+    path = Path(run_dir) / CONTROL_DIR / "lock"
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        text = os.read(fd, 32).decode(errors="replace").strip()
+        return int(text) if text.isdigit() else -1
+    finally:
+        os.close(fd)
+    return None

@@ -11,7 +11,7 @@ from typing import Any
 from .commands import Command, Control
 from .config import RunConfig
 from .events import TERMINAL, Event, RunFailed
-from .loop import train
+from .loop import OnDivergence, train
 from .sinks import EventSink, FanOut
 
 
@@ -34,11 +34,13 @@ class TrainingSession:
     """One training run on a daemon thread, driven by commands and read as an async event stream."""
 
     def __init__(self, config: RunConfig, *, resume: dict[str, Any] | None = None,
-                 run_dir: Path | None = None, extra_sink: EventSink | None = None):
+                 run_dir: Path | None = None, extra_sink: EventSink | None = None,
+                 on_divergence: OnDivergence = "pause"):
         self.config = config
         self.control = Control()
         self.resume = resume
         self.run_dir = run_dir
+        self.on_divergence = on_divergence  # a UI is watching: pause so the user can decide
         self.extra_sink = extra_sink
         self.queue: asyncio.Queue[Event] | None = None
         self.thread: threading.Thread | None = None
@@ -54,7 +56,8 @@ class TrainingSession:
 
     def _run(self, sink: EventSink) -> None:
         try:
-            train(self.config, sink, self.control, resume=self.resume, run_dir=self.run_dir)
+            train(self.config, sink, self.control, resume=self.resume, run_dir=self.run_dir,
+                  on_divergence=self.on_divergence)
         except BaseException as exc:  # noqa: BLE001 - already reported to the sink as RunFailed
             self.error = exc
 

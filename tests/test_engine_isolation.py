@@ -7,6 +7,8 @@ ENGINE_MODULES = [
     "engine", "engine.config", "engine.recipes", "engine.loop", "engine.session", "engine.setup",
     "engine.data.sources", "engine.data.augment", "engine.data.batches", "engine.models.registry",
     "engine.models.user", "engine.models.summary", "engine.checkpoint", "engine.evaluate",
+    "engine.runlog", "engine.logrows", "engine.remote", "engine.runs", "engine.signals",
+    "engine.data.samples", "engine.data.stats", "engine.data.evaluation", "engine.data.shapes",
 ]
 
 

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from engine import config as cfgmod
 from engine.errors import ConfigError, FieldError, UserError
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
-SUBCOMMANDS: tuple[str, ...] = ()  # subcommands registered in tui.commands
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DIVERGED = 0, 1, 2, 3
+EXIT_SIGNAL_BASE = 128  # stopped by signal N (after saving a checkpoint): exit code 128 + N
+SUBCOMMANDS: tuple[str, ...] = ("resume", "attach", "runs", "send")  # implemented in tui.commands
 
 # Flag names that differ from the field name.
 FLAG_NAMES = {"model.name": "model"}
@@ -29,6 +30,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", help=f"preset to start from: {', '.join(RECIPES)} (default {DEFAULT_RECIPE})")
     parser.add_argument("--config", metavar="FILE", help="TOML file whose [data], [model], [optim], [train] and "
                         "[output] tables override the recipe")
+    add_field_flags(parser)
+
+
+def add_field_flags(parser: argparse.ArgumentParser) -> None:
+    """--set and one flag per configuration field."""
     parser.add_argument("--set", metavar="SECTION.FIELD=VALUE", action="append", default=[],
                         help="set any field, e.g. --set optim.gamma=0.5 (repeatable)")
     docs = cfgmod.field_docs()
@@ -52,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ptviz-tui",
         description="Train PyTorch models from a terminal cockpit (or headless).",
         epilog="Examples: ptviz-tui  |  ptviz-tui --headless --epochs 3  |  "
-               "ptviz-tui --recipe mnist-mlp --root ~/data --download",
+               "ptviz-tui --recipe mnist-mlp --root ~/data --download.  "
+               "Other commands: ptviz-tui resume RUN_DIR | attach RUN_DIR | runs [DIR] | send RUN_DIR COMMAND "
+               "(each takes --help).",
     )
     parser.add_argument("--headless", action="store_true", help="train without the cockpit, printing progress")
     add_config_flags(parser)
@@ -70,6 +78,11 @@ def config_from_args(args: argparse.Namespace) -> cfgmod.RunConfig:
     config = recipe(name)
     if file_data:
         cfgmod.apply_dict(config, file_data, source=args.config)
+    return apply_args(config, args)
+
+
+def apply_args(config: cfgmod.RunConfig, args: argparse.Namespace) -> cfgmod.RunConfig:
+    """Apply --set and the field flags to `config`, then validate; ConfigError names every bad field."""
     errors: list[FieldError] = []
     values = {k[len("field:"):]: v for k, v in vars(args).items() if k.startswith("field:") and v is not None}
     for item in args.set:

@@ -1,6 +1,14 @@
-"""Headless training: a Rich progress bar plus the tutorial's epoch lines and total time."""
+"""Headless training: a Rich progress bar plus the tutorial's epoch lines and total time.
+
+SIGINT, SIGTERM and SIGHUP checkpoint at the next step boundary and exit with 128 + the signal's number;
+a diverged loss exits with 3. Another terminal can drive the run meanwhile (`ptviz-tui attach RUN_DIR`).
+"""
 
 from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -8,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from engine.config import RunConfig
 from engine.events import (
     CheckpointSaved,
+    Diverged,
     EpochEnded,
     Event,
     Notice,
@@ -17,7 +26,7 @@ from engine.events import (
     StepMetrics,
 )
 
-from .cli import EXIT_FAILED, EXIT_OK, report
+from .cli import EXIT_DIVERGED, EXIT_OK, EXIT_SIGNAL_BASE, report
 
 
 class ConsoleSink:
@@ -27,9 +36,19 @@ class ConsoleSink:
         self.console = console
         self.progress = progress
         self.task = None
+        self.terminal_gone = False
 
     def emit(self, event: Event) -> None:
-        """Show one event."""
+        """Show one event; once the terminal is gone (SSH dropped), show nothing and carry on."""
+        if self.terminal_gone:
+            return
+        try:
+            self._show(event)
+        except OSError:
+            self.terminal_gone = True  # training must not die with the terminal
+            _silence_output()
+
+    def _show(self, event: Event) -> None:
         c = self.console
         if isinstance(event, RunStarted):
             c.print(f"[bold]{event.config['recipe']}[/]: {event.config['model']['name']} on "
@@ -38,6 +57,8 @@ class ConsoleSink:
                     f"device {event.device_name}")
             if event.run_dir:
                 c.print(f"run directory: {event.run_dir}")
+            if event.start_step:
+                c.print(f"resumed at step {event.start_step} (epoch {event.start_epoch + 1})")
             self.task = self.progress.add_task("training", total=event.total_steps, completed=event.start_step,
                                                loss=float("nan"), rate=0.0)
         elif isinstance(event, StepMetrics) and self.task is not None:
@@ -48,8 +69,10 @@ class ConsoleSink:
             val = f", Val accuracy: {event.val_accuracy:.2%}" if event.val_accuracy is not None else ""
             c.print(f"Epoch {event.epoch}, Loss: {event.train_loss:.4f}{test}{val} "
                     f"(train accuracy {event.train_accuracy:.2%}, {event.seconds:.1f} s)")
-        elif isinstance(event, CheckpointSaved) and event.reason not in ("epoch", "best"):
+        elif isinstance(event, CheckpointSaved) and event.reason not in ("epoch", "best", "periodic"):
             c.print(f"checkpoint ({event.reason}) saved: {event.path}")
+        elif isinstance(event, Diverged):
+            pass  # the Notice that follows says it
         elif isinstance(event, Notice):
             style = {"error": "bold red", "warning": "yellow"}.get(event.level, "")
             c.print(f"[{style}]{event.level}: {event.text}[/]" if style else event.text)
@@ -61,9 +84,11 @@ class ConsoleSink:
             pass  # reported once, by run_headless
 
 
-def run_headless(config: RunConfig, resume: dict | None = None, run_dir=None) -> int:
-    """Train `config` in this process; exit code 0 on success, 2 for bad input, 1 for other failures."""
+def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | None = None) -> int:
+    """Train `config` in this process; the exit code says how it ended (see the module docstring)."""
+    from engine.commands import Control
     from engine.loop import train
+    from engine.signals import checkpoint_on_signals
 
     console = Console(highlight=False)
     progress = Progress(
@@ -71,14 +96,49 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir=None) ->
         TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:,.0f} samples/s"),
         TimeRemainingColumn(), console=console, transient=True,
     )
+    sink = ConsoleSink(console, progress)
+    control = Control()
+    received: list[int] = []
     try:
-        with progress:
-            result = train(config, ConsoleSink(console, progress), resume=resume, run_dir=run_dir)
+        with checkpoint_on_signals(control) as received:
+            progress.start()
+            try:
+                result = train(config, sink, control, resume=resume, run_dir=run_dir)
+            finally:
+                _stop_progress(progress)
     except KeyboardInterrupt:
-        console.print("interrupted")
+        _print(console, "interrupted")
         return 130
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
         return report(exc)
-    if result.reason.startswith("loss diverged"):
-        return EXIT_FAILED
+    if result.state == "diverged":
+        return EXIT_DIVERGED
+    if received:
+        return EXIT_SIGNAL_BASE + received[0]
     return EXIT_OK
+
+
+def _stop_progress(progress: Progress) -> None:
+    try:
+        progress.stop()
+    except OSError:
+        _silence_output()
+
+
+def _silence_output() -> None:
+    """Point stdout and stderr at /dev/null: the terminal hung up, and output left for it would fail the exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:
+            pass
+        os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+
+
+def _print(console: Console, text: str) -> None:
+    try:
+        console.print(text)
+    except OSError:
+        pass

@@ -1,0 +1,239 @@
+"""A run directory's logs: metrics.jsonl, metrics.csv, TensorBoard event files and summary.json.
+
+metrics.jsonl is the record: one row per training step plus one per other event (logrows.py), written
+and flushed to the operating system as events arrive (the loop hands over points up to ten times a
+second), and fsynced before every checkpoint. metrics.csv holds the same numbers in the layout of
+Lightning's CSVLogger. On resume both are cut back to where the checkpoint was taken, so every step
+has exactly one row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from . import logrows
+from .events import (
+    CheckpointSaved,
+    Diverged,
+    EpochEnded,
+    Evaluated,
+    Event,
+    Paused,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StepMetrics,
+)
+
+METRICS_JSONL = "metrics.jsonl"
+METRICS_CSV = "metrics.csv"
+SUMMARY_JSON = "summary.json"
+TENSORBOARD_DIR = "tensorboard"
+# Lightning's CSVLogger layout: one header, a row per logging call, empty cells for metrics not logged then.
+CSV_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_loss_epoch", "train_acc_epoch",
+               "val_loss", "val_acc", "test_loss", "test_acc")
+
+
+def csv_lines(rows: list[dict[str, Any]]) -> str:
+    """The metrics.csv lines of some log rows (every value is a number, so nothing needs quoting)."""
+    out = []
+    for values in map(csv_row, rows):
+        if values is not None:
+            out.append(",".join("" if values.get(c) is None else repr(values[c]) for c in CSV_COLUMNS) + "\n")
+    return "".join(out)
+
+
+def csv_row(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The metrics.csv row of a log row (None for rows that hold no metric)."""
+    kind = row["kind"]
+    if kind == "step":
+        return {"epoch": row["epoch"], "step": row["step"], "lr": row["lr"], "train_loss": row["loss"]}
+    if kind == "epoch":
+        return {"epoch": row["epoch"], "step": row["step"], "lr": row["lr"], "train_loss_epoch": row["train_loss"],
+                "train_acc_epoch": row["train_accuracy"], "val_loss": row["val_loss"], "val_acc": row["val_accuracy"],
+                "test_loss": row["test_loss"], "test_acc": row["test_accuracy"]}
+    if kind == "eval" and row.get("mid_epoch"):  # end-of-epoch evaluations are in the epoch row
+        return {"epoch": row["epoch"], "step": row["step"], f"{row['split']}_loss": row["loss"],
+                f"{row['split']}_acc": row["accuracy"]}
+    return None
+
+
+def write_json(path: Path, data: dict[str, Any], durable: bool = False) -> None:
+    """Replace a small JSON file atomically (fsynced when `durable`)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, allow_nan=False, default=str)
+        fh.write("\n")
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a file, or {} when it is missing or unreadable."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+class TensorBoardWriter:
+    """Scalars into TensorBoard event files (only when tensorboard is installed).
+
+    Training loss goes in as the mean of each batch of points the loop hands over (at most ten a second,
+    like Lightning's log_every_n_steps): a TensorBoard write costs far more than a log row, and
+    metrics.jsonl already holds every step.
+    """
+
+    def __init__(self, writer: Any):
+        self.writer = writer
+
+    @classmethod
+    def open(cls, folder: Path, purge_step: int | None) -> TensorBoardWriter | None:
+        """A writer for `folder`; events at or past `purge_step` from earlier sessions are hidden."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return None
+        return cls(SummaryWriter(log_dir=str(folder), purge_step=purge_step, flush_secs=10))
+
+    def write(self, event: Event, wall: float) -> None:
+        """Add the scalars of one event."""
+        add = self.writer.add_scalar
+        if isinstance(event, StepMetrics):
+            finite = [v for v in event.losses if math.isfinite(v)]
+            if finite:
+                add("train/loss", sum(finite) / len(finite), event.last_step, walltime=wall)
+            add("train/lr", event.lrs[-1], event.last_step, walltime=wall)
+        elif isinstance(event, Evaluated):
+            add(f"{event.split}/loss", event.loss, event.step, walltime=wall)
+            add(f"{event.split}/accuracy", event.accuracy, event.step, walltime=wall)
+        elif isinstance(event, EpochEnded):
+            add("train/epoch_loss", event.train_loss, event.step, walltime=wall)
+            add("train/epoch_accuracy", event.train_accuracy, event.step, walltime=wall)
+
+    def close(self) -> None:
+        """Flush and close the event file."""
+        self.writer.close()
+
+
+class RunLog:
+    """EventSink writing the run directory's logs; `resume` (a checkpoint) first cuts them back to it."""
+
+    def __init__(self, run_dir: Path, resume: dict[str, Any] | None = None, tensorboard: bool = True):
+        self.run_dir = Path(run_dir)
+        jsonl, csv_path = self.run_dir / METRICS_JSONL, self.run_dir / METRICS_CSV
+        if resume is not None:
+            kept = logrows.rows_up_to_checkpoint(logrows.read_rows(jsonl), resume.get("save_id", ""),
+                                                 int(resume["step"]))
+            logrows.rewrite(jsonl, kept)
+            self._rewrite_csv(csv_path, kept)
+        self.jsonl = open(jsonl, "a", encoding="utf-8")
+        fresh_csv = not csv_path.exists() or csv_path.stat().st_size == 0
+        self.csv = open(csv_path, "a", encoding="utf-8")
+        if fresh_csv:
+            self.csv.write(",".join(CSV_COLUMNS) + "\n")
+        purge = int(resume["step"]) + 1 if resume is not None else None
+        self.tb = TensorBoardWriter.open(self.run_dir / TENSORBOARD_DIR, purge) if tensorboard else None
+        previous = read_json(self.run_dir / SUMMARY_JSON)
+        self.summary: dict[str, Any] = {"started_at": previous.get("started_at") or _now()}
+
+    @staticmethod
+    def _rewrite_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(",".join(CSV_COLUMNS) + "\n" + csv_lines(rows), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def emit(self, event: Event) -> None:
+        """Append the event's rows to every log and flush them to the operating system."""
+        wall = time.time()
+        rows = logrows.rows_of(event, wall)
+        if not rows:
+            return
+        self.jsonl.write(logrows.encode(rows))
+        self.jsonl.flush()
+        self.csv.write(csv_lines(rows))
+        self.csv.flush()
+        if self.tb is not None:
+            self.tb.write(event, wall)
+        self._summarise(event)
+        if isinstance(event, (CheckpointSaved, Paused, Diverged, RunFinished, RunFailed)):
+            self.sync()
+
+    def sync(self) -> None:
+        """Make everything logged so far durable (called before each checkpoint is written)."""
+        for fh in (self.jsonl, self.csv):
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def close(self) -> None:
+        """Flush and close every log."""
+        self.sync()
+        self.jsonl.close()
+        self.csv.close()
+        if self.tb is not None:
+            self.tb.close()
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------- summary.json
+
+    def _summarise(self, event: Event) -> None:
+        s = self.summary
+        if isinstance(event, RunStarted):
+            s.update(state="running", reason="", pid=os.getpid(), recipe=event.config.get("recipe"),
+                     step=event.start_step, epoch=event.start_epoch, total_steps=event.total_steps,
+                     epochs=event.epochs, steps_per_epoch=event.steps_per_epoch, updated_at=_now())
+        elif isinstance(event, EpochEnded):
+            best = max((a for a in (s.get("best_test_accuracy"), event.test_accuracy) if a is not None), default=None)
+            s.update(step=event.step, epoch=event.epoch, train_loss=event.train_loss,
+                     train_accuracy=event.train_accuracy, test_loss=event.test_loss,
+                     test_accuracy=event.test_accuracy, val_loss=event.val_loss, val_accuracy=event.val_accuracy,
+                     best_test_accuracy=best, updated_at=_now())
+        elif isinstance(event, CheckpointSaved):
+            key = "best_checkpoint" if event.reason == "best" else "last_checkpoint"
+            s[key] = os.path.relpath(event.path, self.run_dir)
+        elif isinstance(event, Diverged):
+            s.setdefault("diverged_at_step", event.step)
+            return
+        elif isinstance(event, RunFinished):
+            s.update(state=event.state, reason=event.reason, step=event.step, epoch=event.epoch,
+                     seconds=round(event.seconds, 3), train_loss=event.train_loss, test_loss=event.test_loss,
+                     test_accuracy=event.test_accuracy, best_test_accuracy=event.best_test_accuracy,
+                     ended_at=_now(), updated_at=_now())
+            s.pop("pid", None)
+        elif isinstance(event, RunFailed):
+            interrupted = event.message.startswith("KeyboardInterrupt")
+            s.update(state="interrupted" if interrupted else "failed", reason=event.message, step=event.step,
+                     ended_at=_now(), updated_at=_now())
+            s.pop("pid", None)
+        else:
+            return
+        write_json(self.run_dir / SUMMARY_JSON, _clean(s), durable=isinstance(event, (RunFinished, RunFailed)))
+
+
+def _clean(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def history(run_dir: Path, resume: dict[str, Any] | None = None) -> list[Event]:
+    """The events a run's log holds (up to `resume`'s checkpoint when given): charts start from these."""
+    rows = logrows.read_rows(Path(run_dir) / METRICS_JSONL)
+    if resume is not None:
+        rows = logrows.rows_up_to_checkpoint(rows, resume.get("save_id", ""), int(resume["step"]))
+    return logrows.events_of(rows)

@@ -1,0 +1,76 @@
+"""What the run directories under a folder hold: state, progress and best accuracy, read without torch."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import logrows
+from .rundir import holder_pid
+from .runlog import METRICS_JSONL, SUMMARY_JSON, read_json
+
+TAIL_BYTES = 64 * 1024  # enough of the log's end to find its last step row
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run directory at a glance."""
+
+    path: Path
+    state: str  # running | finished | stopped | failed | diverged | interrupted
+    step: int
+    total_steps: int | None
+    epoch: int
+    epochs: int | None
+    best_test_accuracy: float | None
+    pid: int | None
+    updated: float  # modification time of the newest log file
+
+
+def last_step(run_dir: Path) -> int | None:
+    """The step of the last step row of a run's metrics log, reading only its end."""
+    path = Path(run_dir) / METRICS_JSONL
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - TAIL_BYTES))
+            lines = fh.read().split(b"\n")[:-1]
+    except OSError:
+        return None
+    for line in reversed(lines):
+        row = logrows.decode_line(line)
+        if row is not None and row["kind"] == "step":
+            return int(row["step"])
+    return None
+
+
+def run_info(run_dir: Path) -> RunInfo:
+    """The state of one run: 'running' while a process holds its lock, 'interrupted' when one died mid-run."""
+    run_dir = Path(run_dir)
+    summary = read_json(run_dir / SUMMARY_JSON)
+    pid = holder_pid(run_dir)
+    state = summary.get("state", "interrupted")
+    if pid is not None:
+        state = "running"
+    elif state == "running":
+        state = "interrupted"  # its process ended without writing a final summary (killed, power loss)
+    step = last_step(run_dir)
+    if step is None or state not in ("running", "interrupted"):
+        step = summary.get("step", step or 0)
+    times = [p.stat().st_mtime for p in (run_dir / METRICS_JSONL, run_dir / SUMMARY_JSON) if p.exists()]
+    return RunInfo(path=run_dir, state=state, step=int(step or 0), total_steps=summary.get("total_steps"),
+                   epoch=int(summary.get("epoch") or 0), epochs=summary.get("epochs"),
+                   best_test_accuracy=summary.get("best_test_accuracy"), pid=pid if pid and pid > 0 else None,
+                   updated=max(times, default=run_dir.stat().st_mtime))
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether `path` looks like a run directory."""
+    return path.is_dir() and ((path / "config.toml").is_file() or (path / METRICS_JSONL).is_file())
+
+
+def list_runs(parent: Path) -> list[RunInfo]:
+    """Every run directory directly under `parent`, oldest first."""
+    runs = [run_info(p) for p in Path(parent).iterdir() if is_run_dir(p)]
+    return sorted(runs, key=lambda r: r.path.name)

@@ -1,0 +1,208 @@
+"""Checkpoints: the keep/every policy, refusing files that are not checkpoints, and falling back past corrupt ones."""
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine import checkpoint as ckpt
+from engine.commands import SaveCheckpoint, Stop
+from engine.errors import CheckpointError
+from engine.events import CheckpointSaved, Diverged, EpochEnded, Paused, RunFinished, StepMetrics
+from engine.logrows import events_of, read_rows
+from engine.loop import train
+from engine.session import TrainingSession
+from engine.sinks import ListSink
+from tui.cli import main
+
+
+def small(config, epochs=2):
+    """digits-mlp in 12 steps per epoch."""
+    config.data.batch_size = 128
+    config.train.epochs = epochs
+    config.output.checkpoint_minutes = 0
+    return config
+
+
+def only_run(config):
+    (run,) = Path(config.output.runs_dir).iterdir()
+    return run
+
+
+class Payload:
+    """Unpickling this calls open(path, "w"): a file appearing proves the payload ran."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_numbered_checkpoints_every_n_epochs_keep_the_newest_k(digits_config):
+    config = small(digits_config, epochs=6)
+    config.output.checkpoint_every, config.output.keep = 2, 2
+    sink = ListSink()
+    train(config, sink)
+    folder = only_run(config) / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["best.pt", "epoch-0004.pt", "epoch-0006.pt", "last.pt"]
+    assert ckpt.load_checkpoint(folder / "epoch-0004.pt")["step"] == 48
+    assert ckpt.load_checkpoint(folder / "last.pt")["step"] == 72
+    saved = [(e.reason, e.step) for e in sink.of(CheckpointSaved)]
+    assert saved.count(("epoch", 24)) == 2  # epoch-0002.pt and last.pt, deleted later when 0006 was on disk
+    assert ("final", 72) in saved
+
+
+def test_periodic_checkpoints_every_n_steps_mid_epoch(digits_config):
+    config = small(digits_config, epochs=1)
+    config.output.checkpoint_steps = 5
+    sink = ListSink()
+    train(config, sink)
+    assert [e.step for e in sink.of(CheckpointSaved) if e.reason == "periodic"] == [5, 10]
+    state = ckpt.load_checkpoint(only_run(config) / "checkpoints" / "last.pt")
+    assert set(ckpt.REQUIRED) <= set(state) and {"scheduler", "scaler", "save_id"} <= set(state)
+    assert set(state["rng"]) >= {"python", "numpy", "torch"}
+
+
+@pytest.mark.parametrize("as_zip", [True, False], ids=["torch-zip", "raw-pickle"])
+def test_pickle_payload_is_refused_and_runs_nothing(tmp_path, as_zip, capsys):
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / "evil.pt"
+    if as_zip:
+        torch.save({"format": ckpt.FORMAT, "model": Payload(marker)}, path)
+    else:
+        path.write_bytes(pickle.dumps({"format": ckpt.FORMAT, "model": Payload(marker)}, protocol=2))
+    with pytest.raises(CheckpointError, match="refused: it holds objects a checkpoint never contains"):
+        ckpt.load_checkpoint(path)
+    assert not marker.exists()
+    # The same file as a run's only checkpoint: `resume` says why and exits 2, still running nothing.
+    run = tmp_path / "runs" / "r1"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.toml").write_text('recipe = "digits-mlp"\n')
+    path.rename(run / "checkpoints" / "last.pt")
+    assert main(["resume", str(run), "--headless"]) == 2
+    err = capsys.readouterr().err
+    assert "no usable checkpoint" in err and "last.pt: refused" in err and "Traceback" not in err
+    assert not marker.exists()
+
+
+def test_files_that_are_not_checkpoints_are_refused_clearly(tmp_path):
+    cases = {"empty.pt": b"", "text.pt": b"hello", "other.pt": None}
+    for name, data in cases.items():
+        if data is None:
+            torch.save({"weights": torch.zeros(2)}, tmp_path / name)
+        else:
+            (tmp_path / name).write_bytes(data)
+    with pytest.raises(CheckpointError, match="empty.pt: the file is empty"):
+        ckpt.load_checkpoint(tmp_path / "empty.pt")
+    with pytest.raises(CheckpointError, match="text.pt: not a readable checkpoint"):
+        ckpt.load_checkpoint(tmp_path / "text.pt")
+    with pytest.raises(CheckpointError, match="other.pt: not a ptviz checkpoint"):
+        ckpt.load_checkpoint(tmp_path / "other.pt")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "zero-byte"])
+def test_corrupt_newest_checkpoint_falls_back_to_the_one_before(digits_config, damage):
+    config = small(digits_config, epochs=2)
+    config.train.max_steps = 18  # epoch 1 ends at step 12 (epoch-0001, last, best), the run stops at 18 (last)
+    train(config)
+    run = only_run(config)
+    last = run / "checkpoints" / "last.pt"
+    assert ckpt.load_newest(run)[0]["step"] == 18
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
+    state, path, skipped = ckpt.load_newest(run)
+    assert state["step"] == 12 and path.name in ("best.pt", "epoch-0001.pt")
+    assert len(skipped) == 1 and "last.pt" in skipped[0]
+    # Resuming from the fallback trains steps 13.. again and the log keeps one row per step.
+    config.train.max_steps = 20
+    finished = train(config, resume=state, run_dir=run)
+    assert finished.step == 20
+    steps = [r["step"] for r in read_rows(run / "metrics.jsonl") if r["kind"] == "step"]
+    assert steps == list(range(1, 21))
+
+
+NAN_MODEL = '''
+import torch
+from torch import nn
+
+
+class NaNFromStep(nn.Module):
+    """A linear classifier whose training forward pass returns NaN from its {k}th call on."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.fc = nn.Linear(64, num_classes)
+        self.calls = 0
+
+    def forward(self, x):
+        out = self.fc(x.flatten(1))
+        if self.training and torch.is_grad_enabled():
+            self.calls += 1
+            if self.calls >= {k}:
+                return out * float("nan")
+        return out
+
+
+def factory(num_classes):
+    return NaNFromStep(num_classes)
+'''
+
+
+def test_nan_at_step_k_stops_headless_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    k = 10
+    model = tmp_path / "nan_model.py"
+    model.write_text(NAN_MODEL.replace("{k}", str(k)))
+    runs = tmp_path / "runs"
+    code = main(["--headless", "--model", f"{model}:factory", "--runs-dir", str(runs), "--batch-size", "128",
+                 "--epochs", "3", "--log-interval", "1", "--checkpoint-steps", "4", "--checkpoint-minutes", "0"])
+    assert code == 3
+    assert f"loss became nan at step {k}; stopping" in capsys.readouterr().out
+    (run,) = runs.iterdir()
+    rows = read_rows(run / "metrics.jsonl")
+    assert [r["step"] for r in rows if r["kind"] == "step"] == list(range(1, k + 1))
+    assert [r["step"] for r in rows if r["kind"] == "diverged"] == [k]
+    assert max(r["step"] for r in rows if r["kind"] == "checkpoint") == 8
+    state, path, skipped = ckpt.load_newest(run)
+    assert path.name == "last.pt" and state["step"] == 8 and not skipped
+    assert all(torch.isfinite(t).all() for t in state["model"].values())
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["state"] == "diverged" and summary["step"] == k and summary["diverged_at_step"] == k
+
+
+async def test_nan_pauses_the_cockpit_session_and_saves_nothing_after(tmp_path, digits_config):
+    model = tmp_path / "nan_model.py"
+    model.write_text(NAN_MODEL.replace("{k}", "3"))
+    config = small(digits_config, epochs=3)
+    config.model.name = f"{model}:factory"
+    config.train.log_interval = 1
+    session = TrainingSession(config)  # a UI session pauses on divergence
+    session.start()
+    diverged = await session.next_event(Diverged)
+    assert (diverged.step, diverged.action) == (3, "pause")
+    paused = await session.next_event(Paused)
+    assert paused.step == 3
+    session.send(SaveCheckpoint())
+    session.send(Stop())
+    finished = await session.next_event(RunFinished)
+    assert finished.state == "diverged" and finished.step == 3
+    assert not list((only_run(config) / "checkpoints").glob("*.pt"))
+    assert session.stop(timeout=10)
+
+
+def test_log_rows_match_the_events_one_row_per_step(digits_config):
+    """metrics.jsonl read back gives the same steps and epoch results the sink saw."""
+    config = small(digits_config, epochs=2)
+    sink = ListSink()
+    train(config, sink)
+    run = only_run(config)
+    back = events_of(read_rows(run / "metrics.jsonl"))
+    steps = [s for e in back if isinstance(e, StepMetrics) for s in e.steps]
+    assert steps == list(range(1, 25))
+    assert [e for e in back if isinstance(e, EpochEnded)] == sink.of(EpochEnded)
+    header, *lines = (run / "metrics.csv").read_text().splitlines()
+    assert header == "epoch,step,lr,train_loss,train_loss_epoch,train_acc_epoch,val_loss,val_acc,test_loss,test_acc"
+    assert len(lines) == 24 + 2
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))

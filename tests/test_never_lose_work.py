@@ -1,0 +1,171 @@
+"""Real processes: SIGKILL then resume is bit-exact, stop signals checkpoint, and other processes attach."""
+
+import fcntl
+import json
+import os
+import random
+import re
+import select
+import signal
+import subprocess
+import sys
+import termios
+import threading
+
+import pytest
+import torch
+
+from engine import checkpoint as ckpt
+from engine.logrows import read_rows
+from engine.loop import train
+from engine.remote import RemoteRun
+from tui.cli import build_parser, config_from_args
+
+ENV = {**os.environ, "COLUMNS": "200"}
+# Shuffled batches and random augmentation, small enough to start quickly: 23 steps per epoch.
+FLAGS = ["--batch-size", "64", "--log-interval", "1", "--seed", "7", "--checkpoint-minutes", "0",
+         "--transforms", "RandomRotation(15), RandomCrop(8, padding=1)"]
+
+
+def cli(*argv, cwd, **kw):
+    return subprocess.run([sys.executable, "-m", "tui", *argv], capture_output=True, text=True, cwd=cwd,
+                          env=ENV, timeout=300, **kw)
+
+
+@pytest.fixture
+def spawned():
+    """Processes a test started; any still alive when it ends (a failed test) are killed."""
+    procs = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def start_headless(spawned, *argv, cwd):
+    """A headless run in its own process, and its run directory once it is set up and listening."""
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "--headless", *argv], cwd=cwd, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    spawned.append(proc)
+    for line in proc.stdout:
+        if line.startswith("run directory: "):
+            return proc, cwd / line.split(": ", 1)[1].strip()
+    proc.wait(timeout=60)
+    pytest.fail(f"the run did not start (exit code {proc.returncode})")
+
+
+def steps_logged(run_dir):
+    return [r["step"] for r in read_rows(run_dir / "metrics.jsonl") if r["kind"] == "step"]
+
+
+def test_sigkill_at_a_random_step_then_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path, spawned):
+    epochs = ["--epochs", "3"]
+    total = 3 * 23
+    reference = config_from_args(build_parser().parse_args([*FLAGS, *epochs, "--runs-dir", str(tmp_path / "ref")]))
+    train(reference)
+    (ref_dir,) = (tmp_path / "ref").iterdir()
+    expected = ckpt.load_checkpoint(ref_dir / "checkpoints" / "last.pt")
+
+    proc, run_dir = start_headless(spawned, *FLAGS, *epochs, "--checkpoint-steps", "4", cwd=tmp_path)
+    kill_at = random.randint(5, total - 25)
+    with RemoteRun(run_dir) as run:
+        run.wait(step=kill_at)
+    proc.kill()
+    proc.wait(timeout=60)
+    proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill at step {kill_at}"
+    listing = cli("runs", "runs", cwd=tmp_path)
+    assert run_dir.name in listing.stdout and "interrupted" in listing.stdout, listing.stdout
+
+    resumed = cli("resume", str(run_dir), "--headless", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming" in resumed.stdout and "Traceback" not in resumed.stderr
+    got = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert got["step"] == expected["step"] == total
+    for name, tensor in expected["model"].items():
+        assert torch.equal(got["model"][name], tensor), f"{name} differs after a kill at step {kill_at}"
+    for index, slot in expected["optimizer"]["state"].items():
+        assert torch.equal(got["optimizer"]["state"][index]["momentum_buffer"], slot["momentum_buffer"])
+    assert steps_logged(run_dir) == list(range(1, total + 1)), f"killed at step {kill_at}"
+    csv_steps = [line.split(",")[1] for line in (run_dir / "metrics.csv").read_text().splitlines()[1:]
+                 if line.split(",")[3]]
+    assert csv_steps == [str(s) for s in range(1, total + 1)]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["state"] == "finished" and summary["step"] == total
+    assert "finished" in cli("runs", "runs", cwd=tmp_path).stdout
+
+
+def assert_stopped_by_signal(proc, run_dir, sig):
+    """The process saved last.pt at a step boundary, logged every step up to it, and exited with 128 + sig."""
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, out
+    assert "Traceback" not in (out or "")
+    state = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert state["reason"] == "stopped"
+    assert steps_logged(run_dir) == list(range(1, state["step"] + 1))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["state"] == "stopped" and summary["reason"] == f"received {sig.name}"
+    assert summary["step"] == state["step"]
+    return state
+
+
+def test_terminal_hangup_checkpoints_at_the_next_step_and_exits_cleanly(tmp_path, spawned):
+    """An SSH drop: the run's terminal goes away, the kernel sends SIGHUP, and writing to the terminal fails."""
+    master, slave = os.openpty()
+
+    def own_terminal():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "--headless", *FLAGS, "--epochs", "1000"], cwd=tmp_path,
+                            env=ENV, stdin=slave, stdout=slave, stderr=slave, preexec_fn=own_terminal)
+    spawned.append(proc)
+    os.close(slave)
+    started, done, seen = threading.Event(), threading.Event(), bytearray()
+
+    def drain():  # like a terminal: keep reading so the run never blocks on a full pty
+        while not done.is_set():
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    seen.extend(os.read(master, 65536))
+                except OSError:
+                    return
+                if re.search(rb"run directory: \S+\r?\n", seen):
+                    started.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(120), seen.decode(errors="replace")
+        run_dir = tmp_path / re.search(rb"run directory: (\S+)", seen).group(1).decode()
+        with RemoteRun(run_dir) as run:
+            run.wait(step=5)
+    finally:
+        done.set()
+        reader.join()
+        os.close(master)  # the connection drops
+    state = assert_stopped_by_signal(proc, run_dir, signal.SIGHUP)
+    assert state["step"] >= 5
+
+
+def test_other_processes_attach_pause_and_resume_a_headless_run(tmp_path, spawned):
+    proc, run_dir = start_headless(spawned, *FLAGS, "--epochs", "1000", cwd=tmp_path)
+    assert "running" in cli("runs", "runs", cwd=tmp_path).stdout
+    with RemoteRun(run_dir) as first:  # one client stays attached throughout
+        first.wait(step=3)
+        # A second process attaches and pauses the run; the first sees it paused.
+        out = cli("send", str(run_dir), "pause", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        step = first.wait(paused=True)["step"]
+        # Another process comes and goes while it is paused: the step counter stays where it stopped.
+        status = json.loads(cli("send", str(run_dir), "status", cwd=tmp_path).stdout)
+        assert status["paused"] and status["step"] == step
+        assert first.status()["step"] == step
+        assert max(steps_logged(run_dir)) == step
+        # Another one resumes it; steps count on from where they stopped.
+        assert cli("send", str(run_dir), "resume", cwd=tmp_path).returncode == 0
+        assert first.wait(step=step + 5)["paused"] is False
+    # Detached again, the run carries on until SIGTERM checkpoints and ends it.
+    proc.send_signal(signal.SIGTERM)
+    assert assert_stopped_by_signal(proc, run_dir, signal.SIGTERM)["step"] >= step + 5

@@ -1,0 +1,110 @@
+"""The run log's rows, cutting it back to a checkpoint, following it, and the control protocol (no training)."""
+
+import subprocess
+import sys
+
+import pytest
+
+from engine.commands import Control, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate, Stop
+from engine.events import CheckpointSaved, EpochEnded, Paused, RunFinished, StepMetrics
+from engine.logrows import encode, rows_of, rows_up_to_checkpoint
+from engine.remote import ControlServer, LogFollower, RemoteError, RemoteRun, command_from_json, command_to_json
+from engine.runlog import history
+
+
+def step_rows(first, last, epoch=1):
+    n = last - first + 1
+    return rows_of(StepMetrics(steps=tuple(range(first, last + 1)), losses=(0.5,) * n, lrs=(0.1,) * n,
+                               epoch=epoch, epoch_step=last, samples_per_s=10.0, elapsed=1.0), wall=0.0)
+
+
+def checkpoint_row(step, save_id):
+    return rows_of(CheckpointSaved("last.pt", step, 0, "periodic", save_id=save_id), wall=0.0)
+
+
+def test_log_is_cut_right_after_the_checkpoints_own_row():
+    rows = [*step_rows(1, 10), *checkpoint_row(10, "a"), *step_rows(11, 20), *checkpoint_row(20, "b"),
+            *step_rows(21, 23)]
+    kept = rows_up_to_checkpoint(rows, "a", 10)
+    assert [r["step"] for r in kept if r["kind"] == "step"] == list(range(1, 11)) and kept[-1]["save_id"] == "a"
+    # Without the checkpoint's row (killed between writing the file and logging it): cut by step.
+    kept = rows_up_to_checkpoint(rows, "missing", 15)
+    assert [r["step"] for r in kept if r["kind"] == "step"] == list(range(1, 16))
+
+
+def test_history_before_a_resume_ends_at_its_checkpoint(tmp_path):
+    rows = [*step_rows(1, 10), *checkpoint_row(10, "a"), *step_rows(11, 14)]
+    (tmp_path / "metrics.jsonl").write_text(encode(rows))
+    steps = [s for e in history(tmp_path, {"save_id": "a", "step": 10}) if isinstance(e, StepMetrics) for s in e.steps]
+    assert steps == list(range(1, 11))
+    assert len([e for e in history(tmp_path) if isinstance(e, StepMetrics) for _ in e.steps]) == 14
+
+
+def test_non_finite_losses_are_written_as_null_and_read_back_as_nan(tmp_path):
+    rows = rows_of(StepMetrics(steps=(1, 2), losses=(0.25, float("nan")), lrs=(0.1, 0.1), epoch=1, epoch_step=2,
+                               samples_per_s=1.0, elapsed=0.1), wall=0.0)
+    assert [r["loss"] for r in rows] == [0.25, None]
+    (tmp_path / "metrics.jsonl").write_text(encode(rows))
+    (event,) = LogFollower(tmp_path).poll()
+    assert event.steps == (1, 2) and event.losses[0] == 0.25 and event.losses[1] != event.losses[1]
+
+
+def test_follower_reads_history_then_only_complete_new_lines(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    epoch = EpochEnded(epoch=1, step=10, train_loss=0.5, train_accuracy=0.9, test_loss=0.4, test_accuracy=0.91,
+                       val_loss=None, val_accuracy=None, seconds=1.5, lr=0.1)
+    log.write_text(encode([*step_rows(1, 10), *rows_of(epoch, 0.0)]))
+    follower = LogFollower(tmp_path)
+    history = follower.poll()
+    assert [type(e) for e in history] == [StepMetrics, EpochEnded] and history[1] == epoch
+    line = encode(rows_of(Paused(10), 0.0))
+    with open(log, "a") as fh:
+        fh.write(line[:7])  # a writer caught mid-line
+    assert follower.poll() == []
+    with open(log, "a") as fh:
+        fh.write(line[7:])
+    assert follower.poll() == [Paused(10)]
+    assert follower.poll() == []
+
+
+@pytest.mark.parametrize("command", [Pause(), Resume(), Stop(), SetLearningRate(0.5), ScaleLearningRate(2.0)])
+def test_commands_travel_as_json(command):
+    assert command_from_json(command_to_json(command)) == command
+
+
+def test_control_socket_queues_commands_from_several_clients(tmp_path):
+    control = Control()
+    server = ControlServer(tmp_path, control)
+    try:
+        assert (tmp_path / "control").stat().st_mode & 0o777 == 0o700
+        with RemoteRun(tmp_path) as one, RemoteRun(tmp_path) as two:
+            one.send(Pause())
+            two.send(SaveCheckpoint())
+            assert two.send({"cmd": "set_lr", "lr": 0.25})["state"] == "starting"
+            with pytest.raises(RemoteError, match="unknown command 'jump'"):
+                one.send({"cmd": "jump"})
+            server.emit(Paused(7))
+            assert one.status()["paused"] and two.wait(paused=True, timeout=5)["step"] == 7
+            server.emit(RunFinished(step=9, epoch=1, seconds=1.0, stopped=True, state="stopped"))
+            assert one.wait(step=100, timeout=5)["state"] == "stopped"  # an ended run answers waits at once
+        assert control.pending() == [Pause(), SaveCheckpoint("manual"), SetLearningRate(0.25)]
+    finally:
+        server.close()
+    with pytest.raises(RemoteError, match="no run is listening"):
+        RemoteRun(tmp_path).status()
+
+
+def test_control_socket_works_in_a_folder_with_a_long_path(tmp_path):
+    deep = tmp_path / ("x" * 60) / ("y" * 60)
+    deep.mkdir(parents=True)
+    control = Control()
+    with ControlServer(deep, control):
+        assert RemoteRun(deep).send(Stop())["pid"]
+    assert control.stop_requested.is_set()
+
+
+def test_remote_client_and_run_listing_do_not_import_torch():
+    code = ("import sys, engine.remote, engine.runs, tui.commands\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

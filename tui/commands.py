@@ -1,0 +1,189 @@
+"""Subcommands: resume a run, attach the cockpit to a running one, list runs, send a run a command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from engine import config as cfgmod
+from engine.errors import ConfigError, UserError
+
+from .cli import EXIT_CONFIG, EXIT_OK, _fail, add_field_flags, apply_args, report
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run the subcommand named by argv[0]."""
+    name, rest = argv[0], list(argv[1:])
+    try:
+        return COMMANDS[name](rest)
+    except ConfigError as exc:
+        for error in exc.errors:
+            _fail(str(error), EXIT_CONFIG)
+        return EXIT_CONFIG
+    except Exception as exc:  # noqa: BLE001 - UserError and anything else: one line and an exit code
+        return report(exc)
+
+
+def _run_dir(text: str) -> Path:
+    from engine.runs import is_run_dir
+
+    path = Path(text)
+    if not path.is_dir():
+        raise UserError(f"{path}: no such run directory")
+    if not is_run_dir(path):
+        raise UserError(f"{path} is not a run directory (it has no config.toml or metrics.jsonl)")
+    return path
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+def resume(argv: list[str]) -> int:
+    """ptviz-tui resume RUN_DIR [--headless] [flags]."""
+    parser = argparse.ArgumentParser(
+        prog="ptviz-tui resume",
+        description="Continue a run exactly where its newest valid checkpoint left it (mid-epoch included), "
+                    "in the same run directory: logs past that checkpoint are dropped and written again.",
+        epilog="Flags override the saved configuration, e.g. --epochs 20 to train longer; flags that change the "
+               "model, data or optimizer make the continuation inexact or impossible.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (runs/<date>-<time>-<recipe>)")
+    parser.add_argument("--headless", action="store_true", help="continue without the cockpit, printing progress")
+    add_field_flags(parser)
+    args = parser.parse_args(argv)
+    run_dir = _run_dir(args.run_dir)
+    _refuse_running(run_dir)
+
+    from engine.checkpoint import load_newest
+
+    state, path, skipped = load_newest(run_dir)
+    for why in skipped:
+        print(f"ptviz-tui: warning: skipped {why}", file=sys.stderr)
+    config = apply_args(config_of(state["config"], source=str(path)), args)
+    _check_work_left(run_dir, config, state)
+    print(f"resuming {run_dir} from {path.name}: step {state['step']}, epoch {state['epoch'] + 1}, "
+          f"batch {state['batch_in_epoch']}")
+    if args.headless:
+        from .headless import run_headless
+
+        return run_headless(config, resume=state, run_dir=run_dir)
+    from .app import run_app
+
+    return run_app(config, resume=state, run_dir=run_dir)
+
+
+def config_of(data: dict, source: str) -> cfgmod.RunConfig:
+    """The RunConfig a checkpoint or config.toml describes."""
+    config = cfgmod.RunConfig()
+    if isinstance(data.get("recipe"), str):
+        config.recipe = data["recipe"]
+    return cfgmod.apply_dict(config, data, source=source)
+
+
+def _refuse_running(run_dir: Path) -> None:
+    from engine.rundir import holder_pid
+
+    pid = holder_pid(run_dir)
+    if pid is not None:
+        raise UserError(f"{run_dir} is still running (pid {pid}); attach to it with: ptviz-tui attach {run_dir}")
+
+
+def _check_work_left(run_dir: Path, config: cfgmod.RunConfig, state: dict) -> None:
+    step, epoch, max_steps = int(state["step"]), int(state["epoch"]), config.train.max_steps
+    if max_steps and step >= max_steps:
+        raise UserError(f"{run_dir} already reached train.max_steps={max_steps} (step {step}); "
+                        f"pass --max-steps N (more than {step}, or 0 for no limit) to train longer")
+    if epoch >= config.train.epochs:
+        raise UserError(f"{run_dir} already trained all {config.train.epochs} epochs (step {step}); "
+                        f"pass --epochs N (more than {epoch}) to train longer")
+
+
+# ----------------------------------------------------------------------------- attach
+
+
+def attach(argv: list[str]) -> int:
+    """ptviz-tui attach RUN_DIR."""
+    parser = argparse.ArgumentParser(
+        prog="ptviz-tui attach",
+        description="Open the cockpit on a run training in another process (a headless run): its charts from "
+                    "the run's log, and pause, resume, stop, checkpoint and learning-rate keys through its "
+                    "control socket. Quitting the cockpit leaves the run training.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="the run directory of the running run")
+    args = parser.parse_args(argv)
+    run_dir = _run_dir(args.run_dir)
+    from engine.rundir import holder_pid
+    from engine.runs import run_info
+
+    if holder_pid(run_dir) is None:
+        info = run_info(run_dir)
+        raise UserError(f"{run_dir} is not running ({info.state} at step {info.step}); "
+                        f"continue it with: ptviz-tui resume {run_dir}")
+    config = config_of(cfgmod.load_toml(str(run_dir / "config.toml")), source=str(run_dir / "config.toml"))
+    from .app import run_app
+
+    return run_app(config, attach=run_dir)
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def runs(argv: list[str]) -> int:
+    """ptviz-tui runs [DIR]."""
+    parser = argparse.ArgumentParser(prog="ptviz-tui runs",
+                                     description="List the run directories under DIR with their state.")
+    parser.add_argument("folder", metavar="DIR", nargs="?", default="runs", help="folder of runs (default: runs)")
+    args = parser.parse_args(argv)
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder")
+    from engine.runs import list_runs
+
+    found = list_runs(folder)
+    if not found:
+        print(f"no runs in {folder}")
+        return EXIT_OK
+    rows = [("RUN", "STATE", "STEP", "EPOCH", "BEST TEST ACC", "UPDATED")]
+    for r in found:
+        step = f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step)
+        epoch = f"{r.epoch}/{r.epochs}" if r.epochs else str(r.epoch)
+        best = f"{r.best_test_accuracy:.2%}" if r.best_test_accuracy is not None else "-"
+        state = f"{r.state} (pid {r.pid})" if r.pid else r.state
+        rows.append((r.path.name, state, step, epoch, best, time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated))))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- send
+
+SEND_COMMANDS = ("status", "pause", "resume", "stop", "checkpoint", "evaluate", "set-lr", "scale-lr")
+
+
+def send(argv: list[str]) -> int:
+    """ptviz-tui send RUN_DIR COMMAND [VALUE]."""
+    parser = argparse.ArgumentParser(prog="ptviz-tui send",
+                                     description="Send one command to a running run and print its status as JSON.")
+    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("command", choices=SEND_COMMANDS)
+    parser.add_argument("value", nargs="?", type=float, help="the rate for set-lr, the factor for scale-lr")
+    args = parser.parse_args(argv)
+    from engine.remote import RemoteRun
+
+    request: dict = {"cmd": args.command.replace("-", "_")}
+    if args.command in ("set-lr", "scale-lr"):
+        if args.value is None:
+            raise UserError(f"{args.command} needs a value, e.g. ptviz-tui send RUN_DIR {args.command} 0.5")
+        request["lr" if args.command == "set-lr" else "factor"] = args.value
+    with RemoteRun(_run_dir(args.run_dir)) as run:
+        status = run.request(request)
+    print(json.dumps(status))
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"resume": resume, "attach": attach, "runs": runs, "send": send}
