@@ -11,6 +11,7 @@ from tui.app import PtvizApp
 from tui.charts import ChartsPane
 from tui.config_form import ConfigForm
 from tui.log_pane import LogPane
+from tui.runner import TRAINING_THREAD
 from tui.status_bar import StatusBar
 
 
@@ -23,7 +24,7 @@ def long_config(digits_config):
 
 
 def training_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.is_alive() and "training" in t.name]
+    return [t for t in threading.enumerate() if t.is_alive() and t.name == TRAINING_THREAD]
 
 
 async def test_start_pause_resume_stop(long_config):
@@ -34,6 +35,7 @@ async def test_start_pause_resume_stop(long_config):
         status = app.query_one(StatusBar)
         await pilot.press("s")
         await wait_for(pilot, lambda: len(history.step_loss) > 20, what="chart data")
+        assert len(training_threads()) == 1
         grown_from = len(history.step_loss)
         await wait_for(pilot, lambda: len(history.step_loss) > grown_from, what="more chart data")
         await pilot.press("p")

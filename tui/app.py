@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import threading
 from pathlib import Path
 
 from textual import on, work
@@ -14,7 +18,7 @@ from textual.worker import Worker, WorkerState
 
 from engine import config as cfgmod
 from engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate
-from engine.events import Paused, Resumed, RunFailed, RunFinished, RunStarted
+from engine.events import Diverged, Paused, Resumed, RunFailed, RunFinished, RunStarted
 from engine.recipes import recipe
 
 from .charts import ChartsPane
@@ -22,6 +26,7 @@ from .config_form import ConfigForm
 from .data_tab import DataTab
 from .device_panel import DevicePanel
 from .log_pane import LogPane
+from .attach import RemoteController
 from .messages import EngineEvent, LogRequested
 from .model_tab import ModelTab
 from .runner import TRAINING_GROUP, RunController
@@ -87,13 +92,15 @@ class PtvizApp(App[int]):
     run_state = reactive("idle")
     """idle, running, paused, finished, stopped or failed."""
 
-    def __init__(self, config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None):
+    def __init__(self, config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
+                 attach: Path | None = None):
         super().__init__()
         self.config = config.copy()
         self.resume_state = resume
         self.resume_dir = run_dir
-        self.runner = RunController(self)
+        self.runner = RemoteController(self, attach) if attach is not None else RunController(self)
         self.current_lr: float | None = None
+        self.signalled: int | None = None
 
     # ------------------------------------------------------------------ composition
 
@@ -113,10 +120,38 @@ class PtvizApp(App[int]):
 
     def on_mount(self) -> None:
         self._apply_size()
+        self._handle_stop_signals()
         log = self.query_one(LogPane)
-        log.say(f"ready: recipe {self.config.recipe}. Press s to start, ? for keys.", "bold")
+        if self.runner.remote_run:
+            log.say(f"attached to {self.runner.run_dir}: keys drive that run; q detaches and leaves it running", "bold")
+            self.run_state = "attached"
+            self.runner.follow()
+        else:
+            log.say(f"ready: recipe {self.config.recipe}. Press s to start, ? for keys.", "bold")
         if self.resume_state is not None:
             self.action_start()
+
+    def _handle_stop_signals(self) -> None:
+        """SIGHUP (the SSH connection went), SIGTERM and SIGINT: checkpoint within one step, then exit."""
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's ignored SIGHUP stays ignored
+                signal.signal(sig, self._stop_signal)
+
+    def _stop_signal(self, sig: int, _frame: object) -> None:
+        """Runs in the main thread between bytecodes, even while the UI waits on a dead terminal."""
+        self.signalled = sig
+        if not self.runner.remote_run:
+            self.runner.request_checkpoint_and_stop(f"received {signal.Signals(sig).name}")
+        if sig == signal.SIGHUP:
+            # The terminal is gone, so Textual can never restore it: wait for the checkpoint, then leave.
+            threading.Thread(target=self._exit_when_saved, args=(sig,), name="ptviz-hangup", daemon=True).start()
+        else:
+            self.call_later(self._stop_and_exit)
+
+    def _exit_when_saved(self, sig: int) -> None:
+        if not self.runner.remote_run:
+            self.runner.join(timeout=120)
+        os._exit(128 + sig)
 
     def on_resize(self) -> None:
         self._apply_size()
@@ -166,6 +201,9 @@ class PtvizApp(App[int]):
 
     def action_start(self) -> None:
         """Start a run with the current configuration unless a field is invalid."""
+        if self.runner.remote_run:
+            self.notify("attached to a run in another process: it is already going", severity="warning")
+            return
         if self.runner.active:
             self.notify("a run is already going; stop it first (x)", severity="warning")
             return
@@ -183,15 +221,15 @@ class PtvizApp(App[int]):
 
     def action_pause_resume(self) -> None:
         """Pause a running loop, or resume a paused one."""
-        if self.run_state == "running":
+        if self.run_state in ("running", "attached"):
             self.runner.send(Pause())
         elif self.run_state == "paused":
             self.runner.send(Resume())
 
     def action_stop(self) -> None:
         """Stop at the next step boundary (the engine saves a checkpoint)."""
-        if self.runner.active and self.runner.control is not None:
-            self.runner.control.stop()
+        if self.runner.active:
+            self.runner.stop_soon()
             self.query_one(StatusBar).note = "stopping…"
 
     def action_checkpoint(self) -> None:
@@ -245,6 +283,10 @@ class PtvizApp(App[int]):
             self.run_state = "failed"
             status.note = "fix the problem, then press s"
             self.notify(event.message, title="run failed", severity="error", timeout=8)
+        elif isinstance(event, Diverged):
+            self.notify(f"loss became {event.value} at step {event.step:,}; the run is {event.action}ped and the "
+                        "last good checkpoint kept. Lower the learning rate ([ or l), then resume.",
+                        title="training diverged", severity="error", timeout=15)
 
     def watch_run_state(self, state: str) -> None:
         self.query_one(StatusBar).state = state
@@ -283,9 +325,9 @@ class PtvizApp(App[int]):
         self.push_screen(HelpScreen(HELP))
 
     async def action_quit(self) -> None:
-        """Quit; while training, ask first and then stop the run cleanly."""
-        if not self.runner.active:
-            self.exit(0)
+        """Quit; while training, ask first and then stop the run cleanly (attached: just detach)."""
+        if not self.runner.active or self.runner.remote_run:
+            self._leave()
             return
 
         def answered(yes: bool | None) -> None:
@@ -297,13 +339,21 @@ class PtvizApp(App[int]):
     @work(group="shutdown", exclusive=True)
     async def _stop_and_exit(self) -> None:
         self.query_one(StatusBar).note = "stopping…"
-        await self.runner.stop()
-        self.exit(0)
+        if not self.runner.remote_run:
+            await self.runner.stop()
+        self._leave()
+
+    def _leave(self) -> None:
+        if self.runner.remote_run:
+            self.runner.detach()
+        self.exit(128 + self.signalled if self.signalled else 0)
 
 
 def run_app(config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
             attach: Path | None = None) -> int:
     """Open the cockpit on `config`; returns the process exit code."""
-    app = PtvizApp(config, resume=resume, run_dir=run_dir)
+    app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach)
     code = app.run()
+    if not app.runner.remote_run and not app.runner.join(timeout=120):  # the UI is gone; the work is not lost
+        print("ptviz-tui: the training thread did not stop in time", file=sys.stderr)
     return code or 0

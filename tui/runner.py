@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from engine.config import RunConfig
 from .messages import EngineEvent
 
 TRAINING_GROUP = "training"
+TRAINING_THREAD = "ptviz-train"
 
 
 class PostMessageSink:
@@ -31,10 +33,13 @@ class PostMessageSink:
 class RunController:
     """Owns the current run's worker and command channel; the app asks it to start and command."""
 
+    remote_run = False
+
     def __init__(self, app: App):
         self.app = app
         self.control: Control | None = None
         self.worker: Worker | None = None
+        self.finished = threading.Event()  # set when the engine's train() has returned on its thread
 
     @property
     def active(self) -> bool:
@@ -46,11 +51,24 @@ class RunController:
         from engine.loop import train
 
         self.control = Control()
+        self.finished = threading.Event()
         sink = PostMessageSink(self.app)
-        job = partial(train, config, sink, self.control, resume=resume, run_dir=run_dir)
+        # A NaN pauses the cockpit's run (the user decides), where headless stops it.
+        job = partial(self._train, partial(train, config, sink, self.control, resume=resume, run_dir=run_dir,
+                                           on_divergence="pause"))
         self.worker = self.app.run_worker(job, name="training", group=TRAINING_GROUP, thread=True,
                                           exclusive=True, exit_on_error=False)
         return self.worker
+
+    def _train(self, job) -> None:
+        """Run the engine on this worker thread, named so it can be told apart from idle pool threads."""
+        thread = threading.current_thread()
+        pool_name, thread.name = thread.name, TRAINING_THREAD
+        try:
+            job()
+        finally:
+            thread.name = pool_name
+            self.finished.set()
 
     def send(self, command: Command) -> bool:
         """Send a command to the running loop; False when nothing is running."""
@@ -58,6 +76,23 @@ class RunController:
             return False
         self.control.send(command)
         return True
+
+    def stop_soon(self) -> None:
+        """Ask the run to stop at the next step boundary (it saves a checkpoint)."""
+        if self.active and self.control is not None:
+            self.control.stop()
+
+    def request_checkpoint_and_stop(self, reason: str) -> None:
+        """From a signal handler: only sets flags; the loop checkpoints and ends within one step."""
+        if self.control is not None:
+            self.control.request_checkpoint_and_stop(reason)
+
+    def join(self, timeout: float) -> bool:
+        """After the UI has gone: stop the run and wait for its thread; True when it ended in time."""
+        if self.worker is None:
+            return True
+        self.stop_soon()
+        return self.finished.wait(timeout)
 
     async def stop(self, timeout: float = 30.0) -> bool:
         """Stop the run and wait for its thread to end; True when it has."""

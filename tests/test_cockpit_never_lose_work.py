@@ -1,0 +1,102 @@
+"""The cockpit keeps work through an SSH drop, and attaches to a headless run in another process."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import signal
+import subprocess
+import sys
+import termios
+import threading
+import time
+
+from cockpit_helpers import wait_for
+from engine import checkpoint as ckpt
+from engine.remote import RemoteRun
+from test_never_lose_work import ENV, FLAGS, spawned, start_headless, steps_logged  # noqa: F401 - fixture
+from tui.app import PtvizApp
+from tui.charts import ChartsPane
+from tui.commands import config_of
+from tui.status_bar import StatusBar
+
+
+def test_sighup_to_the_cockpit_over_a_pty_checkpoints_within_one_step_and_exits(tmp_path, spawned):  # noqa: F811
+    """The SSH connection goes: the cockpit's terminal closes, the run saves where it is and the process ends."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, b"\x18\x00\x50\x00\x00\x00\x00\x00")  # 24 rows, 80 columns
+
+    def own_terminal():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([sys.executable, "-m", "tui", *FLAGS, "--epochs", "1000", "--runs-dir", "runs"],
+                            cwd=tmp_path, env={**ENV, "TERM": "xterm-256color"}, stdin=slave, stdout=slave,
+                            stderr=slave, preexec_fn=own_terminal)
+    spawned.append(proc)
+    os.close(slave)
+    done, seen = threading.Event(), bytearray()
+
+    def drain():  # a terminal keeps reading what the app draws
+        while not done.is_set():
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    seen.extend(os.read(master, 65536))
+                except OSError:
+                    return
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while b"IDLE" not in seen:  # the cockpit has drawn its first screen
+            assert time.monotonic() < deadline and proc.poll() is None, seen.decode(errors="replace")[-2000:]
+            done.wait(0.1)
+        os.write(master, b"s")
+        while not list((tmp_path / "runs").glob("*/control/sock")):
+            assert time.monotonic() < deadline and proc.poll() is None
+            done.wait(0.1)
+        (run_dir,) = (tmp_path / "runs").iterdir()
+        with RemoteRun(run_dir) as run:
+            run.wait(step=10)
+    finally:
+        done.set()
+        reader.join()
+        os.close(master)  # the connection drops: the kernel hangs up the session
+    proc.wait(timeout=120)
+    assert proc.returncode == 128 + signal.SIGHUP
+    state = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert state["reason"] == "stopped" and state["step"] >= 10
+    assert steps_logged(run_dir) == list(range(1, state["step"] + 1))  # nothing after the checkpoint is lost
+
+
+async def test_attach_drives_a_headless_run_in_another_process_and_detaching_leaves_it_running(
+        tmp_path, spawned):  # noqa: F811
+    proc, run_dir = start_headless(spawned, *FLAGS, "--epochs", "1000", cwd=tmp_path)
+    with RemoteRun(run_dir) as other:  # another client, attached all along
+        other.wait(step=5)
+        config = config_of(__import__("tomllib").loads((run_dir / "config.toml").read_text()), "config.toml")
+        app = PtvizApp(config, attach=run_dir)
+        async with app.run_test(size=(100, 30)) as pilot:
+            history = app.query_one(ChartsPane).history
+            status = app.query_one(StatusBar)
+            await wait_for(pilot, lambda: len(history.step_loss) >= 5, what="history from the log")
+            assert history.step_loss.x[0] == 1  # the whole history, from the first step
+            await pilot.press("p")
+            await wait_for(pilot, lambda: app.run_state == "paused", what="paused")
+            paused = other.status()
+            assert paused["paused"] and paused["step"] == status.step
+            await pilot.pause(0.5)
+            assert other.status()["step"] == paused["step"]  # the counter stopped
+            await pilot.press("right_square_bracket")
+            await wait_for(pilot, lambda: status.lr == 0.1, what="lr doubled in the other process")
+            await pilot.press("p")
+            await wait_for(pilot, lambda: status.step > paused["step"] + 3, what="running again")
+            await pilot.press("q")  # detach
+            await wait_for(pilot, lambda: not app.is_running, what="detached")
+        after = other.wait(step=status.step + 5)
+        assert not after["paused"] and proc.poll() is None  # detaching did not disturb the run
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    assert ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")["reason"] == "stopped"
