@@ -100,3 +100,23 @@ async def test_attach_drives_a_headless_run_in_another_process_and_detaching_lea
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=120)
     assert ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")["reason"] == "stopped"
+
+
+async def test_resume_in_the_cockpit_shows_the_whole_history_and_continues(tmp_path, digits_config):
+    """`ptviz-tui resume RUN_DIR` without --headless: the charts start from the first step, then go on."""
+    from engine.loop import train
+
+    digits_config.train.max_steps = 30
+    digits_config.train.log_interval = 1
+    train(digits_config)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    state = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert state["step"] == 30
+    config = config_of(state["config"], "checkpoint")
+    config.train.max_steps = 50
+    app = PtvizApp(config, resume=state, run_dir=run_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        history = app.query_one(ChartsPane).history
+        await wait_for(pilot, lambda: app.run_state == "finished", what="the resumed run to reach max_steps")
+        assert list(history.step_loss.x) == list(range(1, 51))  # history and continuation, one point per step
+    assert steps_logged(run_dir) == list(range(1, 51))

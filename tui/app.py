@@ -129,7 +129,17 @@ class PtvizApp(App[int]):
         else:
             log.say(f"ready: recipe {self.config.recipe}. Press s to start, ? for keys.", "bold")
         if self.resume_state is not None:
+            self._replay_history()
             self.action_start()
+
+    def _replay_history(self) -> None:
+        """Show a resumed run's history up to its checkpoint before it continues."""
+        from engine.events import RunFinished
+        from engine.runlog import history
+
+        for event in history(self.resume_dir, resume=self.resume_state):
+            if not isinstance(event, (RunFinished, RunFailed)):
+                self.query_one(ChartsPane).history.ingest(event)
 
     def _handle_stop_signals(self) -> None:
         """SIGHUP (the SSH connection went), SIGTERM and SIGINT: checkpoint within one step, then exit."""
@@ -277,7 +287,7 @@ class PtvizApp(App[int]):
         elif isinstance(event, Paused):
             self.run_state = "paused"
         elif isinstance(event, RunFinished):
-            self.run_state = "stopped" if event.stopped else "finished"
+            self.run_state = event.state  # finished (max_steps included), stopped or diverged
             status.note = ""
         elif isinstance(event, RunFailed):
             self.run_state = "failed"

@@ -24,6 +24,7 @@ STATE_STYLES = {
     "finished": "bold white on blue",
     "stopped": "bold white on blue",
     "failed": "bold white on red",
+    "diverged": "bold white on red",
     "attached": "bold black on cyan",
 }
 
