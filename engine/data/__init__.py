@@ -1,0 +1,1 @@
+"""Data sets, the image pipeline and batch iteration."""
