@@ -1,5 +1,6 @@
 """The fast paths give the results of the plain path: same accuracy, same head weights, exact resume."""
 
+import pytest
 import torch
 
 from engine.commands import Control
@@ -8,6 +9,15 @@ from engine.loop import Trainer, train
 from engine.setup import build
 from engine.sinks import ListSink, NullSink
 from engine.transform_specs import parse_pipeline
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared CPU their barriers stall for whole time slices."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_fast_defaults_reach_the_plain_paths_accuracy_on_digits(digits_config):
