@@ -112,7 +112,7 @@ class TrainConfig:
     compile: bool = False
     """Compile the model with torch.compile (skipped when a frozen backbone's features are cached)."""
     cache_features: bool = True
-    """With a frozen backbone and no random transform, compute its features once and train only the head."""
+    """With a frozen backbone, compute its features once per split (training's only without random transforms)."""
 
 
 @dataclass

@@ -44,7 +44,8 @@ class Setup:
     test: Batches
     precision: str = "fp32"  # train.precision with 'auto' resolved for this device and model
     probe: FrozenBackbone | None = None  # set when the backbone is frozen and the head is the last step
-    cache_features: bool = False  # whether the probe's features are computed once per split
+    cache_features: bool = False  # the probe's training features are computed once (no random transform)
+    cache_eval: bool = False  # the probe's validation and test features are computed once
 
     def autocast(self) -> AbstractContextManager:
         """Mixed-precision context for forward passes (a no-op in fp32)."""
@@ -83,7 +84,8 @@ class Setup:
         return result
 
     def _features(self, batches: Batches) -> Batches | None:
-        if not self.cache_features or self.probe is None:
+        wanted = self.cache_features if batches is self.train else self.cache_eval
+        if not wanted or self.probe is None:
             return None
         return self.probe.cached(batches, self.pipeline, self.autocast())
 
@@ -140,11 +142,12 @@ def build(config: RunConfig, data: sources.DataBundle | None = None) -> Setup:
     precision = resolve_precision(config.train.precision, device, model)
     use_channels_last(model, device)
     probe = frozen_backbone(model, sample.to(device)) if config.model.freeze_backbone else None
-    # Cached features make the backbone run once per split; there is nothing left worth compiling.
-    cache = bool(probe is not None and config.train.cache_features and not pipeline.has_random)
-    if config.train.compile and not cache:
+    # Evaluation never augments, so its features always repeat; training's do without random transforms.
+    cache_eval = bool(probe is not None and config.train.cache_features)
+    cache = cache_eval and not pipeline.has_random
+    if config.train.compile and not cache:  # with cached features only a linear layer is left to compile
         model = torch.compile(model)  # type: ignore[assignment]
-        probe = None  # the compiled whole model replaces the eager split
+        probe, cache_eval = None, False  # the compiled whole model replaces the eager split
     optimizer = build_optimizer(config.optim, model)
     d = config.data
     resident = d.resident
@@ -156,7 +159,8 @@ def build(config: RunConfig, data: sources.DataBundle | None = None) -> Setup:
     scheduler, per_step = build_scheduler(config.optim, optimizer, config.train.epochs, len(train))
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     return Setup(config, device, bundle, pipeline, input_shape, num_classes, model, optimizer, scheduler,
-                 per_step, scaler, train, val, test, precision=precision, probe=probe, cache_features=cache)
+                 per_step, scaler, train, val, test, precision=precision, probe=probe, cache_features=cache,
+                 cache_eval=cache_eval)
 
 
 def frozen_backbone(model: nn.Module, sample: torch.Tensor) -> FrozenBackbone | None:

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from engine.commands import Control
 from engine.events import EpochEnded, Evaluated
@@ -79,14 +80,16 @@ def test_cached_features_train_the_same_head_as_the_uncached_path(digits_config)
 
 
 def test_random_augmentation_turns_feature_caching_off(digits_config):
-    """A random transform makes every epoch's features different, so nothing is cached."""
+    """A random transform makes every epoch's training features different, so they are not cached."""
     config = probe_config(digits_config, cache=True, steps=3)
     config.data.transforms = parse_pipeline("RandomHorizontalFlip()")
     setup = build(config)
     Trainer(setup, NullSink(), Control()).run()
-    assert setup.cache_features is False
-    assert setup.probe is not None and setup.probe.cache == {}
-    assert setup.train_batches() is setup.train
+    assert setup.cache_features is False and setup.train_batches() is setup.train
+    assert setup.probe is not None and id(setup.train) not in setup.probe.cache
+    # Evaluation never augments: the test split's features are still computed once.
+    assert setup.cache_eval is True and setup.evaluate(setup.test).samples == len(setup.data.test)
+    assert setup.probe.cache[id(setup.test)] is not None
 
 
 def test_cached_probe_resumes_exactly(digits_config):
@@ -97,3 +100,41 @@ def test_cached_probe_resumes_exactly(digits_config):
     setup, resumed = run_probe(probe_config(digits_config, True, steps=60), resume=state)
     assert resumed.step == whole.step == 60
     assert torch.equal(setup.model.fc.weight, whole.s.model.fc.weight)
+
+
+class HostReads(TorchDispatchMode):
+    """Records the ops that make the host wait for the device: reading a value, or a data-dependent shape."""
+
+    SYNCING = ("aten::_local_scalar_dense", "aten::nonzero", "aten::masked_select", "aten::_unique2")
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func._schema.name in self.SYNCING:
+            self.seen.append(func._schema.name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("variant", ["augmented", "cached probe"])
+def test_a_training_step_never_reads_the_device(digits_config, monkeypatch, variant):
+    """No .item(), float/int/bool of a tensor or nonzero inside a step: the loss is read at the log interval only."""
+    config = probe_config(digits_config, cache=True, steps=6)
+    config.train.log_interval = 1000  # no interval read inside these steps
+    config.optim.scheduler = "one-cycle"
+    if variant == "augmented":
+        config.model.freeze_backbone = False
+        config.data.transforms = parse_pipeline("RandomCrop(8, padding=1), RandomHorizontalFlip(), "
+                                                "RandomRotation(10), ColorJitter(0.2, 0.2), RandomErasing(0.5)")
+    reads = HostReads()
+    step = Trainer._step
+
+    def watched(self, x, y):
+        with reads:
+            step(self, x, y)
+
+    monkeypatch.setattr(Trainer, "_step", watched)
+    setup, trainer = run_probe(config)
+    assert trainer.step == 6 and setup.cache_features is (variant == "cached probe")
+    assert reads.seen == []
