@@ -23,7 +23,7 @@ MODELS = ("mnist-mlp", "cnn", "resnet18")
 OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")
 SCHEDULERS = ("none", "step", "cosine", "one-cycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 FREEZE_EDIT = re.compile(r"^[+-][A-Za-z0-9_.]*$")
 
 
@@ -110,12 +110,14 @@ class TrainConfig:
     """Device: auto (cuda, then mps, then cpu), cpu, cuda or mps."""
     seed: int = field(default=0, metadata=_rule(min=0, max=2**63 - 1))
     """Seed for weights, shuffling and augmentation; the same seed repeats a run exactly on CPU."""
-    precision: str = field(default="fp32", metadata=_rule(choices=PRECISIONS))
-    """Arithmetic: fp32, bf16 (autocast) or fp16 (autocast with loss scaling, CUDA only)."""
+    precision: str = field(default="auto", metadata=_rule(choices=PRECISIONS))
+    """Arithmetic: auto (bf16 for convnets on CUDA, else fp32), fp32, bf16 (autocast) or fp16 (CUDA only)."""
     log_interval: int = field(default=10, metadata=_rule(min=1, max=1_000_000))
     """Steps between reads of the loss from the device (the only sync point of the step loop)."""
     compile: bool = False
-    """Compile the model with torch.compile."""
+    """Compile the model with torch.compile (skipped when a frozen backbone's features are cached)."""
+    cache_features: bool = True
+    """With a frozen backbone, compute its features once per split (training's only without random transforms)."""
 
 
 @dataclass

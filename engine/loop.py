@@ -38,7 +38,7 @@ from .config import RunConfig
 from .data.batches import Batches
 from .device import device_name
 from .errors import CheckpointError, ModelError, UserError
-from .evaluate import EvalResult, evaluate
+from .evaluate import EvalResult
 from .events import (
     CheckpointSaved,
     Diverged,
@@ -214,12 +214,11 @@ class Trainer:
         return min(steps, self.cfg.train.max_steps) if self.cfg.train.max_steps else steps
 
     def _train_epoch(self) -> None:
-        model = self.s.model
-        model.train()
+        self.s.train_mode()
         if self.order is None:
             self.order = self.s.train.order(self.epoch)
         max_steps = self.cfg.train.max_steps
-        for x, y in self.s.train.epoch(self.epoch, self.batch_in_epoch, order=self.order):
+        for x, y in self.s.train_batches().epoch(self.epoch, self.batch_in_epoch, order=self.order):
             self._boundary()
             if self.stopping:
                 return
@@ -232,9 +231,8 @@ class Trainer:
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         s = self.s
-        inputs = s.pipeline.train_batch(x, self.step)
         with s.autocast():
-            logits = s.model(inputs)
+            logits = s.forward(x, self.step)
             loss = F.cross_entropy(logits, y)
         s.optimizer.zero_grad(set_to_none=True)
         lr = current_lr(s.optimizer)  # the rate this step uses (host value, no sync)
@@ -398,7 +396,7 @@ class Trainer:
     # ------------------------------------------------------------------------- evaluation and epochs
 
     def _evaluate_split(self, name: str, batches: Batches, mid_epoch: bool = False) -> EvalResult:
-        result = evaluate(self.s.model, batches, self.s.pipeline, self.s.num_classes, self.s.autocast())
+        result = self.s.evaluate(batches)
         self.emit(Evaluated(split=name, step=self.step, epoch=self.epoch + 1, loss=result.loss,
                             accuracy=result.accuracy, samples=result.samples, confusion=result.confusion,
                             wrong=result.wrong, mid_epoch=mid_epoch))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,8 +17,11 @@ from .data.augment import Pipeline
 from .data.batches import Batches, collate
 from .device import resolve_device
 from .errors import ConfigError, FieldError
-from .models.registry import build_model, check_output, count_parameters
+from .evaluate import EvalResult, evaluate
+from .fastpath import autocast, resolve_precision, use_channels_last
+from .models.registry import build_model, check_output, count_parameters, head_name
 from .optim import build_optimizer, build_scheduler
+from .probe import FEATURES_PIPELINE, FrozenBackbone
 
 
 @dataclass
@@ -39,14 +42,58 @@ class Setup:
     train: Batches
     val: Batches | None
     test: Batches
+    precision: str = "fp32"  # train.precision with 'auto' resolved for this device and model
+    probe: FrozenBackbone | None = None  # set when the backbone is frozen and the head is the last step
+    cache_features: bool = False  # the probe's training features are computed once (no random transform)
+    cache_eval: bool = False  # the probe's validation and test features are computed once
 
     def autocast(self) -> AbstractContextManager:
         """Mixed-precision context for forward passes (a no-op in fp32)."""
-        precision = self.config.train.precision
-        if precision == "fp32":
-            return nullcontext()
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+        return autocast(self.precision, self.device)
+
+    def train_mode(self) -> None:
+        """Training mode for the step loop; a frozen backbone stays in eval mode."""
+        self.model.train()
+        if self.config.model.freeze_backbone:
+            self._probe_or_split().train_mode()
+
+    def train_batches(self) -> Batches:
+        """What a training epoch iterates: image batches, or a frozen backbone's cached features."""
+        return self._features(self.train) or self.train
+
+    def forward(self, x: torch.Tensor, step: int) -> torch.Tensor:
+        """Logits for a batch from train_batches() at global `step` (call it under autocast())."""
+        if self._features(self.train) is not None:
+            return self.probe.head(x)  # type: ignore[union-attr]
+        inputs = self.pipeline.train_batch(x, step)
+        if self.probe is not None:
+            return self.probe.logits(inputs)
+        return self.model(inputs)
+
+    def evaluate(self, batches: Batches) -> EvalResult:
+        """Loss, accuracy and confusion over one split; leaves the model as it found it."""
+        training = any(m.training for m in self.model.modules())
+        features = self._features(batches)
+        if features is not None:
+            result = evaluate(self.probe.head, features, FEATURES_PIPELINE, self.num_classes,  # type: ignore[union-attr]
+                              self.autocast())
+        else:
+            result = evaluate(self.model, batches, self.pipeline, self.num_classes, self.autocast())
+        if training:
+            self.train_mode()
+        return result
+
+    def _features(self, batches: Batches) -> Batches | None:
+        wanted = self.cache_features if batches is self.train else self.cache_eval
+        if not wanted or self.probe is None:
+            return None
+        return self.probe.cached(batches, self.pipeline, self.autocast())
+
+    def _probe_or_split(self) -> FrozenBackbone:
+        if self.probe is not None:
+            return self.probe
+        model = getattr(self.model, "_orig_mod", self.model)
+        return FrozenBackbone(model, head_name(model))
 
     @property
     def parameter_counts(self) -> tuple[int, int]:
@@ -61,10 +108,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_data(config: RunConfig) -> tuple[sources.DataBundle, Pipeline]:
-    """Load the data set and its pipeline; ConfigError when the normalisation does not fit it."""
+def build_data(config: RunConfig, data: sources.DataBundle | None = None) -> tuple[sources.DataBundle, Pipeline]:
+    """Load the data set (or take `data`) and its pipeline; ConfigError when the normalisation does not fit it."""
     d = config.data
-    bundle = sources.load(d, config.train.seed)
+    bundle = data if data is not None else sources.load(d, config.train.seed)
     channels = bundle.shape[0]
     if d.mean and len(d.mean) not in (1, channels):
         raise ConfigError([FieldError("data.mean", cfgmod.format_value(d.mean),
@@ -72,15 +119,19 @@ def build_data(config: RunConfig) -> tuple[sources.DataBundle, Pipeline]:
     return bundle, Pipeline(d.transforms, d.mean, d.std, seed=config.train.seed)
 
 
-def build(config: RunConfig) -> Setup:
-    """Validate `config` and build every object of the run (nothing is written to disk)."""
+def build(config: RunConfig, data: sources.DataBundle | None = None) -> Setup:
+    """Validate `config` and build every object of the run (nothing is written to disk).
+
+    `data` replaces loading `config.data.dataset` with splits the caller already holds in memory
+    (benchmarks, notebooks); the configured pipeline and batch sizes still apply.
+    """
     config = cfgmod.check(config).copy()  # the run records live changes (freezes) in its own copy
     device = resolve_device(config.train.device)
     if config.train.precision == "fp16" and device.type != "cuda":
         raise ConfigError([FieldError("train.precision", "fp16", f"fp16 needs CUDA, the device is {device.type}; "
                                       "use bf16 or fp32")])
     seed_everything(config.train.seed)
-    bundle, pipeline = build_data(config)
+    bundle, pipeline = build_data(config, data)
     input_shape = pipeline.output_shape(bundle.shape)
     num_classes = config.model.num_classes or len(bundle.class_names)
     model = build_model(config.model, input_shape, num_classes, allow_download=config.data.download)
@@ -88,8 +139,15 @@ def build(config: RunConfig) -> Setup:
     first = [(bundle.test.image(i), 0) for i in range(min(2, len(bundle.test)))]
     sample = pipeline.eval_batch(collate(first)[0])
     check_output(model, sample.to(device), num_classes)
-    if config.train.compile:
+    precision = resolve_precision(config.train.precision, device, model)
+    use_channels_last(model, device)
+    probe = frozen_backbone(model, sample.to(device)) if config.model.freeze_backbone else None
+    # Evaluation never augments, so its features always repeat; training's do without random transforms.
+    cache_eval = bool(probe is not None and config.train.cache_features)
+    cache = cache_eval and not pipeline.has_random
+    if config.train.compile and not cache:  # with cached features only a linear layer is left to compile
         model = torch.compile(model)  # type: ignore[assignment]
+        probe, cache_eval = None, False  # the compiled whole model replaces the eager split
     optimizer = build_optimizer(config.optim, model)
     d = config.data
     resident = d.resident
@@ -99,6 +157,13 @@ def build(config: RunConfig) -> Setup:
            if bundle.val is not None else None)
     test = Batches(bundle.test, d.test_batch_size, device, shuffle=False, resident=resident, workers=d.workers)
     scheduler, per_step = build_scheduler(config.optim, optimizer, config.train.epochs, len(train))
-    scaler = torch.amp.GradScaler("cuda") if config.train.precision == "fp16" else None
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     return Setup(config, device, bundle, pipeline, input_shape, num_classes, model, optimizer, scheduler,
-                 per_step, scaler, train, val, test)
+                 per_step, scaler, train, val, test, precision=precision, probe=probe, cache_features=cache,
+                 cache_eval=cache_eval)
+
+
+def frozen_backbone(model: nn.Module, sample: torch.Tensor) -> FrozenBackbone | None:
+    """The model split at its head, or None when the head is not its last step (it then runs whole)."""
+    probe = FrozenBackbone(model, head_name(model))
+    return probe if probe.is_exact(sample) else None

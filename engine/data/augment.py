@@ -25,6 +25,14 @@ def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tenso
     return torch.rand(n, generator=g) * (high - low) + low
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Move host-made random parameters to the batch's device without making the host wait."""
+    if device.type == "cuda":
+        # A copy from pageable memory waits for the device to catch up; pinned memory does not.
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     """Bilinear (antialiased) resize to size×size; a no-op when already that size."""
     if x.shape[-2:] == (size, size):
@@ -52,8 +60,8 @@ def random_crop(x: torch.Tensor, size: int, padding: int, g: torch.Generator) ->
     if h < size or w < size:
         x = center_crop(x, max(size, h, w))
         h, w = x.shape[-2:]
-    top = torch.randint(0, h - size + 1, (n,), generator=g).to(x.device)
-    left = torch.randint(0, w - size + 1, (n,), generator=g).to(x.device)
+    top = to_device(torch.randint(0, h - size + 1, (n,), generator=g), x.device)
+    left = to_device(torch.randint(0, w - size + 1, (n,), generator=g), x.device)
     ar = torch.arange(size, device=x.device)
     rows = (top[:, None] + ar)[:, None, :, None]  # N,1,S,1
     cols = (left[:, None] + ar)[:, None, None, :]  # N,1,1,S
@@ -64,7 +72,7 @@ def random_crop(x: torch.Tensor, size: int, padding: int, g: torch.Generator) ->
 
 def random_flip(x: torch.Tensor, p: float, dim: int, g: torch.Generator) -> torch.Tensor:
     """Mirror each image along `dim` with probability p."""
-    mask = (torch.rand(x.shape[0], generator=g) < p).to(x.device)
+    mask = to_device(torch.rand(x.shape[0], generator=g) < p, x.device)
     return torch.where(mask[:, None, None, None], x.flip(dim), x)
 
 
@@ -74,14 +82,14 @@ def random_rotation(x: torch.Tensor, degrees: float, g: torch.Generator) -> torc
     cos, sin = torch.cos(angle), torch.sin(angle)
     zero = torch.zeros_like(cos)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    grid = F.affine_grid(to_device(theta, x.device).to(x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 3:
-        w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype)[None, :, None, None]
-        return (x * w).sum(1, keepdim=True)
+        # Python-float weights: a weight tensor would be one more host-to-device copy per batch.
+        return x[:, 0:1] * 0.299 + x[:, 1:2] * 0.587 + x[:, 2:3] * 0.114
     return x.mean(1, keepdim=True)
 
 
@@ -91,7 +99,7 @@ def color_jitter(x: torch.Tensor, brightness: float, contrast: float, saturation
     n = x.shape[0]
 
     def factor(spread: float) -> torch.Tensor:
-        return _uniform(n, max(0.0, 1 - spread), 1 + spread, g).to(x.device, x.dtype)[:, None, None, None]
+        return to_device(_uniform(n, max(0.0, 1 - spread), 1 + spread, g), x.device).to(x.dtype)[:, None, None, None]
 
     if brightness:
         x = (x * factor(brightness)).clamp(0, 1)
@@ -119,7 +127,7 @@ def random_erasing(x: torch.Tensor, p: float, scale: float, g: torch.Generator) 
     cols = torch.arange(w)[None, :]
     in_rows = (rows >= top[:, None]) & (rows < (top + eh)[:, None])
     in_cols = (cols >= left[:, None]) & (cols < (left + ew)[:, None])
-    mask = (in_rows[:, :, None] & in_cols[:, None, :] & on[:, None, None]).to(x.device)
+    mask = to_device(in_rows[:, :, None] & in_cols[:, None, :] & on[:, None, None], x.device)
     return x.masked_fill(mask[:, None], 0.0)
 
 
@@ -159,6 +167,7 @@ class Pipeline:
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) if mean else None
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1) if mean else None
         self.has_random = any(s.kind is not None and s.kind.random for s in self.specs)
+        self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # mean, std per device
 
     def to_float(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 0..255 -> float32 0..1 (on the batch's own device)."""
@@ -175,13 +184,21 @@ class Pipeline:
         """(x - mean) / std per channel."""
         if self.mean is None:
             return x
-        return (x - self.mean.to(x.device)) / self.std.to(x.device)  # type: ignore[union-attr]
+        mean, std = self.stats(x.device)
+        return (x - mean) / std
+
+    def stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std on `device`, copied there once rather than once per batch."""
+        if device not in self._stats:
+            self._stats[device] = (self.mean.to(device), self.std.to(device))  # type: ignore[union-attr]
+        return self._stats[device]
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """Inverse of normalize, for showing a model input as an image."""
         if self.mean is None:
             return x
-        return x * self.std.to(x.device) + self.mean.to(x.device)  # type: ignore[union-attr]
+        mean, std = self.stats(x.device)
+        return x * std + mean
 
     def train_batch(self, x: torch.Tensor, step: int) -> torch.Tensor:
         """Model input for a training batch at global `step`."""

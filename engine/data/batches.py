@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import DataUnavailable
+from .augment import to_device
 from .sources import Split
 
 
@@ -73,7 +74,7 @@ class Batches:
         """Batches of `epoch` (in `order` when given) from batch index `start` on."""
         order = (self.order(epoch) if order is None else order)[start * self.batch_size:]
         if self.resident:
-            order = order.to(self.device)
+            order = to_device(order, self.device)
             for i in range(0, order.shape[0], self.batch_size):
                 idx = order[i:i + self.batch_size]
                 yield self.images.index_select(0, idx), self.labels.index_select(0, idx)

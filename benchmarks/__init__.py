@@ -1,0 +1,1 @@
+"""Benchmarks: ptviz-tui against the loop users would write themselves (run benchmarks/bench.py)."""

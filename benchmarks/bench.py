@@ -1,0 +1,92 @@
+"""Run the benchmark cases side by side, print a table against the targets and write a JSON file.
+
+    python benchmarks/bench.py                # every case, full size
+    python benchmarks/bench.py --only P1 --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # measure this checkout's engine, installed or not
+
+from benchmarks.common import Result, machine  # noqa: E402
+
+
+def _p1(args: argparse.Namespace) -> list[Result]:
+    from benchmarks import p1_loop
+
+    return p1_loop.run(args)
+
+
+# Each case is a function of the parsed arguments returning its rows; P2..P5 join this table.
+CASES: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
+    "P1": _p1,
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; --quick shrinks every case to a short run."""
+    parser = argparse.ArgumentParser(prog="bench.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=sorted(CASES), metavar="CASE",
+                        help=f"run only this case (repeatable): {', '.join(CASES)}")
+    parser.add_argument("--quick", action="store_true", help="short runs: fewer repeats, smaller data")
+    parser.add_argument("--repeats", type=int, help="repeats per side (default 5, quick 2)")
+    parser.add_argument("--mnist-size", type=int, help="P1 training images (default 60000, quick 10000)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="training device")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads for both sides (default: torch's)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="folder for the JSON file")
+    args = parser.parse_args(argv)
+    args.repeats = args.repeats or (2 if args.quick else 5)
+    args.mnist_size = args.mnist_size or (10_000 if args.quick else 60_000)
+    if args.repeats < 1 or args.mnist_size < 10:
+        parser.error("--repeats must be >= 1 and --mnist-size >= 10")
+    return args
+
+
+def table(results: list[Result]) -> str:
+    """The rows as a fixed-width text table."""
+    head = ("case", "measure", "baseline", "ptviz", "result", "target", "met")
+    rows = [(r.case, r.measure, r.baseline, r.ours, r.shown(r.value),
+             ("≥ " if r.higher_is_better else "< ") + r.shown(r.target), "yes" if r.met else "NO") for r in results]
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in (head, *rows)]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen cases; exit status 0 even when a target is missed (the table says which)."""
+    args = parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    before = machine()
+    results: list[Result] = []
+    for name in args.only or list(CASES):
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results.extend(CASES[name](args))
+    after = machine()
+    print(table(results))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    report = {"machine": before, "load_average_after": after.get("load_average"),
+              "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+              "results": [r.to_dict() for r in results]}
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\n{before['date']}, torch {before['torch']}, {before['cuda'] or before['cpu']}, "
+          f"{before['torch_threads']} threads, load {before.get('load_average')} -> {after.get('load_average')}")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
