@@ -10,11 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from engine.recipes import recipe
 
 # Tests never talk to a real terminal: draw images with Unicode half-cells, the same everywhere.
 os.environ["PTVIZ_IMAGES"] = "halfcell"
+# The models here are tiny; on a loaded 2-core machine torch's intra-op threads mostly wait on each other.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 
 @pytest.fixture
