@@ -322,7 +322,13 @@ class PtvizApp(App[int]):
         self.query_one(ChartsPane).next_page()
 
     def action_show_tab(self, tab: str) -> None:
+        """Switch tab and put the keyboard on what the tab shows (Tab reaches the form fields)."""
         self.query_one(TabbedContent).active = tab
+        target = {"data": "#grid", "model": "#model-tree"}.get(tab)
+        if target:
+            self.query_one(target).focus()
+        else:
+            self.set_focus(None)
 
     def action_focus_pane(self, pane: str) -> None:
         self.query_one(TabbedContent).active = "train"
