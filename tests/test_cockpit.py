@@ -178,3 +178,19 @@ async def test_freeze_keys_at_idle_carry_into_the_run(digits_config):
         await wait_for(pilot, lambda: app.run_state == "finished", what="run end")
         log = "\n".join(app.query_one(LogPane).text_lines)
         assert "(650 trainable)" in log
+
+
+def test_help_screen_lists_every_cockpit_key():
+    """The help screen is the keys' documentation: every binding of the app appears in it."""
+    from tui.screens.help import KEYS
+
+    names = {"right_square_bracket": "]", "left_square_bracket": "[", "plus": "+", "minus": "-",
+             "question_mark": "?", "space": "space", "equals_sign": "+"}
+    documented = " / ".join(keys for _title, rows in KEYS for keys, _ in rows)
+    for binding in PtvizApp.BINDINGS:
+        if binding.action == "blur":
+            documented_key = "escape"
+            assert documented_key in documented
+            continue
+        for key in binding.key.split(","):
+            assert names.get(key, key) in documented.replace("F1", "f1"), f"{key} ({binding.action}) not in help"

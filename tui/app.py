@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from textual import on, work
@@ -30,36 +27,13 @@ from .attach import RemoteController
 from .messages import EngineEvent, LogRequested
 from .model_tab import ModelTab
 from .runner import TRAINING_GROUP, RunController
+from .shutdown import install_stop_signals
 from .screens.confirm import ConfirmScreen
-from .screens.help import HelpScreen
+from .screens.help import KEYS, HelpScreen
 from .screens.lr_prompt import LrPrompt
 from .status_bar import StatusBar
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
-
-HELP = [
-    ("Run", [("s", "start training (again, after a finish or failure)"), ("p / space", "pause or resume"),
-             ("x", "stop (a checkpoint is saved)"), ("c", "save a checkpoint now"), ("e", "evaluate on the test set now")]),
-    ("Learning rate", [("]", "double the learning rate"), ("[", "halve the learning rate"),
-                       ("l", "set an exact learning rate")]),
-    ("Charts", [("y", "log-scale y axis"), ("+ / -", "more / less smoothing of the step loss"),
-                ("v", "next pair of charts (small terminals)")]),
-    ("Panes", [("1 / 2 / 3", "Train, Data and Model tabs"), ("4", "focus the log"), ("5", "focus the device panel"),
-               ("tab / shift+tab", "move between fields"), ("escape", "leave a form field so keys reach the cockpit")]),
-    ("Data pane (when focused)", [("r", "re-roll the augmentations"), ("n / b", "next / previous images"),
-                                  ("t", "right image: training or evaluation pipeline"), ("+ / -", "zoom"),
-                                  ("o", "show / hide the pipeline editor"), ("a / d", "editor: add / remove a transform"),
-                                  ("shift+up / down", "editor: move a transform"),
-                                  ("m", "compute mean and std from the training set into Normalize"),
-                                  ("< / >", "Samples, Statistics, Evaluation views")]),
-    ("Model pane (when focused)", [("< / > / *", "show one level less / more / everything"),
-                                   ("left / right", "collapse / expand"),
-                                   ("f / u", "freeze / unfreeze the selected module"),
-                                   ("F / U", "freeze / unfreeze the whole model"),
-                                   ("m", "type another model: name, file.py:factory or package.module:factory")]),
-    ("App", [("? / F1", "this help"), ("q / ctrl+q", "quit (asks first while training, then stops cleanly)")]),
-]
-
 
 class PtvizApp(App[int]):
     """Configure, watch and control a training run."""
@@ -120,7 +94,7 @@ class PtvizApp(App[int]):
 
     def on_mount(self) -> None:
         self._apply_size()
-        self._handle_stop_signals()
+        install_stop_signals(self)
         log = self.query_one(LogPane)
         if self.runner.remote_run:
             log.say(f"attached to {self.runner.run_dir}: keys drive that run; q detaches and leaves it running", "bold")
@@ -140,28 +114,6 @@ class PtvizApp(App[int]):
         for event in history(self.resume_dir, resume=self.resume_state):
             if not isinstance(event, (RunFinished, RunFailed)):
                 self.query_one(ChartsPane).history.ingest(event)
-
-    def _handle_stop_signals(self) -> None:
-        """SIGHUP (the SSH connection went), SIGTERM and SIGINT: checkpoint within one step, then exit."""
-        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-            if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's ignored SIGHUP stays ignored
-                signal.signal(sig, self._stop_signal)
-
-    def _stop_signal(self, sig: int, _frame: object) -> None:
-        """Runs in the main thread between bytecodes, even while the UI waits on a dead terminal."""
-        self.signalled = sig
-        if not self.runner.remote_run:
-            self.runner.request_checkpoint_and_stop(f"received {signal.Signals(sig).name}")
-        if sig == signal.SIGHUP:
-            # The terminal is gone, so Textual can never restore it: wait for the checkpoint, then leave.
-            threading.Thread(target=self._exit_when_saved, args=(sig,), name="ptviz-hangup", daemon=True).start()
-        else:
-            self.call_later(self._stop_and_exit)
-
-    def _exit_when_saved(self, sig: int) -> None:
-        if not self.runner.remote_run:
-            self.runner.join(timeout=120)
-        os._exit(128 + sig)
 
     def on_resize(self) -> None:
         self._apply_size()
@@ -338,7 +290,7 @@ class PtvizApp(App[int]):
         self.set_focus(None)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(HELP))
+        self.push_screen(HelpScreen(KEYS))
 
     async def action_quit(self) -> None:
         """Quit; while training, ask first and then stop the run cleanly (attached: just detach)."""
@@ -348,12 +300,13 @@ class PtvizApp(App[int]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._stop_and_exit()
+                self.stop_and_exit()
 
         self.push_screen(ConfirmScreen("Training is running. Stop it (a checkpoint is saved) and quit?"), answered)
 
     @work(group="shutdown", exclusive=True)
-    async def _stop_and_exit(self) -> None:
+    async def stop_and_exit(self) -> None:
+        """Stop the run (it saves a checkpoint), then leave."""
         self.query_one(StatusBar).note = "stopping…"
         if not self.runner.remote_run:
             await self.runner.stop()

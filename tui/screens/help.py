@@ -9,6 +9,30 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+KEYS = [  # what the help screen lists; keep in step with the bindings of the app and its panes
+    ("Run", [("s", "start training (again, after a finish or failure)"), ("p / space", "pause or resume"),
+             ("x", "stop (a checkpoint is saved)"), ("c", "save a checkpoint now"), ("e", "evaluate on the test set now")]),
+    ("Learning rate", [("]", "double the learning rate"), ("[", "halve the learning rate"),
+                       ("l", "set an exact learning rate")]),
+    ("Charts", [("y", "log-scale y axis"), ("+ / -", "more / less smoothing of the step loss"),
+                ("v", "next pair of charts (small terminals)")]),
+    ("Panes", [("1 / 2 / 3", "Train, Data and Model tabs"), ("4", "focus the log"), ("5", "focus the device panel"),
+               ("tab / shift+tab", "move between fields"), ("escape", "leave a form field so keys reach the cockpit")]),
+    ("Data pane (when focused)", [("r", "re-roll the augmentations"), ("n / b", "next / previous images"),
+                                  ("t", "right image: training or evaluation pipeline"), ("+ / -", "zoom"),
+                                  ("o", "show / hide the pipeline editor"), ("a / d", "editor: add / remove a transform"),
+                                  ("shift+up / down", "editor: move a transform"),
+                                  ("m", "compute mean and std from the training set into Normalize"),
+                                  ("< / >", "Samples, Statistics, Evaluation views")]),
+    ("Model pane (when focused)", [("< / > / *", "show one level less / more / everything"),
+                                   ("left / right", "collapse / expand"),
+                                   ("f / u", "freeze / unfreeze the selected module"),
+                                   ("F / U", "freeze / unfreeze the whole model"),
+                                   ("m", "type another model: name, file.py:factory or package.module:factory")]),
+    ("App", [("? / F1", "this help"), ("q / ctrl+q", "quit (asks first while training, then stops cleanly)")]),
+]
+
+
 
 class HelpScreen(ModalScreen[None]):
     """Lists the app's bindings; any of Escape, q or ? closes it."""
