@@ -6,12 +6,15 @@ import gzip
 import os
 import pickle
 import struct
+import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from engine.commands import Control
 from engine.recipes import recipe
 
 # Tests never talk to a real terminal: draw images with Unicode half-cells, the same everywhere.
@@ -19,6 +22,31 @@ os.environ["PTVIZ_IMAGES"] = "halfcell"
 # The models here are tiny; on a loaded 2-core machine torch's intra-op threads mostly wait on each other.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
+
+# Every run's control, so a test that fails before stopping its run does not leave a training thread
+# computing while the interpreter shuts down (torch then aborts the whole test process).
+_controls: weakref.WeakSet[Control] = weakref.WeakSet()
+_control_init = Control.__init__
+
+
+def _tracked_init(self, *args, **kwargs):
+    _control_init(self, *args, **kwargs)
+    _controls.add(self)
+
+
+Control.__init__ = _tracked_init
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_runs():
+    """After each test, stop and join any training thread it left running."""
+    yield
+    leftover = [t for t in threading.enumerate() if t.name == "ptviz-train" and t.is_alive()]
+    if leftover:
+        for control in list(_controls):
+            control.stop()
+        for thread in leftover:
+            thread.join(30)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Checkpoints: the keep/every policy, refusing files that are not checkpoints, and falling back past corrupt ones."""
 
+import importlib.util
 import json
 import pickle
 from pathlib import Path
@@ -205,4 +206,7 @@ def test_log_rows_match_the_events_one_row_per_step(digits_config):
     header, *lines = (run / "metrics.csv").read_text().splitlines()
     assert header == "epoch,step,lr,train_loss,train_loss_epoch,train_acc_epoch,val_loss,val_acc,test_loss,test_acc"
     assert len(lines) == 24 + 2
-    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    if importlib.util.find_spec("tensorboard"):
+        assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    else:  # optional: without the package the run simply has no event files
+        assert not (run / "tensorboard").exists()

@@ -129,10 +129,19 @@ async def test_evaluate_now_reports_test_metrics_mid_epoch(digits_config):
     session.start()
     started = await session.next_event(RunStarted)
     await session.next_event(StepMetrics)
+    session.send(Pause())
+    paused = await session.next_event(Paused)
+    if paused.step % started.steps_per_epoch == 0:  # paused right at an epoch end: step into the next epoch
+        session.send(Resume())
+        await session.next_event(StepMetrics)
+        session.send(Pause())
+        paused = await session.next_event(Paused)
     session.send(EvaluateNow())
     result = await session.next_event(Evaluated)
-    assert result.mid_epoch and result.split == "test" and result.samples == started.test_size
-    assert result.step % started.steps_per_epoch != 0
+    while not result.mid_epoch:  # the end-of-epoch evaluation from before the pause
+        result = await session.next_event(Evaluated)
+    assert result.split == "test" and result.samples == started.test_size
+    assert result.step == paused.step and result.step % started.steps_per_epoch != 0
     assert sum(map(sum, result.confusion)) == started.test_size
     assert 0.0 <= result.accuracy <= 1.0
     assert session.stop(timeout=10)
