@@ -1,18 +1,21 @@
-"""Live plotext charts fed by engine events and redrawn on a timer, reduced to each plot's width."""
+"""Live braille charts fed by engine events and redrawn on a timer, reduced to each chart's width."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from rich.segment import Segment
+from rich.style import Style
 from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.reactive import reactive
-from textual_plotext import PlotextPlot
+from textual.strip import Strip
+from textual.widget import Widget
 
 from engine.events import EpochEnded, Evaluated, LrChanged, RunStarted, StepMetrics
 
-from .history import Series
+from . import plot
+from .history import Series, bucket_minmax
 
 REDRAW_SECONDS = 0.1  # at most ten redraws a second, however fast events arrive
 SMOOTHING_STEPS = (1, 5, 10, 25, 50, 100, 250, 500, 1000)
@@ -22,7 +25,7 @@ class RunHistory:
     """Every metric of the run so far, as compact series."""
 
     def __init__(self) -> None:
-        self.step_loss = Series()
+        self.step_loss = Series(smoothed=True)
         self.lr = Series()
         self.throughput = Series()
         self.train_loss = Series(64)
@@ -72,11 +75,11 @@ class ChartOptions:
     smoothing: int = 10
 
 
-class MetricChart(PlotextPlot):
-    """One chart; subclasses draw their series from the shared history."""
+class MetricChart(Widget):
+    """One chart; subclasses say which traces to draw from the shared history."""
 
     DEFAULT_CSS = """
-    MetricChart { height: 1fr; width: 1fr; min-height: 6; }
+    MetricChart { height: 1fr; width: 1fr; min-height: 6; background: $surface; color: $foreground; }
     """
     title = "chart"
     log_capable = True
@@ -87,35 +90,44 @@ class MetricChart(PlotextPlot):
         self.options = options
         self.drawn_version = -1
         self.drawn_size = (0, 0)
+        self.rows: list[plot.Row] = []
+        self._styles: dict[tuple[Style, str | None], Style] = {}
 
     def stale(self) -> bool:
         """Whether the data or the size changed since the last replot."""
         return self.drawn_version != self.history.version or self.drawn_size != tuple(self.size)
 
     def replot(self) -> None:
-        """Clear, draw the series, refresh (plotext renders on the next paint)."""
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
+        """Draw the traces at the current size into rows of runs and ask for a repaint."""
+        width, height = self.size
         log_y = self.options.log_y and self.log_capable
-        suffix = " (log y)" if log_y else ""
-        plt.title(self.title + suffix)
-        if self.draw(plt, max(10, self.size.width - 12)) and log_y:
-            plt.yscale("log")
+        title = self.title + (" (log y)" if log_y else "")
+        self.rows = plot.draw(width, height, title, self.traces(max(10, width - 12)), log_y=log_y)
         self.drawn_version = self.history.version
-        self.drawn_size = tuple(self.size)
+        self.drawn_size = (width, height)
         self.refresh()
 
-    def draw(self, plt, width: int) -> bool:
-        """Plot the series; return whether anything was drawn."""
+    def traces(self, width: int) -> list[plot.Trace]:
+        """The series to draw, reduced to about `width` columns."""
         raise NotImplementedError
 
+    def text(self) -> str:
+        """The chart as plain text, one line per row (what the terminal shows, without colour)."""
+        return "\n".join("".join(text for text, _ in row) for row in self.rows)
 
-def _positive(xs, ys, log_y: bool):
-    if not log_y:
-        return list(xs), list(ys)
-    keep = [(x, y) for x, y in zip(xs, ys) if y > 0 and math.isfinite(y)]
-    return [k[0] for k in keep], [k[1] for k in keep]
+    def render_line(self, y: int) -> Strip:
+        """One row of the last replot in the theme's colours (Textual caches it until the next refresh)."""
+        base = self.rich_style
+        if y >= len(self.rows):
+            return Strip.blank(self.size.width, base)
+        return Strip([Segment(text, self._style(base, color)) for text, color in self.rows[y]])
+
+    def _style(self, base: Style, color: str | None) -> Style:
+        key = (base, color)
+        style = self._styles.get(key)
+        if style is None:
+            style = self._styles[key] = base if color is None else base + Style(color=color)
+        return style
 
 
 class StepLossChart(MetricChart):
@@ -123,17 +135,15 @@ class StepLossChart(MetricChart):
 
     title = "loss / step"
 
-    def draw(self, plt, width: int) -> bool:
+    def traces(self, width: int) -> list[plot.Trace]:
         s = self.history.step_loss
         if not len(s):
-            return False
+            return []
         x, raw, smooth = s.reduced(width, self.options.smoothing)
-        log_y = self.options.log_y
-        plt.plot(*_positive(x, raw, log_y), color="gray", marker="braille", label="raw")
+        out = [plot.Trace(x, raw, "bright_black", "raw")]
         if self.options.smoothing > 1:
-            plt.plot(*_positive(x, smooth, log_y), color="cyan", marker="braille",
-                     label=f"mean of {self.options.smoothing}")
-        return True
+            out.append(plot.Trace(x, smooth, "cyan", f"mean of {self.options.smoothing}"))
+        return out
 
 
 class EpochLossChart(MetricChart):
@@ -141,16 +151,14 @@ class EpochLossChart(MetricChart):
 
     title = "loss / epoch"
 
-    def draw(self, plt, width: int) -> bool:
+    def traces(self, width: int) -> list[plot.Trace]:
         h = self.history
         if not len(h.train_loss):
-            return False
-        log_y = self.options.log_y
-        plt.plot(*_positive(h.train_loss.x, h.train_loss.y, log_y), color="cyan", marker="braille", label="train")
+            return []
+        out = [plot.Trace(*bucket_minmax(h.train_loss.x, h.train_loss.y, width), "cyan", "train")]
         if len(h.test_loss):
-            plt.plot(*_positive(h.test_loss.x, h.test_loss.y, log_y), color="orange", marker="braille",
-                     label="test")
-        return True
+            out.append(plot.Trace(*bucket_minmax(h.test_loss.x, h.test_loss.y, width), "yellow", "test"))
+        return out
 
 
 class AccuracyChart(MetricChart):
@@ -159,17 +167,17 @@ class AccuracyChart(MetricChart):
     title = "accuracy % / epoch"
     log_capable = False
 
-    def draw(self, plt, width: int) -> bool:
+    def traces(self, width: int) -> list[plot.Trace]:
         h = self.history
-        if not len(h.train_acc) and not len(h.eval_acc):
-            return False
+        out = []
         if len(h.train_acc):
-            plt.plot(list(h.train_acc.x), list(h.train_acc.y), color="cyan", marker="braille", label="train")
+            out.append(plot.Trace(*bucket_minmax(h.train_acc.x, h.train_acc.y, width), "cyan", "train"))
         if len(h.test_acc):
-            plt.plot(list(h.test_acc.x), list(h.test_acc.y), color="orange", marker="braille", label="test")
+            out.append(plot.Trace(*bucket_minmax(h.test_acc.x, h.test_acc.y, width), "yellow", "test"))
         if len(h.eval_acc):
-            plt.scatter(list(h.eval_acc.x), list(h.eval_acc.y), color="green", marker="x", label="eval now")
-        return True
+            out.append(plot.Trace(*bucket_minmax(h.eval_acc.x, h.eval_acc.y, width), "green", "eval now",
+                                  marker="x"))
+        return out
 
 
 class LrChart(MetricChart):
@@ -177,13 +185,12 @@ class LrChart(MetricChart):
 
     title = "learning rate"
 
-    def draw(self, plt, width: int) -> bool:
+    def traces(self, width: int) -> list[plot.Trace]:
         s = self.history.lr
         if not len(s):
-            return False
+            return []
         x, y, _ = s.reduced(width)
-        plt.plot(*_positive(x, y, self.options.log_y), color="magenta", marker="braille")
-        return True
+        return [plot.Trace(x, y, "magenta")]
 
 
 class ThroughputChart(MetricChart):
@@ -192,13 +199,12 @@ class ThroughputChart(MetricChart):
     title = "samples/s"
     log_capable = False
 
-    def draw(self, plt, width: int) -> bool:
+    def traces(self, width: int) -> list[plot.Trace]:
         s = self.history.throughput
         if not len(s):
-            return False
+            return []
         x, y, _ = s.reduced(width)
-        plt.plot(list(x), list(y), color="green", marker="braille")
-        return True
+        return [plot.Trace(x, y, "green")]
 
 
 class ChartsPane(Grid):
