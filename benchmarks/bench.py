@@ -26,9 +26,16 @@ def _p1(args: argparse.Namespace) -> list[Result]:
     return p1_loop.run(args)
 
 
-# Each case is a function of the parsed arguments returning its rows; P2..P5 join this table.
+def _p2(args: argparse.Namespace) -> list[Result]:
+    from benchmarks import p2_cockpit
+
+    return p2_cockpit.run(args)
+
+
+# Each case is a function of the parsed arguments returning its rows.
 CASES: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
     "P1": _p1,
+    "P2": _p2,
 }
 
 
@@ -39,7 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"run only this case (repeatable): {', '.join(CASES)}")
     parser.add_argument("--quick", action="store_true", help="short runs: fewer repeats, smaller data")
     parser.add_argument("--repeats", type=int, help="repeats per side (default 5, quick 2)")
-    parser.add_argument("--mnist-size", type=int, help="P1 training images (default 60000, quick 10000)")
+    parser.add_argument("--mnist-size", type=int, help="P1/P2 training images (default 60000, quick 10000)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="training device")
     parser.add_argument("--threads", type=int, help="torch intra-op threads for both sides (default: torch's)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="folder for the JSON file")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
@@ -34,6 +35,7 @@ from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .screens.lr_prompt import LrPrompt
 from .status_bar import StatusBar
+from .threads import ThreadPerTask
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
 
@@ -119,6 +121,7 @@ class PtvizApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
+        asyncio.get_running_loop().set_default_executor(ThreadPerTask())  # where Textual runs thread workers
         self._apply_size()
         self._handle_stop_signals()
         log = self.query_one(LogPane)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from rich.segment import Segment
 from rich.style import Style
 from textual.app import ComposeResult
 from textual.containers import Grid
+from textual.geometry import Region
 from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
@@ -17,7 +19,12 @@ from engine.events import EpochEnded, Evaluated, LrChanged, RunStarted, StepMetr
 from . import plot
 from .history import Series, bucket_minmax
 
-REDRAW_SECONDS = 0.1  # at most ten redraws a second, however fast events arrive
+MIN_REDRAW_SECONDS = 0.1  # at most ten redraws a second, however fast events arrive
+MAX_REDRAW_SECONDS = 1.0  # and at least one a second while data arrives
+# Share of the UI thread's time the charts may take while training. The training thread needs the GIL
+# between its operations, so every millisecond the UI computes is one training waits: an expensive redraw
+# (a small CPU, a big terminal) is done less often rather than slowing the run.
+CHART_TIME_SHARE = 0.02
 SMOOTHING_STEPS = (1, 5, 10, 25, 50, 100, 250, 500, 1000)
 
 
@@ -34,7 +41,6 @@ class RunHistory:
         self.test_acc = Series(64)
         self.eval_acc = Series(64)  # evaluate-now points, x in fractional epochs
         self.steps_per_epoch = 1
-        self.version = 0  # bumped on every change; charts redraw only when it moved
 
     def clear(self) -> None:
         """Start over for a new run."""
@@ -62,9 +68,11 @@ class RunHistory:
             self.eval_acc.append(event.step / self.steps_per_epoch, 100 * event.accuracy)
         elif isinstance(event, LrChanged):
             self.lr.append(event.step + 0.5, event.lr)
-        else:
-            return
-        self.version += 1
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by every series."""
+        return sum(s.nbytes for s in vars(self).values() if isinstance(s, Series))
 
 
 @dataclass
@@ -88,24 +96,39 @@ class MetricChart(Widget):
         super().__init__(**kwargs)
         self.history = history
         self.options = options
-        self.drawn_version = -1
+        self.drawn_version: tuple[int, ...] | None = None
         self.drawn_size = (0, 0)
         self.rows: list[plot.Row] = []
         self._styles: dict[tuple[Style, str | None], Style] = {}
 
-    def stale(self) -> bool:
-        """Whether the data or the size changed since the last replot."""
-        return self.drawn_version != self.history.version or self.drawn_size != tuple(self.size)
+    def series(self) -> tuple[Series, ...]:
+        """The history series this chart draws."""
+        raise NotImplementedError
 
-    def replot(self) -> None:
-        """Draw the traces at the current size into rows of runs and ask for a repaint."""
+    def data_version(self) -> tuple[int, ...]:
+        """Changes whenever a series this chart draws changes."""
+        return tuple(s.version for s in self.series())
+
+    def stale(self) -> bool:
+        """Whether this chart's data or size changed since the last replot."""
+        return self.drawn_version != self.data_version() or self.drawn_size != tuple(self.size)
+
+    def replot(self, whole: bool = False) -> None:
+        """Draw the traces at the current size into rows of runs and repaint the rows that changed (all, if `whole`)."""
         width, height = self.size
         log_y = self.options.log_y and self.log_capable
         title = self.title + (" (log y)" if log_y else "")
-        self.rows = plot.draw(width, height, title, self.traces(max(10, width - 12)), log_y=log_y)
-        self.drawn_version = self.history.version
+        rows = plot.draw(width, height, title, self.traces(max(10, width - 12)), log_y=log_y)
+        if whole or (width, height) != self.drawn_size:
+            self.refresh()
+        else:  # the frame, the title and often most of the plot stay as they were: repaint only what moved
+            old = self.rows
+            moved = [Region(0, y, width, 1) for y, row in enumerate(rows) if y >= len(old) or old[y] != row]
+            if moved:
+                self.refresh(*moved)
+        self.rows = rows
+        self.drawn_version = self.data_version()
         self.drawn_size = (width, height)
-        self.refresh()
 
     def traces(self, width: int) -> list[plot.Trace]:
         """The series to draw, reduced to about `width` columns."""
@@ -117,7 +140,7 @@ class MetricChart(Widget):
 
     def render_line(self, y: int) -> Strip:
         """One row of the last replot in the theme's colours (Textual caches it until the next refresh)."""
-        base = self.rich_style
+        base = self.visual_style.rich_style  # cached by Textual until the styles change, unlike rich_style
         if y >= len(self.rows):
             return Strip.blank(self.size.width, base)
         return Strip([Segment(text, self._style(base, color)) for text, color in self.rows[y]])
@@ -135,6 +158,10 @@ class StepLossChart(MetricChart):
 
     title = "loss / step"
 
+    def series(self) -> tuple[Series, ...]:
+        h = self.history
+        return (h.step_loss,)
+
     def traces(self, width: int) -> list[plot.Trace]:
         s = self.history.step_loss
         if not len(s):
@@ -151,6 +178,10 @@ class EpochLossChart(MetricChart):
 
     title = "loss / epoch"
 
+    def series(self) -> tuple[Series, ...]:
+        h = self.history
+        return (h.train_loss, h.test_loss)
+
     def traces(self, width: int) -> list[plot.Trace]:
         h = self.history
         if not len(h.train_loss):
@@ -166,6 +197,10 @@ class AccuracyChart(MetricChart):
 
     title = "accuracy % / epoch"
     log_capable = False
+
+    def series(self) -> tuple[Series, ...]:
+        h = self.history
+        return (h.train_acc, h.test_acc, h.eval_acc)
 
     def traces(self, width: int) -> list[plot.Trace]:
         h = self.history
@@ -185,6 +220,10 @@ class LrChart(MetricChart):
 
     title = "learning rate"
 
+    def series(self) -> tuple[Series, ...]:
+        h = self.history
+        return (h.lr,)
+
     def traces(self, width: int) -> list[plot.Trace]:
         s = self.history.lr
         if not len(s):
@@ -198,6 +237,10 @@ class ThroughputChart(MetricChart):
 
     title = "samples/s"
     log_capable = False
+
+    def series(self) -> tuple[Series, ...]:
+        h = self.history
+        return (h.throughput,)
 
     def traces(self, width: int) -> list[plot.Trace]:
         s = self.history.throughput
@@ -227,6 +270,8 @@ class ChartsPane(Grid):
         super().__init__(**kwargs)
         self.history = RunHistory()
         self.options = ChartOptions()
+        self.replots = 0  # charts replotted so far (the benchmark counts them)
+        self.redraw_seconds = MIN_REDRAW_SECONDS  # the current wait between redraws
 
     def compose(self) -> ComposeResult:
         h, o = self.history, self.options
@@ -238,7 +283,24 @@ class ChartsPane(Grid):
 
     def on_mount(self) -> None:
         self.watch_page(self.page)
-        self.set_interval(REDRAW_SECONDS, self.redraw)
+        self._schedule(MIN_REDRAW_SECONDS)
+
+    def _schedule(self, delay: float) -> None:
+        self.redraw_seconds = delay
+        self.set_timer(delay, self._tick)
+
+    def _tick(self) -> None:
+        start = time.thread_time()
+        if self.redraw():
+            self.call_after_refresh(self._painted, start)
+        else:
+            self._schedule(MIN_REDRAW_SECONDS)
+
+    def _painted(self, start: float) -> None:
+        """Wait before the next redraw in proportion to this one's cost: this thread's CPU time from the
+        replot through the paint (waiting for the GIL is not counted)."""
+        cost = time.thread_time() - start
+        self._schedule(min(MAX_REDRAW_SECONDS, max(MIN_REDRAW_SECONDS, cost / CHART_TIME_SHARE)))
 
     def watch_page(self, page: int) -> None:
         charts = list(self.query(MetricChart))
@@ -250,18 +312,25 @@ class ChartsPane(Grid):
         """Show the next pair of charts (compact layout)."""
         self.page = (self.page + 1) % 3
 
-    def redraw(self) -> int:
-        """Replot the visible charts whose data or size changed; returns how many were redrawn."""
+    def redraw(self, everything: bool = False) -> int:
+        """Replot the charts on screen whose data or size changed (all of them, repainted whole, with
+        `everything`); returns how many were redrawn.
+
+        Charts on a hidden tab or page wait: they are stale when they show again and redraw then.
+        """
         count = 0
         for chart in self.query(MetricChart):
-            if chart.display and chart.size.width > 0 and chart.stale():
-                chart.replot()
+            if chart.display and chart.size.width > 0 and chart.is_on_screen and (everything or chart.stale()):
+                chart.replot(whole=everything)
                 count += 1
+        self.replots += count
         return count
 
     def _invalidate(self) -> None:
+        """Display options changed: redraw every chart now, so the key that changed them shows at once."""
         for chart in self.query(MetricChart):
-            chart.drawn_version = -1
+            chart.drawn_version = None  # the hidden ones too, for when they show
+        self.redraw(everything=True)
 
     def watch_log_y(self, value: bool) -> None:
         self.options.log_y = value

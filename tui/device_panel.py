@@ -56,6 +56,7 @@ class DevicePanel(Static):
         self.border_title = "device"
         self.sampler = None
         self.reading: DeviceReading | None = None
+        self._rows = -1  # rows of the table shown
 
     def on_mount(self) -> None:
         self.set_interval(SAMPLE_SECONDS, self.sample)
@@ -76,4 +77,7 @@ class DevicePanel(Static):
     def on_device_sampled(self, message) -> None:
         message.stop()
         self.reading = message.sample
-        self.update(render_reading(message.sample))
+        table = render_reading(message.sample)
+        # Same number of rows, same height: skip the whole-screen layout pass a resize would need.
+        self.update(table, layout=table.row_count != self._rows)
+        self._rows = table.row_count

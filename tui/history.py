@@ -6,7 +6,11 @@ touches only about two points per column of the plot.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+
+_versions = itertools.count(1)  # unique across series, so a replaced series never looks unchanged
 
 
 class Series:
@@ -20,6 +24,7 @@ class Series:
         self._count = np.zeros(capacity + 1 if smoothed else 0, dtype=np.int32)
         self.smoothed = smoothed
         self._n = 0
+        self.version = next(_versions)  # changes whenever the points do; charts redraw only then
         self._nonfinite = 0  # how many y values are NaN or infinite (the reduction skips them only when needed)
 
     def __len__(self) -> int:
@@ -66,6 +71,7 @@ class Series:
             self._sum[n + 1:need + 1] = self._sum[n] + np.cumsum(np.where(finite, new, 0.0), dtype=np.float64)
             self._count[n + 1:need + 1] = self._count[n] + np.cumsum(finite)
         self._n = need
+        self.version = next(_versions)
 
     def append(self, x: float, y: float) -> None:
         """Append one point."""
@@ -75,11 +81,13 @@ class Series:
         """Drop points whose x is beyond `max_x` (a resumed run rewinds to its checkpoint)."""
         self._n = int(np.searchsorted(self.x, max_x, side="right"))
         self._nonfinite = int((~np.isfinite(self.y)).sum()) if self._nonfinite else 0
+        self.version = next(_versions)
 
     def clear(self) -> None:
         """Forget every point."""
         self._n = 0
         self._nonfinite = 0
+        self.version = next(_versions)
 
     def smoothed_at(self, idx: np.ndarray, window: int) -> np.ndarray:
         """Trailing mean of the `window` points ending at each index in `idx` (non-finite skipped)."""

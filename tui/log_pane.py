@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from rich.markup import escape
+from textual.timer import Timer
 from textual.widgets import RichLog
 
 from engine.events import (
@@ -21,6 +22,9 @@ from engine.events import (
 )
 
 
+QUIET_SECONDS = 0.5  # routine lines closer together than this are written together
+
+
 class LogPane(RichLog):
     """A scrolling log that formats engine events into lines."""
 
@@ -33,13 +37,34 @@ class LogPane(RichLog):
         super().__init__(markup=True, wrap=True, max_lines=5000, highlight=False, min_width=20, **kwargs)
         self.border_title = "log"
         self.text_lines: list[str] = []  # plain text of everything logged, unwrapped
+        self._waiting: list[str] = []  # routine lines not written yet
+        self._written_at = -QUIET_SECONDS
+        self._timer: Timer | None = None
 
-    def say(self, text: str, style: str = "") -> None:
-        """Write one timestamped line (text is escaped; style is Rich markup)."""
+    def say(self, text: str, style: str = "", routine: bool = False) -> None:
+        """Write one timestamped line (text is escaped; style is Rich markup).
+
+        Every write grows the log, and that lays out the whole screen: a routine line (an epoch's summary,
+        a checkpoint) arriving within QUIET_SECONDS of the last write waits and goes out with the next.
+        """
         stamp = time.strftime("%H:%M:%S")
         body = f"[{style}]{escape(text)}[/]" if style else escape(text)
-        self.write(f"[dim]{stamp}[/] {body}")
+        self._waiting.append(f"[dim]{stamp}[/] {body}")
         self.text_lines.append(f"{stamp} {text}")
+        wait = self._written_at + QUIET_SECONDS - time.monotonic()
+        if not routine or wait <= 0:
+            self._write_waiting()
+        elif self._timer is None:
+            self._timer = self.set_timer(wait, self._write_waiting)
+
+    def _write_waiting(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        if self._waiting:
+            self.write("\n".join(self._waiting))
+            self._waiting.clear()
+            self._written_at = time.monotonic()
 
     def ingest(self, event: object) -> None:
         """Log what matters about one engine event."""
@@ -54,11 +79,12 @@ class LogPane(RichLog):
         elif isinstance(event, EpochEnded):
             test = f", test accuracy {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
             self.say(f"Epoch {event.epoch}, Loss: {event.train_loss:.4f}{test} "
-                     f"(train {event.train_accuracy:.2%}, {event.seconds:.1f} s)")
+                     f"(train {event.train_accuracy:.2%}, {event.seconds:.1f} s)", routine=True)
         elif isinstance(event, Evaluated) and event.mid_epoch:
-            self.say(f"evaluated at step {event.step:,}: test loss {event.loss:.4f}, accuracy {event.accuracy:.2%}")
+            self.say(f"evaluated at step {event.step:,}: test loss {event.loss:.4f}, accuracy {event.accuracy:.2%}",
+                     routine=True)
         elif isinstance(event, CheckpointSaved):
-            self.say(f"checkpoint ({event.reason}) at step {event.step:,}: {event.path}", "green")
+            self.say(f"checkpoint ({event.reason}) at step {event.step:,}: {event.path}", "green", routine=True)
         elif isinstance(event, Paused):
             self.say(f"paused at step {event.step:,}", "yellow")
         elif isinstance(event, Resumed):
@@ -79,6 +105,7 @@ class LogPane(RichLog):
 
     def say_details(self, text: str) -> None:
         """Write a block such as a traceback, line by line, unstamped."""
-        for line in text.rstrip().splitlines():
-            self.write(f"[red]{escape(line)}[/]")
-            self.text_lines.append(line)
+        lines = text.rstrip().splitlines()
+        self._waiting.extend(f"[red]{escape(line)}[/]" for line in lines)
+        self.text_lines.extend(lines)
+        self._write_waiting()

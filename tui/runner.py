@@ -56,8 +56,8 @@ class RunController:
         # A NaN pauses the cockpit's run (the user decides), where headless stops it.
         job = partial(self._train, partial(train, config, sink, self.control, resume=resume, run_dir=run_dir,
                                            on_divergence="pause"))
-        self.worker = self.app.run_worker(job, name="training", group=TRAINING_GROUP, thread=True,
-                                          exclusive=True, exit_on_error=False)
+        self.worker = self.app.run_worker(job, name="training", group=TRAINING_GROUP, description="training",
+                                          thread=True, exclusive=True, exit_on_error=False)
         return self.worker
 
     def _train(self, job) -> None:

@@ -128,6 +128,7 @@ class DataPane(Widget):
         self.bundle: sources.DataBundle | None = None
         self.sample_set: sample_views.SampleSet | None = None
         self.evaluated: Evaluated | None = None
+        self._evaluation_drawn = False
         self.transforms: list[TransformSpec] = []
         self.mean: tuple[float, ...] = ()
         self.std: tuple[float, ...] = ()
@@ -178,8 +179,25 @@ class DataPane(Widget):
         self.post_message(jobs.Loaded(bundle, config.copy()))
 
     def show_evaluation(self, event: Evaluated) -> None:
-        """Show what an evaluation found: confusion matrix, per-class accuracy and the misclassified images."""
+        """Show what an evaluation found: confusion matrix, per-class accuracy and the misclassified images.
+
+        While the evaluation view is hidden only the newest evaluation is kept, and drawn when the view shows:
+        a run evaluates every epoch, and building a gallery nobody sees slows training.
+        """
         self.evaluated = event
+        self._evaluation_drawn = False
+        if self.query_one(EvaluationView).is_on_screen:
+            self._draw_evaluation()
+
+    @on(EvaluationView.Shown)
+    def _evaluation_shown(self, message: EvaluationView.Shown) -> None:
+        message.stop()
+        if self.evaluated is not None and not self._evaluation_drawn:
+            self._draw_evaluation()
+
+    def _draw_evaluation(self) -> None:
+        event = self.evaluated
+        self._evaluation_drawn = True
         names = self.bundle.class_names if self.bundle else ()
         self.query_one(EvaluationView).show(event, names)
         if self.bundle is not None and event.wrong:
@@ -189,8 +207,9 @@ class DataPane(Widget):
 
     def _start(self, job: Callable[..., None], *args: object) -> None:
         """Run `job` in a thread worker; a newer start of the same job supersedes the older one."""
+        # A description of our own: Textual's default is repr(work), which would format every tensor in args.
         self.run_worker(partial(job, self.post_message, *args), name=job.__name__, group=job.__name__,
-                        thread=True, exclusive=True, exit_on_error=False)
+                        description=job.__name__, thread=True, exclusive=True, exit_on_error=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Any worker that raised unexpectedly: say so instead of crashing the app."""
