@@ -32,10 +32,31 @@ def _p2(args: argparse.Namespace) -> list[Result]:
     return p2_cockpit.run(args)
 
 
+def _p3(args: argparse.Namespace) -> list[Result]:
+    from benchmarks import p3_keys
+
+    return p3_keys.run(args)
+
+
+def _p4(args: argparse.Namespace) -> list[Result]:
+    from benchmarks import p4_charts
+
+    return p4_charts.run(args)
+
+
+def _p5(args: argparse.Namespace) -> list[Result]:
+    from benchmarks import p5_startup
+
+    return p5_startup.run(args)
+
+
 # Each case is a function of the parsed arguments returning its rows.
 CASES: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
     "P1": _p1,
     "P2": _p2,
+    "P3": _p3,
+    "P4": _p4,
+    "P5": _p5,
 }
 
 

@@ -165,17 +165,22 @@ def workloads(args: argparse.Namespace) -> list[Workload]:
             Workload(f"{n}×1×28×28 MNIST files, mnist-mlp, 1 epoch", "mnist", 1, n)]
 
 
+def run_module(module: str, argv: list[str]) -> dict[str, Any]:
+    """Run `python -m module child ARGV` in a fresh process with this checkout first on the path; its JSON."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", module, "child", *argv], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} {' '.join(argv)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def run_child(side: str, work: Workload, args: argparse.Namespace, mnist_root: Path) -> dict[str, Any]:
     """One run of one side in a fresh process."""
-    cmd = [sys.executable, "-m", "benchmarks.p2_cockpit", "child", side, work.data, "--epochs", str(work.epochs),
-           "--mnist-root", str(mnist_root), "--device", args.device]
+    argv = [side, work.data, "--epochs", str(work.epochs), "--mnist-root", str(mnist_root), "--device", args.device]
     if args.threads:
-        cmd += ["--threads", str(args.threads)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
-    if done.returncode != 0:
-        raise RuntimeError(f"P2 {side} run failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        argv += ["--threads", str(args.threads)]
+    return run_module("benchmarks.p2_cockpit", argv)
 
 
 def run(args: argparse.Namespace) -> list[Result]:

@@ -114,19 +114,22 @@ class MetricChart(Widget):
         return self.drawn_version != self.data_version() or self.drawn_size != tuple(self.size)
 
     def replot(self, whole: bool = False) -> None:
-        """Draw the traces at the current size into rows of runs and repaint the rows that changed (all, if `whole`)."""
+        """Draw the traces at the current size and repaint the rows that changed (all of them, if `whole`)."""
+        old, old_size = self.rows, self.drawn_size
+        self._draw()
+        width = self.drawn_size[0]
+        if whole or self.drawn_size != old_size:
+            self.refresh()
+        else:  # the frame, the title and often most of the plot stay as they were: repaint only what moved
+            moved = [Region(0, y, width, 1) for y, row in enumerate(self.rows) if y >= len(old) or old[y] != row]
+            if moved:
+                self.refresh(*moved)
+
+    def _draw(self) -> None:
         width, height = self.size
         log_y = self.options.log_y and self.log_capable
         title = self.title + (" (log y)" if log_y else "")
-        rows = plot.draw(width, height, title, self.traces(max(10, width - 12)), log_y=log_y)
-        if whole or (width, height) != self.drawn_size:
-            self.refresh()
-        else:  # the frame, the title and often most of the plot stay as they were: repaint only what moved
-            old = self.rows
-            moved = [Region(0, y, width, 1) for y, row in enumerate(rows) if y >= len(old) or old[y] != row]
-            if moved:
-                self.refresh(*moved)
-        self.rows = rows
+        self.rows = plot.draw(width, height, title, self.traces(max(10, width - 12)), log_y=log_y)
         self.drawn_version = self.data_version()
         self.drawn_size = (width, height)
 
@@ -141,6 +144,8 @@ class MetricChart(Widget):
     def render_line(self, y: int) -> Strip:
         """One row of the last replot in the theme's colours (Textual caches it until the next refresh)."""
         base = self.visual_style.rich_style  # cached by Textual until the styles change, unlike rich_style
+        if self.drawn_size != tuple(self.size):  # first paint or a new size: draw now rather than blank
+            self._draw()
         if y >= len(self.rows):
             return Strip.blank(self.size.width, base)
         return Strip([Segment(text, self._style(base, color)) for text, color in self.rows[y]])

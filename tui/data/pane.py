@@ -22,7 +22,7 @@ from textual.worker import Worker, WorkerState
 
 from engine.config import RunConfig
 from engine.data import samples as sample_views
-from engine.data import sources, stats
+from engine.data import sources
 from engine.data.augment import Pipeline
 from engine.events import Evaluated
 from engine.transform_specs import TransformSpec
@@ -176,7 +176,7 @@ class DataPane(Widget):
     def show_dataset(self, bundle: sources.DataBundle, config: RunConfig) -> None:
         """Show a data set the app already loaded, with the pipeline of `config`."""
         self._key = data_key(config)
-        self.post_message(jobs.Loaded(bundle, config.copy()))
+        self._start(jobs.loaded, bundle, config.copy())
 
     def show_evaluation(self, event: Evaluated) -> None:
         """Show what an evaluation found: confusion matrix, per-class accuracy and the misclassified images.
@@ -229,7 +229,7 @@ class DataPane(Widget):
         self._summary = (f"{bundle.source}: {len(bundle.train):,} train, {len(bundle.test):,} test images, "
                          f"{len(bundle.class_names)} classes")
         self._status(self._summary)
-        self.query_one(StatsView).show_counts(bundle.source, stats.class_counts(bundle), bundle.class_names)
+        self.query_one(StatsView).show_counts(bundle.source, message.counts, bundle.class_names)
         await self._take_pipeline(message.config)
         if self.evaluated is not None:
             self.show_evaluation(self.evaluated)
@@ -250,8 +250,8 @@ class DataPane(Widget):
         if self.bundle is None:
             return
         self._generation += 1
-        indices = sample_views.page_indices(self.bundle.train, self.page, PER_PAGE)
-        self._start(jobs.draw_samples, self._generation, self.bundle, self._pipeline(), indices, self.reroll)
+        self._start(jobs.draw_samples, self._generation, self.bundle, self._pipeline(), self.page, PER_PAGE,
+                    self.reroll)
         if batch and self.config is not None:
             self._start(jobs.summarise_batch, self.bundle, self._pipeline(), self.config)
 
