@@ -25,6 +25,14 @@ async def settle(app, pilot, timeout: float = 60.0) -> None:
         quiet = 0 if busy else quiet + 1
 
 
+def press(app, key: str) -> None:
+    """Hand a key to the app the way the terminal's input thread does (the pilot's press also waits for
+    the process to go idle, polling fifty times a second, which training never lets happen)."""
+    from textual import events
+
+    app._driver.send_message(events.Key(key, key))
+
+
 async def wait_for_thread_event(event) -> None:
     """Wait for a threading.Event without polling (a pool thread blocks on it)."""
     await asyncio.get_running_loop().run_in_executor(None, event.wait)

@@ -34,9 +34,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def measure(config, presses: int, seed: int = 0) -> dict[str, Any]:
     """Press y `presses` times during training; the latencies in milliseconds."""
-    from textual import events
-
-    from benchmarks.cockpit_driver import SIZE, settle
+    from benchmarks.cockpit_driver import SIZE, press, settle
     from tui.app import PtvizApp
     from tui.charts import ChartsPane
 
@@ -65,7 +63,7 @@ async def measure(config, presses: int, seed: int = 0) -> dict[str, Any]:
             await asyncio.sleep(rng.uniform(0.05, 0.25))
             repainted = loop.create_future()
             pressed_at = time.perf_counter()
-            app._driver.send_message(events.Key("y", "y"))  # the terminal input thread's path into the app
+            press(app, "y")
             shown.append(1000 * (await asyncio.wait_for(repainted, 10) - pressed_at))
         steps = len(charts.history.step_loss)
         await app.runner.stop()

@@ -25,10 +25,11 @@ from engine.recipes import recipe
 from .charts import ChartsPane
 from .config_form import ConfigForm
 from .data_tab import DataTab
+from .frame_clock import FrameClock
 from .device_panel import DevicePanel
 from .log_pane import LogPane
 from .attach import RemoteController
-from .messages import EngineEvent, LogRequested
+from .messages import EngineEvent, EngineEventsWaiting, LogRequested
 from .model_tab import ModelTab
 from .runner import TRAINING_GROUP, RunController
 from .screens.confirm import ConfirmScreen
@@ -122,6 +123,9 @@ class PtvizApp(App[int]):
 
     def on_mount(self) -> None:
         asyncio.get_running_loop().set_default_executor(ThreadPerTask())  # where Textual runs thread workers
+        self.frames = FrameClock(self, [self.query_one(ChartsPane).redraw, self.query_one(StatusBar).flush,
+                                        self.query_one(LogPane).flush, self.query_one(DevicePanel).flush])
+        self.frames.start()
         self._apply_size()
         self._handle_stop_signals()
         log = self.query_one(LogPane)
@@ -277,7 +281,15 @@ class PtvizApp(App[int]):
 
     @on(EngineEvent)
     def _engine_event(self, message: EngineEvent) -> None:
-        event = message.event
+        self._ingest(message.event)
+
+    @on(EngineEventsWaiting)
+    def _engine_events(self, message: EngineEventsWaiting) -> None:
+        for event in message.inbox.take():
+            self._ingest(event)
+
+    def _ingest(self, event: object) -> None:
+        """Hand one engine event to every pane that shows it."""
         self.query_one(ChartsPane).history.ingest(event)
         self.query_one(LogPane).ingest(event)
         self.query_one(ModelTab).engine_event(event)

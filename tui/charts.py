@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from rich.segment import Segment
@@ -19,12 +18,6 @@ from engine.events import EpochEnded, Evaluated, LrChanged, RunStarted, StepMetr
 from . import plot
 from .history import Series, bucket_minmax
 
-MIN_REDRAW_SECONDS = 0.1  # at most ten redraws a second, however fast events arrive
-MAX_REDRAW_SECONDS = 1.0  # and at least one a second while data arrives
-# Share of the UI thread's time the charts may take while training. The training thread needs the GIL
-# between its operations, so every millisecond the UI computes is one training waits: an expensive redraw
-# (a small CPU, a big terminal) is done less often rather than slowing the run.
-CHART_TIME_SHARE = 0.02
 SMOOTHING_STEPS = (1, 5, 10, 25, 50, 100, 250, 500, 1000)
 
 
@@ -256,7 +249,7 @@ class ThroughputChart(MetricChart):
 
 
 class ChartsPane(Grid):
-    """The chart grid; owns the history and a redraw timer."""
+    """The chart grid; owns the history. The app's frame clock calls redraw."""
 
     DEFAULT_CSS = """
     ChartsPane { grid-size: 3 2; grid-gutter: 0 1; height: 1fr; }
@@ -275,8 +268,8 @@ class ChartsPane(Grid):
         super().__init__(**kwargs)
         self.history = RunHistory()
         self.options = ChartOptions()
+        self._charts: list[MetricChart] = []
         self.replots = 0  # charts replotted so far (the benchmark counts them)
-        self.redraw_seconds = MIN_REDRAW_SECONDS  # the current wait between redraws
 
     def compose(self) -> ComposeResult:
         h, o = self.history, self.options
@@ -288,24 +281,6 @@ class ChartsPane(Grid):
 
     def on_mount(self) -> None:
         self.watch_page(self.page)
-        self._schedule(MIN_REDRAW_SECONDS)
-
-    def _schedule(self, delay: float) -> None:
-        self.redraw_seconds = delay
-        self.set_timer(delay, self._tick)
-
-    def _tick(self) -> None:
-        start = time.thread_time()
-        if self.redraw():
-            self.call_after_refresh(self._painted, start)
-        else:
-            self._schedule(MIN_REDRAW_SECONDS)
-
-    def _painted(self, start: float) -> None:
-        """Wait before the next redraw in proportion to this one's cost: this thread's CPU time from the
-        replot through the paint (waiting for the GIL is not counted)."""
-        cost = time.thread_time() - start
-        self._schedule(min(MAX_REDRAW_SECONDS, max(MIN_REDRAW_SECONDS, cost / CHART_TIME_SHARE)))
 
     def watch_page(self, page: int) -> None:
         charts = list(self.query(MetricChart))
@@ -324,16 +299,23 @@ class ChartsPane(Grid):
         Charts on a hidden tab or page wait: they are stale when they show again and redraw then.
         """
         count = 0
-        for chart in self.query(MetricChart):
-            if chart.display and chart.size.width > 0 and chart.is_on_screen and (everything or chart.stale()):
+        for chart in self.charts:
+            if (everything or chart.stale()) and chart.display and chart.size.width > 0 and chart.is_on_screen:
                 chart.replot(whole=everything)
                 count += 1
         self.replots += count
         return count
 
+    @property
+    def charts(self) -> list[MetricChart]:
+        """The five charts (found once: a DOM query ten times a second adds up)."""
+        if not self._charts:
+            self._charts = list(self.query(MetricChart))
+        return self._charts
+
     def _invalidate(self) -> None:
         """Display options changed: redraw every chart now, so the key that changed them shows at once."""
-        for chart in self.query(MetricChart):
+        for chart in self.charts:
             chart.drawn_version = None  # the hidden ones too, for when they show
         self.redraw(everything=True)
 

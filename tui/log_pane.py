@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from rich.markup import escape
-from textual.timer import Timer
 from textual.widgets import RichLog
 
 from engine.events import (
@@ -22,9 +21,6 @@ from engine.events import (
 )
 
 
-QUIET_SECONDS = 0.5  # routine lines closer together than this are written together
-
-
 class LogPane(RichLog):
     """A scrolling log that formats engine events into lines."""
 
@@ -37,34 +33,28 @@ class LogPane(RichLog):
         super().__init__(markup=True, wrap=True, max_lines=5000, highlight=False, min_width=20, **kwargs)
         self.border_title = "log"
         self.text_lines: list[str] = []  # plain text of everything logged, unwrapped
-        self._waiting: list[str] = []  # routine lines not written yet
-        self._written_at = -QUIET_SECONDS
-        self._timer: Timer | None = None
+        self._waiting: list[str] = []  # lines not written yet
 
     def say(self, text: str, style: str = "", routine: bool = False) -> None:
         """Write one timestamped line (text is escaped; style is Rich markup).
 
         Every write grows the log, and that lays out the whole screen: a routine line (an epoch's summary,
-        a checkpoint) arriving within QUIET_SECONDS of the last write waits and goes out with the next.
+        a checkpoint) waits for the app's next frame (`flush`, within a second), others are written at once.
         """
         stamp = time.strftime("%H:%M:%S")
         body = f"[{style}]{escape(text)}[/]" if style else escape(text)
         self._waiting.append(f"[dim]{stamp}[/] {body}")
         self.text_lines.append(f"{stamp} {text}")
-        wait = self._written_at + QUIET_SECONDS - time.monotonic()
-        if not routine or wait <= 0:
-            self._write_waiting()
-        elif self._timer is None:
-            self._timer = self.set_timer(wait, self._write_waiting)
+        if not routine:
+            self.flush()
 
-    def _write_waiting(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
-        if self._waiting:
-            self.write("\n".join(self._waiting))
-            self._waiting.clear()
-            self._written_at = time.monotonic()
+    def flush(self) -> bool:
+        """Write the lines waiting, all at once (the app's frame clock calls this)."""
+        if not self._waiting:
+            return False
+        self.write("\n".join(self._waiting))
+        self._waiting.clear()
+        return True
 
     def ingest(self, event: object) -> None:
         """Log what matters about one engine event."""
@@ -108,4 +98,4 @@ class LogPane(RichLog):
         lines = text.rstrip().splitlines()
         self._waiting.extend(f"[red]{escape(line)}[/]" for line in lines)
         self.text_lines.extend(lines)
-        self._write_waiting()
+        self.flush()

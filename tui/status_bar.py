@@ -39,9 +39,6 @@ def format_eta(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
-SHOW_METRICS_SECONDS = 0.5  # step metrics arrive up to ten times a second; the line follows them this often
-
-
 class StatusBar(Static):
     """The run's state line, updated from engine events."""
 
@@ -65,15 +62,15 @@ class StatusBar(Static):
         self.note = ""
         self._metrics_waiting = False  # step metrics arrived that the line does not show yet
 
-    def on_mount(self) -> None:
-        self.set_interval(SHOW_METRICS_SECONDS, self._show_metrics)
-
-    def _show_metrics(self) -> None:
-        if self._metrics_waiting:
-            self.show()
+    def flush(self) -> bool:
+        """Show metrics that arrived since the last frame (the app's frame clock calls this)."""
+        if not self._metrics_waiting:
+            return False
+        self.show()
+        return True
 
     def ingest(self, event: object) -> None:
-        """Update from one engine event; a change of state shows at once, metrics with the next timer tick."""
+        """Update from one engine event; a change of state shows at once, metrics with the next frame."""
         if isinstance(event, RunStarted):
             self.epochs, self.total_steps = event.epochs, event.total_steps
             self.step = self.start_step = event.start_step

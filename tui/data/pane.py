@@ -259,10 +259,10 @@ class DataPane(Widget):
     async def _samples_drawn(self, message: jobs.SamplesDrawn) -> None:
         if message.generation != self._generation:
             return  # an older request finished after a newer one started
-        self.sample_set = message.sample_set
         if self._error_job in ("load", "samples"):
             self._status(self._summary)  # the pipeline runs again: its last failure is over
         await self.query_one(SampleGrid).show(message.sample_set, self.box, self.processed, self.page)
+        self.sample_set = message.sample_set  # set once the grid shows it, so waiting on it means "drawn"
         self.query_one(StatsView).show_samples(message.sample_set)
 
     @on(jobs.BatchSummarised)
