@@ -83,7 +83,8 @@ def table(results: list[Result]) -> str:
     """The rows as a fixed-width text table."""
     head = ("case", "measure", "baseline", "ptviz", "result", "target", "met")
     rows = [(r.case, r.measure, r.baseline, r.ours, r.shown(r.value),
-             ("≥ " if r.higher_is_better else "< ") + r.shown(r.target), "yes" if r.met else "NO") for r in results]
+             "-" if r.target is None else ("≥ " if r.higher_is_better else "< ") + r.shown(r.target),
+             "info" if r.met is None else "yes" if r.met else "NO") for r in results]
     widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in (head, *rows)]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -87,7 +87,7 @@ async def cockpit(config) -> tuple[float, dict[str, Any]]:
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         charts = app.query_one(ChartsPane)
-        replots, frame_ticks = charts.replots, app.frames.frames
+        replots, frame_ticks, frame_busy = charts.replots, app.frames.frames, app.frames.busy
         with counting_frames() as frames:
             start, ui_start = time.perf_counter(), time.thread_time()
             press(app, "s")
@@ -102,6 +102,7 @@ async def cockpit(config) -> tuple[float, dict[str, Any]]:
             "charts_on_screen": sum(c.is_on_screen for c in app.query(MetricChart)),
             "chart_replots": charts.replots - replots,
             "frame_clock_frames": app.frames.frames - frame_ticks,
+            "frame_clock_cpu_seconds": round(app.frames.busy - frame_busy, 3),
             "frames": frames.count,
             "ui_thread_cpu_seconds": round(ui_seconds, 3),
             "frame_seconds_at_end": round(app.frames.interval, 3),

@@ -38,8 +38,8 @@ def test_bench_cockpit_cases_quick_write_their_rows(tmp_path):
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr
-    for text in ("samples/s with the cockpit: digits", "samples/s with the cockpit: 600×1×28×28", "key y to its action",
-                 "key y to the charts repainted", "full redraw of 5 charts, 1,000,000 steps",
+    for text in ("samples/s with the cockpit: digits", "samples/s with the cockpit: 600×1×28×28",
+                 "key y to its action", "key y to the charts repainted", "full redraw of 5 charts, 1,000,000 steps",
                  "history memory, 1,000,000 steps", "ptviz-tui --help (torch not imported)", "first painted screen"):
         assert text in done.stdout, text
     (report,) = tmp_path.glob("bench-*.json")
@@ -54,3 +54,4 @@ def test_bench_cockpit_cases_quick_write_their_rows(tmp_path):
     assert [r["raw"]["points"] for r in rows[4:10:2]] == [10_000, 100_000, 1_000_000]
     assert rows[9]["unit"] == "MB" and rows[9]["target"] == 50 and rows[8]["target"] == 30
     assert rows[10]["raw"]["torch_imported"] is False and rows[10]["target"] == 0.5
+    assert rows[11]["target"] is None and rows[11]["met"] is None and rows[11]["value"] > 0

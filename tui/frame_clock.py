@@ -26,6 +26,7 @@ class FrameClock:
         self.steps = steps
         self.interval = MIN_SECONDS  # the current wait between frames
         self.frames = 0  # frames that changed something
+        self.busy = 0.0  # UI-thread CPU seconds those frames took, paint included
 
     def start(self) -> None:
         """Begin ticking (from the node's on_mount)."""
@@ -47,4 +48,5 @@ class FrameClock:
     def _painted(self, start: float) -> None:
         """This thread's CPU time from the first step through the paint sets the next wait (GIL waits don't count)."""
         cost = time.thread_time() - start
+        self.busy += cost
         self._schedule(min(MAX_SECONDS, max(MIN_SECONDS, cost / FRAME_SHARE)))

@@ -184,7 +184,12 @@ def _labels(values: list[float], spacing: float) -> list[str]:
     if big >= 1e7 or (0 < big < 1e-4):
         return [_short(v) for v in values]
     decimals = 0 if spacing <= 0 else max(0, min(6, math.ceil(-math.log10(spacing)) + 1))
-    return [f"{v:.{decimals}f}" for v in values]
+    return [_unsigned_zero(f"{v:.{decimals}f}") for v in values]
+
+
+def _unsigned_zero(label: str) -> str:
+    """'-0.00' (a tiny negative rounded away) reads as '0.00'."""
+    return label[1:] if label.startswith("-") and not label.strip("-0.") else label
 
 
 def _short(v: float) -> str:
