@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> list[Result]:
     """P5 rows: median --help time (torch must stay unimported) and median time to the first frame."""
     import tempfile
 
-    repeats = 3 if args.quick else 7
+    repeats = 2 if args.quick else 7
     helps = [help_seconds() for _ in range(repeats)]
     torch_in_help = help_imports_torch()
     with tempfile.TemporaryDirectory(prefix="ptviz-bench-") as tmp:
