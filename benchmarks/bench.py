@@ -26,9 +26,37 @@ def _p1(args: argparse.Namespace) -> list[Result]:
     return p1_loop.run(args)
 
 
-# Each case is a function of the parsed arguments returning its rows; P2..P5 join this table.
+def _p2(args: argparse.Namespace) -> list[Result]:
+    from benchmarks import p2_cockpit
+
+    return p2_cockpit.run(args)
+
+
+def _p3(args: argparse.Namespace) -> list[Result]:
+    from benchmarks import p3_keys
+
+    return p3_keys.run(args)
+
+
+def _p4(args: argparse.Namespace) -> list[Result]:
+    from benchmarks import p4_charts
+
+    return p4_charts.run(args)
+
+
+def _p5(args: argparse.Namespace) -> list[Result]:
+    from benchmarks import p5_startup
+
+    return p5_startup.run(args)
+
+
+# Each case is a function of the parsed arguments returning its rows.
 CASES: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
     "P1": _p1,
+    "P2": _p2,
+    "P3": _p3,
+    "P4": _p4,
+    "P5": _p5,
 }
 
 
@@ -39,7 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"run only this case (repeatable): {', '.join(CASES)}")
     parser.add_argument("--quick", action="store_true", help="short runs: fewer repeats, smaller data")
     parser.add_argument("--repeats", type=int, help="repeats per side (default 5, quick 2)")
-    parser.add_argument("--mnist-size", type=int, help="P1 training images (default 60000, quick 10000)")
+    parser.add_argument("--mnist-size", type=int, help="P1/P2 training images (default 60000, quick 10000)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="training device")
     parser.add_argument("--threads", type=int, help="torch intra-op threads for both sides (default: torch's)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="folder for the JSON file")
@@ -55,7 +83,8 @@ def table(results: list[Result]) -> str:
     """The rows as a fixed-width text table."""
     head = ("case", "measure", "baseline", "ptviz", "result", "target", "met")
     rows = [(r.case, r.measure, r.baseline, r.ours, r.shown(r.value),
-             ("≥ " if r.higher_is_better else "< ") + r.shown(r.target), "yes" if r.met else "NO") for r in results]
+             "-" if r.target is None else ("≥ " if r.higher_is_better else "< ") + r.shown(r.target),
+             "info" if r.met is None else "yes" if r.met else "NO") for r in results]
     widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in (head, *rows)]
     lines.insert(1, "  ".join("-" * w for w in widths))

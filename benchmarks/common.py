@@ -19,15 +19,17 @@ class Result:
     measure: str  # what was measured, in words
     value: float  # the figure the target applies to
     unit: str  # "x" for a ratio, "ms", "MB", "s"
-    target: float
+    target: float | None  # None: reported, with no target to meet
     higher_is_better: bool
     baseline: str = ""  # the compared-against figure, as shown
     ours: str = ""  # ptviz's figure, as shown
     raw: dict[str, Any] = field(default_factory=dict)  # every repeat, for the JSON file
 
     @property
-    def met(self) -> bool:
-        """Whether the value reaches the target."""
+    def met(self) -> bool | None:
+        """Whether the value reaches the target (None when there is none)."""
+        if self.target is None:
+            return None
         return self.value >= self.target if self.higher_is_better else self.value < self.target
 
     def shown(self, number: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -21,10 +22,11 @@ from engine.recipes import recipe
 from .charts import ChartsPane
 from .config_form import ConfigForm
 from .data_tab import DataTab
+from .frame_clock import FrameClock
 from .device_panel import DevicePanel
 from .log_pane import LogPane
 from .attach import RemoteController
-from .messages import EngineEvent, LogRequested
+from .messages import EngineEvent, EngineEventsWaiting, LogRequested
 from .model_tab import ModelTab
 from .runner import TRAINING_GROUP, RunController
 from .shutdown import install_stop_signals
@@ -32,6 +34,7 @@ from .screens.confirm import ConfirmScreen
 from .screens.help import KEYS, HelpScreen
 from .screens.lr_prompt import LrPrompt
 from .status_bar import StatusBar
+from .threads import ThreadPerTask
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
 
@@ -93,6 +96,10 @@ class PtvizApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
+        asyncio.get_running_loop().set_default_executor(ThreadPerTask())  # where Textual runs thread workers
+        self.frames = FrameClock(self, [self.query_one(ChartsPane).redraw, self.query_one(StatusBar).flush,
+                                        self.query_one(LogPane).flush, self.query_one(DevicePanel).flush])
+        self.frames.start()
         self._apply_size()
         install_stop_signals(self)
         log = self.query_one(LogPane)
@@ -102,6 +109,8 @@ class PtvizApp(App[int]):
             self.runner.follow()
         else:
             log.say(f"ready: recipe {self.config.recipe}. Press s to start, ? for keys.", "bold")
+        if warning := self.query_one(ChartsPane).renderer_warning:
+            log.say(warning, "yellow")
         if self.resume_state is not None:
             self._replay_history()
             self.action_start()
@@ -226,7 +235,15 @@ class PtvizApp(App[int]):
 
     @on(EngineEvent)
     def _engine_event(self, message: EngineEvent) -> None:
-        event = message.event
+        self._ingest(message.event)
+
+    @on(EngineEventsWaiting)
+    def _engine_events(self, message: EngineEventsWaiting) -> None:
+        for event in message.inbox.take():
+            self._ingest(event)
+
+    def _ingest(self, event: object) -> None:
+        """Hand one engine event to every pane that shows it."""
         self.query_one(ChartsPane).history.ingest(event)
         self.query_one(LogPane).ingest(event)
         self.query_one(ModelTab).engine_event(event)

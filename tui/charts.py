@@ -1,28 +1,50 @@
-"""Live plotext charts fed by engine events and redrawn on a timer, reduced to each plot's width."""
+"""Live braille charts fed by engine events and redrawn on a timer, reduced to each chart's width."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
+from rich.segment import Segment
+from rich.style import Style
 from textual.app import ComposeResult
 from textual.containers import Grid
+from textual.geometry import Region
 from textual.reactive import reactive
-from textual_plotext import PlotextPlot
+from textual.strip import Strip
+from textual.widget import Widget
 
 from engine.events import EpochEnded, Evaluated, LrChanged, RunStarted, StepMetrics
 
-from .history import Series
+from . import plot
+from .history import Series, bucket_minmax
 
-REDRAW_SECONDS = 0.1  # at most ten redraws a second, however fast events arrive
 SMOOTHING_STEPS = (1, 5, 10, 25, 50, 100, 250, 500, 1000)
+CHARTS_ENV = "PTVIZ_CHARTS"
+RENDERERS = ("braille", "plotext")
+
+Draw = Callable[..., list[plot.Row]]
+
+
+def chart_renderer(name: str | None = None) -> tuple[Draw, str | None]:
+    """The chart drawing function PTVIZ_CHARTS names (braille, the default, or plotext), and a warning
+    when the name is not one of them."""
+    name = (os.environ.get(CHARTS_ENV, "") if name is None else name).strip().lower()
+    if name == "plotext":
+        from . import plot_plotext
+
+        return plot_plotext.draw, None
+    if name in ("", "braille"):
+        return plot.draw, None
+    return plot.draw, f"{CHARTS_ENV}={name!r} is not a chart renderer (use {' or '.join(RENDERERS)}): drawing braille"
 
 
 class RunHistory:
     """Every metric of the run so far, as compact series."""
 
     def __init__(self) -> None:
-        self.step_loss = Series()
+        self.step_loss = Series(smoothed=True)
         self.lr = Series()
         self.throughput = Series()
         self.train_loss = Series(64)
@@ -31,7 +53,6 @@ class RunHistory:
         self.test_acc = Series(64)
         self.eval_acc = Series(64)  # evaluate-now points, x in fractional epochs
         self.steps_per_epoch = 1
-        self.version = 0  # bumped on every change; charts redraw only when it moved
 
     def clear(self) -> None:
         """Start over for a new run."""
@@ -59,9 +80,11 @@ class RunHistory:
             self.eval_acc.append(event.step / self.steps_per_epoch, 100 * event.accuracy)
         elif isinstance(event, LrChanged):
             self.lr.append(event.step + 0.5, event.lr)
-        else:
-            return
-        self.version += 1
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by every series."""
+        return sum(s.nbytes for s in vars(self).values() if isinstance(s, Series))
 
 
 @dataclass
@@ -70,13 +93,15 @@ class ChartOptions:
 
     log_y: bool = False
     smoothing: int = 10
+    draw: Draw = field(default=plot.draw)
+    """plot.draw (numpy braille, ~1 ms a chart) or plot_plotext.draw (plotext's own rendering)."""
 
 
-class MetricChart(PlotextPlot):
-    """One chart; subclasses draw their series from the shared history."""
+class MetricChart(Widget):
+    """One chart; subclasses say which traces to draw from the shared history."""
 
     DEFAULT_CSS = """
-    MetricChart { height: 1fr; width: 1fr; min-height: 6; }
+    MetricChart { height: 1fr; width: 1fr; min-height: 6; background: $surface; color: $foreground; }
     """
     title = "chart"
     log_capable = True
@@ -85,37 +110,66 @@ class MetricChart(PlotextPlot):
         super().__init__(**kwargs)
         self.history = history
         self.options = options
-        self.drawn_version = -1
+        self.drawn_version: tuple[int, ...] | None = None
         self.drawn_size = (0, 0)
+        self.rows: list[plot.Row] = []
+        self._styles: dict[tuple[Style, str | None], Style] = {}
 
-    def stale(self) -> bool:
-        """Whether the data or the size changed since the last replot."""
-        return self.drawn_version != self.history.version or self.drawn_size != tuple(self.size)
-
-    def replot(self) -> None:
-        """Clear, draw the series, refresh (plotext renders on the next paint)."""
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        log_y = self.options.log_y and self.log_capable
-        suffix = " (log y)" if log_y else ""
-        plt.title(self.title + suffix)
-        if self.draw(plt, max(10, self.size.width - 12)) and log_y:
-            plt.yscale("log")
-        self.drawn_version = self.history.version
-        self.drawn_size = tuple(self.size)
-        self.refresh()
-
-    def draw(self, plt, width: int) -> bool:
-        """Plot the series; return whether anything was drawn."""
+    def series(self) -> tuple[Series, ...]:
+        """The history series this chart draws."""
         raise NotImplementedError
 
+    def data_version(self) -> tuple[int, ...]:
+        """Changes whenever a series this chart draws changes."""
+        return tuple(s.version for s in self.series())
 
-def _positive(xs, ys, log_y: bool):
-    if not log_y:
-        return list(xs), list(ys)
-    keep = [(x, y) for x, y in zip(xs, ys) if y > 0 and math.isfinite(y)]
-    return [k[0] for k in keep], [k[1] for k in keep]
+    def stale(self) -> bool:
+        """Whether this chart's data or size changed since the last replot."""
+        return self.drawn_version != self.data_version() or self.drawn_size != tuple(self.size)
+
+    def replot(self, whole: bool = False) -> None:
+        """Draw the traces at the current size and repaint the rows that changed (all of them, if `whole`)."""
+        old, old_size = self.rows, self.drawn_size
+        self._draw()
+        width = self.drawn_size[0]
+        if whole or self.drawn_size != old_size:
+            self.refresh()
+        else:  # the frame, the title and often most of the plot stay as they were: repaint only what moved
+            moved = [Region(0, y, width, 1) for y, row in enumerate(self.rows) if y >= len(old) or old[y] != row]
+            if moved:
+                self.refresh(*moved)
+
+    def _draw(self) -> None:
+        width, height = self.size
+        log_y = self.options.log_y and self.log_capable
+        title = self.title + (" (log y)" if log_y else "")
+        self.rows = self.options.draw(width, height, title, self.traces(max(10, width - 12)), log_y=log_y)
+        self.drawn_version = self.data_version()
+        self.drawn_size = (width, height)
+
+    def traces(self, width: int) -> list[plot.Trace]:
+        """The series to draw, reduced to about `width` columns."""
+        raise NotImplementedError
+
+    def text(self) -> str:
+        """The chart as plain text, one line per row (what the terminal shows, without colour)."""
+        return "\n".join("".join(text for text, _ in row) for row in self.rows)
+
+    def render_line(self, y: int) -> Strip:
+        """One row of the last replot in the theme's colours (Textual caches it until the next refresh)."""
+        base = self.visual_style.rich_style  # cached by Textual until the styles change, unlike rich_style
+        if self.drawn_size != tuple(self.size):  # first paint or a new size: draw now rather than blank
+            self._draw()
+        if y >= len(self.rows):
+            return Strip.blank(self.size.width, base)
+        return Strip([Segment(text, self._style(base, color)) for text, color in self.rows[y]])
+
+    def _style(self, base: Style, color: str | None) -> Style:
+        key = (base, color)
+        style = self._styles.get(key)
+        if style is None:
+            style = self._styles[key] = base if color is None else base + Style(color=color)
+        return style
 
 
 class StepLossChart(MetricChart):
@@ -123,17 +177,19 @@ class StepLossChart(MetricChart):
 
     title = "loss / step"
 
-    def draw(self, plt, width: int) -> bool:
+    def series(self) -> tuple[Series, ...]:
+        h = self.history
+        return (h.step_loss,)
+
+    def traces(self, width: int) -> list[plot.Trace]:
         s = self.history.step_loss
         if not len(s):
-            return False
+            return []
         x, raw, smooth = s.reduced(width, self.options.smoothing)
-        log_y = self.options.log_y
-        plt.plot(*_positive(x, raw, log_y), color="gray", marker="braille", label="raw")
+        out = [plot.Trace(x, raw, "bright_black", "raw")]
         if self.options.smoothing > 1:
-            plt.plot(*_positive(x, smooth, log_y), color="cyan", marker="braille",
-                     label=f"mean of {self.options.smoothing}")
-        return True
+            out.append(plot.Trace(x, smooth, "cyan", f"mean of {self.options.smoothing}"))
+        return out
 
 
 class EpochLossChart(MetricChart):
@@ -141,16 +197,18 @@ class EpochLossChart(MetricChart):
 
     title = "loss / epoch"
 
-    def draw(self, plt, width: int) -> bool:
+    def series(self) -> tuple[Series, ...]:
+        h = self.history
+        return (h.train_loss, h.test_loss)
+
+    def traces(self, width: int) -> list[plot.Trace]:
         h = self.history
         if not len(h.train_loss):
-            return False
-        log_y = self.options.log_y
-        plt.plot(*_positive(h.train_loss.x, h.train_loss.y, log_y), color="cyan", marker="braille", label="train")
+            return []
+        out = [plot.Trace(*bucket_minmax(h.train_loss.x, h.train_loss.y, width), "cyan", "train")]
         if len(h.test_loss):
-            plt.plot(*_positive(h.test_loss.x, h.test_loss.y, log_y), color="orange", marker="braille",
-                     label="test")
-        return True
+            out.append(plot.Trace(*bucket_minmax(h.test_loss.x, h.test_loss.y, width), "yellow", "test"))
+        return out
 
 
 class AccuracyChart(MetricChart):
@@ -159,17 +217,21 @@ class AccuracyChart(MetricChart):
     title = "accuracy % / epoch"
     log_capable = False
 
-    def draw(self, plt, width: int) -> bool:
+    def series(self) -> tuple[Series, ...]:
         h = self.history
-        if not len(h.train_acc) and not len(h.eval_acc):
-            return False
+        return (h.train_acc, h.test_acc, h.eval_acc)
+
+    def traces(self, width: int) -> list[plot.Trace]:
+        h = self.history
+        out = []
         if len(h.train_acc):
-            plt.plot(list(h.train_acc.x), list(h.train_acc.y), color="cyan", marker="braille", label="train")
+            out.append(plot.Trace(*bucket_minmax(h.train_acc.x, h.train_acc.y, width), "cyan", "train"))
         if len(h.test_acc):
-            plt.plot(list(h.test_acc.x), list(h.test_acc.y), color="orange", marker="braille", label="test")
+            out.append(plot.Trace(*bucket_minmax(h.test_acc.x, h.test_acc.y, width), "yellow", "test"))
         if len(h.eval_acc):
-            plt.scatter(list(h.eval_acc.x), list(h.eval_acc.y), color="green", marker="x", label="eval now")
-        return True
+            out.append(plot.Trace(*bucket_minmax(h.eval_acc.x, h.eval_acc.y, width), "green", "eval now",
+                                  marker="x"))
+        return out
 
 
 class LrChart(MetricChart):
@@ -177,13 +239,16 @@ class LrChart(MetricChart):
 
     title = "learning rate"
 
-    def draw(self, plt, width: int) -> bool:
+    def series(self) -> tuple[Series, ...]:
+        h = self.history
+        return (h.lr,)
+
+    def traces(self, width: int) -> list[plot.Trace]:
         s = self.history.lr
         if not len(s):
-            return False
+            return []
         x, y, _ = s.reduced(width)
-        plt.plot(*_positive(x, y, self.options.log_y), color="magenta", marker="braille")
-        return True
+        return [plot.Trace(x, y, "magenta")]
 
 
 class ThroughputChart(MetricChart):
@@ -192,17 +257,20 @@ class ThroughputChart(MetricChart):
     title = "samples/s"
     log_capable = False
 
-    def draw(self, plt, width: int) -> bool:
+    def series(self) -> tuple[Series, ...]:
+        h = self.history
+        return (h.throughput,)
+
+    def traces(self, width: int) -> list[plot.Trace]:
         s = self.history.throughput
         if not len(s):
-            return False
+            return []
         x, y, _ = s.reduced(width)
-        plt.plot(list(x), list(y), color="green", marker="braille")
-        return True
+        return [plot.Trace(x, y, "green")]
 
 
 class ChartsPane(Grid):
-    """The chart grid; owns the history and a redraw timer."""
+    """The chart grid; owns the history. The app's frame clock calls redraw."""
 
     DEFAULT_CSS = """
     ChartsPane { grid-size: 3 2; grid-gutter: 0 1; height: 1fr; }
@@ -220,7 +288,10 @@ class ChartsPane(Grid):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.history = RunHistory()
-        self.options = ChartOptions()
+        draw, self.renderer_warning = chart_renderer()
+        self.options = ChartOptions(draw=draw)
+        self._charts: list[MetricChart] = []
+        self.replots = 0  # charts replotted so far (the benchmark counts them)
 
     def compose(self) -> ComposeResult:
         h, o = self.history, self.options
@@ -232,7 +303,6 @@ class ChartsPane(Grid):
 
     def on_mount(self) -> None:
         self.watch_page(self.page)
-        self.set_interval(REDRAW_SECONDS, self.redraw)
 
     def watch_page(self, page: int) -> None:
         charts = list(self.query(MetricChart))
@@ -244,18 +314,32 @@ class ChartsPane(Grid):
         """Show the next pair of charts (compact layout)."""
         self.page = (self.page + 1) % 3
 
-    def redraw(self) -> int:
-        """Replot the visible charts whose data or size changed; returns how many were redrawn."""
+    def redraw(self, everything: bool = False) -> int:
+        """Replot the charts on screen whose data or size changed (all of them, repainted whole, with
+        `everything`); returns how many were redrawn.
+
+        Charts on a hidden tab or page wait: they are stale when they show again and redraw then.
+        """
         count = 0
-        for chart in self.query(MetricChart):
-            if chart.display and chart.size.width > 0 and chart.stale():
-                chart.replot()
+        for chart in self.charts:
+            if (everything or chart.stale()) and chart.display and chart.size.width > 0 and chart.is_on_screen:
+                chart.replot(whole=everything)
                 count += 1
+        self.replots += count
         return count
 
+    @property
+    def charts(self) -> list[MetricChart]:
+        """The five charts (found once: a DOM query ten times a second adds up)."""
+        if not self._charts:
+            self._charts = list(self.query(MetricChart))
+        return self._charts
+
     def _invalidate(self) -> None:
-        for chart in self.query(MetricChart):
-            chart.drawn_version = -1
+        """Display options changed: redraw every chart now, so the key that changed them shows at once."""
+        for chart in self.charts:
+            chart.drawn_version = None  # the hidden ones too, for when they show
+        self.redraw(everything=True)
 
     def watch_log_y(self, value: bool) -> None:
         self.options.log_y = value

@@ -42,7 +42,7 @@ def render_reading(r: DeviceReading) -> Table:
 
 
 class DevicePanel(Static):
-    """Polls the device once a second on a thread and shows the latest reading."""
+    """Polls the device once a second on a thread; shows the newest reading with the next frame."""
 
     DEFAULT_CSS = """
     DevicePanel { height: auto; min-height: 4; border: round $panel-lighten-2; padding: 0 1;
@@ -56,6 +56,8 @@ class DevicePanel(Static):
         self.border_title = "device"
         self.sampler = None
         self.reading: DeviceReading | None = None
+        self._shown: DeviceReading | None = None
+        self._rows = -1  # rows of the table shown
 
     def on_mount(self) -> None:
         self.set_interval(SAMPLE_SECONDS, self.sample)
@@ -75,5 +77,18 @@ class DevicePanel(Static):
 
     def on_device_sampled(self, message) -> None:
         message.stop()
+        first = self.reading is None
         self.reading = message.sample
-        self.update(render_reading(message.sample))
+        if first:
+            self.flush()  # later readings wait for the app's next frame
+
+    def flush(self) -> bool:
+        """Show the newest reading if it is not shown yet (the app's frame clock calls this)."""
+        if self.reading is None or self.reading is self._shown:
+            return False
+        self._shown = self.reading
+        table = render_reading(self.reading)
+        # Same number of rows, same height: skip the whole-screen layout pass a resize would need.
+        self.update(table, layout=table.row_count != self._rows)
+        self._rows = table.row_count
+        return True

@@ -6,19 +6,26 @@ touches only about two points per column of the plot.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+
+_versions = itertools.count(1)  # unique across series, so a replaced series never looks unchanged
 
 
 class Series:
-    """An append-only (x, y) series with running sums, in arrays that double when full."""
+    """An append-only (x, y) series in arrays that double when full, with running sums when it is smoothed."""
 
-    def __init__(self, capacity: int = 1024):
+    def __init__(self, capacity: int = 1024, smoothed: bool = False):
         self._x = np.empty(capacity, dtype=np.float64)
         self._y = np.empty(capacity, dtype=np.float32)
-        # Prefix sums of finite y values and their counts (index i covers points [0, i)).
-        self._sum = np.zeros(capacity + 1, dtype=np.float64)
-        self._count = np.zeros(capacity + 1, dtype=np.int64)
+        # Prefix sums of finite y values and their counts (index i covers points [0, i)), for trailing means.
+        self._sum = np.zeros(capacity + 1 if smoothed else 0, dtype=np.float64)
+        self._count = np.zeros(capacity + 1 if smoothed else 0, dtype=np.int32)
+        self.smoothed = smoothed
         self._n = 0
+        self.version = next(_versions)  # changes whenever the points do; charts redraw only then
+        self._nonfinite = 0  # how many y values are NaN or infinite (the reduction skips them only when needed)
 
     def __len__(self) -> int:
         return self._n
@@ -52,15 +59,19 @@ class Series:
             size = max(need, 2 * len(self._x))
             self._x = np.resize(self._x, size)
             self._y = np.resize(self._y, size)
-            self._sum = np.resize(self._sum, size + 1)
-            self._count = np.resize(self._count, size + 1)
+            if self.smoothed:
+                self._sum = np.resize(self._sum, size + 1)
+                self._count = np.resize(self._count, size + 1)
         self._x[n:need] = xs
         self._y[n:need] = ys
         new = self._y[n:need]
         finite = np.isfinite(new)
-        self._sum[n + 1:need + 1] = self._sum[n] + np.cumsum(np.where(finite, new, 0.0), dtype=np.float64)
-        self._count[n + 1:need + 1] = self._count[n] + np.cumsum(finite)
+        self._nonfinite += k - int(finite.sum())
+        if self.smoothed:
+            self._sum[n + 1:need + 1] = self._sum[n] + np.cumsum(np.where(finite, new, 0.0), dtype=np.float64)
+            self._count[n + 1:need + 1] = self._count[n] + np.cumsum(finite)
         self._n = need
+        self.version = next(_versions)
 
     def append(self, x: float, y: float) -> None:
         """Append one point."""
@@ -69,13 +80,19 @@ class Series:
     def truncate(self, max_x: float) -> None:
         """Drop points whose x is beyond `max_x` (a resumed run rewinds to its checkpoint)."""
         self._n = int(np.searchsorted(self.x, max_x, side="right"))
+        self._nonfinite = int((~np.isfinite(self.y)).sum()) if self._nonfinite else 0
+        self.version = next(_versions)
 
     def clear(self) -> None:
         """Forget every point."""
         self._n = 0
+        self._nonfinite = 0
+        self.version = next(_versions)
 
     def smoothed_at(self, idx: np.ndarray, window: int) -> np.ndarray:
         """Trailing mean of the `window` points ending at each index in `idx` (non-finite skipped)."""
+        if not self.smoothed:
+            raise ValueError("this series keeps no running sums; create it with smoothed=True")
         hi = idx + 1
         lo = np.maximum(0, hi - max(1, window))
         count = self._count[hi] - self._count[lo]
@@ -83,26 +100,36 @@ class Series:
             return ((self._sum[hi] - self._sum[lo]) / count).astype(np.float32)
 
     def reduced(self, width: int, window: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(x, raw y as bucket min/max, smoothed y) with at most about 2*width points."""
-        idx = minmax_indices(self.y, width)
-        return self._x[idx], self._y[idx], self.smoothed_at(idx, window)
+        """(x, raw y as bucket min/max, smoothed y) with at most about 2*width points.
+
+        A series without running sums gives its raw y as the smoothed one.
+        """
+        idx = minmax_indices(self.y, width, all_finite=not self._nonfinite)
+        y = self._y[idx]
+        return self._x[idx], y, self.smoothed_at(idx, window) if self.smoothed else y
 
 
-def minmax_indices(y: np.ndarray, width: int) -> np.ndarray:
+def minmax_indices(y: np.ndarray, width: int, all_finite: bool | None = None) -> np.ndarray:
     """Indices of each bucket's min and max in order (all indices when y is short), so spikes survive."""
     n = len(y)
     if width <= 0 or n <= 2 * width:
         return np.arange(n)
+    if all_finite is None:
+        all_finite = bool(np.isfinite(y).all())
     size = -(-n // width)  # points per bucket
-    pad = (-n) % size  # the last bucket is padded with values that never win
-    finite = np.isfinite(y)
-    hi_src = np.concatenate([np.where(finite, y, -np.inf), np.full(pad, -np.inf, dtype=y.dtype)])
-    lo_src = np.concatenate([np.where(finite, y, np.inf), np.full(pad, np.inf, dtype=y.dtype)])
-    hi = hi_src.reshape(-1, size).argmax(1)
-    lo = lo_src.reshape(-1, size).argmin(1)
+    full = n - n % size  # points in whole buckets; the rest form a shorter last bucket
+    if all_finite:  # argmax/argmin straight on the data: no copies of a million-point array
+        hi_src = lo_src = y
+    else:  # non-finite values must never win a bucket
+        finite = np.isfinite(y)
+        hi_src, lo_src = np.where(finite, y, -np.inf), np.where(finite, y, np.inf)
+    hi = hi_src[:full].reshape(-1, size).argmax(1)
+    lo = lo_src[:full].reshape(-1, size).argmin(1)
+    if full < n:
+        hi = np.append(hi, hi_src[full:].argmax())
+        lo = np.append(lo, lo_src[full:].argmin())
     base = np.arange(len(hi))[:, None] * size
-    idx = (np.stack([np.minimum(lo, hi), np.maximum(lo, hi)], 1) + base).reshape(-1)
-    return np.minimum(idx, n - 1)
+    return (np.stack([np.minimum(lo, hi), np.maximum(lo, hi)], 1) + base).reshape(-1)
 
 
 def bucket_minmax(x: np.ndarray, y: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:

@@ -33,13 +33,28 @@ class LogPane(RichLog):
         super().__init__(markup=True, wrap=True, max_lines=5000, highlight=False, min_width=20, **kwargs)
         self.border_title = "log"
         self.text_lines: list[str] = []  # plain text of everything logged, unwrapped
+        self._waiting: list[str] = []  # lines not written yet
 
-    def say(self, text: str, style: str = "") -> None:
-        """Write one timestamped line (text is escaped; style is Rich markup)."""
+    def say(self, text: str, style: str = "", routine: bool = False) -> None:
+        """Write one timestamped line (text is escaped; style is Rich markup).
+
+        Every write grows the log, and that lays out the whole screen: a routine line (an epoch's summary,
+        a checkpoint) waits for the app's next frame (`flush`, within a second), others are written at once.
+        """
         stamp = time.strftime("%H:%M:%S")
         body = f"[{style}]{escape(text)}[/]" if style else escape(text)
-        self.write(f"[dim]{stamp}[/] {body}")
+        self._waiting.append(f"[dim]{stamp}[/] {body}")
         self.text_lines.append(f"{stamp} {text}")
+        if not routine:
+            self.flush()
+
+    def flush(self) -> bool:
+        """Write the lines waiting, all at once (the app's frame clock calls this)."""
+        if not self._waiting:
+            return False
+        self.write("\n".join(self._waiting))
+        self._waiting.clear()
+        return True
 
     def ingest(self, event: object) -> None:
         """Log what matters about one engine event."""
@@ -54,11 +69,12 @@ class LogPane(RichLog):
         elif isinstance(event, EpochEnded):
             test = f", test accuracy {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
             self.say(f"Epoch {event.epoch}, Loss: {event.train_loss:.4f}{test} "
-                     f"(train {event.train_accuracy:.2%}, {event.seconds:.1f} s)")
+                     f"(train {event.train_accuracy:.2%}, {event.seconds:.1f} s)", routine=True)
         elif isinstance(event, Evaluated) and event.mid_epoch:
-            self.say(f"evaluated at step {event.step:,}: test loss {event.loss:.4f}, accuracy {event.accuracy:.2%}")
+            self.say(f"evaluated at step {event.step:,}: test loss {event.loss:.4f}, accuracy {event.accuracy:.2%}",
+                     routine=True)
         elif isinstance(event, CheckpointSaved):
-            self.say(f"checkpoint ({event.reason}) at step {event.step:,}: {event.path}", "green")
+            self.say(f"checkpoint ({event.reason}) at step {event.step:,}: {event.path}", "green", routine=True)
         elif isinstance(event, Paused):
             self.say(f"paused at step {event.step:,}", "yellow")
         elif isinstance(event, Resumed):
@@ -79,6 +95,7 @@ class LogPane(RichLog):
 
     def say_details(self, text: str) -> None:
         """Write a block such as a traceback, line by line, unstamped."""
-        for line in text.rstrip().splitlines():
-            self.write(f"[red]{escape(line)}[/]")
-            self.text_lines.append(line)
+        lines = text.rstrip().splitlines()
+        self._waiting.extend(f"[red]{escape(line)}[/]" for line in lines)
+        self.text_lines.extend(lines)
+        self.flush()

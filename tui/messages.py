@@ -15,6 +15,14 @@ class EngineEvent(Message):
         self.event = event
 
 
+class EngineEventsWaiting(Message):
+    """Engine events are queued in `inbox`; the handler takes all of them (one message per burst, not per event)."""
+
+    def __init__(self, inbox: Any) -> None:
+        super().__init__()
+        self.inbox = inbox
+
+
 class DeviceSampled(Message):
     """A fresh reading of GPU/CPU utilisation and memory (latest value wins)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -13,21 +14,38 @@ from textual.worker import Worker
 from engine.commands import Command, Control
 from engine.config import RunConfig
 
-from .messages import EngineEvent
+from .messages import EngineEventsWaiting
 
 TRAINING_GROUP = "training"
 TRAINING_THREAD = "ptviz-train"
 
 
 class PostMessageSink:
-    """Engine sink that posts each event to the app; post_message from another thread never blocks."""
+    """Engine sink that queues events for the app and posts one message per burst; never blocks.
+
+    An epoch's end brings several events at once (points, the epoch, its evaluation); the app takes them
+    in one handler call instead of one message each, which matters when epochs take a fraction of a second.
+    """
 
     def __init__(self, app: App):
         self.app = app
+        self._queue: deque[Any] = deque()
+        self._posted = False  # a message is on its way and will take everything queued before it is handled
 
     def emit(self, event: Any) -> None:
-        """Queue the event on the app's message queue (thread-safe, non-blocking)."""
-        self.app.post_message(EngineEvent(event))
+        """Queue the event; post a message unless one is already waiting (runs on the training thread)."""
+        self._queue.append(event)
+        if not self._posted:
+            self._posted = True
+            self.app.post_message(EngineEventsWaiting(self))
+
+    def take(self) -> list[Any]:
+        """Every event queued so far, oldest first (runs on the UI thread)."""
+        self._posted = False  # set before taking: an event queued from here on posts a new message
+        events = []
+        while self._queue:
+            events.append(self._queue.popleft())
+        return events
 
 
 class RunController:
@@ -56,8 +74,8 @@ class RunController:
         # A NaN pauses the cockpit's run (the user decides), where headless stops it.
         job = partial(self._train, partial(train, config, sink, self.control, resume=resume, run_dir=run_dir,
                                            on_divergence="pause"))
-        self.worker = self.app.run_worker(job, name="training", group=TRAINING_GROUP, thread=True,
-                                          exclusive=True, exit_on_error=False)
+        self.worker = self.app.run_worker(job, name="training", group=TRAINING_GROUP, description="training",
+                                          thread=True, exclusive=True, exit_on_error=False)
         return self.worker
 
     def _train(self, job) -> None:

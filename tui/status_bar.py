@@ -60,9 +60,17 @@ class StatusBar(Static):
         self.lr: float | None = None
         self.device = ""
         self.note = ""
+        self._metrics_waiting = False  # step metrics arrived that the line does not show yet
+
+    def flush(self) -> bool:
+        """Show metrics that arrived since the last frame (the app's frame clock calls this)."""
+        if not self._metrics_waiting:
+            return False
+        self.show()
+        return True
 
     def ingest(self, event: object) -> None:
-        """Update from one engine event."""
+        """Update from one engine event; a change of state shows at once, metrics with the next frame."""
         if isinstance(event, RunStarted):
             self.epochs, self.total_steps = event.epochs, event.total_steps
             self.step = self.start_step = event.start_step
@@ -75,15 +83,21 @@ class StatusBar(Static):
             self.step, self.epoch = event.last_step, event.epoch
             self.samples_per_s, self.elapsed = event.samples_per_s, event.elapsed
             self.lr = event.lrs[-1]
+            self._metrics_waiting = True  # a repaint per batch of points would cost training time
+            return
         elif isinstance(event, EpochEnded):
             self.step = event.step
             self.lr = event.lr
+            self._metrics_waiting = True
+            return
         elif isinstance(event, LrChanged):
             self.lr = event.lr
         elif isinstance(event, (Paused, Resumed)):
             self.step = event.step
         elif isinstance(event, (RunFinished, RunFailed)):
             self.step = event.step or self.step
+        else:
+            return  # nothing this line shows
         self.show()
 
     def eta_seconds(self) -> float | None:
@@ -98,6 +112,7 @@ class StatusBar(Static):
 
     def show(self) -> None:
         """Redraw the line from the current values."""
+        self._metrics_waiting = False
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(f" {self.state.upper()} ", STATE_STYLES.get(self.state, ""))
         t.append(f" epoch {self.epoch}/{self.epochs}" if self.epochs else " epoch -")
@@ -109,4 +124,4 @@ class StatusBar(Static):
         t.append(f"  {self.device}", "dim")
         if self.note:
             t.append(f"  {self.note}", "italic")
-        self.update(t)
+        self.update(t, layout=False)  # one line of fixed size: no layout pass for every event

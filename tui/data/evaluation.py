@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container, Vertical, VerticalScroll
 from textual.events import Resize
+from textual.message import Message
 from textual.widgets import Label, Static
 
 from engine.data.evaluation import ClassAccuracy, Mistake, class_names_for, per_class_accuracy
@@ -108,6 +109,9 @@ class EvaluationView(VerticalScroll):
     }
     """
 
+    class Shown(Message):
+        """The view became visible (its tab was chosen), so a deferred evaluation can be drawn."""
+
     def __init__(self, *, id: str | None = None):
         super().__init__(id=id)
         self.event: Evaluated | None = None
@@ -165,6 +169,9 @@ class EvaluationView(VerticalScroll):
         if self.rows:
             width = self.scrollable_content_region.width or 76
             self.query_one("#per-class", Static).update(accuracy_table(self.rows, width))
+
+    def on_show(self) -> None:
+        self.post_message(self.Shown())
 
     def on_resize(self, event: Resize) -> None:
         self._draw_accuracy()

@@ -25,10 +25,11 @@ Post = Callable[[Message], object]
 
 @dataclass
 class Loaded(Message):
-    """A data set finished loading."""
+    """A data set finished loading, with the size and class counts of each split."""
 
     bundle: sources.DataBundle
     config: RunConfig
+    counts: list[stats.SplitCounts]
 
 
 @dataclass
@@ -88,13 +89,23 @@ def load(post: Post, config: RunConfig) -> None:
     except UserError as exc:
         post(Failed("load", str(exc)))
         return
-    post(Loaded(bundle, config))
+    loaded(post, bundle, config)
+
+
+def loaded(post: Post, bundle: sources.DataBundle, config: RunConfig) -> None:
+    """Count the classes of a loaded data set and hand both over.
+
+    Counting is torch work, and torch work stays off the UI thread: a parallel torch operation there keeps
+    an OpenMP thread team alive for good, and CPU training on the worker thread then runs ~2× slower.
+    """
+    post(Loaded(bundle, config, stats.class_counts(bundle)))
 
 
 def draw_samples(post: Post, generation: int, bundle: sources.DataBundle, pipeline: Pipeline,
-                 indices: list[int], reroll: int) -> None:
+                 page: int, per_page: int, reroll: int) -> None:
     """Pass a page of training images through the pipeline."""
     try:
+        indices = sample_views.page_indices(bundle.train, page, per_page)  # a shuffle: torch work, off the UI
         found = sample_views.draw(bundle, pipeline, indices, reroll=reroll)
     except (ValueError, UserError) as exc:
         post(Failed("samples", str(exc)))

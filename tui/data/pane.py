@@ -22,7 +22,7 @@ from textual.worker import Worker, WorkerState
 
 from engine.config import RunConfig
 from engine.data import samples as sample_views
-from engine.data import sources, stats
+from engine.data import sources
 from engine.data.augment import Pipeline
 from engine.events import Evaluated
 from engine.transform_specs import TransformSpec
@@ -128,6 +128,7 @@ class DataPane(Widget):
         self.bundle: sources.DataBundle | None = None
         self.sample_set: sample_views.SampleSet | None = None
         self.evaluated: Evaluated | None = None
+        self._evaluation_drawn = False
         self.transforms: list[TransformSpec] = []
         self.mean: tuple[float, ...] = ()
         self.std: tuple[float, ...] = ()
@@ -175,11 +176,28 @@ class DataPane(Widget):
     def show_dataset(self, bundle: sources.DataBundle, config: RunConfig) -> None:
         """Show a data set the app already loaded, with the pipeline of `config`."""
         self._key = data_key(config)
-        self.post_message(jobs.Loaded(bundle, config.copy()))
+        self._start(jobs.loaded, bundle, config.copy())
 
     def show_evaluation(self, event: Evaluated) -> None:
-        """Show what an evaluation found: confusion matrix, per-class accuracy and the misclassified images."""
+        """Show what an evaluation found: confusion matrix, per-class accuracy and the misclassified images.
+
+        While the evaluation view is hidden only the newest evaluation is kept, and drawn when the view shows:
+        a run evaluates every epoch, and building a gallery nobody sees slows training.
+        """
         self.evaluated = event
+        self._evaluation_drawn = False
+        if self.query_one(EvaluationView).is_on_screen:
+            self._draw_evaluation()
+
+    @on(EvaluationView.Shown)
+    def _evaluation_shown(self, message: EvaluationView.Shown) -> None:
+        message.stop()
+        if self.evaluated is not None and not self._evaluation_drawn:
+            self._draw_evaluation()
+
+    def _draw_evaluation(self) -> None:
+        event = self.evaluated
+        self._evaluation_drawn = True
         names = self.bundle.class_names if self.bundle else ()
         self.query_one(EvaluationView).show(event, names)
         if self.bundle is not None and event.wrong:
@@ -189,8 +207,9 @@ class DataPane(Widget):
 
     def _start(self, job: Callable[..., None], *args: object) -> None:
         """Run `job` in a thread worker; a newer start of the same job supersedes the older one."""
+        # A description of our own: Textual's default is repr(work), which would format every tensor in args.
         self.run_worker(partial(job, self.post_message, *args), name=job.__name__, group=job.__name__,
-                        thread=True, exclusive=True, exit_on_error=False)
+                        description=job.__name__, thread=True, exclusive=True, exit_on_error=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Any worker that raised unexpectedly: say so instead of crashing the app."""
@@ -210,7 +229,7 @@ class DataPane(Widget):
         self._summary = (f"{bundle.source}: {len(bundle.train):,} train, {len(bundle.test):,} test images, "
                          f"{len(bundle.class_names)} classes")
         self._status(self._summary)
-        self.query_one(StatsView).show_counts(bundle.source, stats.class_counts(bundle), bundle.class_names)
+        self.query_one(StatsView).show_counts(bundle.source, message.counts, bundle.class_names)
         await self._take_pipeline(message.config)
         if self.evaluated is not None:
             self.show_evaluation(self.evaluated)
@@ -231,8 +250,8 @@ class DataPane(Widget):
         if self.bundle is None:
             return
         self._generation += 1
-        indices = sample_views.page_indices(self.bundle.train, self.page, PER_PAGE)
-        self._start(jobs.draw_samples, self._generation, self.bundle, self._pipeline(), indices, self.reroll)
+        self._start(jobs.draw_samples, self._generation, self.bundle, self._pipeline(), self.page, PER_PAGE,
+                    self.reroll)
         if batch and self.config is not None:
             self._start(jobs.summarise_batch, self.bundle, self._pipeline(), self.config)
 
@@ -240,10 +259,10 @@ class DataPane(Widget):
     async def _samples_drawn(self, message: jobs.SamplesDrawn) -> None:
         if message.generation != self._generation:
             return  # an older request finished after a newer one started
-        self.sample_set = message.sample_set
         if self._error_job in ("load", "samples"):
             self._status(self._summary)  # the pipeline runs again: its last failure is over
         await self.query_one(SampleGrid).show(message.sample_set, self.box, self.processed, self.page)
+        self.sample_set = message.sample_set  # set once the grid shows it, so waiting on it means "drawn"
         self.query_one(StatsView).show_samples(message.sample_set)
 
     @on(jobs.BatchSummarised)

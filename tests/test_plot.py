@@ -1,0 +1,94 @@
+"""The braille chart renderer and the history reduction behind it: exact sizes, placed dots, kept spikes."""
+
+import numpy as np
+
+from tui.history import Series, minmax_indices
+from tui.plot import Trace, draw
+
+
+def plain(rows):
+    return ["".join(text for text, _ in row) for row in rows]
+
+
+def test_rows_fill_the_chart_exactly_with_title_frame_ticks_and_legend():
+    """Every row is as wide as the chart; the title, the y ticks, the x labels and the legend are where expected."""
+    x = np.arange(1, 101, dtype=float)
+    rows = draw(60, 16, "loss / step", [Trace(x, 100 - x, "cyan", "raw")])
+    lines = plain(rows)
+    assert len(lines) == 16 and all(len(line) == 60 for line in lines)
+    assert lines[0].strip() == "loss / step"
+    assert lines[1].lstrip().startswith("┌") and lines[-2].lstrip().startswith("└")
+    assert lines[2].startswith("99┤") and lines[13].startswith(" 0┤")  # top and bottom ticks: the data's range
+    assert "⢕⢕ raw" in lines[2]
+    assert lines[-1].split()[0] == "1" and lines[-1].split()[-1] == "100"
+    legend_runs = [run for run in rows[2] if run[1] == "cyan"]
+    assert legend_runs and legend_runs[0][0].endswith("⢕⢕")  # the mark in the series colour, after the data dot
+
+
+def test_a_falling_line_runs_from_top_left_to_bottom_right():
+    """Dots land where the data is: high at the left, low at the right."""
+    x = np.arange(50, dtype=float)
+    lines = plain(draw(40, 12, "t", [Trace(x, -x, "green")]))
+    left = lines[1].index("┌") + 1
+    canvas = [line[left:-1] for line in lines[2:-2]]
+    assert lines[2].lstrip().startswith("0.0┤")  # not "-0.0"
+    assert canvas[0][0] != " " and canvas[0][-1] == " "
+    assert canvas[-1][-1] != " " and canvas[-1][0] == " "
+
+
+def test_log_y_leaves_out_what_it_cannot_place_and_labels_real_values():
+    """Zero, negative and NaN values are dropped on a log axis; ticks show the values, not their logarithms."""
+    x = np.arange(5, dtype=float)
+    y = np.array([10.0, 1.0, 0.0, -1.0, np.nan])
+    lines = plain(draw(50, 12, "loss (log y)", [Trace(x, y, "cyan")], log_y=True))
+    assert lines[2].lstrip().startswith("10┤") and lines[9].lstrip().startswith("1┤")
+
+
+def test_an_empty_chart_is_a_titled_frame():
+    lines = plain(draw(30, 8, "samples/s", []))
+    assert lines[0].strip() == "samples/s"
+    assert lines[1] == "┌" + "─" * 28 + "┐" and lines[-1] == "└" + "─" * 28 + "┘"
+
+
+def test_reduction_keeps_spikes_and_skips_non_finite_values():
+    """A million points reduce to two per column; the one spike and the true minimum survive; NaN never wins."""
+    y = np.full(1_000_000, 1.0, dtype=np.float32)
+    y[123_456], y[654_321], y[5] = 50.0, -3.0, np.nan
+    s = Series(smoothed=True)
+    s.extend(np.arange(len(y)), y)
+    x, raw, smooth = s.reduced(100, window=10)
+    assert len(x) == 200 and raw.max() == 50.0 and raw.min() == -3.0 and not np.isnan(raw).any()
+    assert 123_456 in x and 654_321 in x
+    assert np.isfinite(smooth).all()
+    assert list(minmax_indices(np.array([3.0, 1.0, 2.0]), 10)) == [0, 1, 2]  # short series stay whole
+
+
+def test_series_version_changes_with_the_points_and_memory_stays_compact():
+    s, t = Series(), Series()
+    assert s.version != t.version
+    before = s.version
+    s.append(1, 2.0)
+    assert s.version != before
+    s.extend(np.arange(2, 1_000_001), np.ones(999_999))
+    assert s.nbytes < 13 * 2**21  # x float64 + y float32, capacity rounded up to a power of two
+
+
+def test_plotext_renderer_draws_the_same_rows_as_plotext_would():
+    """PTVIZ_CHARTS=plotext: plotext draws the chart; the rows fill the size exactly, in the traces' colours."""
+    from tui import plot_plotext
+    from tui.charts import chart_renderer
+
+    assert chart_renderer("plotext") == (plot_plotext.draw, None)
+    assert chart_renderer("") == (draw, None)
+    fallback, warning = chart_renderer("fancy")
+    assert fallback is draw and "PTVIZ_CHARTS='fancy'" in warning and "braille or plotext" in warning
+    x = np.arange(100, dtype=float)
+    rows = plot_plotext.draw(60, 14, "loss / step", [Trace(x, 100 - x, "bright_black", "raw"),
+                                                      Trace(x, 50 + 0 * x, "cyan", "mean")])
+    lines = plain(rows)
+    assert len(lines) == 14 and all(len(line) == 60 for line in lines)
+    assert lines[0].strip() == "loss / step" and "raw" in "".join(lines) and "mean" in "".join(lines)
+    colours = {colour for row in rows for _, colour in row}
+    assert {"color(6)", "color(8)"} <= colours  # plotext's cyan, and its grey for bright_black
+    flat = [line for line in lines if "⠉" in line or "⠒" in line or "⣀" in line]
+    assert flat  # the constant series draws a level braille line
