@@ -194,3 +194,22 @@ def test_help_screen_lists_every_cockpit_key():
             continue
         for key in binding.key.split(","):
             assert names.get(key, key) in documented.replace("F1", "f1"), f"{key} ({binding.action}) not in help"
+
+
+async def test_log_follows_its_newest_line_without_laying_out_the_screen(digits_config):
+    """A growing log scrolls to its last line and shows a scrollbar, yet lays out only when that appears."""
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.query_one(LogPane)
+        await pilot.pause()
+        layouts = []
+        original = app.screen._refresh_layout
+        app.screen._refresh_layout = lambda *a, **k: (layouts.append(1), original(*a, **k))[1]
+        for i in range(60):
+            log.say(f"line {i}")
+            await pilot.pause()
+        assert log.show_vertical_scrollbar and log.max_scroll_y > 0
+        assert log.scroll_y == log.max_scroll_y
+        shown = [log.render_line(y).text for y in range(log.size.height)]
+        assert any("line 59" in row for row in shown)
+        assert len(layouts) <= 2  # the scrollbar appearing, not one per line

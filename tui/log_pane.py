@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 from rich.markup import escape
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import RichLog
 
 from engine.events import (
@@ -28,6 +30,14 @@ class LogPane(RichLog):
     LogPane { height: 1fr; border: round $panel-lighten-2; border-title-color: $text-muted; }
     LogPane:focus { border: round $accent; }
     """
+
+    # A write grows the virtual size, and Widget's virtual_size lays out the whole screen when it changes
+    # (tens of ms on a large terminal, every frame of a run with short epochs). The log's own box does not
+    # move: only its scrollbars need updating, and they ask for a layout themselves when they appear.
+    virtual_size = Reactive(Size(0, 0), repaint=True)
+
+    def watch_virtual_size(self, size: Size) -> None:
+        self._scroll_update(size)
 
     def __init__(self, **kwargs):
         super().__init__(markup=True, wrap=True, max_lines=5000, highlight=False, min_width=20, **kwargs)
