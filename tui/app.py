@@ -97,8 +97,9 @@ class PtvizApp(App[int]):
 
     def on_mount(self) -> None:
         asyncio.get_running_loop().set_default_executor(ThreadPerTask())  # where Textual runs thread workers
-        self.frames = FrameClock(self, [self.query_one(ChartsPane).redraw, self.query_one(StatusBar).flush,
-                                        self.query_one(LogPane).flush, self.query_one(DevicePanel).flush])
+        self.frames = FrameClock(self, [self._take_engine_events, self.query_one(ChartsPane).redraw,
+                                        self.query_one(StatusBar).flush, self.query_one(LogPane).flush,
+                                        self.query_one(DevicePanel).flush])
         self.frames.start()
         self._apply_size()
         install_stop_signals(self)
@@ -241,6 +242,14 @@ class PtvizApp(App[int]):
     def _engine_events(self, message: EngineEventsWaiting) -> None:
         for event in message.inbox.take():
             self._ingest(event)
+
+    def _take_engine_events(self) -> bool:
+        """Frame step: take the metrics the run queued since the last frame; whether there were any."""
+        sink = getattr(self.runner, "sink", None)
+        events = sink.take() if sink is not None else []
+        for event in events:
+            self._ingest(event)
+        return bool(events)
 
     def _ingest(self, event: object) -> None:
         """Hand one engine event to every pane that shows it."""

@@ -13,6 +13,7 @@ from textual.worker import Worker
 
 from engine.commands import Command, Control
 from engine.config import RunConfig
+from engine.events import EpochEnded, Evaluated, StepMetrics
 
 from .messages import EngineEventsWaiting
 
@@ -20,11 +21,17 @@ TRAINING_GROUP = "training"
 TRAINING_THREAD = "ptviz-train"
 
 
-class PostMessageSink:
-    """Engine sink that queues events for the app and posts one message per burst; never blocks.
+# Events the app takes with its next frame instead of being woken for: the stream of metrics.
+ROUTINE = (StepMetrics, EpochEnded, Evaluated)
 
-    An epoch's end brings several events at once (points, the epoch, its evaluation); the app takes them
-    in one handler call instead of one message each, which matters when epochs take a fraction of a second.
+
+class PostMessageSink:
+    """Engine sink that queues events for the app; never blocks.
+
+    Metrics wait in the queue for the app's next frame (`take`), so the UI thread wakes for a frame rather
+    than for every batch of points: on a CPU, each wake-up of the UI stalls torch's threads, which wait for
+    one another. Any other event (a pause, the end, a failure) posts a message at once, and its handler
+    takes everything queued before it, in order.
     """
 
     def __init__(self, app: App):
@@ -33,9 +40,9 @@ class PostMessageSink:
         self._posted = False  # a message is on its way and will take everything queued before it is handled
 
     def emit(self, event: Any) -> None:
-        """Queue the event; post a message unless one is already waiting (runs on the training thread)."""
+        """Queue the event; for all but metrics, post a message unless one is on its way (training thread)."""
         self._queue.append(event)
-        if not self._posted:
+        if not self._posted and not isinstance(event, ROUTINE):
             self._posted = True
             self.app.post_message(EngineEventsWaiting(self))
 
@@ -56,6 +63,7 @@ class RunController:
     def __init__(self, app: App):
         self.app = app
         self.control: Control | None = None
+        self.sink: PostMessageSink | None = None  # the current run's event queue
         self.worker: Worker | None = None
         self.finished = threading.Event()  # set when the engine's train() has returned on its thread
 
@@ -70,7 +78,7 @@ class RunController:
 
         self.control = Control()
         self.finished = threading.Event()
-        sink = PostMessageSink(self.app)
+        self.sink = sink = PostMessageSink(self.app)
         # A NaN pauses the cockpit's run (the user decides), where headless stops it.
         job = partial(self._train, partial(train, config, sink, self.control, resume=resume, run_dir=run_dir,
                                            on_divergence="pause"))
