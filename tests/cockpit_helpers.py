@@ -24,3 +24,16 @@ async def type_into(pilot, widget_id: str, text: str) -> None:
     await pilot.press(*list(text))
     await pilot.press("escape")
     await pilot.pause()
+
+
+async def settle(pilot, timeout: float = 60.0) -> None:
+    """Wait until the app's background work (data jobs, statistics, previews) has finished and painted."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < 2:
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the app's workers to finish")
+        busy = any(not w.is_finished for w in pilot.app.workers)
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.1)
+        quiet = 0 if busy else quiet + 1

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from cockpit_helpers import wait_for
+from cockpit_helpers import settle, wait_for
 from engine.events import CheckpointSaved, EpochEnded, RunFinished, RunStarted, StepMetrics
 from engine.recipes import recipe
 from tui.app import PtvizApp
@@ -84,7 +84,7 @@ def test_data_tab(snap_compare, tmp_path, size):
         await pilot.press("2")
         pane = pilot.app.query_one("#data-pane")
         await wait_for(pilot, lambda: pane.sample_set is not None, what="samples")
-        await pilot.pause(0.3)
+        await settle(pilot)  # the statistics and class counts arrive after the samples
 
     assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=samples_shown)
 
@@ -96,6 +96,6 @@ def test_model_tab(snap_compare, tmp_path, size):
     async def preview_built(pilot):
         await pilot.press("3")
         await wait_for(pilot, lambda: pilot.app.query_one("#model-pane").summary is not None, what="preview")
-        await pilot.pause()
+        await settle(pilot)
 
     assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=preview_built)
