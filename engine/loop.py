@@ -1,7 +1,8 @@
 """The training loop: one blocking call that trains, obeys commands at step boundaries and emits events.
 
 It runs on whatever thread calls it (a worker thread under the TUI, the main thread headless).
-Per-step values stay on the device; the loop reads them once every `log_interval` steps.
+Per-step values stay on the device; the loop reads them once every `log_interval` steps, or once a second
+when those steps take longer, so the logs on disk are never more than about a second behind.
 With a run directory, the loop also logs there (runlog.py), serves its control socket (remote.py)
 and writes checkpoints: last.pt, best.pt, epoch-NNNN.pt every N epochs (keeping K), and last.pt every
 N steps or minutes. Once the loss diverged no checkpoint is written, so the last good one is kept.
@@ -63,6 +64,7 @@ from .setup import Setup, build
 from .sinks import EventSink, FanOut, NullSink
 
 EMIT_SECONDS = 0.1  # hand step points to the sink at most ten times a second
+READ_SECONDS = 1.0  # and read the device's losses at least once a second, however long log_interval is
 PAUSE_POLL_SECONDS = 0.1  # how often a paused loop looks at the stop flag
 
 
@@ -154,6 +156,7 @@ class Trainer:
         self.active_seconds = 0.0
         self.clock = time.perf_counter()
         self.emit_clock = self.clock
+        self.read_clock = self.clock  # when the buffered losses were last read
         self.samples_since_emit = 0
         self.samples_per_s = 0.0
         # Control state.
@@ -258,9 +261,10 @@ class Trainer:
         self.buf_n += 1
         self.step += 1
         self.batch_in_epoch += 1
-        if self.buf_n == len(self.loss_buf):
+        now = time.perf_counter()  # host time only: no sync
+        if self.buf_n == len(self.loss_buf) or now - self.read_clock >= READ_SECONDS:
             self._read_losses()
-            if time.perf_counter() - self.emit_clock >= EMIT_SECONDS:
+            if now - self.emit_clock >= EMIT_SECONDS:
                 self._emit_points()
 
     # ------------------------------------------------------------------------- metrics
@@ -270,6 +274,7 @@ class Trainer:
         if self.buf_n == 0:
             return
         losses = self.loss_buf[: self.buf_n].tolist()  # this is a CPU-GPU sync point
+        self.read_clock = time.perf_counter()
         first = self.step - self.buf_n + 1
         self.out_steps.extend(range(first, self.step + 1))
         self.out_losses.extend(losses)

@@ -210,3 +210,20 @@ def test_log_rows_match_the_events_one_row_per_step(digits_config):
         assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     else:  # optional: without the package the run simply has no event files
         assert not (run / "tensorboard").exists()
+
+
+def test_losses_reach_the_log_on_time_even_with_a_long_log_interval(digits_config, monkeypatch):
+    """log_interval 1000 never fills within a 12-step epoch; the once-a-second read still writes rows mid-epoch."""
+    import engine.loop
+
+    monkeypatch.setattr(engine.loop, "READ_SECONDS", 0.0)  # "a second" passes at every step
+    monkeypatch.setattr(engine.loop, "EMIT_SECONDS", 0.0)
+    config = small(digits_config, epochs=1)
+    config.train.log_interval = 1000
+    sink = ListSink()
+    train(config, sink)
+    points = sink.of(StepMetrics)
+    assert points[0].last_step < 12 and len(points) > 1
+    steps = [s for e in events_of(read_rows(only_run(config) / "metrics.jsonl")) if isinstance(e, StepMetrics)
+             for s in e.steps]
+    assert steps == list(range(1, 13))

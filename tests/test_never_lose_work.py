@@ -169,3 +169,12 @@ def test_other_processes_attach_pause_and_resume_a_headless_run(tmp_path, spawne
     # Detached again, the run carries on until SIGTERM checkpoints and ends it.
     proc.send_signal(signal.SIGTERM)
     assert assert_stopped_by_signal(proc, run_dir, signal.SIGTERM)["step"] >= step + 5
+
+
+def test_ctrl_c_checkpoints_at_the_next_step_and_exits_cleanly(tmp_path, spawned):
+    """Ctrl-C in a headless run (SIGINT) saves last.pt at a step boundary, like SIGTERM; no traceback."""
+    proc, run_dir = start_headless(spawned, *FLAGS, "--epochs", "1000", cwd=tmp_path)
+    with RemoteRun(run_dir) as run:
+        run.wait(step=3)
+    proc.send_signal(signal.SIGINT)
+    assert assert_stopped_by_signal(proc, run_dir, signal.SIGINT)["step"] >= 3

@@ -76,6 +76,7 @@ class SampleGrid(VerticalScroll):
     SampleGrid {
         height: 1fr;
         padding: 0 1;
+        scrollbar-gutter: stable;  /* the columns that fit do not change when the scrollbar appears */
     }
     SampleGrid > #summary {
         color: $text-muted;

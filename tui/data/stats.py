@@ -57,6 +57,7 @@ class StatsView(VerticalScroll):
     DEFAULT_CSS = """
     StatsView {
         padding: 0 1;
+        scrollbar-gutter: stable;  /* the bars' width does not change when the scrollbar appears */
     }
     StatsView > Static {
         height: auto;
