@@ -49,6 +49,8 @@ class PtvizApp(App[int]):
         Binding("x", "stop", "Stop"),
         Binding("c", "checkpoint", "Ckpt"),
         Binding("e", "evaluate", "Eval"),
+        Binding("question_mark,f1", "help", "Help"),  # before the lr keys: a narrow footer still shows help and quit
+        Binding("q", "quit", "Quit"),
         Binding("right_square_bracket", "lr_scale(2.0)", "lr×2"),
         Binding("left_square_bracket", "lr_scale(0.5)", "lr÷2"),
         Binding("l", "lr_prompt", "lr="),
@@ -61,8 +63,6 @@ class PtvizApp(App[int]):
         Binding("3", "show_tab('model')", "Model", show=False),
         Binding("4", "focus_pane('log')", "Log", show=False),
         Binding("5", "focus_pane('device')", "Device", show=False),
-        Binding("question_mark,f1", "help", "Help"),
-        Binding("q", "quit", "Quit"),
         Binding("escape", "blur", show=False),
     ]
 
@@ -93,7 +93,7 @@ class PtvizApp(App[int]):
             with TabPane("Model [3]", id="model"):
                 yield ModelTab(self.config, id="model-tab", classes="split")
         yield StatusBar(id="status")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         asyncio.get_running_loop().set_default_executor(ThreadPerTask())  # where Textual runs thread workers

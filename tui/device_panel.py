@@ -6,7 +6,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from .device_stats import DeviceReading, human_bytes
+from .device_stats import DeviceReading, human_bytes, used_of_total
 
 SAMPLE_SECONDS = 1.0
 
@@ -28,16 +28,16 @@ def render_reading(r: DeviceReading) -> Table:
         t.add_row(Text(f"GPU{g.index}", "bold"), Text(g.name, "dim"), "")
         t.add_row("util", _bar(g.util_percent / 100), f"{g.util_percent:.0f}%")
         t.add_row("mem", _bar(g.mem_used / max(1, g.mem_total)),
-                  f"{human_bytes(g.mem_used)}/{human_bytes(g.mem_total)}")
+                  used_of_total(g.mem_used, g.mem_total))
         if g.temperature_c is not None:
             t.add_row("temp", _bar(g.temperature_c / 100), f"{g.temperature_c:.0f}°C")
         if g.torch_allocated is not None:
             t.add_row("torch", Text("alloc", "dim"), f"{human_bytes(g.torch_allocated)} (peak {human_bytes(g.torch_peak)})")
     t.add_row(Text("CPU", "bold"), _bar(r.cpu_percent / 100), f"{r.cpu_percent:.0f}% of {r.cpu_count}")
-    t.add_row("RAM", _bar(r.mem_used / max(1, r.mem_total)), f"{human_bytes(r.mem_used)}/{human_bytes(r.mem_total)}")
+    t.add_row("RAM", _bar(r.mem_used / max(1, r.mem_total)), used_of_total(r.mem_used, r.mem_total))
     t.add_row("proc", Text("rss", "dim"), human_bytes(r.process_rss))
     if not r.gpus:
-        t.add_row(Text("GPU", "dim"), Text("none", "dim"), Text("(NVML unavailable)" if r.nvml_error else "", "dim"))
+        t.add_row(Text("GPU", "dim"), Text("none", "dim"), Text("no NVML" if r.nvml_error else "", "dim"))
     return t
 
 

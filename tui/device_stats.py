@@ -105,3 +105,16 @@ def human_bytes(n: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"
+
+
+def used_of_total(used: int, total: int) -> str:
+    """(6.0 GiB, 23.5 GiB) -> '6.0/24 GiB': both in the total's unit, short enough for a narrow panel."""
+    value, unit = float(total), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    scale = total / value if value else 1.0
+    whole = f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+    return f"{used / scale:.1f}/{whole} {unit}"
+

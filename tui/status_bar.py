@@ -110,18 +110,33 @@ class StatusBar(Static):
     def watch_state(self, _state: str) -> None:
         self.show()
 
+    def on_resize(self) -> None:
+        self.show()
+
     def show(self) -> None:
-        """Redraw the line from the current values."""
+        """Redraw the line from the current values (a shorter wording when the full one does not fit)."""
         self._metrics_waiting = False
+        t = self._line(compact=False)
+        if self.size.width and t.cell_len > self.size.width:
+            t = self._line(compact=True)
+        self.update(t, layout=False)  # one line of fixed size: no layout pass for every event
+
+    def _line(self, compact: bool) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(f" {self.state.upper()} ", STATE_STYLES.get(self.state, ""))
-        t.append(f" epoch {self.epoch}/{self.epochs}" if self.epochs else " epoch -")
+        epoch = "ep" if compact else "epoch"
+        t.append(f" {epoch} {self.epoch}/{self.epochs}" if self.epochs else f" {epoch} -")
         t.append(f"  step {self.step:,}/{self.total_steps:,}" if self.total_steps else "  step -")
-        t.append(f"  {self.samples_per_s:,.0f} samples/s")
+        rate = self.samples_per_s
+        t.append(f"  {rate / 1000:.1f}k/s" if compact and rate >= 10_000 else
+                 f"  {rate:,.0f}/s" if compact else f"  {rate:,.0f} samples/s")
         t.append(f"  ETA {format_eta(self.eta_seconds())}")
         if self.lr is not None:
             t.append(f"  lr {self.lr:.3g}")
-        t.append(f"  {self.device}", "dim")
+        device = self.device
+        if compact and device.startswith("CPU ("):  # 'CPU (2 threads)' -> 'CPU×2'
+            device = "CPU×" + device[5:].split()[0]
+        t.append(f"  {device}", "dim")
         if self.note:
             t.append(f"  {self.note}", "italic")
-        self.update(t, layout=False)  # one line of fixed size: no layout pass for every event
+        return t
