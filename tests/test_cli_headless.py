@@ -49,6 +49,7 @@ def test_malformed_toml_exits_2(tmp_path):
     (tmp_path / "bad.toml").write_text("[data]\nbatch_size = \n")
     out = run_cli("--headless", "--config", "bad.toml", cwd=tmp_path)
     assert out.returncode == 2 and "bad.toml is not valid TOML" in out.stderr and "line 2" in out.stderr
+    assert "Traceback" not in out.stderr
     assert not (tmp_path / "runs").exists()
 
 

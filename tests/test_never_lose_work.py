@@ -178,3 +178,23 @@ def test_ctrl_c_checkpoints_at_the_next_step_and_exits_cleanly(tmp_path, spawned
         run.wait(step=3)
     proc.send_signal(signal.SIGINT)
     assert assert_stopped_by_signal(proc, run_dir, signal.SIGINT)["step"] >= 3
+
+
+def test_send_changes_the_lr_checkpoints_and_stops_a_headless_run(tmp_path, spawned):
+    """`ptviz-tui send` from another process: set-lr, scale-lr and checkpoint take effect; stop ends the run."""
+    proc, run_dir = start_headless(spawned, *FLAGS, "--epochs", "1000", cwd=tmp_path)
+    with RemoteRun(run_dir) as run:
+        run.wait(step=3)
+        assert cli("send", str(run_dir), "set-lr", "0.02", cwd=tmp_path).returncode == 0
+        assert cli("send", str(run_dir), "scale-lr", "0.5", cwd=tmp_path).returncode == 0
+        step = run.status()["step"]
+        assert cli("send", str(run_dir), "checkpoint", cwd=tmp_path).returncode == 0
+        bad = cli("send", str(run_dir), "set-lr", cwd=tmp_path)
+        assert bad.returncode != 0 and "Traceback" not in bad.stderr
+        assert cli("send", str(run_dir), "stop", cwd=tmp_path).returncode == 0
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    state = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.01)
+    assert state["step"] > step
+    assert json.loads((run_dir / "summary.json").read_text())["state"] == "stopped"

@@ -1,0 +1,63 @@
+"""Every optimizer and schedule the configuration offers: built as named, and training with it lowers the loss."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from engine.config import OPTIMIZERS, OptimConfig
+from engine.events import EpochEnded
+from engine.loop import train
+from engine.optim import build_optimizer, build_scheduler, current_lr
+from engine.sinks import ListSink
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_each_optimizer_is_built_as_named_and_trains(digits_config, name):
+    cfg = OptimConfig(optimizer=name, lr=0.01 if name.startswith("adam") else 0.05, momentum=0.8, weight_decay=1e-4)
+    opt = build_optimizer(cfg, nn.Linear(3, 2))
+    expected = {"sgd": torch.optim.SGD, "sgd-momentum": torch.optim.SGD, "adam": torch.optim.Adam,
+                "adamw": torch.optim.AdamW}[name]
+    group = opt.param_groups[0]
+    assert type(opt) is expected and group["lr"] == cfg.lr and group["weight_decay"] == 1e-4
+    if expected is torch.optim.SGD:
+        assert group["momentum"] == (0.8 if name == "sgd-momentum" else 0)
+
+    digits_config.optim = cfg
+    digits_config.data.batch_size = 128
+    digits_config.train.epochs = 3
+    sink = ListSink()
+    finished = train(digits_config, sink)
+    epochs = sink.of(EpochEnded)
+    assert finished.state == "finished" and len(epochs) == 3
+    assert epochs[-1].train_loss < 0.9 * epochs[0].train_loss and epochs[-1].test_accuracy > 0.6
+
+
+def lrs_over(cfg: OptimConfig, epochs: int, steps_per_epoch: int) -> list[float]:
+    """The learning rate after each epoch (per-step schedules stepped every batch, as the loop does)."""
+    opt = torch.optim.SGD(nn.Linear(2, 1).parameters(), lr=cfg.lr)
+    scheduler, per_step = build_scheduler(cfg, opt, epochs, steps_per_epoch)
+    out = []
+    for _ in range(epochs):
+        for _ in range(steps_per_epoch):
+            opt.step()
+            if per_step:
+                scheduler.step()
+        if scheduler is not None and not per_step:
+            scheduler.step()
+        out.append(current_lr(opt))
+    return out
+
+
+def test_schedules_follow_their_shapes():
+    assert lrs_over(OptimConfig(lr=0.1, scheduler="none"), 3, 4) == [0.1, 0.1, 0.1]
+    step = lrs_over(OptimConfig(lr=0.1, scheduler="step", step_size=2, gamma=0.5), 4, 4)
+    assert step == pytest.approx([0.1, 0.05, 0.05, 0.025])
+    cosine = lrs_over(OptimConfig(lr=0.1, scheduler="cosine"), 4, 4)
+    assert cosine[1] == pytest.approx(0.05) and cosine[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a > b for a, b in zip(cosine, cosine[1:]))
+    cycle = lrs_over(OptimConfig(lr=0.1, scheduler="one-cycle"), 10, 10)
+    assert max(cycle) <= 0.1 + 1e-9 and cycle[-1] < 1e-4
+    assert cycle.index(max(cycle)) < 5  # warms up in the first third or so, then anneals
+    assert not any(math.isnan(v) for v in cycle)
