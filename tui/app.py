@@ -93,7 +93,7 @@ class PtvizApp(App[int]):
             with TabPane("Model [3]", id="model"):
                 yield ModelTab(self.config, id="model-tab", classes="split")
         yield StatusBar(id="status")
-        yield Footer(compact=True)
+        yield Footer()
 
     def on_mount(self) -> None:
         asyncio.get_running_loop().set_default_executor(ThreadPerTask())  # where Textual runs thread workers
