@@ -245,7 +245,7 @@ class PtvizApp(App[int]):
 
     def _take_engine_events(self) -> bool:
         """Frame step: take the metrics the run queued since the last frame; whether there were any."""
-        sink = getattr(self.runner, "sink", None)
+        sink = self.runner.sink
         events = sink.take() if sink is not None else []
         for event in events:
             self._ingest(event)

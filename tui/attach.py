@@ -18,6 +18,7 @@ class RemoteController:
     """The attached cockpit's stand-in for RunController: same questions, answered through the run dir."""
 
     remote_run = True
+    sink = None  # events come from the run's log, posted as they are read, not queued for frames
 
     def __init__(self, app: App, run_dir: Path):
         from engine.remote import LogFollower, RemoteRun

@@ -35,7 +35,7 @@ class Trace:
 def draw(width: int, height: int, title: str, traces: list[Trace], log_y: bool = False) -> list[Row]:
     """The chart as `height` rows of exactly `width` cells (empty traces draw only the title and frame)."""
     if width < 8 or height < 4:
-        return [[(title[:width].center(width), None)]] + [[(" " * width, None)] for _ in range(height - 1)]
+        return blank(width, height, title)
     traces = [_finite(t, log_y) for t in traces]
     traces = [t for t in traces if len(t.x)]
     rows: list[Row] = [[(title[:width].center(width), None)]]
@@ -52,7 +52,7 @@ def draw(width: int, height: int, title: str, traces: list[Trace], log_y: bool =
     label_w = max(len(s) for s in y_labels)
     cw = width - label_w - 2
     if cw < 4:
-        return [[(title[:width].center(width), None)]] + [[(" " * width, None)] for _ in range(height - 1)]
+        return blank(width, height, title)
     chars, colors = _canvas(traces, cw, ch, (x_lo, x_hi), (y_lo, y_hi))
     palette: list[str | None] = [None] + [t.color for t in traces]
     _legend(chars, colors, traces)
@@ -74,14 +74,24 @@ def draw(width: int, height: int, title: str, traces: list[Trace], log_y: bool =
     return rows
 
 
-def _finite(t: Trace, log_y: bool) -> Trace:
-    """Keep points a chart can place: finite, and positive on a log axis (shown as log10)."""
-    x = np.asarray(t.x, dtype=np.float64)
-    y = np.asarray(t.y, dtype=np.float64)
+def placeable(x, y, log_y: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The points a chart can place, as float64 arrays: finite, and positive on a log axis."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
     keep = np.isfinite(x) & np.isfinite(y)
     if log_y:
         keep &= y > 0
-    x, y = x[keep], y[keep]
+    return x[keep], y[keep]
+
+
+def blank(width: int, height: int, title: str) -> list[Row]:
+    """A chart too small to plot in: its title, then empty rows."""
+    return [[(title[:width].center(width), None)]] + [[(" " * width, None)] for _ in range(height - 1)]
+
+
+def _finite(t: Trace, log_y: bool) -> Trace:
+    """Keep points a chart can place (on a log axis, shown as log10)."""
+    x, y = placeable(t.x, t.y, log_y)
     return Trace(x, np.log10(y) if log_y else y, t.color, t.label, t.marker)
 
 

@@ -9,11 +9,10 @@ with the chart's size (about 50 ms for a 100×20 braille chart on a laptop core,
 
 from __future__ import annotations
 
-import numpy as np
 from rich.text import Text
 from textual_plotext.plot import Plot
 
-from .plot import Row, Trace
+from .plot import Row, Trace, blank, placeable
 
 # plotext has no "bright_black": its grey is the nearest.
 COLOURS = {"bright_black": "gray"}
@@ -31,7 +30,7 @@ def _plot() -> Plot:
 def draw(width: int, height: int, title: str, traces: list[Trace], log_y: bool = False) -> list[Row]:
     """The chart as `height` rows of exactly `width` cells, drawn by plotext."""
     if width < 8 or height < 4:
-        return [[(title[:width].center(width), None)]] + [[(" " * width, None)] for _ in range(height - 1)]
+        return blank(width, height, title)
     plt = _plot()
     plt.clear_data()
     plt.clear_figure()
@@ -42,29 +41,19 @@ def draw(width: int, height: int, title: str, traces: list[Trace], log_y: bool =
     if log_y:
         plt.yscale("log")
     for t in traces:
-        x, y = _placeable(t, log_y)
+        x, y = placeable(t.x, t.y, log_y)
         if not len(x):
             continue
         colour = COLOURS.get(t.color, t.color)
         label = t.label or None
         if t.marker:
-            plt.scatter(x, y, color=colour, marker=t.marker, label=label)
+            plt.scatter(x.tolist(), y.tolist(), color=colour, marker=t.marker, label=label)
         else:
-            plt.plot(x, y, color=colour, marker="braille", label=label)
+            plt.plot(x.tolist(), y.tolist(), color=colour, marker="braille", label=label)
     lines = Text.from_ansi(plt.build()).split("\n")
     rows = [_runs(line, width) for line in lines[:height]]
     rows += [[(" " * width, None)] for _ in range(height - len(rows))]
     return rows
-
-
-def _placeable(t: Trace, log_y: bool) -> tuple[list[float], list[float]]:
-    """Finite points (and positive ones on a log axis), as the lists plotext takes."""
-    x = np.asarray(t.x, dtype=np.float64)
-    y = np.asarray(t.y, dtype=np.float64)
-    keep = np.isfinite(x) & np.isfinite(y)
-    if log_y:
-        keep &= y > 0
-    return x[keep].tolist(), y[keep].tolist()
 
 
 def _runs(line: Text, width: int) -> Row:
