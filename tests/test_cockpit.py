@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from cockpit_helpers import type_into, wait_for
+from cockpit_helpers import settle, type_into, wait_for
 from tui.app import PtvizApp
 from tui.charts import ChartsPane
 from tui.config_form import ConfigForm
@@ -201,7 +201,7 @@ async def test_log_follows_its_newest_line_without_laying_out_the_screen(digits_
     app = PtvizApp(digits_config)
     async with app.run_test(size=(100, 30)) as pilot:
         log = app.query_one(LogPane)
-        await pilot.pause()
+        await settle(pilot)  # the data and model previews lay out the screen when they arrive
         layouts = []
         original = app.screen._refresh_layout
         app.screen._refresh_layout = lambda *a, **k: (layouts.append(1), original(*a, **k))[1]
@@ -212,4 +212,5 @@ async def test_log_follows_its_newest_line_without_laying_out_the_screen(digits_
         assert log.scroll_y == log.max_scroll_y
         shown = [log.render_line(y).text for y in range(log.size.height)]
         assert any("line 59" in row for row in shown)
-        assert len(layouts) <= 2  # the scrollbar appearing, not one per line
+        # Measured 0 once the previews are in (the scrollbar appearing may add one); one per line was 61.
+        assert len(layouts) <= 3, len(layouts)
