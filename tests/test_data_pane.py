@@ -204,3 +204,44 @@ async def test_imagefolder_with_a_corrupt_image_names_it_and_shows_the_rest(imag
         # Training would stop on that file, so the batch view says so too (naming it).
         failed = [m.text for m in messages if isinstance(m, DataPane.DataFailed)]
         assert failed and all(text.startswith(f"{bad} is not a readable image") for text in failed)
+
+
+async def test_pipeline_steps_are_reordered_and_removed_from_the_keyboard():
+    """shift+up swaps two steps and d removes one; the preview's shape follows; Normalize cannot be removed."""
+    messages = []
+    app = PaneApp()
+    async with app.run_test(size=(100, 30), message_hook=messages.append) as pilot:
+        pane = app.query_one(DataPane)
+        pane.show_config(digits_with(TransformSpec("Resize", {"size": 16}), TransformSpec("CenterCrop", {"size": 4})))
+        await settle(pilot)
+        editor = app.query_one(PipelineEditor)
+
+        def listed() -> list[str]:
+            return [str(item.query_one(Label).content) for item in editor.steps.query("ListItem")]
+
+        assert pane.sample_set.input_shape == (1, 4, 4)  # resized to 16, then the middle 4×4
+        editor.steps.focus()
+        editor.steps.index = 1
+        await pilot.press("shift+up")  # crop first, then resize: 16×16
+        await settle(pilot)
+        assert [s.name for s in editor.transforms] == ["CenterCrop", "Resize"]
+        assert listed()[0].startswith("1 CenterCrop") and listed()[1].startswith("2 Resize")
+        assert editor.steps.index == 0  # the moved step stays highlighted
+        assert pane.sample_set.input_shape == (1, 16, 16)
+        await pilot.press("shift+up")  # already first: nothing moves
+        await settle(pilot)
+        assert [s.name for s in editor.transforms] == ["CenterCrop", "Resize"]
+
+        await pilot.press("d")  # the highlighted crop goes; the resize alone gives 16×16 of the whole digit
+        await settle(pilot)
+        assert [s.name for s in editor.transforms] == ["Resize"]
+        assert len(listed()) == 2 and listed()[1].startswith("2 Normalize")
+        assert pane.sample_set.input_shape == (1, 16, 16)
+        changed = [m for m in messages if isinstance(m, DataPane.PipelineChanged)]
+        assert [str(s) for s in changed[-1].transforms] == ["Resize(size=16)"]
+
+        editor.steps.index = 1  # Normalize: refused with a reason, the list unchanged
+        await pilot.press("d")
+        await settle(pilot)
+        assert [s.name for s in editor.transforms] == ["Resize"] and len(listed()) == 2
+        assert any("Normalize stays last" in str(n.message) for n in app._notifications)

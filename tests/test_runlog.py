@@ -84,9 +84,9 @@ def test_control_socket_queues_commands_from_several_clients(tmp_path):
             with pytest.raises(RemoteError, match="unknown command 'jump'"):
                 one.send({"cmd": "jump"})
             server.emit(Paused(7))
-            assert one.status()["paused"] and two.wait(paused=True, timeout=5)["step"] == 7
+            assert one.status()["paused"] and two.wait(paused=True, timeout=30)["step"] == 7
             server.emit(RunFinished(step=9, epoch=1, seconds=1.0, stopped=True, state="stopped"))
-            assert one.wait(step=100, timeout=5)["state"] == "stopped"  # an ended run answers waits at once
+            assert one.wait(step=100, timeout=30)["state"] == "stopped"  # an ended run answers waits at once
         assert control.pending() == [Pause(), SaveCheckpoint("manual"), SetLearningRate(0.25)]
     finally:
         server.close()

@@ -99,3 +99,19 @@ def test_model_tab(snap_compare, tmp_path, size):
         await settle(pilot)
 
     assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=preview_built)
+
+
+def test_resnet18_expanded_at_80x24(snap_compare):
+    """The fine-tuning recipe's ResNet-18 (no weights here) one level deeper: blocks, frozen backbone, trainable fc."""
+    config = recipe("cifar10-resnet18")
+    config.model.pretrained = False
+    config.output.runs_dir = "runs"
+
+    async def expanded(pilot):
+        await pilot.press("3")
+        await wait_for(pilot, lambda: pilot.app.query_one("#model-pane").summary is not None, what="preview")
+        pilot.app.query_one("#model-tree").focus()
+        await pilot.press(">")
+        await settle(pilot)
+
+    assert snap_compare(PtvizApp(config), terminal_size=(80, 24), run_before=expanded)

@@ -72,6 +72,7 @@ class DeviceSampler:
         if self._nvml is None:
             return ()
         nv = self._nvml
+        self.nvml_error = None  # an error is about the latest read only
         torch = sys.modules.get("torch")  # only if training already imported it: never import here
         out = []
         try:
