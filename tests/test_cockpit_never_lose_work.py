@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
-import select
 import signal
-import subprocess
 import sys
-import termios
-import threading
 import time
 
 from cockpit_helpers import wait_for
 from engine import checkpoint as ckpt
 from engine.remote import RemoteRun
+from pty_terminal import PtyTerminal
 from test_never_lose_work import ENV, FLAGS, spawned, start_headless, steps_logged  # noqa: F401 - fixture
 from tui.app import PtvizApp
 from tui.charts import ChartsPane
@@ -24,46 +19,22 @@ from tui.status_bar import StatusBar
 
 def test_sighup_to_the_cockpit_over_a_pty_checkpoints_within_one_step_and_exits(tmp_path, spawned):  # noqa: F811
     """The SSH connection goes: the cockpit's terminal closes, the run saves where it is and the process ends."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, b"\x18\x00\x50\x00\x00\x00\x00\x00")  # 24 rows, 80 columns
-
-    def own_terminal():
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    proc = subprocess.Popen([sys.executable, "-m", "tui", *FLAGS, "--epochs", "1000", "--runs-dir", "runs"],
-                            cwd=tmp_path, env={**ENV, "TERM": "xterm-256color"}, stdin=slave, stdout=slave,
-                            stderr=slave, preexec_fn=own_terminal)
+    term = PtyTerminal([sys.executable, "-m", "tui", *FLAGS, "--epochs", "1000", "--runs-dir", "runs"],
+                       cwd=tmp_path, env={**ENV, "TERM": "xterm-256color"})
+    proc = term.proc
     spawned.append(proc)
-    os.close(slave)
-    done, seen = threading.Event(), bytearray()
-
-    def drain():  # a terminal keeps reading what the app draws
-        while not done.is_set():
-            if select.select([master], [], [], 0.1)[0]:
-                try:
-                    seen.extend(os.read(master, 65536))
-                except OSError:
-                    return
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
     try:
+        term.wait_for(rb"IDLE")  # the cockpit has drawn its first screen
+        term.write(b"s")
         deadline = time.monotonic() + 120
-        while b"IDLE" not in seen:  # the cockpit has drawn its first screen
-            assert time.monotonic() < deadline and proc.poll() is None, seen.decode(errors="replace")[-2000:]
-            done.wait(0.1)
-        os.write(master, b"s")
         while not list((tmp_path / "runs").glob("*/control/sock")):
-            assert time.monotonic() < deadline and proc.poll() is None
-            done.wait(0.1)
+            assert time.monotonic() < deadline and proc.poll() is None, term.text()[-2000:]
+            time.sleep(0.1)
         (run_dir,) = (tmp_path / "runs").iterdir()
         with RemoteRun(run_dir) as run:
             run.wait(step=10)
     finally:
-        done.set()
-        reader.join()
-        os.close(master)  # the connection drops: the kernel hangs up the session
+        term.hang_up()  # the connection drops: the kernel hangs up the session
     proc.wait(timeout=120)
     assert proc.returncode == 128 + signal.SIGHUP
     state = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")

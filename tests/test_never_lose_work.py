@@ -1,16 +1,11 @@
 """Real processes: SIGKILL then resume is bit-exact, stop signals checkpoint, and other processes attach."""
 
-import fcntl
 import json
 import os
 import random
-import re
-import select
 import signal
 import subprocess
 import sys
-import termios
-import threading
 
 import pytest
 import torch
@@ -19,6 +14,7 @@ from engine import checkpoint as ckpt
 from engine.logrows import read_rows
 from engine.loop import train
 from engine.remote import RemoteRun
+from pty_terminal import PtyTerminal
 from tui.cli import build_parser, config_from_args
 
 ENV = {**os.environ, "COLUMNS": "200"}
@@ -112,39 +108,15 @@ def assert_stopped_by_signal(proc, run_dir, sig):
 
 def test_terminal_hangup_checkpoints_at_the_next_step_and_exits_cleanly(tmp_path, spawned):
     """An SSH drop: the run's terminal goes away, the kernel sends SIGHUP, and writing to the terminal fails."""
-    master, slave = os.openpty()
-
-    def own_terminal():
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    proc = subprocess.Popen([sys.executable, "-m", "tui", "--headless", *FLAGS, "--epochs", "1000"], cwd=tmp_path,
-                            env=ENV, stdin=slave, stdout=slave, stderr=slave, preexec_fn=own_terminal)
+    term = PtyTerminal([sys.executable, "-m", "tui", "--headless", *FLAGS, "--epochs", "1000"], cwd=tmp_path, env=ENV)
+    proc = term.proc
     spawned.append(proc)
-    os.close(slave)
-    started, done, seen = threading.Event(), threading.Event(), bytearray()
-
-    def drain():  # like a terminal: keep reading so the run never blocks on a full pty
-        while not done.is_set():
-            if select.select([master], [], [], 0.1)[0]:
-                try:
-                    seen.extend(os.read(master, 65536))
-                except OSError:
-                    return
-                if re.search(rb"run directory: \S+\r?\n", seen):
-                    started.set()
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
     try:
-        assert started.wait(120), seen.decode(errors="replace")
-        run_dir = tmp_path / re.search(rb"run directory: (\S+)", seen).group(1).decode()
+        run_dir = tmp_path / term.wait_for(rb"run directory: (\S+)\r?\n").group(1).decode()
         with RemoteRun(run_dir) as run:
             run.wait(step=5)
     finally:
-        done.set()
-        reader.join()
-        os.close(master)  # the connection drops
+        term.hang_up()  # the connection drops
     state = assert_stopped_by_signal(proc, run_dir, signal.SIGHUP)
     assert state["step"] >= 5
 

@@ -56,7 +56,7 @@ def test_a_user_folder_with_its_own_engine_and_tui_does_not_shadow_ptviz(tmp_pat
     """The user's engine.py and tui/ sit next to the model; loading by path touches neither them nor sys.path."""
     write(tmp_path, "engine.py", "raise RuntimeError('user engine imported')\n")
     write(tmp_path, "tui/__init__.py", "raise RuntimeError('user tui imported')\n")
-    model_file = write(tmp_path, "model.py", GOOD + "\nimport engine\nPTVIZ = engine.__file__\n")
+    write(tmp_path, "model.py", GOOD + "\nimport engine\nPTVIZ = engine.__file__\n")
     monkeypatch.chdir(tmp_path)
     path_before = list(sys.path)
     engine_before = sys.modules["engine"]
