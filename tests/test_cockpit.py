@@ -214,3 +214,33 @@ async def test_log_follows_its_newest_line_without_laying_out_the_screen(digits_
         assert any("line 59" in row for row in shown)
         # Measured 0 once the previews are in (the scrollbar appearing may add one); one per line was 61.
         assert len(layouts) <= 3, len(layouts)
+
+
+async def test_log_lines_wrap_to_the_log_width_whenever_they_were_written(digits_config):
+    """A line logged while another tab shows, or before the terminal grows, is wrapped to the width it is seen at."""
+    long = "checkpoint (epoch) at step 1,845: /tmp/nc/runs/20261129-080749-digits-mlp/checkpoints/last.pt"
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        log = app.query_one(LogPane)
+
+        def rows() -> list[str]:
+            return [log.render_line(y).text.rstrip() for y in range(log.size.height)]
+
+        await pilot.press("3")  # the Model tab hides the log
+        await pilot.pause()
+        log.say(long)
+        await pilot.pause()
+        await pilot.press("1")
+        await settle(pilot)
+        width = log.scrollable_content_region.width
+        shown = [row for row in rows() if row.strip()]
+        assert "".join(r.strip() for r in shown).endswith("checkpoints/last.pt")
+        assert max(len(r) for r in shown) > width - 12  # filled to the log's width, not to its 20-column minimum
+        before = sum(1 for r in shown if r.strip())
+        await pilot.resize_terminal(200, 40)
+        await settle(pilot)
+        assert log.scrollable_content_region.width > width
+        after = [row for row in rows() if row.strip()]
+        assert sum(1 for r in after if r.strip()) < before  # the wider log holds each line in fewer rows
+        assert max(len(r) for r in after) > width  # rows now use the room the old width did not have

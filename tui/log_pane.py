@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from rich.markup import escape
+from textual.events import Resize
 from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.widgets import RichLog
@@ -44,6 +46,8 @@ class LogPane(RichLog):
         self.border_title = "log"
         self.text_lines: list[str] = []  # plain text of everything logged, unwrapped
         self._waiting: list[str] = []  # lines not written yet
+        self._written: deque[str] = deque(maxlen=5000)  # markup of the lines written, to wrap again
+        self._wrapped_at = 0  # the content width the written lines were wrapped to
 
     def say(self, text: str, style: str = "", routine: bool = False) -> None:
         """Write one timestamped line (text is escaped; style is Rich markup).
@@ -59,12 +63,30 @@ class LogPane(RichLog):
             self.flush()
 
     def flush(self) -> bool:
-        """Write the lines waiting, all at once (the app's frame clock calls this)."""
-        if not self._waiting:
+        """Write the lines waiting, all at once (the app's frame clock calls this).
+
+        While the log is hidden (another tab is showing) it has no width to wrap to: lines keep waiting.
+        """
+        if not self._waiting or self._hidden():
             return False
+        self._written.extend(self._waiting)
         self.write("\n".join(self._waiting))
         self._waiting.clear()
+        self._wrapped_at = self.scrollable_content_region.width
         return True
+
+    def _hidden(self) -> bool:
+        return self._size_known and self.scrollable_content_region.width < self.min_width
+
+    def on_resize(self, event: Resize) -> None:
+        """A log wraps lines when it writes them: a new width (terminal resized, tab shown) wraps them again."""
+        width = self.scrollable_content_region.width
+        if self._hidden() or not self._written or width == self._wrapped_at:
+            return
+        at_end = self.scroll_y >= self.max_scroll_y
+        self.clear()
+        self.write("\n".join(self._written), scroll_end=at_end)
+        self._wrapped_at = width
 
     def ingest(self, event: object) -> None:
         """Log what matters about one engine event."""
