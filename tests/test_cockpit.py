@@ -46,12 +46,15 @@ async def test_start_pause_resume_stop(long_config):
             await pilot.pause(0.15)
             assert status.step == paused_step and len(history.step_loss) == paused_step
         assert status.state == "paused"
+        assert " - samples/s" in str(status.content)  # no stale rate while nothing trains
         await pilot.press("p")
         await wait_for(pilot, lambda: status.step > paused_step, what="steps after resume")
         assert history.step_loss.x[paused_step] == paused_step + 1  # continues from the same step
         await pilot.press("x")
         await wait_for(pilot, lambda: app.run_state == "stopped", what="stopped")
         await wait_for(pilot, lambda: not app.runner.active, what="thread end")
+        await pilot.pause()
+        assert str(status.content).startswith(" STOPPED ") and "stopping" not in str(status.content)
     assert training_threads() == []
 
 
@@ -96,6 +99,24 @@ async def test_quit_while_training_asks_then_stops_cleanly(long_config):
     assert training_threads() == []
     runs = list((long_config.output.runs_dir and __import__("pathlib").Path(long_config.output.runs_dir)).iterdir())
     assert (runs[0] / "checkpoints" / "last.pt").is_file()  # stopping cleanly saved the work
+
+
+async def test_a_cockpit_that_ends_without_quitting_stops_its_paused_run(long_config):
+    """However the UI goes away (here: exit without the quit key, while paused), the run saves and its thread ends."""
+    from engine import checkpoint as ckpt
+
+    app = PtvizApp(long_config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.query_one(StatusBar).step > 3, what="steps")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.run_state == "paused", what="paused")
+        paused_at = app.query_one(StatusBar).step
+        app.exit()
+    assert app.runner.finished.wait(30) and training_threads() == []
+    (run,) = __import__("pathlib").Path(long_config.output.runs_dir).iterdir()
+    state = ckpt.load_checkpoint(run / "checkpoints" / "last.pt")
+    assert state["reason"] == "stopped" and state["step"] == paused_at
 
 
 async def test_bad_batch_size_is_marked_and_refuses_start(digits_config):

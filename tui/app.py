@@ -338,6 +338,12 @@ class PtvizApp(App[int]):
             await self.runner.stop()
         self._leave()
 
+    def on_unmount(self) -> None:
+        """However the cockpit ends (quit, a crash in the UI, a test's end), its own run is asked to stop at the
+        next step boundary, so it saves a checkpoint and its thread ends even if it was paused."""
+        if not self.runner.remote_run:
+            self.runner.stop_soon()
+
     def _leave(self) -> None:
         if self.runner.remote_run:
             self.runner.detach()

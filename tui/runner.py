@@ -69,8 +69,12 @@ class RunController:
 
     @property
     def active(self) -> bool:
-        """Whether a training thread is running now."""
-        return self.worker is not None and not self.worker.is_finished
+        """Whether a training thread is running now.
+
+        The thread's own flag, not the worker's state: closing the app cancels its workers, and a cancelled
+        worker reads as finished while its thread still trains (and must still be told to stop).
+        """
+        return self.worker is not None and not self.finished.is_set()
 
     def start(self, config: RunConfig, *, resume: dict | None = None, run_dir: Path | None = None) -> Worker:
         """Start training `config` on a thread worker (the engine's blocking train function)."""

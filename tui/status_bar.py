@@ -59,8 +59,19 @@ class StatusBar(Static):
         self.elapsed = 0.0
         self.lr: float | None = None
         self.device = ""
-        self.note = ""
+        self._note = ""
         self._metrics_waiting = False  # step metrics arrived that the line does not show yet
+
+    @property
+    def note(self) -> str:
+        """A word on what is happening ('stopping…'), shown at the end of the line."""
+        return self._note
+
+    @note.setter
+    def note(self, text: str) -> None:
+        if text != self._note:
+            self._note = text
+            self.show()
 
     def flush(self) -> bool:
         """Show metrics that arrived since the last frame (the app's frame clock calls this)."""
@@ -128,8 +139,11 @@ class StatusBar(Static):
         t.append(f" {epoch} {self.epoch}/{self.epochs}" if self.epochs else f" {epoch} -")
         t.append(f"  step {self.step:,}/{self.total_steps:,}" if self.total_steps else "  step -")
         rate = self.samples_per_s
-        t.append(f"  {rate / 1000:.1f}k/s" if compact and rate >= 10_000 else
-                 f"  {rate:,.0f}/s" if compact else f"  {rate:,.0f} samples/s")
+        if self.state == "paused":  # no samples go through while paused: the last rate would be stale
+            t.append("  -/s" if compact else "  - samples/s")
+        else:
+            t.append(f"  {rate / 1000:.1f}k/s" if compact and rate >= 10_000 else
+                     f"  {rate:,.0f}/s" if compact else f"  {rate:,.0f} samples/s")
         t.append(f"  ETA {format_eta(self.eta_seconds())}")
         if self.lr is not None:
             t.append(f"  lr {self.lr:.3g}")
