@@ -144,6 +144,11 @@ class RunLog:
         self.tb = TensorBoardWriter.open(self.run_dir / TENSORBOARD_DIR, purge) if tensorboard else None
         previous = read_json(self.run_dir / SUMMARY_JSON)
         self.summary: dict[str, Any] = {"started_at": previous.get("started_at") or _now()}
+        if resume is not None:  # what the resumed run carries on from: its best result and checkpoints
+            self.summary["best_test_accuracy"] = resume.get("best_test_accuracy")
+            for key in ("best_checkpoint", "last_checkpoint"):
+                if isinstance(previous.get(key), str) and (self.run_dir / previous[key]).is_file():
+                    self.summary[key] = previous[key]
 
     @staticmethod
     def _rewrite_csv(path: Path, rows: list[dict[str, Any]]) -> None:

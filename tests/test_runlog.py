@@ -108,3 +108,27 @@ def test_remote_client_and_run_listing_do_not_import_torch():
             "print('torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_resumed_run_keeps_its_best_result_and_checkpoints_in_the_summary(tmp_path):
+    """summary.json during and after a resume still names the best accuracy so far and best.pt."""
+    import json
+
+    from engine.runlog import RunLog
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "best.pt").write_bytes(b"x")
+    rows = [*step_rows(1, 10), *checkpoint_row(10, "a")]
+    (tmp_path / "metrics.jsonl").write_text(encode(rows))
+    (tmp_path / "summary.json").write_text(json.dumps({
+        "started_at": "2026-11-29T08:00:00", "state": "stopped", "best_test_accuracy": 0.9721,
+        "best_checkpoint": "checkpoints/best.pt", "last_checkpoint": "checkpoints/gone.pt"}))
+    log = RunLog(tmp_path, resume={"step": 10, "save_id": "a", "best_test_accuracy": 0.9721}, tensorboard=False)
+    with log:
+        log.emit(EpochEnded(epoch=2, step=20, train_loss=0.3, train_accuracy=0.95, test_loss=0.3,
+                            test_accuracy=0.9694, val_loss=None, val_accuracy=None, seconds=1.0, lr=0.1))
+        summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["best_test_accuracy"] == 0.9721 and summary["test_accuracy"] == 0.9694
+    assert summary["best_checkpoint"] == "checkpoints/best.pt"
+    assert "last_checkpoint" not in summary  # a file that is no longer there is not named
+    assert summary["started_at"] == "2026-11-29T08:00:00"
