@@ -265,3 +265,35 @@ async def test_log_lines_wrap_to_the_log_width_whenever_they_were_written(digits
         after = [row for row in rows() if row.strip()]
         assert sum(1 for r in after if r.strip()) < before  # the wider log holds each line in fewer rows
         assert max(len(r) for r in after) > width  # rows now use the room the old width did not have
+
+
+async def test_start_is_refused_while_the_pipeline_editor_shows_an_invalid_parameter(digits_config):
+    """An out-of-range transform parameter blocks start like a form field; the log and notice say which."""
+    from engine.transform_specs import TransformSpec
+    from textual.widgets import Input
+
+    from tui.data.pipeline_editor import PipelineEditor
+
+    digits_config.data.transforms = [TransformSpec("RandomCrop", {"size": 8, "padding": 2})]
+    digits_config.train.epochs = 2
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        editor = app.query_one(PipelineEditor)
+        size = next(i for i in editor.query("#params Input").results(Input) if i.name == "size")
+        size.focus()
+        size.value = "0"
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.press("s")
+        await pilot.pause()
+        assert app.run_state == "idle" and not app.runner.active
+        log = "\n".join(app.query_one(LogPane).text_lines)
+        assert "start refused: data.transforms: RandomCrop size must be >= 1" in log
+        size.value = "6"
+        await pilot.pause()
+        await pilot.press("escape", "escape")
+        app.action_start()
+        await wait_for(pilot, lambda: app.run_state == "finished", what="run end")
+        assert app.config.data.transforms[0].params["size"] == 6  # the fixed value is what trained

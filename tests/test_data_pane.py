@@ -245,3 +245,39 @@ async def test_pipeline_steps_are_reordered_and_removed_from_the_keyboard():
         await settle(pilot)
         assert [s.name for s in editor.transforms] == ["Resize"] and len(listed()) == 2
         assert any("Normalize stays last" in str(n.message) for n in app._notifications)
+
+
+async def test_view_keys_and_the_editor_key_keep_the_keyboard_in_the_pane():
+    """> and < cycle the views with the keyboard still in the pane; o puts it in the editor's step list."""
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(DataPane)
+        pane.show_config(digits_with())
+        await settle(pilot)
+        tabs = pane.query_one(TabbedContent)
+        app.query_one(SampleGrid).focus()
+        for expected in ("stats-tab", "evaluation-tab", "samples-tab"):
+            await pilot.press(">")
+            await pilot.pause()
+            assert tabs.active == expected
+            assert app.focused is not None and pane in app.focused.ancestors_with_self
+        await pilot.press("<")
+        await pilot.pause()
+        assert tabs.active == "evaluation-tab" and pane in app.focused.ancestors_with_self
+        await pilot.press("<")
+        await pilot.pause()
+        editor = app.query_one(PipelineEditor)
+        if not pane.has_class("-editor-hidden"):
+            await pilot.press("o")  # hide it first, so that o shows it
+            await pilot.pause()
+        await pilot.press("o")
+        await pilot.pause()
+        assert editor.display and app.focused is editor.steps
+        await pilot.press("a")  # the editor's own key now works
+        await pilot.pause()
+        assert app.screen.__class__.__name__ == "AddTransformScreen"
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("o")  # hidden again: the keyboard goes back to the view
+        await pilot.pause()
+        assert not editor.display and app.focused is not None and pane in app.focused.ancestors_with_self

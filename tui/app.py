@@ -21,6 +21,7 @@ from engine.recipes import recipe
 
 from .charts import ChartsPane
 from .config_form import ConfigForm
+from .data.pipeline_editor import PipelineEditor
 from .data_tab import DataTab
 from .frame_clock import FrameClock
 from .device_panel import DevicePanel
@@ -165,6 +166,7 @@ class PtvizApp(App[int]):
     def form_errors(self) -> list[str]:
         """Every invalid field shown in a form or found by whole-config validation."""
         errors = [f"{path}: {reason}" for form in self.query(ConfigForm) for path, reason in form.errors.items()]
+        errors += [error for editor in self.query(PipelineEditor) for error in editor.errors()]
         if not errors:
             errors = [str(e) for e in cfgmod.validate(self.config)]
         return errors

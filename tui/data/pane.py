@@ -346,8 +346,14 @@ class DataPane(Widget):
             await self.query_one(SampleGrid).show(self.sample_set, self.box, self.processed, self.page)
 
     def action_toggle_editor(self) -> None:
-        """Hide the pipeline editor to give the images the whole width, or show it again."""
+        """Show the pipeline editor with the keyboard in its step list, or hide it to give the images the width."""
+        editor = self.query_one(PipelineEditor)
+        had_keyboard = editor.has_focus_within
         self.toggle_class("-editor-hidden")
+        if not self.has_class("-editor-hidden"):
+            editor.steps.focus()
+        elif had_keyboard:
+            self.call_after_refresh(self._focus_view)
 
     def action_compute_normalize(self) -> None:
         """Compute per-channel mean and std over the training images and fill the Normalize fields."""
@@ -364,6 +370,15 @@ class DataPane(Widget):
         tabs = self.query_one(TabbedContent)
         current = self.TABS.index(tabs.active) if tabs.active in self.TABS else 0
         tabs.active = self.TABS[(current + delta) % len(self.TABS)]
+        self.call_after_refresh(self._focus_view)  # the view that had the keyboard is hidden now
+
+    def _focus_view(self) -> None:
+        """Give the keyboard to the view shown, so the pane's keys keep working."""
+        tabs = self.query_one(TabbedContent)
+        pane = tabs.get_pane(tabs.active) if tabs.active else None
+        target = next((w for w in pane.walk_children() if w.focusable), None) if pane is not None else None
+        if target is not None:
+            target.focus()
 
     def _status(self, text: str, error: bool = False) -> None:
         self._error_job = None

@@ -361,6 +361,12 @@ class PipelineEditor(Vertical):
             if not self.problems:
                 self._changed()
 
+    def errors(self) -> list[str]:
+        """The invalid fields of the form shown, named by step: 'data.transforms: RandomCrop size must be >= 1'."""
+        index = self._form_index
+        step = self.transforms[index].name if index is not None and index < len(self.transforms) else "Normalize"
+        return [f"data.transforms: {step} {name} {why}" for name, why in self.problems.items()]
+
     def field_texts(self) -> dict[str, str]:
         """The text of every field of the form shown, by name."""
         return {i.name or "": i.value for i in self.query("#params Input").results(Input)}

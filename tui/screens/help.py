@@ -20,7 +20,7 @@ KEYS = [  # what the help screen lists; keep in step with the bindings of the ap
                ("tab / shift+tab", "move between fields"), ("escape", "leave a form field so keys reach the cockpit")]),
     ("Data pane (when focused)", [("r", "re-roll the augmentations"), ("n / b", "next / previous images"),
                                   ("t", "right image: training or evaluation pipeline"), ("+ / -", "zoom"),
-                                  ("o", "show / hide the pipeline editor"), ("a / d", "editor: add / remove a transform"),
+                                  ("o", "show the pipeline editor (keys go to it) / hide it"), ("a / d", "editor: add / remove a transform"),
                                   ("shift+up / down", "editor: move a transform"),
                                   ("m", "compute mean and std from the training set into Normalize"),
                                   ("< / >", "Samples, Statistics, Evaluation views")]),
