@@ -17,6 +17,7 @@ no socket at all: `LogFollower` reads metrics.jsonl from its first line, so char
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import struct
@@ -99,6 +100,9 @@ def command_from_json(request: dict[str, Any]) -> Command:
         value = request.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{name} needs a number in {key!r}")
+        if not (math.isfinite(value) and value > 0):
+            what = "learning rate" if name == "set_lr" else "factor"
+            raise ValueError(f"{name}: the {what} must be a positive number, got {value!r}")
         return SetLearningRate(float(value)) if name == "set_lr" else ScaleLearningRate(float(value))
     raise ValueError(f"unknown command {name!r}; known: {', '.join([*_SIMPLE, 'checkpoint', 'set_lr', 'scale_lr', 'status', 'wait'])}")
 
@@ -168,7 +172,7 @@ class ControlServer:
         elif isinstance(event, Resumed):
             update = {"paused": False, "state": "running", "step": event.step}
         elif isinstance(event, LrChanged):
-            update = {"lr": event.lr}
+            update = {"lr": event.lr, "lr_changes": self.status.get("lr_changes", 0) + 1}
         elif isinstance(event, (Evaluated, EpochEnded)):
             update = {"step": event.step}
         elif isinstance(event, CheckpointSaved):

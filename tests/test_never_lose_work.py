@@ -129,6 +129,7 @@ def test_other_processes_attach_pause_and_resume_a_headless_run(tmp_path, spawne
         # A second process attaches and pauses the run; the first sees it paused.
         out = cli("send", str(run_dir), "pause", cwd=tmp_path)
         assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["paused"] is True  # the status printed is the one after the command
         step = first.wait(paused=True)["step"]
         # Another process comes and goes while it is paused: the step counter stays where it stopped.
         status = json.loads(cli("send", str(run_dir), "status", cwd=tmp_path).stdout)
@@ -136,7 +137,8 @@ def test_other_processes_attach_pause_and_resume_a_headless_run(tmp_path, spawne
         assert first.status()["step"] == step
         assert max(steps_logged(run_dir)) == step
         # Another one resumes it; steps count on from where they stopped.
-        assert cli("send", str(run_dir), "resume", cwd=tmp_path).returncode == 0
+        out = cli("send", str(run_dir), "resume", cwd=tmp_path)
+        assert out.returncode == 0 and json.loads(out.stdout)["paused"] is False
         assert first.wait(step=step + 5)["paused"] is False
     # Detached again, the run carries on until SIGTERM checkpoints and ends it.
     proc.send_signal(signal.SIGTERM)
@@ -157,8 +159,14 @@ def test_send_changes_the_lr_checkpoints_and_stops_a_headless_run(tmp_path, spaw
     proc, run_dir = start_headless(spawned, *FLAGS, "--epochs", "1000", cwd=tmp_path)
     with RemoteRun(run_dir) as run:
         run.wait(step=3)
-        assert cli("send", str(run_dir), "set-lr", "0.02", cwd=tmp_path).returncode == 0
-        assert cli("send", str(run_dir), "scale-lr", "0.5", cwd=tmp_path).returncode == 0
+        out = cli("send", str(run_dir), "set-lr", "0.02", cwd=tmp_path)
+        assert out.returncode == 0 and json.loads(out.stdout)["lr"] == pytest.approx(0.02)
+        out = cli("send", str(run_dir), "scale-lr", "0.5", cwd=tmp_path)
+        assert out.returncode == 0 and json.loads(out.stdout)["lr"] == pytest.approx(0.01)
+        for command, value in (("set-lr", "-1"), ("scale-lr", "0"), ("set-lr", "nan")):
+            refused = cli("send", str(run_dir), command, value, cwd=tmp_path)
+            assert refused.returncode != 0 and "must be a positive number" in refused.stderr, refused.stderr
+            assert "Traceback" not in refused.stderr
         step = run.status()["step"]
         assert cli("send", str(run_dir), "checkpoint", cwd=tmp_path).returncode == 0
         bad = cli("send", str(run_dir), "set-lr", cwd=tmp_path)
