@@ -131,6 +131,10 @@ async def test_bad_batch_size_is_marked_and_refuses_start(digits_config):
         assert "must be >= 1" in str(app.query_one("#f-data-batch-size-reason").render())
         await type_into(pilot, "f-data-batch-size", "abc")
         assert "not a whole number" in form.errors["data.batch_size"]
+        field = form.editor("data.batch_size")
+        field.focus()  # an invalid field being typed in still shows its text: one row, no border over it
+        await pilot.pause()
+        assert field.has_focus and field.size.height == 1 and "abc" in field.render_line(0).text
         await pilot.press("s")
         await pilot.pause()
         assert app.run_state == "idle" and not app.runner.active

@@ -52,7 +52,8 @@ class ConfigForm(VerticalScroll):
     ConfigForm .row Label { width: 17; padding: 0 1 0 0; color: $text-muted; }
     ConfigForm .row Input { height: 1; border: none; padding: 0 1; width: 1fr; background: $boost; }
     ConfigForm .row Input:focus { background: $accent 30%; }
-    ConfigForm .row Input.-invalid { background: $error 30%; }
+    ConfigForm .row Input.-invalid { background: $error 30%; border: none; }
+    ConfigForm .row Input.-invalid:focus { background: $error 45%; border: none; }
     ConfigForm .row Select { width: 1fr; height: 1; }
     ConfigForm .row Select > SelectCurrent { border: none; height: 1; padding: 0 1; background: $boost; }
     ConfigForm .row Select:focus > SelectCurrent { background: $accent 30%; }
