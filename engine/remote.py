@@ -102,7 +102,7 @@ def command_from_json(request: dict[str, Any]) -> Command:
             raise ValueError(f"{name} needs a number in {key!r}")
         if not (math.isfinite(value) and value > 0):
             what = "learning rate" if name == "set_lr" else "factor"
-            raise ValueError(f"{name}: the {what} must be a positive number, got {value!r}")
+            raise ValueError(f"the {what} must be a positive number, got {value!r}")
         return SetLearningRate(float(value)) if name == "set_lr" else ScaleLearningRate(float(value))
     raise ValueError(f"unknown command {name!r}; known: {', '.join([*_SIMPLE, 'checkpoint', 'set_lr', 'scale_lr', 'status', 'wait'])}")
 

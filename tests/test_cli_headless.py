@@ -23,6 +23,19 @@ def test_headless_default_run_prints_epoch_lines_and_total_time(tmp_path):
     assert len(runs) == 1 and (runs[0] / "config.toml").is_file() and (runs[0] / "checkpoints" / "last.pt").is_file()
 
 
+def test_headless_output_redirected_to_a_file_keeps_each_line_whole(tmp_path):
+    """Under nohup or `> log` on a narrow terminal, long lines (paths) are not broken or padded."""
+    runs = tmp_path / ("a-rather-long-folder-name-for-runs-" * 2)
+    out = subprocess.run([sys.executable, "-m", "tui", "--headless", "--epochs", "1", "--runs-dir", str(runs)],
+                         capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "COLUMNS": "40"}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    (run,) = runs.iterdir()
+    lines = out.stdout.splitlines()
+    assert f"run directory: {run}" in lines
+    assert f"checkpoint (final) saved: {run / 'checkpoints' / 'last.pt'}" in lines
+    assert not [line for line in lines if line != line.rstrip()]  # no padding to the terminal's width
+
+
 @pytest.mark.parametrize("argv, fragment", [
     (("--batch-size", "0"), "data.batch_size: got 0; must be >= 1"),
     (("--batch-size", "-1"), "data.batch_size: got -1; must be >= 1"),

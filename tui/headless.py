@@ -20,6 +20,8 @@ from engine.events import (
     EpochEnded,
     Event,
     Notice,
+    Paused,
+    Resumed,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -37,6 +39,11 @@ class ConsoleSink:
         self.progress = progress
         self.task = None
         self.terminal_gone = False
+        self.epoch = 1
+        self.paused = False
+
+    def _description(self) -> str:
+        return f"paused, epoch {self.epoch}" if self.paused else f"epoch {self.epoch}"
 
     def emit(self, event: Event) -> None:
         """Show one event; once the terminal is gone (SSH dropped), show nothing and carry on."""
@@ -52,18 +59,23 @@ class ConsoleSink:
         c = self.console
         if isinstance(event, RunStarted):
             c.print(f"[bold]{event.config['recipe']}[/]: {event.config['model']['name']} on "
-                    f"{event.config['data']['dataset']} ({event.train_size} train / {event.test_size} test), "
+                    f"{event.config['data']['dataset']} ({event.train_size:,} train / {event.test_size:,} test), "
                     f"{event.params_total:,} parameters ({event.params_trainable:,} trainable), "
                     f"device {event.device_name}")
             if event.run_dir:
                 c.print(f"run directory: {event.run_dir}")
             if event.start_step:
-                c.print(f"resumed at step {event.start_step} (epoch {event.start_epoch + 1})")
+                c.print(f"resumed at step {event.start_step:,} (epoch {event.start_epoch + 1})")
             self.task = self.progress.add_task("training", total=event.total_steps, completed=event.start_step,
                                                loss=float("nan"), rate=0.0)
         elif isinstance(event, StepMetrics) and self.task is not None:
+            self.epoch = event.epoch
             self.progress.update(self.task, completed=event.last_step, loss=event.losses[-1],
-                                 rate=event.samples_per_s, description=f"epoch {event.epoch}")
+                                 rate=event.samples_per_s, description=self._description())
+        elif isinstance(event, (Paused, Resumed)) and self.task is not None:
+            self.paused = isinstance(event, Paused)
+            fields = {"rate": 0.0} if self.paused else {}  # nothing goes through while paused
+            self.progress.update(self.task, description=self._description(), **fields)
         elif isinstance(event, EpochEnded):
             test = f", Test accuracy: {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
             val = f", Val accuracy: {event.val_accuracy:.2%}" if event.val_accuracy is not None else ""
@@ -78,7 +90,7 @@ class ConsoleSink:
             c.print(f"[{style}]{event.level}: {event.text}[/]" if style else event.text)
         elif isinstance(event, RunFinished):
             if event.stopped:
-                c.print(f"stopped at step {event.step}: {event.reason}")
+                c.print(f"stopped at step {event.step:,}: {event.reason}")
             c.print(f"Training time: {event.seconds:.1f} s")
         elif isinstance(event, RunFailed):
             pass  # reported once, by run_headless
@@ -90,7 +102,8 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
     from engine.loop import train
     from engine.signals import checkpoint_on_signals
 
-    console = Console(highlight=False)
+    # soft_wrap: long lines (paths) are never broken by Rich, in a terminal or redirected to a file.
+    console = Console(highlight=False, soft_wrap=True)
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:,.0f} samples/s"),
