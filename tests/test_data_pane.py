@@ -281,3 +281,27 @@ async def test_view_keys_and_the_editor_key_keep_the_keyboard_in_the_pane():
         await pilot.press("o")  # hidden again: the keyboard goes back to the view
         await pilot.pause()
         assert not editor.display and app.focused is not None and pane in app.focused.ancestors_with_self
+
+
+@pytest.mark.parametrize("width", [38, 100])
+def test_confusion_matrix_of_ten_classes_is_readable_in_a_narrow_pane(width):
+    """At 80×24 the pane is ~38 columns: every count and class still shows, none cut to an ellipsis."""
+    from rich.console import Console
+
+    from tui.data.evaluation import confusion_table
+
+    confusion = tuple(tuple(30 + i if i == j else (i + j) % 3 for j in range(10)) for i in range(10))
+    event = Evaluated("test", 1, 45, 0.1, 0.9, sum(map(sum, confusion)), confusion, ())
+    console = Console(width=width, record=True, color_system=None)
+    console.print(confusion_table(event, tuple("0123456789"), width))
+    lines = console.export_text().splitlines()
+    assert "…" not in "".join(lines) and max(len(line.rstrip()) for line in lines) <= width
+    header = lines[0].split()
+    assert header[1:11] == list("0123456789")
+    for i in range(10):
+        cells = lines[1 + i].split()
+        assert cells[0] == str(i) and cells[1 + i] == str(30 + i)
+        if width == 100:  # room for the totals too
+            assert int(cells[-1]) == sum(confusion[i])
+    if width == 100:
+        assert lines[-1].split()[-1] == str(event.samples)

@@ -21,21 +21,34 @@ from .stats import MAX_BAR, bar
 NO_EVALUATION = "No evaluation yet: results appear here after the first evaluation of a run."
 
 
-def confusion_table(event: Evaluated, names: tuple[str, ...]) -> Table:
-    """Rows are true classes, columns predictions; the diagonal is right, the rest are mistakes."""
+def confusion_table(event: Evaluated, names: tuple[str, ...], width: int = 200) -> Table:
+    """Rows are true classes, columns predictions; the diagonal is right, the rest are mistakes.
+
+    When the padded table with its totals would be wider than `width`, it drops the totals (the per-class
+    table below has them) and the padding, so ten classes fit a 40-column pane with every count readable.
+    """
     names = class_names_for(event, names)
     short = all(len(n) <= 4 for n in names)
-    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold", show_footer=True,
-                  title_justify="left")
-    table.add_column("true\\pred", no_wrap=True, max_width=14, overflow="ellipsis", footer="total")
     columns = [sum(row[j] for row in event.confusion) for j in range(len(names))]
-    for j, name in enumerate(names):
-        table.add_column(name if short else str(j), justify="right", footer=str(columns[j]))
-    table.add_column("total", justify="right", footer=str(sum(columns)), style="bold")
+    labels = [name if short else str(j) for j, name in enumerate(names)]
+    row_labels = [names[i] if short else f"{i} {names[i]}" for i in range(len(names))]
+    total_width = len(str(sum(columns)))
+    full = min(14, max(9, *map(len, row_labels))) + 1 + len(labels) * (max(total_width, *map(len, labels)) + 2)
+    compact = full + total_width + 2 > width
+    table = Table(box=None, padding=(0, 0) if compact else (0, 1), show_edge=False, header_style="bold",
+                  show_footer=not compact, title_justify="left")
+    table.add_column("t\\p" if compact else "true\\pred", no_wrap=True, max_width=14, overflow="ellipsis",
+                     footer="total")
+    cell = max(*(len(str(v)) for row in event.confusion for v in row), *map(len, labels))
+    for j, label in enumerate(labels):
+        # Compact columns have no padding: one more cell keeps the numbers apart.
+        table.add_column(label, justify="right", footer=str(columns[j]), min_width=cell + 1 if compact else None)
+    if not compact:
+        table.add_column("total", justify="right", footer=str(sum(columns)), style="bold")
     for i, row in enumerate(event.confusion):
         cells = [Text(str(v), style="bold green") if i == j else Text(str(v), style="red") if v else
                  Text("·", style="dim") for j, v in enumerate(row)]
-        table.add_row(names[i] if short else f"{i} {names[i]}", *cells, str(sum(row)))
+        table.add_row(row_labels[i], *cells, *(() if compact else (str(sum(row)),)))
     return table
 
 
@@ -117,6 +130,7 @@ class EvaluationView(VerticalScroll):
         self.event: Evaluated | None = None
         self.rows: list[ClassAccuracy] = []
         self.matrix_total = 0
+        self.class_names: tuple[str, ...] = ()
         self.box = 8
 
     def compose(self) -> ComposeResult:
@@ -142,13 +156,13 @@ class EvaluationView(VerticalScroll):
         self.event = event
         self.rows = per_class_accuracy(event, class_names)
         self.matrix_total = sum(sum(row) for row in event.confusion)
-        when = f"epoch {event.epoch}" + (" (mid-epoch)" if event.mid_epoch else "") + f", step {event.step}"
+        when = f"epoch {event.epoch}" + (" (mid-epoch)" if event.mid_epoch else "") + f", step {event.step:,}"
         self.query_one("#title", Static).update(
             f"{event.split} split after {when}: accuracy {event.accuracy:.2%} on {event.samples:,} images, "
             f"loss {event.loss:.4f}"
         )
-        self.query_one("#confusion", Static).update(confusion_table(event, class_names))
-        self._draw_accuracy()
+        self.class_names = class_names
+        self._draw_tables()
 
     async def show_mistakes(self, mistakes: list[Mistake], skipped: list[Skipped], box: int) -> None:
         """Fill the gallery with the misclassified images."""
@@ -165,16 +179,17 @@ class EvaluationView(VerticalScroll):
         await gallery.mount_all(MistakeTile(m, box) for m in mistakes)
         self._fit_columns()
 
-    def _draw_accuracy(self) -> None:
-        if self.rows:
+    def _draw_tables(self) -> None:
+        if self.event is not None:
             width = self.scrollable_content_region.width or 76
+            self.query_one("#confusion", Static).update(confusion_table(self.event, self.class_names, width))
             self.query_one("#per-class", Static).update(accuracy_table(self.rows, width))
 
     def on_show(self) -> None:
         self.post_message(self.Shown())
 
     def on_resize(self, event: Resize) -> None:
-        self._draw_accuracy()
+        self._draw_tables()
         self._fit_columns()
 
     def _fit_columns(self) -> None:
