@@ -121,8 +121,9 @@ def attach(argv: list[str]) -> int:
 
     if holder_pid(run_dir) is None:
         info = run_info(run_dir)
-        raise UserError(f"{run_dir} is not running ({info.state} at step {info.step}); "
-                        f"continue it with: ptviz-tui resume {run_dir}")
+        more = f" --epochs {info.epochs + 10}" if info.state == "finished" and info.epochs else ""
+        raise UserError(f"{run_dir} is not running ({info.state} at step {info.step:,}); "
+                        f"continue it with: ptviz-tui resume {run_dir}{more}")
     config = config_of(cfgmod.load_toml(str(run_dir / "config.toml")), source=str(run_dir / "config.toml"))
     from .app import run_app
 
@@ -140,7 +141,7 @@ def runs(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     folder = Path(args.folder)
     if not folder.is_dir():
-        raise UserError(f"{folder}: no such folder")
+        raise UserError(f"{folder.resolve()}: no such folder (pass the folder of runs, e.g. ptviz-tui runs path/to/runs)")
     from engine.runs import list_runs
 
     found = list_runs(folder)
