@@ -1,6 +1,7 @@
 """The braille chart renderer and the history reduction behind it: exact sizes, placed dots, kept spikes."""
 
 import numpy as np
+import pytest
 
 from tui.history import Series, minmax_indices
 from tui.plot import Trace, draw
@@ -92,3 +93,24 @@ def test_plotext_renderer_draws_the_same_rows_as_plotext_would():
     assert {"color(6)", "color(8)"} <= colours  # plotext's cyan, and its grey for bright_black
     flat = [line for line in lines if "⠉" in line or "⠒" in line or "⣀" in line]
     assert flat  # the constant series draws a level braille line
+
+
+@pytest.mark.parametrize("epochs, labels", [(10, ["1", "4", "7", "10"]), (2, ["1", "2"]), (4, ["1", "2", "3", "4"]),
+                                            (8, ["1", "3", "6", "8"])])
+def test_epoch_axes_are_labelled_with_whole_epochs(epochs, labels):
+    """x ticks of whole-number series sit on whole numbers and say so without decimals."""
+    x = np.arange(1, epochs + 1, dtype=float)
+    rows = draw(60, 12, "accuracy", [Trace(x, np.linspace(0.5, 0.9, epochs), "green")])
+    text = "".join(run for run, _ in rows[-1])
+    assert text.split() == labels
+    bottom = "".join(run for run, _ in rows[-2]).strip()[1:-1]
+    ticks = [i for i, c in enumerate(bottom) if c == "┬"]
+    assert ticks[0] == 0 and ticks[-1] == len(bottom) - 1  # the first and last epochs at the frame's ends
+    for tick, label in zip(ticks, labels):  # each tick where its epoch is drawn
+        assert tick == round((int(label) - 1) * (len(bottom) - 1) / (epochs - 1))
+
+
+def test_a_fractional_x_axis_keeps_decimal_labels():
+    x = np.array([0.5, 1.0, 1.5, 2.0])
+    rows = draw(60, 12, "loss", [Trace(x, np.array([1.0, 0.8, 0.7, 0.6]), "blue")])
+    assert "".join(run for run, _ in rows[-1]).split()[0] == "0.50"

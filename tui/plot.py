@@ -56,7 +56,7 @@ def draw(width: int, height: int, title: str, traces: list[Trace], log_y: bool =
     chars, colors = _canvas(traces, cw, ch, (x_lo, x_hi), (y_lo, y_hi))
     palette: list[str | None] = [None] + [t.color for t in traces]
     _legend(chars, colors, traces)
-    x_cols, x_labels = _x_ticks(x_lo, x_hi, cw)
+    x_cols, x_labels = _x_ticks(x_lo, x_hi, cw, all(_whole(t.x) for t in traces))
     pad = " " * label_w
     rows.append([(pad + "┌" + "─" * cw + "┐", None)])
     labels_at = dict(zip(y_rows, y_labels))
@@ -180,12 +180,31 @@ def _y_ticks(lo: float, hi: float, ch: int, log_y: bool) -> tuple[list[int], lis
     return rows, _labels(values, (hi - lo) / max(1, k - 1))
 
 
-def _x_ticks(lo: float, hi: float, cw: int) -> tuple[list[int], list[str]]:
-    """Columns of the x ticks (left first) and their labels."""
+def _x_ticks(lo: float, hi: float, cw: int, whole: bool = False) -> tuple[list[int], list[str]]:
+    """Columns of the x ticks (left first) and their labels.
+
+    Steps and epochs are whole numbers: over a short span (where evenly spaced labels would need decimals) their
+    ticks are too: 1 4 7 10 for ten epochs, not 1.0 3.2 5.5 7.8 10.0, and 1 2 for two, not 1.00 1.48 2.00.
+    """
     k = max(2, min(MAX_X_TICKS, cw // 10))
+    span = hi - lo
+    if whole and 1 <= span < 10 * (k - 1) and span.is_integer() and lo.is_integer():
+        n = int(span)
+        parts = max(d for d in range(1, k) if n % d == 0)
+        if parts + 1 < min(3, k) and n >= 4:  # a prime span: nearly equal parts, ticks at the nearest epochs
+            parts = min(k - 1, n // 2)
+        values = sorted({int(lo) + round(i * n / parts) for i in range(parts + 1)})
+        return [round((v - lo) * (cw - 1) / n) for v in values], [str(v) for v in values]
     cols = [round(i * (cw - 1) / (k - 1)) for i in range(k)]
     values = [lo + (c / max(1, cw - 1)) * (hi - lo) for c in cols]
     return cols, _labels(values, (hi - lo) / (k - 1))
+
+
+def _whole(x: np.ndarray) -> bool:
+    """Whether every x is a whole number (a long series is judged by its first and last thousand)."""
+    if len(x) > 2000:
+        x = np.concatenate([x[:1000], x[-1000:]])
+    return bool(np.all(x == np.round(x)))
 
 
 def _labels(values: list[float], spacing: float) -> list[str]:
