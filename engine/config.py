@@ -379,6 +379,7 @@ def to_plain(config: RunConfig) -> dict[str, Any]:
 def apply_dict(config: RunConfig, data: dict[str, Any], source: str = "config") -> RunConfig:
     """Overlay nested dict values (as read from TOML) onto `config`; unknown keys are errors."""
     errors: list[FieldError] = []
+    touched: set[str] = set()
     for key, part in data.items():
         if key == "recipe":
             continue
@@ -399,9 +400,12 @@ def apply_dict(config: RunConfig, data: dict[str, Any], source: str = "config") 
                 continue
             try:
                 set_value(config, path, _coerce(path, raw))
+                touched.add(path)
             except ValueError as exc:
                 errors.append(FieldError(path, raw, str(exc)))
     if errors:
+        # Name the out-of-range values this file set as well, so one round of fixes is enough.
+        errors += [e for e in validate(config) if e.path in touched]
         raise ConfigError(errors)
     return config
 

@@ -34,6 +34,10 @@ def test_headless_output_redirected_to_a_file_keeps_each_line_whole(tmp_path):
     assert f"run directory: {run}" in lines
     assert f"checkpoint (final) saved: {run / 'checkpoints' / 'last.pt'}" in lines
     assert not [line for line in lines if line != line.rstrip()]  # no padding to the terminal's width
+    assert "" not in lines and "━" not in out.stdout  # no progress bar, and no blank line where it was
+    missing = subprocess.run([sys.executable, "-m", "tui", "--headless", "--recipe", "mnist-mlp", "--root", "none"],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert missing.returncode == 2 and missing.stdout == "" and "mnist files not found" in missing.stderr
 
 
 @pytest.mark.parametrize("argv, fragment", [

@@ -113,6 +113,17 @@ def test_malformed_toml_gives_a_clear_message(tmp_path, text, fragment):
     assert fragment in str(info.value)
 
 
+def test_a_toml_file_with_several_problems_names_them_all(tmp_path):
+    """An unknown transform does not hide the out-of-range values beside it."""
+    path = tmp_path / "bad.toml"
+    path.write_text('[optim]\nlr = -1\n[data]\ntransforms = ["Bogus()"]\nbatch_size = 0\n')
+    with pytest.raises(ConfigError) as info:
+        parse("--config", str(path))
+    message = str(info.value)
+    assert "unknown transform 'Bogus'" in message
+    assert "data.batch_size: got 0; must be >= 1" in message and "optim.lr: got -1.0" in message
+
+
 def test_missing_config_file():
     with pytest.raises(ConfigError, match="does not exist"):
         parse("--config", "/nonexistent/run.toml")

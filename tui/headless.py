@@ -66,6 +66,8 @@ class ConsoleSink:
                 c.print(f"run directory: {event.run_dir}")
             if event.start_step:
                 c.print(f"resumed at step {event.start_step:,} (epoch {event.start_epoch + 1})")
+            if self.console.is_terminal:  # a bar in a log file is noise; a run that fails to start shows none
+                self.progress.start()
             self.task = self.progress.add_task("training", total=event.total_steps, completed=event.start_step,
                                                loss=float("nan"), rate=0.0)
         elif isinstance(event, StepMetrics) and self.task is not None:
@@ -114,7 +116,6 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
     received: list[int] = []
     try:
         with checkpoint_on_signals(control) as received:
-            progress.start()
             try:
                 result = train(config, sink, control, resume=resume, run_dir=run_dir)
             finally:
@@ -132,6 +133,8 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
 
 
 def _stop_progress(progress: Progress) -> None:
+    if not progress.live.is_started:
+        return
     try:
         progress.stop()
     except OSError:
