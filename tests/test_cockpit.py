@@ -301,3 +301,25 @@ async def test_start_is_refused_while_the_pipeline_editor_shows_an_invalid_param
         app.action_start()
         await wait_for(pilot, lambda: app.run_state == "finished", what="run end")
         assert app.config.data.transforms[0].params["size"] == 6  # the fixed value is what trained
+
+
+async def test_at_80x24_the_pipeline_editor_takes_the_forms_place(digits_config):
+    """o on a small terminal shows the editor instead of the data form, so the preview keeps its width."""
+    from tui.data.pipeline_editor import PipelineEditor
+    from tui.data.samples import SampleGrid
+
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        form_column = app.query_one("DataTab > .form-column")
+        editor, grid = app.query_one(PipelineEditor), app.query_one(SampleGrid)
+        assert form_column.display and not editor.display  # small terminal: the editor starts hidden
+        grid.focus()
+        await pilot.press("o")
+        await settle(pilot)
+        assert editor.display and app.focused is editor.steps
+        assert not form_column.display and grid.size.width >= 40
+        await pilot.press("o")
+        await settle(pilot)
+        assert form_column.display and not editor.display

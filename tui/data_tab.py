@@ -52,6 +52,12 @@ class DataTab(Horizontal):
     def set_compact(self, compact: bool) -> None:
         """On a small terminal the pipeline editor starts hidden (the form's transforms field edits it too)."""
         self.query_one(DataPane).set_class(compact, "-editor-hidden")
+        self.set_class(not compact, "-editing")
+
+    @on(DataPane.EditorToggled)
+    def _editor_toggled(self, event: DataPane.EditorToggled) -> None:
+        # On a small terminal the editor takes the form's place, so the preview beside it keeps its width.
+        self.set_class(event.shown, "-editing")
 
     def config_changed(self, path: str) -> None:
         """The app applied an edit; follow it in the pane shortly (quick edits cause one reload)."""

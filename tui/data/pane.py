@@ -117,6 +117,12 @@ class DataPane(Widget):
         std: tuple[float, ...]
 
     @dataclass
+    class EditorToggled(Message):
+        """The pipeline editor was shown or hidden with the o key."""
+
+        shown: bool
+
+    @dataclass
     class DataFailed(Message):
         """The data could not be loaded or shown; `text` says why and names the field or file."""
 
@@ -350,7 +356,9 @@ class DataPane(Widget):
         editor = self.query_one(PipelineEditor)
         had_keyboard = editor.has_focus_within
         self.toggle_class("-editor-hidden")
-        if not self.has_class("-editor-hidden"):
+        shown = not self.has_class("-editor-hidden")
+        self.post_message(self.EditorToggled(shown))
+        if shown:
             editor.steps.focus()
         elif had_keyboard:
             self.call_after_refresh(self._focus_view)
