@@ -4,7 +4,7 @@ The tutorial loop is section 3's shape: a DataLoader over a per-sample dataset w
 ToTensor + Normalize applied to each sample, `loss.item()` after every step, and section 5's test pass
 after each epoch. Its per-sample transform works on tensors, which is faster than the tutorial's
 PIL path, so the baseline is a generous one. The engine side is the real headless loop: `build()`
-then `Trainer.run()` with a NullSink, exactly what `engine.loop.train` runs. Both times include
+then `Trainer.run()` with a NullSink, exactly what `ptviz.engine.loop.train` runs. Both times include
 setting up the model and the batches, and the test pass after every epoch.
 """
 
@@ -20,16 +20,16 @@ import torchvision.transforms.functional as TF
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.common import Result, interleaved, median, timed
-from engine.commands import Control
-from engine.config import RunConfig
-from engine.data import sources
-from engine.data.sources import DataBundle, Split
-from engine.device import resolve_device
-from engine.loop import Trainer
-from engine.models.mlp import MNISTNet
-from engine.recipes import recipe
-from engine.setup import build
-from engine.sinks import NullSink
+from ptviz.engine.commands import Control
+from ptviz.engine.config import RunConfig
+from ptviz.engine.data import sources
+from ptviz.engine.data.sources import DataBundle, Split
+from ptviz.engine.device import resolve_device
+from ptviz.engine.loop import Trainer
+from ptviz.engine.models.mlp import MNISTNet
+from ptviz.engine.recipes import recipe
+from ptviz.engine.setup import build
+from ptviz.engine.sinks import NullSink
 
 TARGET = 1.2
 

@@ -51,7 +51,7 @@ class Workload:
 
 def config_for(data: str, epochs: int, mnist_root: str, device: str):
     """The run both sides train: the digits or mnist recipe, no run folder (no checkpoint files)."""
-    from engine.recipes import recipe
+    from ptviz.engine.recipes import recipe
 
     config = recipe("digits-mlp" if data == "digits" else "mnist-mlp")
     config.train.epochs = epochs
@@ -63,9 +63,9 @@ def config_for(data: str, epochs: int, mnist_root: str, device: str):
 
 
 def headless(config) -> float:
-    """Seconds for engine.loop.train with a NullSink on this (the main) thread."""
-    from engine.loop import train
-    from engine.sinks import NullSink
+    """Seconds for ptviz.engine.loop.train with a NullSink on this (the main) thread."""
+    from ptviz.engine.loop import train
+    from ptviz.engine.sinks import NullSink
 
     start = time.perf_counter()
     finished = train(config.copy(), NullSink())
@@ -80,9 +80,9 @@ async def cockpit(config) -> tuple[float, dict[str, Any]]:
     from textual.widgets import TabbedContent
 
     from benchmarks.cockpit_driver import SIZE, counting_frames, press, settle, wait_for_thread_event
-    from tui.app import PtvizApp
-    from tui.charts import ChartsPane, MetricChart
-    from tui.frame_clock import MAX_SECONDS
+    from ptviz.tui.app import PtvizApp
+    from ptviz.tui.charts import ChartsPane, MetricChart
+    from ptviz.tui.frame_clock import MAX_SECONDS
 
     app = PtvizApp(config.copy())
     async with app.run_test(size=SIZE) as pilot:

@@ -35,8 +35,8 @@ def percentile(values: list[float], q: float) -> float:
 async def measure(config, presses: int, seed: int = 0) -> dict[str, Any]:
     """Press y `presses` times during training; the latencies in milliseconds."""
     from benchmarks.cockpit_driver import SIZE, press, settle
-    from tui.app import PtvizApp
-    from tui.charts import ChartsPane
+    from ptviz.tui.app import PtvizApp
+    from ptviz.tui.charts import ChartsPane
 
     rng = random.Random(seed)
     app = PtvizApp(config.copy())

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import Result
-from engine.events import EpochEnded, StepMetrics
+from ptviz.engine.events import EpochEnded, StepMetrics
 
 TARGET_MS, TARGET_MB = 30.0, 50.0
 SIZES = (10_000, 100_000, 1_000_000)
@@ -49,10 +49,10 @@ def events(n: int, seed: int = 0):
 async def measure(sizes: tuple[int, ...], repeats: int) -> list[dict[str, Any]]:
     """Redraw times (ms) and history bytes for each size, in the real cockpit layout."""
     from benchmarks.cockpit_driver import SIZE, settle
-    from engine.recipes import recipe
-    from tui.app import PtvizApp
-    from tui import plot, plot_plotext
-    from tui.charts import ChartsPane, MetricChart
+    from ptviz.engine.recipes import recipe
+    from ptviz.tui.app import PtvizApp
+    from ptviz.tui import plot, plot_plotext
+    from ptviz.tui.charts import ChartsPane, MetricChart
 
     config = recipe("digits-mlp")
     config.output.runs_dir = ""

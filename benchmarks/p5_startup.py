@@ -36,7 +36,7 @@ FRAME_MARKERS = (b"IDLE", b"loss / step")
 def command() -> list[str]:
     """The installed console script beside this Python, else `python -m tui` (same code either way)."""
     script = Path(sys.executable).with_name("ptviz-tui")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "tui"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ptviz"]
 
 
 def environment() -> dict[str, str]:
@@ -114,7 +114,7 @@ def _drain_until_exit(proc: subprocess.Popen, master: int, timeout: float = 15.0
         proc.wait(timeout=15)
 
 
-def import_times(module: str = "tui.app", top: int = 6) -> dict[str, Any]:
+def import_times(module: str = "ptviz.tui.app", top: int = 6) -> dict[str, Any]:
     """Cumulative import microseconds of the heaviest top-level packages under `python -X importtime`."""
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], env=environment(),
                           capture_output=True, text=True, timeout=120)

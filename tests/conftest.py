@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.commands import Control
-from engine.recipes import recipe
+from ptviz.engine.commands import Control
+from ptviz.engine.recipes import recipe
 
 # Tests never talk to a real terminal: draw images with Unicode half-cells, the same everywhere.
 os.environ["PTVIZ_IMAGES"] = "halfcell"

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import checkpoint as ckpt
-from engine.commands import SaveCheckpoint, Stop
-from engine.errors import CheckpointError
-from engine.events import CheckpointSaved, Diverged, EpochEnded, Paused, RunFinished, StepMetrics
-from engine.logrows import events_of, read_rows
-from engine.loop import train
-from engine.session import TrainingSession
-from engine.sinks import ListSink
-from tui.cli import main
+from ptviz.engine import checkpoint as ckpt
+from ptviz.engine.commands import SaveCheckpoint, Stop
+from ptviz.engine.errors import CheckpointError
+from ptviz.engine.events import CheckpointSaved, Diverged, EpochEnded, Paused, RunFinished, StepMetrics
+from ptviz.engine.logrows import events_of, read_rows
+from ptviz.engine.loop import train
+from ptviz.engine.session import TrainingSession
+from ptviz.engine.sinks import ListSink
+from ptviz.tui.cli import main
 
 
 def small(config, epochs=2):
@@ -214,10 +214,10 @@ def test_log_rows_match_the_events_one_row_per_step(digits_config):
 
 def test_losses_reach_the_log_on_time_even_with_a_long_log_interval(digits_config, monkeypatch):
     """log_interval 1000 never fills within a 12-step epoch; the once-a-second read still writes rows mid-epoch."""
-    import engine.loop
+    import ptviz.engine.loop
 
-    monkeypatch.setattr(engine.loop, "READ_SECONDS", 0.0)  # "a second" passes at every step
-    monkeypatch.setattr(engine.loop, "EMIT_SECONDS", 0.0)
+    monkeypatch.setattr(ptviz.engine.loop, "READ_SECONDS", 0.0)  # "a second" passes at every step
+    monkeypatch.setattr(ptviz.engine.loop, "EMIT_SECONDS", 0.0)
     config = small(digits_config, epochs=1)
     config.train.log_interval = 1000
     sink = ListSink()

@@ -9,7 +9,7 @@ import pytest
 
 def run_cli(*argv, cwd):
     env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "tui", *argv], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "ptviz", *argv], capture_output=True, text=True, cwd=cwd,
                           env=env, timeout=300)
 
 
@@ -26,7 +26,7 @@ def test_headless_default_run_prints_epoch_lines_and_total_time(tmp_path):
 def test_headless_output_redirected_to_a_file_keeps_each_line_whole(tmp_path):
     """Under nohup or `> log` on a narrow terminal, long lines (paths) are not broken or padded."""
     runs = tmp_path / ("a-rather-long-folder-name-for-runs-" * 2)
-    out = subprocess.run([sys.executable, "-m", "tui", "--headless", "--epochs", "1", "--runs-dir", str(runs)],
+    out = subprocess.run([sys.executable, "-m", "ptviz", "--headless", "--epochs", "1", "--runs-dir", str(runs)],
                          capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "COLUMNS": "40"}, timeout=300)
     assert out.returncode == 0, out.stderr
     (run,) = runs.iterdir()
@@ -35,7 +35,7 @@ def test_headless_output_redirected_to_a_file_keeps_each_line_whole(tmp_path):
     assert f"checkpoint (final) saved: {run / 'checkpoints' / 'last.pt'}" in lines
     assert not [line for line in lines if line != line.rstrip()]  # no padding to the terminal's width
     assert "" not in lines and "━" not in out.stdout  # no progress bar, and no blank line where it was
-    missing = subprocess.run([sys.executable, "-m", "tui", "--headless", "--recipe", "mnist-mlp", "--root", "none"],
+    missing = subprocess.run([sys.executable, "-m", "ptviz", "--headless", "--recipe", "mnist-mlp", "--root", "none"],
                              capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert missing.returncode == 2 and missing.stdout == "" and "mnist files not found" in missing.stderr
 
@@ -53,7 +53,7 @@ def test_headless_output_redirected_to_a_file_keeps_each_line_whole(tmp_path):
 ])
 def test_bad_input_exits_2_with_one_clear_line_and_writes_nothing(tmp_path, argv, fragment):
     env_home = tmp_path / "torch-home"
-    out = subprocess.run([sys.executable, "-m", "tui", "--headless", *argv], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "ptviz", "--headless", *argv], capture_output=True, text=True,
                          cwd=tmp_path, env={**os.environ, "TORCH_HOME": str(env_home)}, timeout=300)
     assert out.returncode == 2, out.stdout + out.stderr
     assert fragment in out.stderr

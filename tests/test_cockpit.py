@@ -7,12 +7,12 @@ import threading
 import pytest
 
 from cockpit_helpers import settle, type_into, wait_for
-from tui.app import PtvizApp
-from tui.charts import ChartsPane
-from tui.config_form import ConfigForm
-from tui.log_pane import LogPane
-from tui.runner import TRAINING_THREAD
-from tui.status_bar import StatusBar
+from ptviz.tui.app import PtvizApp
+from ptviz.tui.charts import ChartsPane
+from ptviz.tui.config_form import ConfigForm
+from ptviz.tui.log_pane import LogPane
+from ptviz.tui.runner import TRAINING_THREAD
+from ptviz.tui.status_bar import StatusBar
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ async def test_quit_while_training_asks_then_stops_cleanly(long_config):
 
 async def test_a_cockpit_that_ends_without_quitting_stops_its_paused_run(long_config):
     """However the UI goes away (here: exit without the quit key, while paused), the run saves and its thread ends."""
-    from engine import checkpoint as ckpt
+    from ptviz.engine import checkpoint as ckpt
 
     app = PtvizApp(long_config)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -207,7 +207,7 @@ async def test_freeze_keys_at_idle_carry_into_the_run(digits_config):
 
 def test_help_screen_lists_every_cockpit_key():
     """The help screen is the keys' documentation: every binding of the app appears in it."""
-    from tui.screens.help import KEYS
+    from ptviz.tui.screens.help import KEYS
 
     names = {"right_square_bracket": "]", "left_square_bracket": "[", "plus": "+", "minus": "-",
              "question_mark": "?", "space": "space", "equals_sign": "+"}
@@ -273,10 +273,10 @@ async def test_log_lines_wrap_to_the_log_width_whenever_they_were_written(digits
 
 async def test_start_is_refused_while_the_pipeline_editor_shows_an_invalid_parameter(digits_config):
     """An out-of-range transform parameter blocks start like a form field; the log and notice say which."""
-    from engine.transform_specs import TransformSpec
+    from ptviz.engine.transform_specs import TransformSpec
     from textual.widgets import Input
 
-    from tui.data.pipeline_editor import PipelineEditor
+    from ptviz.tui.data.pipeline_editor import PipelineEditor
 
     digits_config.data.transforms = [TransformSpec("RandomCrop", {"size": 8, "padding": 2})]
     digits_config.train.epochs = 2
@@ -305,8 +305,8 @@ async def test_start_is_refused_while_the_pipeline_editor_shows_an_invalid_param
 
 async def test_at_80x24_the_pipeline_editor_takes_the_forms_place(digits_config):
     """o on a small terminal shows the editor instead of the data form, so the preview keeps its width."""
-    from tui.data.pipeline_editor import PipelineEditor
-    from tui.data.samples import SampleGrid
+    from ptviz.tui.data.pipeline_editor import PipelineEditor
+    from ptviz.tui.data.samples import SampleGrid
 
     app = PtvizApp(digits_config)
     async with app.run_test(size=(80, 24)) as pilot:

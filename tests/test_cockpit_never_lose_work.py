@@ -7,19 +7,19 @@ import sys
 import time
 
 from cockpit_helpers import wait_for
-from engine import checkpoint as ckpt
-from engine.remote import RemoteRun
+from ptviz.engine import checkpoint as ckpt
+from ptviz.engine.remote import RemoteRun
 from pty_terminal import PtyTerminal
 from test_never_lose_work import ENV, FLAGS, spawned, start_headless, steps_logged  # noqa: F401 - fixture
-from tui.app import PtvizApp
-from tui.charts import ChartsPane
-from tui.commands import config_of
-from tui.status_bar import StatusBar
+from ptviz.tui.app import PtvizApp
+from ptviz.tui.charts import ChartsPane
+from ptviz.tui.commands import config_of
+from ptviz.tui.status_bar import StatusBar
 
 
 def test_sighup_to_the_cockpit_over_a_pty_checkpoints_within_one_step_and_exits(tmp_path, spawned):  # noqa: F811
     """The SSH connection goes: the cockpit's terminal closes, the run saves where it is and the process ends."""
-    term = PtyTerminal([sys.executable, "-m", "tui", *FLAGS, "--epochs", "1000", "--runs-dir", "runs"],
+    term = PtyTerminal([sys.executable, "-m", "ptviz", *FLAGS, "--epochs", "1000", "--runs-dir", "runs"],
                        cwd=tmp_path, env={**ENV, "TERM": "xterm-256color"})
     proc = term.proc
     spawned.append(proc)
@@ -75,7 +75,7 @@ async def test_attach_drives_a_headless_run_in_another_process_and_detaching_lea
 
 async def test_resume_in_the_cockpit_shows_the_whole_history_and_continues(tmp_path, digits_config):
     """`ptviz-tui resume RUN_DIR` without --headless: the charts start from the first step, then go on."""
-    from engine.loop import train
+    from ptviz.engine.loop import train
 
     digits_config.train.max_steps = 30
     digits_config.train.log_interval = 1

@@ -2,11 +2,11 @@
 
 import pytest
 
-from engine import config as cfgmod
-from engine.errors import ConfigError
-from engine.recipes import RECIPES, recipe
-from engine.transform_specs import TransformSpec, parse_pipeline
-from tui.cli import build_parser, config_from_args
+from ptviz.engine import config as cfgmod
+from ptviz.engine.errors import ConfigError
+from ptviz.engine.recipes import RECIPES, recipe
+from ptviz.engine.transform_specs import TransformSpec, parse_pipeline
+from ptviz.tui.cli import build_parser, config_from_args
 
 
 def parse(*argv):

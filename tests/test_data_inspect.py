@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from engine.data import evaluation, samples, sources, stats
-from engine.data.augment import Pipeline
-from engine.errors import DataUnavailable
-from engine.events import Evaluated, RunFailed
-from engine.loop import train
-from engine.recipes import recipe
-from engine.sinks import ListSink
-from engine.transform_specs import TransformSpec
+from ptviz.engine.data import evaluation, samples, sources, stats
+from ptviz.engine.data.augment import Pipeline
+from ptviz.engine.errors import DataUnavailable
+from ptviz.engine.events import Evaluated, RunFailed
+from ptviz.engine.loop import train
+from ptviz.engine.recipes import recipe
+from ptviz.engine.sinks import ListSink
+from ptviz.engine.transform_specs import TransformSpec
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def test_data_view_modules_stay_headless():
     import subprocess
     import sys
 
-    code = ("import sys, engine.data.samples, engine.data.stats, engine.data.evaluation\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich', 'tui')))")
+    code = ("import sys, ptviz.engine.data.samples, ptviz.engine.data.stats, ptviz.engine.data.evaluation\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich') or m.startswith('ptviz.tui')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

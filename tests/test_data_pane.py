@@ -5,18 +5,18 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import Input, Label, Static, TabbedContent
 
-from engine.data import sources
-from engine.data.samples import page_indices
-from engine.evaluate import evaluate
-from engine.events import Evaluated
-from engine.recipes import recipe
-from engine.setup import build
-from engine.transform_specs import TransformSpec
-from tui.data import DataPane
-from tui.data.pane import PER_PAGE
-from tui.data.evaluation import EvaluationView, MistakeTile
-from tui.data.pipeline_editor import PipelineEditor
-from tui.data.samples import SampleGrid
+from ptviz.engine.data import sources
+from ptviz.engine.data.samples import page_indices
+from ptviz.engine.evaluate import evaluate
+from ptviz.engine.events import Evaluated
+from ptviz.engine.recipes import recipe
+from ptviz.engine.setup import build
+from ptviz.engine.transform_specs import TransformSpec
+from ptviz.tui.data import DataPane
+from ptviz.tui.data.pane import PER_PAGE
+from ptviz.tui.data.evaluation import EvaluationView, MistakeTile
+from ptviz.tui.data.pipeline_editor import PipelineEditor
+from ptviz.tui.data.samples import SampleGrid
 
 
 # textual-image reads pixels through a Pillow call that Pillow 14 will drop; not ours to fix.
@@ -288,7 +288,7 @@ def test_confusion_matrix_of_ten_classes_is_readable_in_a_narrow_pane(width):
     """At 80×24 the pane is ~38 columns: every count and class still shows, none cut to an ellipsis."""
     from rich.console import Console
 
-    from tui.data.evaluation import confusion_table
+    from ptviz.tui.data.evaluation import confusion_table
 
     confusion = tuple(tuple(30 + i if i == j else (i + j) % 3 for j in range(10)) for i in range(10))
     event = Evaluated("test", 1, 45, 0.1, 0.9, sum(map(sum, confusion)), confusion, ())

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.data import digits, sources
-from engine.errors import DataUnavailable
-from engine.loop import train
-from engine.recipes import recipe
-from engine.sinks import ListSink
-from engine.events import EpochEnded
+from ptviz.engine.data import digits, sources
+from ptviz.engine.errors import DataUnavailable
+from ptviz.engine.loop import train
+from ptviz.engine.recipes import recipe
+from ptviz.engine.sinks import ListSink
+from ptviz.engine.events import EpochEnded
 
 
 def data_config(dataset, root, **kw):
@@ -76,7 +76,7 @@ def test_cifar10_refuses_a_batch_that_would_run_code(cifar_root):
 
 
 def test_imagefolder_reads_pngs_and_resizes(imagefolder_root):
-    from engine.transform_specs import TransformSpec
+    from ptviz.engine.transform_specs import TransformSpec
 
     cfg = data_config("imagefolder", imagefolder_root, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
                       transforms=[TransformSpec("Resize", {"size": 8})])

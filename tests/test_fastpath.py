@@ -4,12 +4,12 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from engine.commands import Control
-from engine.events import EpochEnded, Evaluated
-from engine.loop import Trainer, train
-from engine.setup import build
-from engine.sinks import ListSink, NullSink
-from engine.transform_specs import parse_pipeline
+from ptviz.engine.commands import Control
+from ptviz.engine.events import EpochEnded, Evaluated
+from ptviz.engine.loop import Trainer, train
+from ptviz.engine.setup import build
+from ptviz.engine.sinks import ListSink, NullSink
+from ptviz.engine.transform_specs import parse_pipeline
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from tui.frame_clock import MAX_SECONDS, MIN_SECONDS, FrameClock
-from tui.threads import ThreadPerTask
+from ptviz.tui.frame_clock import MAX_SECONDS, MIN_SECONDS, FrameClock
+from ptviz.tui.threads import ThreadPerTask
 
 
 class Node:

@@ -4,15 +4,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.commands import Resume, SetTrainable
-from engine.config import ModelConfig, OptimConfig
-from engine.errors import ModelError
-from engine.events import Notice, Paused, Resumed, RunFinished, TrainableChanged
-from engine.loop import Trainer
-from engine.models.registry import build_model, count_parameters, set_trainable
-from engine.optim import build_optimizer
-from engine.setup import build
-from engine.sinks import ListSink
+from ptviz.engine.commands import Resume, SetTrainable
+from ptviz.engine.config import ModelConfig, OptimConfig
+from ptviz.engine.errors import ModelError
+from ptviz.engine.events import Notice, Paused, Resumed, RunFinished, TrainableChanged
+from ptviz.engine.loop import Trainer
+from ptviz.engine.models.registry import build_model, count_parameters, set_trainable
+from ptviz.engine.optim import build_optimizer
+from ptviz.engine.setup import build
+from ptviz.engine.sinks import ListSink
 
 
 def snapshot(model):
@@ -87,7 +87,7 @@ def test_loop_applies_freeze_at_a_step_boundary(digits_config):
                 trainer.control.send(SetTrainable("nope", True))
                 trainer.control.send(Resume())
 
-    from engine.commands import Control
+    from ptviz.engine.commands import Control
 
     trainer = Trainer(setup, Tutorial(), Control())
     before = snapshot(setup.model)

@@ -3,11 +3,11 @@
 from textual import on
 from textual.app import App, ComposeResult
 
-from engine.config import ModelConfig
-from engine.errors import ModelError
-from engine.models.registry import build_model, count_parameters, set_trainable
-from engine.models.summary import sample_batch, summarize
-from tui.model import ModelPane
+from ptviz.engine.config import ModelConfig
+from ptviz.engine.errors import ModelError
+from ptviz.engine.models.registry import build_model, count_parameters, set_trainable
+from ptviz.engine.models.summary import sample_batch, summarize
+from ptviz.tui.model import ModelPane
 
 INPUT = (3, 32, 32)
 

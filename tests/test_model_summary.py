@@ -3,9 +3,9 @@
 import torch
 from torch import nn
 
-from engine.config import ModelConfig
-from engine.models.registry import build_model, set_trainable
-from engine.models.summary import sample_batch, summarize
+from ptviz.engine.config import ModelConfig
+from ptviz.engine.models.registry import build_model, set_trainable
+from ptviz.engine.models.summary import sample_batch, summarize
 
 
 def resnet18(num_classes):

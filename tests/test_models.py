@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from engine.config import ModelConfig
-from engine.errors import ModelError
-from engine.models.registry import build_model, count_parameters
+from ptviz.engine.config import ModelConfig
+from ptviz.engine.errors import ModelError
+from ptviz.engine.models.registry import build_model, count_parameters
 
 
 def test_mnist_mlp_is_784_512_256_10():
@@ -20,7 +20,7 @@ def hub_cache(tmp_path, monkeypatch):
     """A private torch hub cache holding ResNet-18 'ImageNet' weights with a recognisable conv1."""
     from torchvision.models import resnet18
 
-    from engine.models.resnet import weights_file
+    from ptviz.engine.models.resnet import weights_file
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(torch.hub, "_hub_dir", None)

@@ -10,12 +10,12 @@ import sys
 import pytest
 import torch
 
-from engine import checkpoint as ckpt
-from engine.logrows import read_rows
-from engine.loop import train
-from engine.remote import RemoteRun
+from ptviz.engine import checkpoint as ckpt
+from ptviz.engine.logrows import read_rows
+from ptviz.engine.loop import train
+from ptviz.engine.remote import RemoteRun
 from pty_terminal import PtyTerminal
-from tui.cli import build_parser, config_from_args
+from ptviz.tui.cli import build_parser, config_from_args
 
 ENV = {**os.environ, "COLUMNS": "200"}
 # Shuffled batches and random augmentation, small enough to start quickly: 23 steps per epoch.
@@ -24,7 +24,7 @@ FLAGS = ["--batch-size", "64", "--log-interval", "1", "--seed", "7", "--checkpoi
 
 
 def cli(*argv, cwd, **kw):
-    return subprocess.run([sys.executable, "-m", "tui", *argv], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "ptviz", *argv], capture_output=True, text=True, cwd=cwd,
                           env=ENV, timeout=300, **kw)
 
 
@@ -41,7 +41,7 @@ def spawned():
 
 def start_headless(spawned, *argv, cwd):
     """A headless run in its own process, and its run directory once it is set up and listening."""
-    proc = subprocess.Popen([sys.executable, "-m", "tui", "--headless", *argv], cwd=cwd, env=ENV, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "ptviz", "--headless", *argv], cwd=cwd, env=ENV, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     spawned.append(proc)
     for line in proc.stdout:
@@ -108,7 +108,7 @@ def assert_stopped_by_signal(proc, run_dir, sig):
 
 def test_terminal_hangup_checkpoints_at_the_next_step_and_exits_cleanly(tmp_path, spawned):
     """An SSH drop: the run's terminal goes away, the kernel sends SIGHUP, and writing to the terminal fails."""
-    term = PtyTerminal([sys.executable, "-m", "tui", "--headless", *FLAGS, "--epochs", "1000"], cwd=tmp_path, env=ENV)
+    term = PtyTerminal([sys.executable, "-m", "ptviz", "--headless", *FLAGS, "--epochs", "1000"], cwd=tmp_path, env=ENV)
     proc = term.proc
     spawned.append(proc)
     try:

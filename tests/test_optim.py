@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from engine.config import OPTIMIZERS, OptimConfig
-from engine.events import EpochEnded
-from engine.loop import train
-from engine.optim import build_optimizer, build_scheduler, current_lr
-from engine.sinks import ListSink
+from ptviz.engine.config import OPTIMIZERS, OptimConfig
+from ptviz.engine.events import EpochEnded
+from ptviz.engine.loop import train
+from ptviz.engine.optim import build_optimizer, build_scheduler, current_lr
+from ptviz.engine.sinks import ListSink
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)

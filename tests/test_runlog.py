@@ -5,11 +5,11 @@ import sys
 
 import pytest
 
-from engine.commands import Control, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate, Stop
-from engine.events import CheckpointSaved, EpochEnded, Paused, RunFinished, StepMetrics
-from engine.logrows import encode, rows_of, rows_up_to_checkpoint
-from engine.remote import ControlServer, LogFollower, RemoteError, RemoteRun, command_from_json, command_to_json
-from engine.runlog import history
+from ptviz.engine.commands import Control, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate, Stop
+from ptviz.engine.events import CheckpointSaved, EpochEnded, Paused, RunFinished, StepMetrics
+from ptviz.engine.logrows import encode, rows_of, rows_up_to_checkpoint
+from ptviz.engine.remote import ControlServer, LogFollower, RemoteError, RemoteRun, command_from_json, command_to_json
+from ptviz.engine.runlog import history
 
 
 def step_rows(first, last, epoch=1):
@@ -114,7 +114,7 @@ def test_a_resumed_run_keeps_its_best_result_and_checkpoints_in_the_summary(tmp_
     """summary.json during and after a resume still names the best accuracy so far and best.pt."""
     import json
 
-    from engine.runlog import RunLog
+    from ptviz.engine.runlog import RunLog
 
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "best.pt").write_bytes(b"x")

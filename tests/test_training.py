@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate, Stop
-from engine.events import (
+from ptviz.engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate, Stop
+from ptviz.engine.events import (
     CheckpointSaved,
     EpochEnded,
     Evaluated,
@@ -17,9 +17,9 @@ from engine.events import (
     RunStarted,
     StepMetrics,
 )
-from engine.loop import train
-from engine.session import TrainingSession
-from engine.sinks import ListSink
+from ptviz.engine.loop import train
+from ptviz.engine.session import TrainingSession
+from ptviz.engine.sinks import ListSink
 
 
 def test_default_recipe_reaches_95_percent_on_digits_in_10_epochs(digits_config):
@@ -39,7 +39,7 @@ def test_default_recipe_reaches_95_percent_on_digits_in_10_epochs(digits_config)
 
 def test_same_seed_same_losses(digits_config):
     digits_config.train.max_steps = 30
-    digits_config.data.transforms = [__import__("engine.transform_specs").transform_specs.parse_spec(
+    digits_config.data.transforms = [__import__("ptviz.engine.transform_specs").engine.transform_specs.parse_spec(
         "RandomRotation(10)")]
     runs = []
     for _ in range(2):

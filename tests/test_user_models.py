@@ -1,14 +1,16 @@
 """Bring your own model: clear messages for broken user code, loading by path without shadowing."""
 
+import os
+import subprocess
 import sys
 import textwrap
 
 import pytest
 from torch import nn
 
-from engine.config import ModelConfig
-from engine.errors import ModelError
-from engine.models.registry import build_model
+from ptviz.engine.config import ModelConfig
+from ptviz.engine.errors import ModelError
+from ptviz.engine.models.registry import build_model
 
 GOOD = """
 from torch import nn
@@ -56,16 +58,36 @@ def test_a_user_folder_with_its_own_engine_and_tui_does_not_shadow_ptviz(tmp_pat
     """The user's engine.py and tui/ sit next to the model; loading by path touches neither them nor sys.path."""
     write(tmp_path, "engine.py", "raise RuntimeError('user engine imported')\n")
     write(tmp_path, "tui/__init__.py", "raise RuntimeError('user tui imported')\n")
-    write(tmp_path, "model.py", GOOD + "\nimport engine\nPTVIZ = engine.__file__\n")
+    write(tmp_path, "model.py", GOOD)
     monkeypatch.chdir(tmp_path)
     path_before = list(sys.path)
-    engine_before = sys.modules["engine"]
     model = build("model.py:make")
     assert isinstance(model, nn.Module)
-    assert sys.path == path_before and sys.modules["engine"] is engine_before
-    loaded = [m for name, m in sys.modules.items() if name.startswith("_ptviz_user_model_")]
-    assert loaded and loaded[-1].PTVIZ == engine_before.__file__
+    assert sys.path == path_before
+    assert "engine" not in sys.modules and "tui" not in sys.modules
     assert not (tmp_path / "__pycache__").exists()
+
+
+def test_a_research_repo_with_its_own_engine_trains_by_module_path(tmp_path):
+    """DeiT, MAE and DETR keep an engine.py; with PYTHONPATH=. ptviz still starts, trains the user's model
+    by module path, and never runs their engine.py or tui/ (everything of ours lives under ptviz.*)."""
+    marker = tmp_path / "user-code-ran"
+    write(tmp_path, "engine.py", f"open({str(marker)!r}, 'a').write('engine.py\\n')\nimport config\n")
+    write(tmp_path, "tui/__init__.py", f"open({str(marker)!r}, 'a').write('tui\\n')\n")
+    write(tmp_path, "my_models.py", GOOD)
+    env = {**os.environ, "PYTHONPATH": ".", "OMP_NUM_THREADS": "1"}
+    outputs = []
+    for argv in (["-m", "ptviz", "--headless", "--model", "my_models:make", "--epochs", "1", "--runs-dir", "runs"],
+                 ["-m", "ptviz.tui", "--help"]):
+        out = subprocess.run([sys.executable, *argv], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr
+        outputs.append(out.stdout)
+    assert "Epoch 1, Loss: " in outputs[0] and "usage: ptviz-tui" in outputs[1]
+    assert not marker.exists(), marker.read_text()
+    (run,) = (tmp_path / "runs").iterdir()
+    assert (run / "checkpoints" / "last.pt").is_file()
+    assert 'name = "my_models:make"' in (run / "config.toml").read_text()
 
 
 def test_an_edited_file_is_read_again_in_the_same_session(tmp_path):

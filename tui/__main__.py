@@ -1,4 +1,4 @@
-"""python -m tui."""
+"""python -m ptviz.tui: the ptviz-tui command."""
 
 import sys
 

@@ -14,10 +14,10 @@ from textual.reactive import reactive
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
-from engine import config as cfgmod
-from engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate
-from engine.events import Diverged, Paused, Resumed, RunFailed, RunFinished, RunStarted
-from engine.recipes import recipe
+from ptviz.engine import config as cfgmod
+from ptviz.engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate
+from ptviz.engine.events import Diverged, Paused, Resumed, RunFailed, RunFinished, RunStarted
+from ptviz.engine.recipes import recipe
 
 from .charts import ChartsPane
 from .config_form import ConfigForm
@@ -119,8 +119,8 @@ class PtvizApp(App[int]):
 
     def _replay_history(self) -> None:
         """Show a resumed run's history up to its checkpoint before it continues."""
-        from engine.events import RunFinished
-        from engine.runlog import history
+        from ptviz.engine.events import RunFinished
+        from ptviz.engine.runlog import history
 
         for event in history(self.resume_dir, resume=self.resume_state):
             if not isinstance(event, (RunFinished, RunFailed)):

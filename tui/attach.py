@@ -6,8 +6,8 @@ from pathlib import Path
 
 from textual.app import App
 
-from engine.commands import Command, Stop
-from engine.events import TERMINAL
+from ptviz.engine.commands import Command, Stop
+from ptviz.engine.events import TERMINAL
 
 from .messages import EngineEvent, LogRequested
 
@@ -21,7 +21,7 @@ class RemoteController:
     sink = None  # events come from the run's log, posted as they are read, not queued for frames
 
     def __init__(self, app: App, run_dir: Path):
-        from engine.remote import LogFollower, RemoteRun
+        from ptviz.engine.remote import LogFollower, RemoteRun
 
         self.app = app
         self.run_dir = run_dir
@@ -57,7 +57,7 @@ class RemoteController:
         return True
 
     def _send(self, command: Command) -> None:
-        from engine.remote import RemoteError
+        from ptviz.engine.remote import RemoteError
 
         try:
             self.remote.send(command)

@@ -15,7 +15,7 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from engine.events import EpochEnded, Evaluated, LrChanged, RunStarted, StepMetrics
+from ptviz.engine.events import EpochEnded, Evaluated, LrChanged, RunStarted, StepMetrics
 
 from . import plot
 from .history import Series, bucket_minmax

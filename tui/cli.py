@@ -7,8 +7,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from engine import config as cfgmod
-from engine.errors import ConfigError, FieldError, UserError
+from ptviz.engine import config as cfgmod
+from ptviz.engine.errors import ConfigError, FieldError, UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DIVERGED = 0, 1, 2, 3
 EXIT_SIGNAL_BASE = 128  # stopped by signal N (after saving a checkpoint): exit code 128 + N
@@ -25,7 +25,7 @@ def flag_for(path: str) -> str:
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """--recipe, --config, --set and one flag per configuration field."""
-    from engine.recipes import DEFAULT_RECIPE, RECIPES
+    from ptviz.engine.recipes import DEFAULT_RECIPE, RECIPES
 
     parser.add_argument("--recipe", help=f"preset to start from: {', '.join(RECIPES)} (default {DEFAULT_RECIPE})")
     parser.add_argument("--config", metavar="FILE", help="TOML file whose [data], [model], [optim], [train] and "
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> cfgmod.RunConfig:
     """Recipe, then the TOML file, then flags; ConfigError names every bad field."""
-    from engine.recipes import DEFAULT_RECIPE, recipe
+    from ptviz.engine.recipes import DEFAULT_RECIPE, recipe
 
     file_data = cfgmod.load_toml(args.config) if args.config else {}
     name = args.recipe or file_data.get("recipe") or DEFAULT_RECIPE

@@ -12,7 +12,7 @@ from textual.message import Message
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from engine import config as cfgmod
+from ptviz.engine import config as cfgmod
 
 
 class FieldValidator(Validator):

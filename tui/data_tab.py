@@ -9,9 +9,9 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Label, Select
 
-from engine import config as cfgmod
-from engine.events import Evaluated
-from engine.recipes import RECIPES
+from ptviz.engine import config as cfgmod
+from ptviz.engine.events import Evaluated
+from ptviz.engine.recipes import RECIPES
 
 from .config_form import ConfigForm
 from .data.pane import DataPane

@@ -13,8 +13,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from engine.config import RunConfig
-from engine.events import (
+from ptviz.engine.config import RunConfig
+from ptviz.engine.events import (
     CheckpointSaved,
     Diverged,
     EpochEnded,
@@ -100,9 +100,9 @@ class ConsoleSink:
 
 def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | None = None) -> int:
     """Train `config` in this process; the exit code says how it ended (see the module docstring)."""
-    from engine.commands import Control
-    from engine.loop import train
-    from engine.signals import checkpoint_on_signals
+    from ptviz.engine.commands import Control
+    from ptviz.engine.loop import train
+    from ptviz.engine.signals import checkpoint_on_signals
 
     # soft_wrap: long lines (paths) are never broken by Rich, in a terminal or redirected to a file.
     console = Console(highlight=False, soft_wrap=True)

@@ -11,7 +11,7 @@ from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.widgets import RichLog
 
-from engine.events import (
+from ptviz.engine.events import (
     CheckpointSaved,
     EpochEnded,
     Evaluated,

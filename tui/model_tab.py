@@ -11,9 +11,9 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.timer import Timer
 
-from engine import config as cfgmod
-from engine.commands import SetTrainable
-from engine.events import TrainableChanged
+from ptviz.engine import config as cfgmod
+from ptviz.engine.commands import SetTrainable
+from ptviz.engine.events import TrainableChanged
 
 from .config_form import ConfigForm
 from .messages import LogRequested
@@ -77,9 +77,9 @@ class ModelTab(Horizontal):
     def build_preview(self, config: cfgmod.RunConfig) -> None:
         """Build the configured model and summarize it (thread worker: torch work stays off the UI)."""
         try:
-            from engine.data.shapes import model_input
-            from engine.models.registry import build_model
-            from engine.models.summary import sample_batch, summarize
+            from ptviz.engine.data.shapes import model_input
+            from ptviz.engine.models.registry import build_model
+            from ptviz.engine.models.summary import sample_batch, summarize
 
             shape, classes = model_input(config.data, config.model.num_classes)
             model = build_model(config.model, shape, classes, allow_download=False)
@@ -117,8 +117,8 @@ class ModelTab(Horizontal):
         if runner.active:
             runner.send(SetTrainable(message.module, message.trainable))  # the pane updates on TrainableChanged
             return
-        from engine.errors import ModelError
-        from engine.models.registry import freeze_edit, set_trainable
+        from ptviz.engine.errors import ModelError
+        from ptviz.engine.models.registry import freeze_edit, set_trainable
 
         if self.preview_model is not None:
             try:

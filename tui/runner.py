@@ -11,9 +11,9 @@ from typing import Any
 from textual.app import App
 from textual.worker import Worker
 
-from engine.commands import Command, Control
-from engine.config import RunConfig
-from engine.events import EpochEnded, Evaluated, StepMetrics
+from ptviz.engine.commands import Command, Control
+from ptviz.engine.config import RunConfig
+from ptviz.engine.events import EpochEnded, Evaluated, StepMetrics
 
 from .messages import EngineEventsWaiting
 
@@ -78,7 +78,7 @@ class RunController:
 
     def start(self, config: RunConfig, *, resume: dict | None = None, run_dir: Path | None = None) -> Worker:
         """Start training `config` on a thread worker (the engine's blocking train function)."""
-        from engine.loop import train
+        from ptviz.engine.loop import train
 
         self.control = Control()
         self.finished = threading.Event()

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from engine.events import (
+from ptviz.engine.events import (
     EpochEnded,
     LrChanged,
     Paused,

@@ -94,7 +94,7 @@ def _unwrapped(exc: DataUnavailable) -> DataUnavailable:
     text = str(exc)
     if not text.startswith("Caught "):
         return exc
-    # The traceback ends with "engine.errors.UnreadableImage: <the message>".
+    # The traceback ends with "ptviz.engine.errors.UnreadableImage: <the message>".
     last = [line for line in text.splitlines() if line.strip()][-1]
     _, sep, message = last.partition(": ")
     return type(exc)(message.strip() if sep else text)

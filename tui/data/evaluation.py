@@ -10,9 +10,9 @@ from textual.events import Resize
 from textual.message import Message
 from textual.widgets import Label, Static
 
-from engine.data.evaluation import ClassAccuracy, Mistake, class_names_for, per_class_accuracy
-from engine.data.samples import Skipped
-from engine.events import Evaluated
+from ptviz.engine.data.evaluation import ClassAccuracy, Mistake, class_names_for, per_class_accuracy
+from ptviz.engine.data.samples import Skipped
+from ptviz.engine.events import Evaluated
 
 from .images import Picture
 from .stats import MAX_BAR, bar

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from engine.config import RunConfig
-from engine.data import evaluation as eval_views
-from engine.data import samples as sample_views
-from engine.data import sources, stats
-from engine.data.augment import Pipeline
-from engine.device import resolve_device
-from engine.errors import UserError
-from engine.events import Evaluated
+from ptviz.engine.config import RunConfig
+from ptviz.engine.data import evaluation as eval_views
+from ptviz.engine.data import samples as sample_views
+from ptviz.engine.data import sources, stats
+from ptviz.engine.data.augment import Pipeline
+from ptviz.engine.device import resolve_device
+from ptviz.engine.errors import UserError
+from ptviz.engine.events import Evaluated
 
 Post = Callable[[Message], object]
 

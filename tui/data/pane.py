@@ -20,12 +20,12 @@ from textual.widget import Widget
 from textual.widgets import Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
-from engine.config import RunConfig
-from engine.data import samples as sample_views
-from engine.data import sources
-from engine.data.augment import Pipeline
-from engine.events import Evaluated
-from engine.transform_specs import TransformSpec
+from ptviz.engine.config import RunConfig
+from ptviz.engine.data import samples as sample_views
+from ptviz.engine.data import sources
+from ptviz.engine.data.augment import Pipeline
+from ptviz.engine.events import Evaluated
+from ptviz.engine.transform_specs import TransformSpec
 
 from . import jobs
 from .evaluation import EvaluationView

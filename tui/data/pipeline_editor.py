@@ -16,8 +16,8 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, ListItem, ListView, OptionList, Static
 from textual.widgets.option_list import Option
 
-from engine import config as cfgmod
-from engine.transform_specs import CATALOGUE, ParamSpec, TransformSpec
+from ptviz.engine import config as cfgmod
+from ptviz.engine.transform_specs import CATALOGUE, ParamSpec, TransformSpec
 
 SIZED = ("Resize", "CenterCrop", "RandomCrop")  # transforms whose new size starts at the current image size
 

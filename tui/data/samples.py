@@ -7,7 +7,7 @@ from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.events import Resize
 from textual.widgets import Label, Static
 
-from engine.data.samples import Sample, SampleSet
+from ptviz.engine.data.samples import Sample, SampleSet
 
 from .images import Picture
 

@@ -9,8 +9,8 @@ from textual.containers import VerticalScroll
 from textual.events import Resize
 from textual.widgets import Static
 
-from engine.data.samples import SampleSet
-from engine.data.stats import BatchSummary, ChannelStats, SplitCounts
+from ptviz.engine.data.samples import SampleSet
+from ptviz.engine.data.stats import BatchSummary, ChannelStats, SplitCounts
 
 EIGHTHS = " ▏▎▍▌▋▊▉"
 MAX_BAR = 40  # cells; longer bars add nothing but distance between the numbers

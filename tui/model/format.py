@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.models.summary import ModuleInfo
+from ptviz.engine.models.summary import ModuleInfo
 
 
 def compact(n: float) -> str:

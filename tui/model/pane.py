@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Label, Static, Tree
 
-from engine.models.summary import ModelSummary, ModuleInfo
+from ptviz.engine.models.summary import ModelSummary, ModuleInfo
 
 from . import format as fmt
 from .tree import ModelTree

@@ -12,7 +12,7 @@ from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from engine.models.summary import ModelSummary, ModuleInfo
+from ptviz.engine.models.summary import ModelSummary, ModuleInfo
 
 from . import format as fmt
 
