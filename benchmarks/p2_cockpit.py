@@ -81,7 +81,7 @@ async def cockpit(config) -> tuple[float, dict[str, Any]]:
 
     from benchmarks.cockpit_driver import SIZE, counting_frames, press, settle, wait_for_thread_event
     from ptviz.tui.app import PtvizApp
-    from ptviz.tui.charts import ChartsPane, MetricChart
+    from ptviz.tui.train.charts import ChartsPane, MetricChart
     from ptviz.tui.frame_clock import MAX_SECONDS
 
     app = PtvizApp(config.copy())

@@ -36,7 +36,7 @@ async def measure(config, presses: int, seed: int = 0) -> dict[str, Any]:
     """Press y `presses` times during training; the latencies in milliseconds."""
     from benchmarks.cockpit_driver import SIZE, press, settle
     from ptviz.tui.app import PtvizApp
-    from ptviz.tui.charts import ChartsPane
+    from ptviz.tui.train.charts import ChartsPane
 
     rng = random.Random(seed)
     app = PtvizApp(config.copy())

@@ -51,8 +51,8 @@ async def measure(sizes: tuple[int, ...], repeats: int) -> list[dict[str, Any]]:
     from benchmarks.cockpit_driver import SIZE, settle
     from ptviz.engine.recipes import recipe
     from ptviz.tui.app import PtvizApp
-    from ptviz.tui import plot, plot_plotext
-    from ptviz.tui.charts import ChartsPane, MetricChart
+    from ptviz.tui.train import plot, plot_plotext
+    from ptviz.tui.train.charts import ChartsPane, MetricChart
 
     config = recipe("digits-mlp")
     config.output.runs_dir = ""

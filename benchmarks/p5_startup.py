@@ -57,7 +57,7 @@ def help_seconds() -> float:
 
 def help_imports_torch() -> bool:
     """Whether `--help` imports torch (it must not)."""
-    probe = ("import sys\nfrom tui.cli import main\nsys.argv = ['ptviz-tui', '--help']\n"
+    probe = ("import sys\nfrom ptviz.tui.cli import main\nsys.argv = ['ptviz-tui', '--help']\n"
              "try:\n    main()\nexcept SystemExit:\n    pass\nprint('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
     done = subprocess.run([sys.executable, "-c", probe], env=environment(), capture_output=True, text=True,
                           timeout=60)

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint as ckpt
+from .storage import checkpoint as ckpt
 from .commands import (
     Command,
     Control,
@@ -58,8 +58,8 @@ from .events import (
 from .models.registry import freeze_edit, set_trainable
 from .optim import current_lr, set_lr
 from .remote import CONTROL_SOCKETS, ControlServer
-from .rundir import RunLock, create_run_dir, write_config
-from .runlog import RunLog
+from .storage.rundir import RunLock, create_run_dir, write_config
+from .storage.runlog import RunLog
 from .setup import Setup, build
 from .sinks import EventSink, FanOut, NullSink
 

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import logrows
+from .storage import logrows
 from .commands import (
     Command,
     Control,
@@ -55,8 +55,8 @@ from .events import (
     RunStarted,
     StepMetrics,
 )
-from .rundir import CONTROL_DIR, control_dir
-from .runlog import METRICS_JSONL
+from .storage.rundir import CONTROL_DIR, control_dir
+from .storage.runlog import METRICS_JSONL
 
 SOCKET_NAME = "sock"
 MAX_REQUEST = 64 * 1024

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from ptviz.engine import checkpoint as ckpt
+from ptviz.engine.storage import checkpoint as ckpt
 from ptviz.engine.commands import SaveCheckpoint, Stop
 from ptviz.engine.errors import CheckpointError
 from ptviz.engine.events import CheckpointSaved, Diverged, EpochEnded, Paused, RunFinished, StepMetrics
-from ptviz.engine.logrows import events_of, read_rows
+from ptviz.engine.storage.logrows import events_of, read_rows
 from ptviz.engine.loop import train
 from ptviz.engine.session import TrainingSession
 from ptviz.engine.sinks import ListSink

@@ -8,11 +8,11 @@ import pytest
 
 from cockpit_helpers import settle, type_into, wait_for
 from ptviz.tui.app import PtvizApp
-from ptviz.tui.charts import ChartsPane
+from ptviz.tui.train.charts import ChartsPane
 from ptviz.tui.config_form import ConfigForm
-from ptviz.tui.log_pane import LogPane
+from ptviz.tui.train.log_pane import LogPane
 from ptviz.tui.runner import TRAINING_THREAD
-from ptviz.tui.status_bar import StatusBar
+from ptviz.tui.train.status_bar import StatusBar
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ async def test_quit_while_training_asks_then_stops_cleanly(long_config):
 
 async def test_a_cockpit_that_ends_without_quitting_stops_its_paused_run(long_config):
     """However the UI goes away (here: exit without the quit key, while paused), the run saves and its thread ends."""
-    from ptviz.engine import checkpoint as ckpt
+    from ptviz.engine.storage import checkpoint as ckpt
 
     app = PtvizApp(long_config)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -7,14 +7,14 @@ import sys
 import time
 
 from cockpit_helpers import wait_for
-from ptviz.engine import checkpoint as ckpt
+from ptviz.engine.storage import checkpoint as ckpt
 from ptviz.engine.remote import RemoteRun
 from pty_terminal import PtyTerminal
 from test_never_lose_work import ENV, FLAGS, spawned, start_headless, steps_logged  # noqa: F401 - fixture
 from ptviz.tui.app import PtvizApp
-from ptviz.tui.charts import ChartsPane
+from ptviz.tui.train.charts import ChartsPane
 from ptviz.tui.commands import config_of
-from ptviz.tui.status_bar import StatusBar
+from ptviz.tui.train.status_bar import StatusBar
 
 
 def test_sighup_to_the_cockpit_over_a_pty_checkpoints_within_one_step_and_exits(tmp_path, spawned):  # noqa: F811

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from ptviz.tui.device_panel import render_reading
-from ptviz.tui.device_stats import DeviceSampler
+from ptviz.tui.train.device_panel import render_reading
+from ptviz.tui.train.device_stats import DeviceSampler
 
 GIB = 1024**3
 
@@ -99,6 +99,6 @@ def test_no_nvml_library_means_cpu_only(monkeypatch):
 @pytest.mark.parametrize("used,total,expected", [(int(0.9 * GIB), 24 * GIB, "0.9/24 GiB"),
                                                  (512 * 1024**2, 2 * GIB, "0.5/2.0 GiB")])
 def test_memory_is_shown_in_the_totals_unit(used, total, expected):
-    from ptviz.tui.device_stats import used_of_total
+    from ptviz.tui.train.device_stats import used_of_total
 
     assert used_of_total(used, total) == expected

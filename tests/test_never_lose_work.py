@@ -10,8 +10,8 @@ import sys
 import pytest
 import torch
 
-from ptviz.engine import checkpoint as ckpt
-from ptviz.engine.logrows import read_rows
+from ptviz.engine.storage import checkpoint as ckpt
+from ptviz.engine.storage.logrows import read_rows
 from ptviz.engine.loop import train
 from ptviz.engine.remote import RemoteRun
 from pty_terminal import PtyTerminal

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from ptviz.tui.history import Series, minmax_indices
-from ptviz.tui.plot import Trace, draw
+from ptviz.tui.train.history import Series, minmax_indices
+from ptviz.tui.train.plot import Trace, draw
 
 
 def plain(rows):
@@ -76,8 +76,8 @@ def test_series_version_changes_with_the_points_and_memory_stays_compact():
 
 def test_plotext_renderer_draws_the_same_rows_as_plotext_would():
     """PTVIZ_CHARTS=plotext: plotext draws the chart; the rows fill the size exactly, in the traces' colours."""
-    from ptviz.tui import plot_plotext
-    from ptviz.tui.charts import chart_renderer
+    from ptviz.tui.train import plot_plotext
+    from ptviz.tui.train.charts import chart_renderer
 
     assert chart_renderer("plotext") == (plot_plotext.draw, None)
     assert chart_renderer("") == (draw, None)

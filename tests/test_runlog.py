@@ -7,9 +7,9 @@ import pytest
 
 from ptviz.engine.commands import Control, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate, Stop
 from ptviz.engine.events import CheckpointSaved, EpochEnded, Paused, RunFinished, StepMetrics
-from ptviz.engine.logrows import encode, rows_of, rows_up_to_checkpoint
+from ptviz.engine.storage.logrows import encode, rows_of, rows_up_to_checkpoint
 from ptviz.engine.remote import ControlServer, LogFollower, RemoteError, RemoteRun, command_from_json, command_to_json
-from ptviz.engine.runlog import history
+from ptviz.engine.storage.runlog import history
 
 
 def step_rows(first, last, epoch=1):
@@ -104,7 +104,7 @@ def test_control_socket_works_in_a_folder_with_a_long_path(tmp_path):
 
 
 def test_remote_client_and_run_listing_do_not_import_torch():
-    code = ("import sys, engine.remote, engine.runs, tui.commands\n"
+    code = ("import sys, ptviz.engine.remote, ptviz.engine.storage.runs, ptviz.tui.commands\n"
             "print('torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -114,7 +114,7 @@ def test_a_resumed_run_keeps_its_best_result_and_checkpoints_in_the_summary(tmp_
     """summary.json during and after a resume still names the best accuracy so far and best.pt."""
     import json
 
-    from ptviz.engine.runlog import RunLog
+    from ptviz.engine.storage.runlog import RunLog
 
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "best.pt").write_bytes(b"x")

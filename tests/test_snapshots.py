@@ -10,8 +10,8 @@ from cockpit_helpers import settle, wait_for
 from ptviz.engine.events import CheckpointSaved, EpochEnded, RunFinished, RunStarted, StepMetrics
 from ptviz.engine.recipes import recipe
 from ptviz.tui.app import PtvizApp
-from ptviz.tui.charts import ChartsPane
-from ptviz.tui.device_stats import DeviceReading
+from ptviz.tui.train.charts import ChartsPane
+from ptviz.tui.train.device_stats import DeviceReading
 from ptviz.tui.messages import EngineEvent
 
 STEPS_PER_EPOCH, EPOCHS = 45, 4
@@ -22,8 +22,8 @@ def frozen_clock_and_device(monkeypatch):
     """Timestamps and device readings are the only moving parts; pin them."""
     reading = DeviceReading(cpu_percent=37.0, cpu_count=2, process_rss=512 * 2**20, mem_used=6 * 2**30,
                             mem_total=24 * 2**30, nvml_error="NVMLError_LibraryNotFound")
-    monkeypatch.setattr("ptviz.tui.device_stats.DeviceSampler.read", lambda self: reading)
-    monkeypatch.setattr("ptviz.tui.log_pane.time.strftime", lambda fmt, *a: "12:00:00")
+    monkeypatch.setattr("ptviz.tui.train.device_stats.DeviceSampler.read", lambda self: reading)
+    monkeypatch.setattr("ptviz.tui.train.log_pane.time.strftime", lambda fmt, *a: "12:00:00")
 
 
 def finished_run_events(config):

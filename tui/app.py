@@ -19,22 +19,22 @@ from ptviz.engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, Sc
 from ptviz.engine.events import Diverged, Paused, Resumed, RunFailed, RunFinished, RunStarted
 from ptviz.engine.recipes import recipe
 
-from .charts import ChartsPane
+from .train.charts import ChartsPane
 from .config_form import ConfigForm
 from .data.pipeline_editor import PipelineEditor
-from .data_tab import DataTab
+from .data.tab import DataTab
 from .frame_clock import FrameClock
-from .device_panel import DevicePanel
-from .log_pane import LogPane
+from .train.device_panel import DevicePanel
+from .train.log_pane import LogPane
 from .attach import RemoteController
 from .messages import EngineEvent, EngineEventsWaiting, LogRequested
-from .model_tab import ModelTab
+from .model.tab import ModelTab
 from .runner import TRAINING_GROUP, RunController
 from .shutdown import install_stop_signals
 from .screens.confirm import ConfirmScreen
 from .screens.help import KEYS, HelpScreen
 from .screens.lr_prompt import LrPrompt
-from .status_bar import StatusBar
+from .train.status_bar import StatusBar
 from .threads import ThreadPerTask
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
@@ -120,7 +120,7 @@ class PtvizApp(App[int]):
     def _replay_history(self) -> None:
         """Show a resumed run's history up to its checkpoint before it continues."""
         from ptviz.engine.events import RunFinished
-        from ptviz.engine.runlog import history
+        from ptviz.engine.storage.runlog import history
 
         for event in history(self.resume_dir, resume=self.resume_state):
             if not isinstance(event, (RunFinished, RunFailed)):

@@ -12,7 +12,7 @@ from ptviz.engine.errors import ConfigError, FieldError, UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DIVERGED = 0, 1, 2, 3
 EXIT_SIGNAL_BASE = 128  # stopped by signal N (after saving a checkpoint): exit code 128 + N
-SUBCOMMANDS: tuple[str, ...] = ("resume", "attach", "runs", "send")  # implemented in tui.commands
+SUBCOMMANDS: tuple[str, ...] = ("resume", "attach", "runs", "send")  # implemented in ptviz.tui.commands
 
 # Flag names that differ from the field name.
 FLAG_NAMES = {"model.name": "model"}

@@ -29,7 +29,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _run_dir(text: str) -> Path:
-    from ptviz.engine.runs import is_run_dir
+    from ptviz.engine.storage.runs import is_run_dir
 
     path = Path(text)
     if not path.is_dir():
@@ -58,7 +58,7 @@ def resume(argv: list[str]) -> int:
     run_dir = _run_dir(args.run_dir)
     _refuse_running(run_dir)
 
-    from ptviz.engine.checkpoint import load_newest
+    from ptviz.engine.storage.checkpoint import load_newest
 
     state, path, skipped = load_newest(run_dir)
     for why in skipped:
@@ -85,7 +85,7 @@ def config_of(data: dict, source: str) -> cfgmod.RunConfig:
 
 
 def _refuse_running(run_dir: Path) -> None:
-    from ptviz.engine.rundir import holder_pid
+    from ptviz.engine.storage.rundir import holder_pid
 
     pid = holder_pid(run_dir)
     if pid is not None:
@@ -116,8 +116,8 @@ def attach(argv: list[str]) -> int:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the run directory of the running run")
     args = parser.parse_args(argv)
     run_dir = _run_dir(args.run_dir)
-    from ptviz.engine.rundir import holder_pid
-    from ptviz.engine.runs import run_info
+    from ptviz.engine.storage.rundir import holder_pid
+    from ptviz.engine.storage.runs import run_info
 
     if holder_pid(run_dir) is None:
         info = run_info(run_dir)
@@ -142,7 +142,7 @@ def runs(argv: list[str]) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():
         raise UserError(f"{folder.resolve()}: no such folder (pass the folder of runs, e.g. ptviz-tui runs path/to/runs)")
-    from ptviz.engine.runs import list_runs
+    from ptviz.engine.storage.runs import list_runs
 
     found = list_runs(folder)
     if not found:

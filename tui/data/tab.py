@@ -13,9 +13,9 @@ from ptviz.engine import config as cfgmod
 from ptviz.engine.events import Evaluated
 from ptviz.engine.recipes import RECIPES
 
-from .config_form import ConfigForm
-from .data.pane import DataPane
-from .messages import LogRequested
+from ..config_form import ConfigForm
+from .pane import DataPane
+from ..messages import LogRequested
 
 DATA_FIELDS = [p for p in cfgmod.field_paths() if p.startswith("data.")]
 DEBOUNCE_SECONDS = 0.4

@@ -15,9 +15,9 @@ from ptviz.engine import config as cfgmod
 from ptviz.engine.commands import SetTrainable
 from ptviz.engine.events import TrainableChanged
 
-from .config_form import ConfigForm
-from .messages import LogRequested
-from .model.pane import ModelPane
+from ..config_form import ConfigForm
+from ..messages import LogRequested
+from .pane import ModelPane
 
 RUN_FIELDS = [p for p in cfgmod.field_paths() if p.split(".")[0] in ("model", "optim", "train", "output")]
 PREVIEW_FIELDS = {"model.name", "model.pretrained", "model.freeze_backbone", "model.num_classes", "model.freeze",

@@ -12,8 +12,8 @@ try:
 except ImportError:  # Windows: no run locks (a run's state then reads from its summary only)
     fcntl = None  # type: ignore[assignment]
 
-from .config import RunConfig, dump_toml
-from .errors import UserError
+from ..config import RunConfig, dump_toml
+from ..errors import UserError
 
 
 def create_run_dir(config: RunConfig, now: float | None = None) -> Path:

@@ -69,7 +69,7 @@ class DevicePanel(Static):
 
     def _read(self) -> None:
         from .device_stats import DeviceSampler
-        from .messages import DeviceSampled
+        from ..messages import DeviceSampled
 
         if self.sampler is None:
             self.sampler = DeviceSampler()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import logrows
-from .events import (
+from ..events import (
     CheckpointSaved,
     Diverged,
     EpochEnded,

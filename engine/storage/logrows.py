@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .events import (
+from ..events import (
     CheckpointSaved,
     Diverged,
     EpochEnded,

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 FORMAT = "ptviz-checkpoint/1"
 REQUIRED = ("config", "model", "optimizer", "step", "epoch", "batch_in_epoch", "order", "epoch_totals", "rng")
