@@ -23,7 +23,6 @@ from ..errors import CheckpointError
 
 FORMAT = "ptviz-checkpoint/1"
 REQUIRED = ("config", "model", "optimizer", "step", "epoch", "batch_in_epoch", "order", "epoch_totals", "rng")
-NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 TEMP_GLOB = ".*.tmp"  # atomic_save's and the logs' temp files: `.<name>.<pid>.tmp`
 
 
