@@ -44,6 +44,7 @@ from .errors import CheckpointError, ModelError, UserError
 from .evaluate import EvalResult
 from .events import (
     CheckpointSaved,
+    CommandApplied,
     Diverged,
     EpochEnded,
     Evaluated,
@@ -169,6 +170,7 @@ class Trainer:
         self.stop_reason = "completed"
         self.outcome = "finished"  # "finished" | "stopped" | "diverged"
         self.diverged_at: int | None = None  # first step whose loss was not finite
+        self.refusal = ""  # why the command being applied did not happen ("" when it did)
         self.saved_clock = self.clock  # when the last checkpoint was written, for checkpoint_minutes
         self._epoch_started = 0.0  # active_seconds when the current epoch began
         self.best_test_accuracy: float | None = None
@@ -350,13 +352,13 @@ class Trainer:
         if self.control.stop_requested.is_set():
             self._request_stop(self.control.stop_reason)
         for command in self.control.pending():
-            self._apply(command)
+            self._obey(command)
         while self.paused and not self.stopping:
             command = self.control.wait(PAUSE_POLL_SECONDS)
             if self.control.stop_requested.is_set():
                 self._request_stop(self.control.stop_reason)
             if command is not None:
-                self._apply(command)
+                self._obey(command)
         if self.stopping and self.paused:
             self._tick()
             self.paused = False
@@ -373,6 +375,18 @@ class Trainer:
             self.paused = True
             self.emit(Paused(self.step))
 
+    def _obey(self, command: Command) -> None:
+        """Apply one command; one sent with a ticket is answered by CommandApplied, with the refusal if any."""
+        self.refusal = ""
+        self._apply(command)
+        if command.ticket:
+            self.emit(CommandApplied(command.ticket, self.step, self.refusal))
+
+    def _refuse(self, text: str, level: str = "error") -> None:
+        """Tell the user a command (or a save) did not happen; the text is also the command's outcome."""
+        self.refusal = text
+        self.emit(Notice(level, text))
+
     def _apply(self, command: Command) -> None:
         if isinstance(command, Pause):
             self._pause()
@@ -386,18 +400,21 @@ class Trainer:
         elif isinstance(command, Stop):
             self._request_stop(self.control.stop_reason)
         elif isinstance(command, SaveCheckpoint):
-            self.save(command.reason)
+            self.save(command.reason, hold=False)  # on a full disk the command is answered at once, refused
         elif isinstance(command, EvaluateNow):
             self._read_losses()
             self._emit_points()
             self._evaluate_split("test", self.s.test, mid_epoch=True)
             self._restart_throughput()
         elif isinstance(command, (SetLearningRate, ScaleLearningRate)):
-            target = command.lr if isinstance(command, SetLearningRate) else current_lr(self.s.optimizer) * command.factor
+            before = current_lr(self.s.optimizer)
+            scaled = isinstance(command, ScaleLearningRate)
+            target = before * command.factor if scaled else command.lr
             try:
                 lr = set_lr(self.s.optimizer, self.s.scheduler, target)
             except ValueError as exc:
-                self.emit(Notice("error", f"learning rate not changed: {exc}"))
+                how = f" ({before:g} scaled by {command.factor:g})" if scaled else ""
+                self._refuse(f"learning rate not changed{how}: {exc}")
                 return
             self.emit(LrChanged(self.step, lr))
         elif isinstance(command, SetTrainable):
@@ -406,7 +423,7 @@ class Trainer:
             try:
                 total, trainable = set_trainable(self.s.model, command.module, command.trainable)
             except ModelError as exc:
-                self.emit(Notice("error", f"trainable parameters not changed: {exc}"))
+                self._refuse(f"trainable parameters not changed: {exc}")
                 return
             # Recorded in the run's configuration, so checkpoints and resumed runs keep the change.
             self.cfg.model.freeze.append(freeze_edit(command.module, command.trainable))
@@ -500,22 +517,24 @@ class Trainer:
         if due_steps or due_time:
             self.save("periodic")
 
-    def save(self, reason: str) -> Path | None:
+    def save(self, reason: str, hold: bool = True) -> Path | None:
         """Write the checkpoint(s) `reason` calls for; emit CheckpointSaved for each file once it is durable.
 
         "epoch" writes epoch-NNNN.pt (every output.checkpoint_every epochs, keeping output.keep) and
         last.pt, "best" writes best.pt, anything else last.pt. Nothing is written after divergence.
+        A write that fails stops the run, or pauses it; with `hold`, the save waits there and is tried
+        again when the user resumes.
         """
         if self.run_dir is None:
-            self.emit(Notice("warning", "checkpoint not saved: output.runs_dir is empty, so this run has no folder"))
+            self._refuse("checkpoint not saved: output.runs_dir is empty, so this run has no folder", "warning")
             return None
         self._read_losses()  # may find a diverged loss: check before writing anything
         self._emit_points()  # every step up to here is logged before the checkpoint's own row
         if self.diverged_at is None and not self._weights_finite():
             self.diverged_at = self.step
         if self.diverged_at is not None:
-            self.emit(Notice("warning", f"checkpoint not saved: the loss diverged at step {self.diverged_at}; "
-                                        "the last good checkpoint is kept"))
+            self._refuse(f"checkpoint not saved: the loss diverged at step {self.diverged_at}; "
+                         "the last good checkpoint is kept", "warning")
             return None
         if self.stopped_for_space:
             return None  # the run is stopping because the disk is full: nothing more is written
@@ -534,7 +553,8 @@ class Trainer:
                 paths = [ckpt.atomic_save(state, folder / name) for name in names]
                 break
             except OSError as exc:  # a full disk: the files that were there are untouched
-                if self.holding_for_space or not self._storage_failed(exc, folder, "checkpoint not saved"):
+                paused = self._storage_failed(exc, folder, "checkpoint not saved")
+                if not (paused and hold) or self.holding_for_space:
                     return None
                 self._hold_for_space()
                 if self.stopping:
@@ -558,10 +578,10 @@ class Trainer:
         kept = (f"the last good checkpoint ({self.last_saved[0]}, step {self.last_saved[1]:,}) is kept"
                 if self.last_saved else "no checkpoint of this session was saved yet")
         if self.on_divergence == "pause" and not self.stopping:
-            self.emit(Notice("error", f"{what}: {why}; {kept}. Paused: free some space, then resume"))
+            self._refuse(f"{what}: {why}; {kept}. Paused: free some space, then resume")
             self._pause()
             return True
-        self.emit(Notice("error", f"{what}: {why}; {kept}. Stopping"))
+        self._refuse(f"{what}: {why}; {kept}. Stopping")
         if not self.stopping:
             self.stopped_for_space = True
             self._request_stop(why)

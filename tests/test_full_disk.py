@@ -88,24 +88,29 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_last_good_one_and_stops_headless(
 
 async def test_a_full_disk_pauses_a_cockpit_run_and_the_save_succeeds_once_space_is_freed(digits_config,
                                                                                            monkeypatch):
+    """The periodic save at step 5 finds the disk full: the run pauses there and saves once resumed."""
     disk = Disk(full_from=1)
     monkeypatch.setattr(ckpt, "open", disk.open, raising=False)
-    session = TrainingSession(small(digits_config, epochs=1000))  # the cockpit's session pauses on trouble
+    config = small(digits_config, epochs=1000)
+    config.output.checkpoint_steps = 5
+    session = TrainingSession(config)  # the cockpit's session pauses on trouble
     session.start()
-    await session.next_event(StepMetrics)
-    session.send(SaveCheckpoint())
     notice = await session.next_event(Notice)
     assert "checkpoint not saved: no space left on" in notice.text and notice.text.endswith(
         "no checkpoint of this session was saved yet. Paused: free some space, then resume")
     paused = await session.next_event(Paused)
+    assert paused.step == 5
+    session.send(SaveCheckpoint())  # asked for while the disk is still full: refused at once, still paused
+    refused = await session.next_event(Notice)
+    assert refused.text.startswith("checkpoint not saved: no space left on")
     disk.freed = True
     session.send(Resume())
-    saved = await session.next_event(CheckpointSaved)  # the save is tried again, at the same step
-    assert saved.step == paused.step
-    assert ckpt.load_checkpoint(saved.path)["step"] == paused.step
+    saved = await session.next_event(CheckpointSaved)  # the held save is tried again, at the same step
+    assert (saved.step, saved.reason) == (5, "periodic")
+    assert ckpt.load_checkpoint(saved.path)["step"] == 5
     session.send(Stop())
     finished = await session.next_event(RunFinished)
-    assert finished.state == "stopped" and finished.step >= paused.step
+    assert finished.state == "stopped" and finished.step >= 5
     assert session.stop(timeout=30)
 
 
