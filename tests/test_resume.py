@@ -153,23 +153,23 @@ def test_resume_mid_epoch_on_a_resized_training_split_is_refused_naming_both_siz
     assert (run / "metrics.jsonl").read_bytes() == log_before and (run / "summary.json").read_bytes() == summary_before
 
 
-def test_resume_at_an_epoch_boundary_on_a_grown_split_continues_with_a_notice(digits_config):
+def test_resume_at_an_epoch_boundary_on_a_grown_split_continues_with_a_notice(digits_config, capsys):
     """At a boundary the next epoch's order is drawn for the new size: the run goes on, and says so."""
     config = small(digits_config, epochs=1)
     config.data.val_split = 0.2  # 1,150 training images: 9 steps of 128
     train(config)
     run = only_run(config)
-    state, _, _ = ckpt.load_newest(run)
+    state = ckpt.load_checkpoint(run / "checkpoints" / "epoch-0001.pt")
     assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (9, 1, 0)
-    grown = config.copy()
-    grown.data.val_split, grown.train.epochs = 0.0, 2  # 1,438 images: 12 steps of 128
-    sink = ListSink()
-    finished = train(grown, sink, resume=state, run_dir=run)
-    assert finished.step == 9 + 12 and finished.state == "finished"
-    notices = [n.text for n in sink.of(Notice)]
+    # 1,438 images from here on: 12 steps of 128; --checkpoint names the boundary checkpoint to continue from.
+    assert main(["resume", str(run), "--headless", "--checkpoint", "epoch-0001.pt", "--val-split", "0",
+                 "--epochs", "2"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    rows = read_rows(run / "metrics.jsonl")
     assert "the training split has 1,438 samples, the checkpoint's run had 1,150: epoch 2 starts with the new size" \
-        in notices
+        in [r["text"] for r in rows if r["kind"] == "notice"]
     assert steps_logged(run) == list(range(1, 22))
+    assert json.loads((run / "summary.json").read_text())["state"] == "finished"
 
 
 def test_a_checkpoint_order_that_does_not_fit_is_refused_before_training(digits_config):
