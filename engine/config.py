@@ -70,12 +70,13 @@ class ModelConfig:
     pretrained: bool = False
     """Start from pretrained weights (resnet18: ImageNet weights from the torch hub cache)."""
     freeze_backbone: bool = False
-    """Freeze every parameter except the classification head (fine-tuning a linear probe)."""
+    """Freeze every parameter except the classification head (a linear probe); while training, a frozen module
+    runs in eval mode: BatchNorm keeps its running statistics and dropout is off."""
     num_classes: int = field(default=0, metadata=_rule(min=0, max=100_000))
     """Output classes; 0 takes the data set's class count."""
     freeze: list[str] = field(default_factory=list)
     """Freeze edits applied in order after building: -name freezes a module subtree, +name unfreezes it,
-    a lone - or + means the whole model (the tutorial's fine-tuning is: -, +fc)."""
+    a lone - or + means the whole model (the tutorial's fine-tuning is: -, +fc); frozen modules run in eval mode."""
 
 
 @dataclass
@@ -115,9 +116,12 @@ class TrainConfig:
     log_interval: int = field(default=10, metadata=_rule(min=1, max=1_000_000))
     """Steps between reads of the loss from the device (the only sync point of the step loop)."""
     compile: bool = False
-    """Compile the model with torch.compile (skipped when a frozen backbone's features are cached)."""
+    """Compile the model with torch.compile (steps on a frozen backbone's cached features run the head alone)."""
     cache_features: bool = True
     """With a frozen backbone, compute its features once per split (training's only without random transforms)."""
+    fast_paths: bool = True
+    """Frozen-backbone shortcuts and channels-last; false runs every step through the whole model with
+    autograd, and the results are identical."""
 
 
 @dataclass

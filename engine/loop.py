@@ -55,7 +55,7 @@ from .events import (
     StepMetrics,
     TrainableChanged,
 )
-from .models.registry import freeze_edit, set_trainable
+from .models.registry import freeze_edit, random_backbone_warning, set_trainable
 from .optim import current_lr, set_lr
 from .remote import CONTROL_SOCKETS, ControlServer
 from .storage.rundir import RunLock, create_run_dir, write_config
@@ -187,6 +187,8 @@ class Trainer:
             class_names=self.s.data.class_names, input_shape=self.s.input_shape,
             resident=self.s.train.resident, start_step=self.step, start_epoch=self.epoch,
         ))
+        if warning := random_backbone_warning(cfg.model, self.s.model):
+            self.emit(Notice("warning", warning))
         self._tick()
         if self.rng_to_restore is not None:
             ckpt.set_rng_state(self.rng_to_restore)  # last, so nothing set up since the restore consumed it
@@ -221,15 +223,19 @@ class Trainer:
         if self.order is None:
             self.order = self.s.train.order(self.epoch)
         max_steps = self.cfg.train.max_steps
-        for x, y in self.s.train_batches().epoch(self.epoch, self.batch_in_epoch, order=self.order):
-            self._boundary()
-            if self.stopping:
-                return
-            self._step(x, y)
-            if max_steps and self.step >= max_steps:
-                self.stopping, self.stop_reason = True, f"reached max_steps={max_steps}"
-                return
-            self._periodic_checkpoint()
+        while self.batch_in_epoch < len(self.s.train):
+            route = self.s.route_changes
+            for x, y in self.s.train_batches().epoch(self.epoch, self.batch_in_epoch, order=self.order):
+                self._boundary()
+                if self.stopping:
+                    return
+                if self.s.route_changes != route:
+                    break  # a freeze switched between images and cached features: fetch this batch as the other
+                self._step(x, y)
+                if max_steps and self.step >= max_steps:
+                    self.stopping, self.stop_reason = True, f"reached max_steps={max_steps}"
+                    return
+                self._periodic_checkpoint()
         self._boundary()  # commands sent during the last step still count before the epoch ends
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -391,6 +397,8 @@ class Trainer:
             except ModelError as exc:
                 self.emit(Notice("error", f"trainable parameters not changed: {exc}"))
                 return
+            # Modes and speed paths follow: a thawed backbone trains through autograd, a frozen one may not.
+            self.s.trainable_changed()
             # Recorded in the run's configuration, so checkpoints and resumed runs keep the change.
             self.cfg.model.freeze.append(freeze_edit(command.module, command.trainable))
             self.emit(TrainableChanged(self.step, command.module, command.trainable, trainable, total))

@@ -316,6 +316,23 @@ def _first_readable(samples: list[tuple[str, int]], channels: int, sizing: list[
     raise first_error  # type: ignore[misc]
 
 
+def readable_items(split: Split, count: int) -> list[tuple[torch.Tensor, int]]:
+    """The first `count` images of `split` that decode, each with label 0 (a sample batch for checks)."""
+    items: list[tuple[torch.Tensor, int]] = []
+    first_error: UnreadableImage | None = None
+    for index in range(len(split)):
+        try:
+            items.append((split.image(index), 0))
+        except UnreadableImage as exc:
+            first_error = first_error or exc
+            continue
+        if len(items) == count:
+            break
+    if not items and first_error is not None:
+        raise first_error
+    return items
+
+
 def sample_path(split: Split, index: int) -> str | None:
     """The file behind sample `index` of a folder split, or None for in-memory splits."""
     dataset, i = split.dataset, index
