@@ -24,6 +24,7 @@ OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")
 SCHEDULERS = ("none", "step", "cosine", "one-cycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BAD_SAMPLES = ("skip", "fail")
 FREEZE_EDIT = re.compile(r"^[+-][A-Za-z0-9_.]*$")
 
 
@@ -49,6 +50,9 @@ class DataConfig:
     """Share of the training set held out for validation (0 keeps it all for training)."""
     workers: int = field(default=0, metadata=_rule(min=0, max=64))
     """DataLoader worker processes for data sets read from disk per batch (imagefolder)."""
+    bad_samples: str = field(default="skip", metadata=_rule(choices=BAD_SAMPLES))
+    """An image file that does not decode: skip (replaced by the next readable one of its split, named in a
+    warning and counted) or fail (the run stops, naming the file)."""
     transforms: list[TransformSpec] = field(default_factory=list)
     """Image pipeline in order, on tensors in [0, 1]; random transforms apply to training only."""
     mean: tuple[float, ...] = (0.5,)

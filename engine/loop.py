@@ -66,6 +66,7 @@ from .sinks import EventSink, FanOut, NullSink
 EMIT_SECONDS = 0.1  # hand step points to the sink at most ten times a second
 READ_SECONDS = 1.0  # and read the device's losses at least once a second, however long log_interval is
 PAUSE_POLL_SECONDS = 0.1  # how often a paused loop looks at the stop flag
+MAX_NAMED_UNREADABLE = 100  # unreadable files named one by one; beyond that only counted
 
 
 OnDivergence = Literal["stop", "pause"]
@@ -170,6 +171,8 @@ class Trainer:
         self.best_test_accuracy: float | None = None
         self.last_epoch: EpochEnded | None = None
         self.rng_to_restore: dict[str, Any] | None = None  # a checkpoint's RNG state, set just before training
+        self.unreadable: set[str] = set()  # image files named in a warning as skipped
+        self._looked: dict[int, int] = {}  # id(batches) -> how many of its unreadable files were looked at
 
     # ------------------------------------------------------------------------- the loop
 
@@ -189,6 +192,7 @@ class Trainer:
         ))
         if warning := random_backbone_warning(cfg.model, self.s.model):
             self.emit(Notice("warning", warning))
+        self._note_unreadable(self.s.data.unreadable, up_front=True)
         self._tick()
         if self.rng_to_restore is not None:
             ckpt.set_rng_state(self.rng_to_restore)  # last, so nothing set up since the restore consumed it
@@ -335,8 +339,37 @@ class Trainer:
 
     # ------------------------------------------------------------------------- commands
 
+    def _note_unreadable(self, found: dict[str, str], up_front: bool = False) -> None:
+        """Name each unreadable image file once (data.bad_samples = skip replaced it)."""
+        new = [(path, why) for path, why in found.items() if path not in self.unreadable]
+        if not new:
+            return
+        if up_front:
+            self.emit(Notice("warning", f"{len(new)} unreadable image file(s) found up front; each is replaced by "
+                                        f"the next readable image of its split (data.bad_samples = skip)"))
+        for path, why in new:
+            self.unreadable.add(path)
+            count = len(self.unreadable)
+            if count <= MAX_NAMED_UNREADABLE:
+                self.emit(Notice("warning", f"unreadable image {count} skipped: {why}"))
+            elif count % MAX_NAMED_UNREADABLE == 0:
+                self.emit(Notice("warning", f"{count} unreadable image files skipped so far "
+                                            f"(the first {MAX_NAMED_UNREADABLE} are named above)"))
+
+    def _check_batches(self) -> None:
+        """Report files the batches replaced since the last look (a length check per split, no I/O)."""
+        for batches in (self.s.train, self.s.val, self.s.test):
+            if batches is None:
+                continue
+            seen = self._looked.get(id(batches), 0)
+            if len(batches.unreadable) > seen:
+                fresh = list(batches.unreadable.items())[seen:]  # a dict keeps insertion order
+                self._looked[id(batches)] = len(batches.unreadable)
+                self._note_unreadable(dict(fresh))
+
     def _boundary(self) -> None:
         """Apply queued commands; while paused, wait here for Resume or Stop."""
+        self._check_batches()
         if self.control.stop_requested.is_set():
             self._request_stop(self.control.stop_reason)
         for command in self.control.pending():
@@ -410,6 +443,7 @@ class Trainer:
 
     def _evaluate_split(self, name: str, batches: Batches, mid_epoch: bool = False) -> EvalResult:
         result = self.s.evaluate(batches)
+        self._check_batches()
         self.emit(Evaluated(split=name, step=self.step, epoch=self.epoch + 1, loss=result.loss,
                             accuracy=result.accuracy, samples=result.samples, confusion=result.confusion,
                             wrong=result.wrong, mid_epoch=mid_epoch))

@@ -16,7 +16,7 @@ from .data import sources
 from .data.augment import Pipeline
 from .data.batches import Batches, collate
 from .device import resolve_device
-from .errors import ConfigError, FieldError, ModelError
+from .errors import ConfigError, DataUnavailable, FieldError, ModelError
 from .evaluate import EvalResult, evaluate
 from .fastpath import autocast, resolve_precision, use_channels_last
 from .models.frozen import set_training_modes
@@ -134,6 +134,11 @@ def build_data(config: RunConfig, data: sources.DataBundle | None = None) -> tup
     """Load the data set (or take `data`) and its pipeline; ConfigError when the normalisation does not fit it."""
     d = config.data
     bundle = data if data is not None else sources.load(d, config.train.seed)
+    if bundle.unreadable and d.bad_samples == "fail":
+        files = list(bundle.unreadable.values())
+        more = f" (and {len(files) - 3} more)" if len(files) > 3 else ""
+        raise DataUnavailable(f"data.bad_samples is fail and {len(files)} image(s) are unreadable: "
+                              f"{'; '.join(files[:3])}{more}; or set data.bad_samples = skip")
     channels = bundle.shape[0]
     if d.mean and len(d.mean) not in (1, channels):
         raise ConfigError([FieldError("data.mean", cfgmod.format_value(d.mean),
@@ -169,12 +174,10 @@ def build(config: RunConfig, data: sources.DataBundle | None = None) -> Setup:
     compiled = torch.compile(model) if config.train.compile else None  # compiles on first use
     optimizer = build_optimizer(config.optim, model)
     d = config.data
-    resident = d.resident
-    train = Batches(bundle.train, d.batch_size, device, shuffle=True, seed=config.train.seed,
-                    resident=resident, workers=d.workers)
-    val = (Batches(bundle.val, d.test_batch_size, device, shuffle=False, resident=resident, workers=d.workers)
-           if bundle.val is not None else None)
-    test = Batches(bundle.test, d.test_batch_size, device, shuffle=False, resident=resident, workers=d.workers)
+    io = dict(resident=d.resident, workers=d.workers, skip_unreadable=d.bad_samples == "skip")
+    train = Batches(bundle.train, d.batch_size, device, shuffle=True, seed=config.train.seed, **io)
+    val = Batches(bundle.val, d.test_batch_size, device, shuffle=False, **io) if bundle.val is not None else None
+    test = Batches(bundle.test, d.test_batch_size, device, shuffle=False, **io)
     scheduler, per_step = build_scheduler(config.optim, optimizer, config.train.epochs, len(train))
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     setup = Setup(config, device, bundle, pipeline, input_shape, num_classes, model, optimizer, scheduler,
