@@ -40,9 +40,10 @@ class FrozenBackbone:
         self.cached_bytes = 0
 
     def backbone_frozen(self) -> bool:
-        """Whether no parameter outside the head requires a gradient (the split is only valid then)."""
+        """Whether there are parameters before the head and none requires a gradient (the split is valid then)."""
         head = {id(p) for p in self.head.parameters()}
-        return not any(p.requires_grad for p in self.model.parameters() if id(p) not in head)
+        backbone = [p for p in self.model.parameters() if id(p) not in head]
+        return bool(backbone) and not any(p.requires_grad for p in backbone)
 
     def features(self, inputs: torch.Tensor) -> torch.Tensor:
         """The head's input for a batch of model inputs, computed without autograd."""
