@@ -58,7 +58,7 @@ from .events import (
     StepMetrics,
     TrainableChanged,
 )
-from .models.registry import freeze_edit, set_trainable
+from .models.registry import freeze_edit, random_backbone_warning, set_trainable
 from .optim import current_lr, set_lr
 from .remote import CONTROL_SOCKETS, ControlServer
 from .storage.rundir import RunLock, create_run_dir, write_config
@@ -69,6 +69,7 @@ from .sinks import EventSink, FanOut, NullSink
 EMIT_SECONDS = 0.1  # hand step points to the sink at most ten times a second
 READ_SECONDS = 1.0  # and read the device's losses at least once a second, however long log_interval is
 PAUSE_POLL_SECONDS = 0.1  # how often a paused loop looks at the stop flag
+MAX_NAMED_UNREADABLE = 100  # unreadable files named one by one; beyond that only counted
 
 
 OnDivergence = Literal["stop", "pause"]
@@ -182,6 +183,8 @@ class Trainer:
         self.write_error: tuple[OSError, Path] | None = None  # a log write that failed, handled at the boundary
         self.holding_for_space = False  # a failed save waits (paused) for space; nested saves wait with it
         self.stopped_for_space = False  # a failed write stopped the run: no final save is attempted
+        self.unreadable: set[str] = set()  # image files named in a warning as skipped
+        self._looked: dict[int, int] = {}  # id(batches) -> how many of its unreadable files were looked at
 
     # ------------------------------------------------------------------------- the loop
 
@@ -201,6 +204,9 @@ class Trainer:
         ))
         for event in self.restored:
             self.emit(event)
+        if warning := random_backbone_warning(cfg.model, self.s.model):
+            self.emit(Notice("warning", warning))
+        self._note_unreadable(self.s.data.unreadable, up_front=True)
         self._tick()
         if self.rng_to_restore is not None:
             ckpt.set_rng_state(self.rng_to_restore)  # last, so nothing set up since the restore consumed it
@@ -235,15 +241,19 @@ class Trainer:
         if self.order is None:
             self.order = self.s.train.order(self.epoch)
         max_steps = self.cfg.train.max_steps
-        for x, y in self.s.train_batches().epoch(self.epoch, self.batch_in_epoch, order=self.order):
-            self._boundary()
-            if self.stopping:
-                return
-            self._step(x, y)
-            if max_steps and self.step >= max_steps:
-                self.stopping, self.stop_reason = True, f"reached max_steps={max_steps}"
-                return
-            self._periodic_checkpoint()
+        while self.batch_in_epoch < len(self.s.train):
+            route = self.s.route_changes
+            for x, y in self.s.train_batches().epoch(self.epoch, self.batch_in_epoch, order=self.order):
+                self._boundary()
+                if self.stopping:
+                    return
+                if self.s.route_changes != route:
+                    break  # a freeze switched between images and cached features: fetch this batch as the other
+                self._step(x, y)
+                if max_steps and self.step >= max_steps:
+                    self.stopping, self.stop_reason = True, f"reached max_steps={max_steps}"
+                    return
+                self._periodic_checkpoint()
         self._boundary()  # commands sent during the last step still count before the epoch ends
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -343,12 +353,41 @@ class Trainer:
 
     # ------------------------------------------------------------------------- commands
 
+    def _note_unreadable(self, found: dict[str, str], up_front: bool = False) -> None:
+        """Name each unreadable image file once (data.bad_samples = skip replaced it)."""
+        new = [(path, why) for path, why in found.items() if path not in self.unreadable]
+        if not new:
+            return
+        if up_front:
+            self.emit(Notice("warning", f"{len(new)} unreadable image file(s) found up front; each is replaced by "
+                                        f"the next readable image of its split (data.bad_samples = skip)"))
+        for path, why in new:
+            self.unreadable.add(path)
+            count = len(self.unreadable)
+            if count <= MAX_NAMED_UNREADABLE:
+                self.emit(Notice("warning", f"unreadable image {count} skipped: {why}"))
+            elif count % MAX_NAMED_UNREADABLE == 0:
+                self.emit(Notice("warning", f"{count} unreadable image files skipped so far "
+                                            f"(the first {MAX_NAMED_UNREADABLE} are named above)"))
+
+    def _check_batches(self) -> None:
+        """Report files the batches replaced since the last look (a length check per split, no I/O)."""
+        for batches in (self.s.train, self.s.val, self.s.test):
+            if batches is None:
+                continue
+            seen = self._looked.get(id(batches), 0)
+            if len(batches.unreadable) > seen:
+                fresh = list(batches.unreadable.items())[seen:]  # a dict keeps insertion order
+                self._looked[id(batches)] = len(batches.unreadable)
+                self._note_unreadable(dict(fresh))
+
     def _boundary(self) -> None:
         """Apply queued commands; while paused, wait here for Resume or Stop."""
         if self.write_error is not None and not self.stopping:
             exc, folder = self.write_error
             self.write_error = None
             self._storage_failed(exc, folder, "the run log could not be written")
+        self._check_batches()
         if self.control.stop_requested.is_set():
             self._request_stop(self.control.stop_reason)
         for command in self.control.pending():
@@ -425,6 +464,8 @@ class Trainer:
             except ModelError as exc:
                 self._refuse(f"trainable parameters not changed: {exc}")
                 return
+            # Modes and speed paths follow: a thawed backbone trains through autograd, a frozen one may not.
+            self.s.trainable_changed()
             # Recorded in the run's configuration, so checkpoints and resumed runs keep the change.
             self.cfg.model.freeze.append(freeze_edit(command.module, command.trainable))
             self.emit(TrainableChanged(self.step, command.module, command.trainable, trainable, total))
@@ -436,6 +477,7 @@ class Trainer:
 
     def _evaluate_split(self, name: str, batches: Batches, mid_epoch: bool = False) -> EvalResult:
         result = self.s.evaluate(batches)
+        self._check_batches()
         self.emit(Evaluated(split=name, step=self.step, epoch=self.epoch + 1, loss=result.loss,
                             accuracy=result.accuracy, samples=result.samples, confusion=result.confusion,
                             wrong=result.wrong, mid_epoch=mid_epoch))
