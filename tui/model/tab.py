@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.timer import Timer
 
 from ptviz.engine import config as cfgmod
+from ptviz.engine import trust
 from ptviz.engine.commands import SetTrainable
 from ptviz.engine.events import TrainableChanged
 
@@ -45,9 +46,10 @@ class ModelTab(Horizontal):
         details: str
         spec: str
 
-    def __init__(self, config: cfgmod.RunConfig, **kwargs):
+    def __init__(self, config: cfgmod.RunConfig, unconfirmed_code: dict[str, str] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.config = config  # the app's working copy, edited in place
+        self.unconfirmed_code = unconfirmed_code if unconfirmed_code is not None else {}  # the app's, shared
         self.preview_model = None
         self._timer: Timer | None = None
         self._warned = ""  # the configuration warning last written to the log
@@ -74,6 +76,13 @@ class ModelTab(Horizontal):
         self._timer = self.set_timer(DEBOUNCE_SECONDS, self._build_preview)
 
     def _build_preview(self) -> None:
+        held = trust.pending(self.config, self.unconfirmed_code)
+        if held:  # building the preview would import it
+            pane = self.query_one(ModelPane)
+            pane.spec = self.config.model.name
+            pane.error = (f"not built: this run folder names code ({', '.join(held.values())}) that runs only "
+                          "once you confirm it")
+            return
         self.build_preview(self.config.copy())
 
     @work(thread=True, exclusive=True, group="model-preview", exit_on_error=False)
