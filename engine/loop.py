@@ -128,6 +128,14 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()
 
 
+class _LogNotWritten(OSError):
+    """The run log failed to become durable before a checkpoint: `cause` is the write's error."""
+
+    def __init__(self, cause: OSError, folder: Path):
+        super().__init__(cause.errno, cause.strerror)
+        self.cause, self.folder = cause, folder
+
+
 class Trainer:
     """State of one run between steps; `run()` is the loop."""
 
@@ -587,15 +595,17 @@ class Trainer:
             names.insert(0, f"epoch-{self.epoch:04d}.pt")
         while True:
             try:
-                if self.before_save is not None:
-                    self.before_save()
+                self._make_log_durable()
                 self.save_seq += 1
                 state = self.state(reason)
                 folder.mkdir(exist_ok=True)
                 paths = [ckpt.atomic_save(state, folder / name) for name in names]
                 break
             except OSError as exc:  # a full disk: the files that were there are untouched
-                paused = self._storage_failed(exc, folder, "checkpoint not saved")
+                if isinstance(exc, _LogNotWritten):  # the log's own trouble, named as such
+                    paused = self._storage_failed(exc.cause, exc.folder, "the run log could not be written")
+                else:
+                    paused = self._storage_failed(exc, folder, "checkpoint not saved")
                 if not (paused and hold) or self.holding_for_space:
                     return None
                 self._hold_for_space()
@@ -608,6 +618,18 @@ class Trainer:
         for path in paths:
             self.emit(CheckpointSaved(str(path), self.step, self.epoch, reason, save_id=state["save_id"]))
         return paths[-1]
+
+    def _make_log_durable(self) -> None:
+        """Sync the run log before a checkpoint claims its steps; _LogNotWritten if it failed or fails now."""
+        if self.write_error is not None:  # a row of the steps just emitted did not land
+            exc, folder = self.write_error
+            self.write_error = None
+            raise _LogNotWritten(exc, folder)
+        try:
+            if self.before_save is not None:
+                self.before_save()
+        except OSError as exc:
+            raise _LogNotWritten(exc, self.run_dir) from exc
 
     def log_failed(self, exc: OSError, folder: Path) -> None:
         """The run log could not be written (called by RunLog on this thread); handled at the next boundary."""

@@ -14,6 +14,7 @@ import pytest
 
 from ptviz.engine.commands import Resume, SaveCheckpoint, Stop
 from ptviz.engine.events import CheckpointSaved, Notice, Paused, RunFinished, StepMetrics
+from ptviz.engine import loop
 from ptviz.engine.loop import train
 from ptviz.engine.session import TrainingSession
 from ptviz.engine.sinks import ListSink
@@ -135,7 +136,13 @@ def failing_writes(monkeypatch, name: str, from_step: int):
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the log's descriptor through /proc")
-def test_a_full_disk_under_the_run_log_stops_cleanly_and_records_the_state(digits_config, monkeypatch):
+@pytest.mark.parametrize("emit_seconds", [0.0, 1e9], ids=["rows-each-step", "rows-only-at-the-epoch-save"])
+def test_a_full_disk_under_the_run_log_stops_cleanly_and_records_the_state(digits_config, monkeypatch,
+                                                                            emit_seconds):
+    """However the rows are batched (on a fast machine the epoch's rows are written by the epoch's save),
+    the log's failure is reported as the log's, not as the checkpoint's that found it."""
+    monkeypatch.setattr(loop, "READ_SECONDS", emit_seconds)
+    monkeypatch.setattr(loop, "EMIT_SECONDS", emit_seconds)
     failing_writes(monkeypatch, "metrics.jsonl", from_step=15)
     config = small(digits_config, epochs=3)
     sink = ListSink()
