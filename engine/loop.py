@@ -22,6 +22,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from . import cpu_threads
 from .storage import checkpoint as ckpt
 from .commands import (
     Command,
@@ -85,7 +86,11 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
     trainer = None
     with ExitStack() as outputs:
         try:
+            probe = cpu_threads.LoadProbe()  # other processes' load, measured while the run is set up
             trainer = Trainer(build(config), sink, control, on_divergence=on_divergence)
+            # Set here, on the training thread, for this run only (the count is process-wide).
+            trainer.threads = outputs.enter_context(
+                cpu_threads.using(cpu_threads.choose(config.train.threads, trainer.s.device, probe)))
             if resume is not None:
                 trainer.restore(resume)  # a checkpoint that does not fit fails here, before anything is written
             if run_dir is None and config.output.runs_dir:
@@ -172,6 +177,7 @@ class Trainer:
         self.changes = 0  # commands applied that change what a checkpoint holds (lr, trainable parameters)
         self.saved: tuple[tuple[int, ...], Path, str] | None = None  # (position, last.pt, save_id) of the last save
         self.rng_to_restore: dict[str, Any] | None = None  # a checkpoint's RNG state, set just before training
+        self.threads: cpu_threads.ThreadChoice | None = None  # set by train(); None leaves torch's count as it is
 
     # ------------------------------------------------------------------------- the loop
 
@@ -179,15 +185,17 @@ class Trainer:
         """Train every remaining epoch; returns (and emits) RunFinished."""
         cfg = self.cfg
         total, trainable = self.s.parameter_counts
+        auto_threads = self.threads is not None and self.threads.why.startswith("auto")
         self.emit(RunStarted(
             config=cfg.to_dict(), run_dir=str(self.run_dir) if self.run_dir else None,
-            device=str(self.s.device), device_name=device_name(self.s.device),
+            device=str(self.s.device), device_name=device_name(self.s.device, auto_threads),
             params_total=total, params_trainable=trainable,
             train_size=len(self.s.data.train), val_size=len(self.s.data.val) if self.s.data.val else 0,
             test_size=len(self.s.data.test), steps_per_epoch=len(self.s.train),
             total_steps=self._total_steps(), epochs=cfg.train.epochs,
             class_names=self.s.data.class_names, input_shape=self.s.input_shape,
             resident=self.s.train.resident, start_step=self.step, start_epoch=self.epoch,
+            threads=torch.get_num_threads(), threads_why=self.threads.why if self.threads else "",
         ))
         self._tick()
         if self.rng_to_restore is not None:
