@@ -259,16 +259,16 @@ def _cut_csv(path: Path, lines: int, jsonl: Path) -> None:
 
 def _line_end(path: Path, count: int, chunk: int = 8 << 20) -> int | None:
     """The offset just past the first `count` lines of a file, or None when it has fewer."""
+    if count <= 0:
+        return 0
     seen = offset = 0
     try:
         with open(path, "rb") as fh:
             while data := fh.read(chunk):
                 found = data.count(b"\n")
                 if seen + found >= count:
-                    pos = -1
-                    for _ in range(count - seen):
-                        pos = data.index(b"\n", pos + 1)
-                    return offset + pos + 1
+                    newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+                    return offset + int(newlines[count - seen - 1]) + 1
                 seen += found
                 offset += len(data)
     except OSError:
@@ -296,11 +296,3 @@ def _clean(summary: dict[str, Any]) -> dict[str, Any]:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def history(run_dir: Path, resume: dict[str, Any] | None = None) -> list[Event]:
-    """The events a run's log holds (up to `resume`'s checkpoint when given): charts start from these."""
-    rows = logrows.read_rows(Path(run_dir) / METRICS_JSONL)
-    if resume is not None:
-        rows = logrows.rows_up_to_checkpoint(rows, resume.get("save_id", ""), int(resume["step"]))
-    return logrows.events_of(rows)
