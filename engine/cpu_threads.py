@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-PROBE_SECONDS = 0.2  # the shortest window the load of other processes is measured over
+PROBE_SECONDS = 0.1  # the shortest window the load of other processes is measured over (10 ticks)
 
 
 @dataclass(frozen=True)
