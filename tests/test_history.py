@@ -252,3 +252,14 @@ def test_resuming_a_run_written_without_the_copy_builds_it(digits_config):
     assert kept_steps == 12
     assert (run / "steps.bin").read_bytes() == before["steps.bin"][: steplog.HEADER.size + steplog.STEP_DTYPE.itemsize * kept_steps]
     assert before["events.idx"].startswith((run / "events.idx").read_bytes())
+
+
+def test_a_copy_cut_shorter_while_it_is_read_never_crashes_the_reader(tmp_path):
+    """A reader part-way through a run that a resume truncates gets fewer rows (a memory map would SIGBUS)."""
+    import os
+
+    write_log(tmp_path, [points(1, 5000)])
+    records = history.LogRecords(tmp_path)
+    os.truncate(tmp_path / "steps.bin", steplog.HEADER.size + 100 * steplog.STEP_DTYPE.itemsize)
+    steps = np.concatenate(list(records.step_chunks()))
+    assert steps["step"].tolist() == list(range(1, 101))

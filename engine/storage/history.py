@@ -169,6 +169,8 @@ def events_in_order(steps: np.ndarray, records: np.ndarray, rows: list[dict[str,
 class LogRecords:
     """The records of a run's log up to a cut: its binary copy, and the parsed JSONL rows past the copy.
 
+    A file cut shorter while it is read (a resume) ends what is read early; it never crashes the reader.
+
     The storage package's own view (the run log cuts itself back with it); other readers use the functions above.
     """
 
@@ -182,15 +184,17 @@ class LogRecords:
         if cut is not None:
             size = min(size, cut.jsonl)
         steps = steplog.read_records(self.run_dir / steplog.STEPS_BIN, steplog.STEP_DTYPE, steplog.STEP_MAGIC)
-        idx = steplog.read_records(self.run_dir / steplog.EVENTS_IDX, steplog.EVENT_DTYPE, steplog.EVENT_MAGIC,
-                                   mmap=False)
-        if steps is None or idx is None:  # a log written before the copy existed: parse it all
-            steps, idx = np.empty(0, steplog.STEP_DTYPE), np.empty(0, steplog.EVENT_DTYPE)
+        index = steplog.read_records(self.run_dir / steplog.EVENTS_IDX, steplog.EVENT_DTYPE, steplog.EVENT_MAGIC)
+        if steps is None or index is None:  # a log written before the copy existed: parse it all
+            steps = steplog.RecordFile(self.run_dir / steplog.STEPS_BIN, steplog.STEP_DTYPE, 0)
+            idx = np.empty(0, steplog.EVENT_DTYPE)
+        else:
+            idx = index[:]
         # Records past the JSONL's size belong to rows a cut removed (or that never reached it).
         n_steps = bisect.bisect_right(range(len(steps)), size, key=lambda i: int(steps[i]["end"]))
         idx = idx[: int(np.searchsorted(idx["end"], size, side="right"))]
         idx = idx[idx["steps"] <= n_steps]  # rows after a step the copy lacks are read again from the JSONL
-        self.binary_steps = steps[:n_steps]
+        self.binary_steps = steps.head(n_steps)
         covered = max(int(steps[n_steps - 1]["end"]) if n_steps else 0, int(idx["end"][-1]) if len(idx) else 0)
         tail = steplog.scan_file(self.jsonl, covered, size) if size > covered else None
         self.tail_steps = tail.steps if tail is not None else np.empty(0, steplog.STEP_DTYPE)
@@ -207,14 +211,17 @@ class LogRecords:
     def step_chunks(self) -> Iterator[np.ndarray]:
         """Every step record, in chunks of at most CHUNK_ROWS."""
         for start in range(0, len(self.binary_steps), CHUNK_ROWS):
-            yield self.binary_steps[start: start + CHUNK_ROWS]
+            chunk = self.binary_steps[start: start + CHUNK_ROWS]
+            if not len(chunk):
+                return  # the file was cut shorter under us: what is left would not follow on
+            yield chunk
         for start in range(0, len(self.tail_steps), CHUNK_ROWS):
             yield self.tail_steps[start: start + CHUNK_ROWS]
 
     def steps_between(self, start: int, stop: int) -> np.ndarray:
         """Step records [start, stop), copied out of the map."""
         n = len(self.binary_steps)
-        parts = [np.array(self.binary_steps[min(start, n): min(stop, n)]),
+        parts = [self.binary_steps[min(start, n): min(stop, n)],
                  self.tail_steps[max(0, start - n): max(0, stop - n)]]
         return np.concatenate(parts)
 

@@ -283,9 +283,10 @@ def _cut_copy(run_dir: Path, records: LogRecords, cut: Cut) -> steplog.StepLogWr
     if writer.steps == min(binary_steps, cut.steps):  # the files were whole: add the rows only the JSONL held
         writer.add_steps(records.tail_steps[: max(0, cut.steps - binary_steps)])
         writer.add_events(records.event_records[binary_events: cut.events])
-    else:  # a damaged copy, started afresh: every row before the cut
-        writer.add_steps(records.steps_between(0, cut.steps))
-        writer.add_events(records.event_records[: cut.events])
+    else:  # the copy changed under us and was started afresh: every row before the cut, from the JSONL
+        rows = steplog.scan_file(run_dir / METRICS_JSONL, 0, cut.jsonl)
+        writer.add_steps(rows.steps)
+        writer.add_events(rows.events)
     writer.sync()
     return writer
 

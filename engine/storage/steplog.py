@@ -55,8 +55,45 @@ def event_record(start: int, end: int, steps: int, row: dict[str, Any]) -> tuple
 # ----------------------------------------------------------------------------- reading the binary files
 
 
-def read_records(path: Path, dtype: np.dtype, magic: bytes, mmap: bool = True) -> np.ndarray | None:
-    """The whole records of a binary log file (a memory map), or None when it is missing or not one."""
+class RecordFile:
+    """The first `count` records of a binary log file, read on demand.
+
+    Reads go through pread, not a memory map: a file cut shorter meanwhile (a resume truncating it) gives
+    fewer records where a map would kill the process with SIGBUS.
+    """
+
+    def __init__(self, path: Path, dtype: np.dtype, count: int):
+        self.path, self.dtype, self.count = Path(path), dtype, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def head(self, count: int) -> RecordFile:
+        """The first `count` records."""
+        return RecordFile(self.path, self.dtype, max(0, min(count, self.count)))
+
+    def __getitem__(self, key: int | slice) -> Any:
+        if isinstance(key, slice):
+            start, stop, _ = key.indices(self.count)
+            return self.read(start, stop)
+        index = key + self.count if key < 0 else key
+        records = self.read(index, index + 1) if 0 <= index < self.count else ()
+        if not len(records):
+            raise IndexError(key)
+        return records[0]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Records [start, stop) (fewer if the file has been cut shorter)."""
+        size = self.dtype.itemsize
+        if stop <= start:
+            return np.empty(0, self.dtype)
+        with open(self.path, "rb") as fh:
+            data = os.pread(fh.fileno(), (stop - start) * size, HEADER.size + start * size)
+        return np.frombuffer(data, self.dtype, len(data) // size)
+
+
+def read_records(path: Path, dtype: np.dtype, magic: bytes) -> RecordFile | None:
+    """The whole records of a binary log file, or None when it is missing or not one."""
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as fh:
@@ -65,12 +102,7 @@ def read_records(path: Path, dtype: np.dtype, magic: bytes, mmap: bool = True) -
         return None
     if len(head) < HEADER.size or HEADER.unpack(head) != (magic, VERSION, dtype.itemsize):
         return None
-    count = (size - HEADER.size) // dtype.itemsize
-    if count == 0:
-        return np.empty(0, dtype)
-    if not mmap:
-        return np.fromfile(path, dtype, count, offset=HEADER.size)
-    return np.memmap(path, dtype, "r", offset=HEADER.size, shape=(count,))
+    return RecordFile(path, dtype, (size - HEADER.size) // dtype.itemsize)
 
 
 # ----------------------------------------------------------------------------- scanning the JSONL
