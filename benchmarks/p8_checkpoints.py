@@ -41,9 +41,23 @@ def ptviz_side(images: int, runs_dir: str) -> dict[str, Any]:
     saved: list[int] = []
     real_save = torch.save
 
+    class Counting:
+        """The file torch.save writes to, counting the bytes."""
+
+        def __init__(self, f: Any):
+            self.f, self.bytes = f, 0
+
+        def write(self, data: Any) -> int:
+            self.bytes += len(data)
+            return self.f.write(data)
+
+        def flush(self) -> None:
+            self.f.flush()
+
     def counting_save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
-        real_save(obj, f, *args, **kwargs)
-        saved.append(f.tell())
+        counted = Counting(f)
+        real_save(obj, counted, *args, **kwargs)
+        saved.append(counted.bytes)
 
     torch.save = counting_save
     code = main(["--headless", "--recipe", "cifar10-resnet18", "--dataset", "fake", "--fake-size", str(images),

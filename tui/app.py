@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from textual import on, work
@@ -15,6 +16,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from ptviz.engine import config as cfgmod
+from ptviz.engine import trust
 from ptviz.engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate
 from ptviz.engine.events import Diverged, Paused, Resumed, RunFailed, RunFinished, RunStarted
 from ptviz.engine.recipes import recipe
@@ -72,9 +74,11 @@ class PtvizApp(App[int]):
     """idle, running, paused, finished, stopped or failed."""
 
     def __init__(self, config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
-                 attach: Path | None = None):
+                 attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None):
         super().__init__()
         self.config = config.copy()
+        # User code a run folder names (trust.user_code) that runs only after the user says yes.
+        self.unconfirmed_code = dict(unconfirmed_code or {})
         self.resume_state = resume
         self.resume_dir = run_dir
         self.runner = RemoteController(self, attach) if attach is not None else RunController(self)
@@ -93,7 +97,7 @@ class PtvizApp(App[int]):
             with TabPane("Data [2]", id="data"):
                 yield DataTab(self.config, id="data-tab", classes="split")
             with TabPane("Model [3]", id="model"):
-                yield ModelTab(self.config, id="model-tab", classes="split")
+                yield ModelTab(self.config, id="model-tab", classes="split", unconfirmed_code=self.unconfirmed_code)
         yield StatusBar(id="status")
         yield Footer()
 
@@ -120,6 +124,28 @@ class PtvizApp(App[int]):
         if self.resume_state is not None:
             self._replay_history()
             self.action_start()
+        elif self.unconfirmed_code:
+            self._ask_to_run_code("showing its model")
+
+    def _ask_to_run_code(self, purpose: str, then: Callable[[], None] | None = None) -> None:
+        """Show the user code the run folder names; import it (then call `then`) only after a yes."""
+        shown = "\n".join(f"  {trust.describe(path, spec)}"
+                          for path, spec in trust.pending(self.config, self.unconfirmed_code).items())
+        log = self.query_one(LogPane)
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                log.say("not run: the run folder's code was not confirmed. Name your own in the Model tab "
+                        "(model.name) and press s, or quit with q", "yellow")
+                return
+            self.unconfirmed_code.clear()
+            log.say("confirmed: the run folder's code may run", "bold")
+            self.query_one(ModelTab).schedule_preview()
+            if then is not None:
+                then()
+
+        self.push_screen(ConfirmScreen(f"This run folder names code that {purpose} imports and runs:\n{shown}\n\n"
+                                       "Run it? Say yes only if you trust where the folder came from."), answered)
 
     def _replay_history(self) -> None:
         """Show a resumed run's history up to its checkpoint (reduced to chart width) before it continues."""
@@ -188,6 +214,9 @@ class PtvizApp(App[int]):
         if errors:
             self.query_one(LogPane).say("start refused: " + "; ".join(errors), "bold red")
             self.notify("fix the marked fields first:\n" + "\n".join(errors), severity="error", timeout=6)
+            return
+        if trust.pending(self.config, self.unconfirmed_code):
+            self._ask_to_run_code("resuming" if self.resume_state is not None else "training", self.action_start)
             return
         charts = self.query_one(ChartsPane)
         if self.resume_state is None:
@@ -377,9 +406,9 @@ class PtvizApp(App[int]):
 
 
 def run_app(config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
-            attach: Path | None = None) -> int:
+            attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None) -> int:
     """Open the cockpit on `config`; returns the process exit code."""
-    app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach)
+    app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach, unconfirmed_code=unconfirmed_code)
     code = app.run()
     if not app.runner.remote_run and not app.runner.join(timeout=120):  # the UI is gone; the work is not lost
         print("ptviz-tui: the training thread did not stop in time", file=sys.stderr)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import logrows
+from .appendfile import AppendFile
 
 STEPS_BIN = "steps.bin"
 EVENTS_IDX = "events.idx"
@@ -227,52 +228,54 @@ def scan_file(path: Path, start: int, stop: int, chunk: int = 16 << 20) -> Scann
 # ----------------------------------------------------------------------------- writing
 
 
-def _open_records(path: Path, magic: bytes, dtype: np.dtype, keep: int):
-    """Open a binary log for appending, cut to its first `keep` records (a fresh header when it has none)."""
-    fh = open(path, "r+b" if path.exists() else "w+b")
-    head = fh.read(HEADER.size)
-    if len(head) < HEADER.size or HEADER.unpack(head) != (magic, VERSION, dtype.itemsize):
-        fh.seek(0)
-        fh.truncate()
-        fh.write(HEADER.pack(magic, VERSION, dtype.itemsize))
-        keep = 0
-    size = HEADER.size + keep * dtype.itemsize
-    fh.truncate(size)
-    fh.seek(size)
-    return fh
+def _prepare(path: Path, magic: bytes, dtype: np.dtype, keep: int) -> None:
+    """Cut a binary log to its header and first `keep` records (a fresh header when it has none)."""
+    with open(path, "r+b" if path.exists() else "w+b") as fh:
+        head = fh.read(HEADER.size)
+        if len(head) < HEADER.size or HEADER.unpack(head) != (magic, VERSION, dtype.itemsize):
+            fh.seek(0)
+            fh.truncate()
+            fh.write(HEADER.pack(magic, VERSION, dtype.itemsize))
+            keep = 0
+        fh.truncate(HEADER.size + keep * dtype.itemsize)
 
 
 class StepLogWriter:
-    """Appends a run log's binary copy: step records to steps.bin, other rows' records to events.idx."""
+    """Appends a run log's binary copy: step records to steps.bin, other rows' records to events.idx.
+
+    Writes go through AppendFile, like the JSONL's: a write that fails (a full disk) leaves no part of a
+    record behind and is made again by the next flush, so records never shift out of line.
+    """
 
     def __init__(self, run_dir: Path, steps: int = 0, events: int = 0):
         """Open both files cut to `steps` and `events` records (0 and 0 start them afresh)."""
         run_dir = Path(run_dir)
-        self.steps_file = _open_records(run_dir / STEPS_BIN, STEP_MAGIC, STEP_DTYPE, steps)
-        self.events_file = _open_records(run_dir / EVENTS_IDX, EVENT_MAGIC, EVENT_DTYPE, events)
-        self.steps = (self.steps_file.tell() - HEADER.size) // STEP_DTYPE.itemsize
+        _prepare(run_dir / STEPS_BIN, STEP_MAGIC, STEP_DTYPE, steps)
+        _prepare(run_dir / EVENTS_IDX, EVENT_MAGIC, EVENT_DTYPE, events)
+        self.steps_file = AppendFile(run_dir / STEPS_BIN)
+        self.events_file = AppendFile(run_dir / EVENTS_IDX)
+        self.steps = (self.steps_file.size - HEADER.size) // STEP_DTYPE.itemsize  # records added, written or not
 
     def add_steps(self, records: np.ndarray) -> None:
-        """Append step records (STEP_DTYPE)."""
+        """Queue step records (STEP_DTYPE) for the next flush."""
         if len(records):
-            self.steps_file.write(np.ascontiguousarray(records, STEP_DTYPE).tobytes())
+            self.steps_file.add(np.ascontiguousarray(records, STEP_DTYPE).tobytes())
             self.steps += len(records)
 
     def add_events(self, records: np.ndarray) -> None:
-        """Append event records (EVENT_DTYPE)."""
+        """Queue event records (EVENT_DTYPE) for the next flush."""
         if len(records):
-            self.events_file.write(np.ascontiguousarray(records, EVENT_DTYPE).tobytes())
+            self.events_file.add(np.ascontiguousarray(records, EVENT_DTYPE).tobytes())
 
     def flush(self) -> None:
-        """Hand what was written to the operating system."""
+        """Hand what is queued to the operating system; OSError when that fails (it stays queued)."""
         self.steps_file.flush()
         self.events_file.flush()
 
     def sync(self) -> None:
-        """Make both files durable."""
-        for fh in (self.steps_file, self.events_file):
-            fh.flush()
-            os.fsync(fh.fileno())
+        """Flush, then make both files durable."""
+        self.steps_file.sync()
+        self.events_file.sync()
 
     def close(self) -> None:
         """Close both files."""
