@@ -263,3 +263,34 @@ def test_a_copy_cut_shorter_while_it_is_read_never_crashes_the_reader(tmp_path):
     os.truncate(tmp_path / "steps.bin", steplog.HEADER.size + 100 * steplog.STEP_DTYPE.itemsize)
     steps = np.concatenate(list(records.step_chunks()))
     assert steps["step"].tolist() == list(range(1, 101))
+
+
+def test_a_full_disk_under_the_copy_leaves_no_partial_record(tmp_path, monkeypatch):
+    """A write to steps.bin that fails half-way is cut back and made again later: records stay in line."""
+    import errno
+    import os
+
+    real_write, failures = os.write, []
+
+    def write(fd, data):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            target = ""
+        if target.endswith("steps.bin") and len(failures) < 1:
+            failures.append(real_write(fd, bytes(data)[: len(data) // 2 + 3]))  # part lands, then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("finds the file's descriptor through /proc")
+    monkeypatch.setattr(os, "write", write)
+    errors = []
+    log = RunLog(tmp_path, tensorboard=False, on_error=lambda exc, folder: errors.append(exc.errno))
+    for first in (1, 11, 21):
+        log.emit(points(first, first + 9))
+    log.close()
+    assert failures and errors == [errno.ENOSPC]
+    size = (tmp_path / "steps.bin").stat().st_size
+    assert size == steplog.HEADER.size + 30 * steplog.STEP_DTYPE.itemsize
+    assert history.read_steps(tmp_path)["step"].tolist() == list(range(1, 31))
