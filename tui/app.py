@@ -21,7 +21,7 @@ from ptviz.engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, Sc
 from ptviz.engine.events import Diverged, Paused, Resumed, RunFailed, RunFinished, RunStarted
 from ptviz.engine.recipes import recipe
 
-from .train.charts import ChartsPane
+from .train.charts import HISTORY_BUCKETS, ChartsPane
 from .config_form import ConfigForm
 from .data.pipeline_editor import PipelineEditor
 from .data.tab import DataTab
@@ -29,7 +29,7 @@ from .frame_clock import FrameClock
 from .train.device_panel import DevicePanel
 from .train.log_pane import LogPane
 from .attach import RemoteController
-from .messages import EngineEvent, EngineEventsWaiting, LogRequested
+from .messages import EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested
 from .model.tab import ModelTab
 from .runner import TRAINING_GROUP, RunController
 from .shutdown import install_stop_signals
@@ -40,6 +40,7 @@ from .train.status_bar import StatusBar
 from .threads import ThreadPerTask
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
+HISTORY_LOG_EVENTS = 200  # an attached run's past events the log shows (its charts show all of them)
 
 class PtvizApp(App[int]):
     """Configure, watch and control a training run."""
@@ -102,6 +103,9 @@ class PtvizApp(App[int]):
 
     def on_mount(self) -> None:
         asyncio.get_running_loop().set_default_executor(ThreadPerTask())  # where Textual runs thread workers
+        # Every engine event reaches these five: found once, not per event.
+        self._panes = (self.query_one(ChartsPane), self.query_one(LogPane), self.query_one(ModelTab),
+                       self.query_one(DataTab), self.query_one(StatusBar))
         self.frames = FrameClock(self, [self._take_engine_events, self.query_one(ChartsPane).redraw,
                                         self.query_one(StatusBar).flush, self.query_one(LogPane).flush,
                                         self.query_one(DevicePanel).flush])
@@ -144,13 +148,12 @@ class PtvizApp(App[int]):
                                        "Run it? Say yes only if you trust where the folder came from."), answered)
 
     def _replay_history(self) -> None:
-        """Show a resumed run's history up to its checkpoint before it continues."""
-        from ptviz.engine.events import RunFinished
-        from ptviz.engine.storage.runlog import history
+        """Show a resumed run's history up to its checkpoint (reduced to chart width) before it continues."""
+        from ptviz.engine.storage import history
 
-        for event in history(self.resume_dir, resume=self.resume_state):
-            if not isinstance(event, (RunFinished, RunFailed)):
-                self.query_one(ChartsPane).history.ingest(event)
+        state = self.resume_state
+        cut = history.checkpoint_cut(self.resume_dir, state.get("save_id", ""), int(state["step"]))
+        self.query_one(ChartsPane).history.load(history.load(self.resume_dir, buckets=HISTORY_BUCKETS, cut=cut))
 
     def on_resize(self) -> None:
         self._apply_size()
@@ -273,6 +276,21 @@ class PtvizApp(App[int]):
     def _engine_event(self, message: EngineEvent) -> None:
         self._ingest(message.event)
 
+    @on(HistoryLoaded)
+    def _history_loaded(self, message: HistoryLoaded) -> None:
+        """An attached run's history: the charts take its reduced series, the other panes its events (the log
+        only the last few: thousands of lines would take seconds to lay out and say little)."""
+        snapshot = message.snapshot
+        self.query_one(ChartsPane).history.load(snapshot)
+        events = [*snapshot.events, *([snapshot.last] if snapshot.last else [])]
+        first_logged = max(0, len(snapshot.events) - HISTORY_LOG_EVENTS)
+        if first_logged:
+            self.query_one(LogPane).say(f"the log holds {snapshot.steps:,} steps and {len(snapshot.events):,} other "
+                                        f"events; the last {HISTORY_LOG_EVENTS} follow", "dim")
+        for i, event in enumerate(events):
+            self._ingest(event, charts=False, log=i >= first_logged)
+        self.runner.took_history(message.follower)
+
     @on(EngineEventsWaiting)
     def _engine_events(self, message: EngineEventsWaiting) -> None:
         for event in message.inbox.take():
@@ -286,13 +304,15 @@ class PtvizApp(App[int]):
             self._ingest(event)
         return bool(events)
 
-    def _ingest(self, event: object) -> None:
-        """Hand one engine event to every pane that shows it."""
-        self.query_one(ChartsPane).history.ingest(event)
-        self.query_one(LogPane).ingest(event)
-        self.query_one(ModelTab).engine_event(event)
-        self.query_one(DataTab).engine_event(event)
-        status = self.query_one(StatusBar)
+    def _ingest(self, event: object, charts: bool = True, log: bool = True) -> None:
+        """Hand one engine event to every pane that shows it (the charts and log unless told otherwise)."""
+        charts_pane, log_pane, model_tab, data_tab, status = self._panes
+        if charts:
+            charts_pane.history.ingest(event)
+        if log:
+            log_pane.ingest(event)
+        model_tab.engine_event(event)
+        data_tab.engine_event(event)
         status.ingest(event)
         self.current_lr = status.lr if status.lr is not None else self.current_lr
         if isinstance(event, (RunStarted, Resumed)):
