@@ -24,6 +24,9 @@ OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")
 SCHEDULERS = ("none", "step", "cosine", "one-cycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# What early stopping can watch: each epoch's results, those of the averaged weights (ema_) included.
+EARLY_STOP_METRICS = ("none", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "train_loss",
+                      "train_accuracy", "ema_val_loss", "ema_val_accuracy", "ema_test_loss", "ema_test_accuracy")
 FREEZE_EDIT = re.compile(r"^[+-][A-Za-z0-9_.]*$")
 
 
@@ -96,6 +99,9 @@ class OptimConfig:
     """Epochs between decays of the step schedule."""
     gamma: float = field(default=0.1, metadata=_rule(above=0.0, max=1.0))
     """Decay factor of the step schedule."""
+    warmup_steps: int = field(default=0, metadata=_rule(min=0, max=1_000_000_000))
+    """Optimizer steps whose learning rate ramps linearly up to the scheduled one (step s of W uses s/W of it;
+    0: off). A learning rate set during warm-up is the ramp's target."""
 
 
 @dataclass
@@ -118,6 +124,21 @@ class TrainConfig:
     """Compile the model with torch.compile (skipped when a frozen backbone's features are cached)."""
     cache_features: bool = True
     """With a frozen backbone, compute its features once per split (training's only without random transforms)."""
+    accumulate: int = field(default=1, metadata=_rule(min=1, max=100_000))
+    """Batches whose gradients add up to one optimizer step, weighted as one batch that size (1: off); steps,
+    max_steps, log rows and commands count optimizer steps."""
+    clip_norm: float = field(default=0.0, metadata=_rule(min=0.0, max=1e12))
+    """Scale the gradients down to this global L2 norm before each optimizer step and chart the norm they had
+    (0: off)."""
+    ema_decay: float = field(default=0.0, metadata=_rule(min=0.0, below=1.0))
+    """Keep an exponential moving average of the weights (ema = decay*ema + (1-decay)*weights each step),
+    evaluated each epoch and saved as the checkpoint's "ema"; it then decides best.pt (0: off)."""
+    early_stop_metric: str = field(default="none", metadata=_rule(choices=EARLY_STOP_METRICS))
+    """Stop when this epoch result stops improving (losses fall, accuracies rise); none: off."""
+    early_stop_patience: int = field(default=5, metadata=_rule(min=1, max=1_000_000))
+    """Epochs in a row without improvement after which early stopping ends the run."""
+    early_stop_min_delta: float = field(default=0.0, metadata=_rule(min=0.0, max=1e12))
+    """Smallest change of the watched result that counts as an improvement."""
 
 
 @dataclass
@@ -340,6 +361,20 @@ def validate(config: RunConfig) -> list[FieldError]:
         errors.append(FieldError("data.std", d.std, f"needs one value per mean value ({len(d.mean)})"))
     if config.train.precision == "fp16" and config.train.device in ("cpu", "mps"):
         errors.append(FieldError("train.precision", "fp16", "fp16 needs CUDA; use bf16 or fp32 on this device"))
+    errors += _option_conflicts(config)
+    return errors
+
+
+def _option_conflicts(config: RunConfig) -> list[FieldError]:
+    """Training options that do not fit the rest of the configuration."""
+    errors = []
+    o, t = config.optim, config.train
+    if o.warmup_steps and o.scheduler == "one-cycle":
+        errors.append(FieldError("optim.warmup_steps", o.warmup_steps, "one-cycle warms up by itself (its first "
+                                 "30% of steps); set 0 or choose another scheduler"))
+    metric = t.early_stop_metric
+    if metric.startswith("ema_") and t.ema_decay == 0:
+        errors.append(FieldError("train.early_stop_metric", metric, "needs the weight average: set train.ema_decay"))
     return errors
 
 

@@ -40,6 +40,7 @@ class StepMetrics:
     epoch_step: int
     samples_per_s: float
     elapsed: float
+    grad_norms: tuple[float, ...] = ()  # global gradient norm before clipping, one per step (with train.clip_norm)
 
     @property
     def last_step(self) -> int:
@@ -51,7 +52,7 @@ class StepMetrics:
 class Evaluated:
     """A pass over an evaluation split finished: loss, accuracy and the confusion matrix."""
 
-    split: str
+    split: str  # "val", "test", or "ema_val" / "ema_test" for the averaged weights
     step: int
     epoch: int
     loss: float
@@ -76,6 +77,11 @@ class EpochEnded:
     val_accuracy: float | None
     seconds: float
     lr: float
+    # The same splits evaluated with the averaged weights (train.ema_decay > 0), else None.
+    ema_test_loss: float | None = None
+    ema_test_accuracy: float | None = None
+    ema_val_loss: float | None = None
+    ema_val_accuracy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -150,7 +156,7 @@ class RunFinished:
     train_loss: float | None = None
     test_loss: float | None = None
     test_accuracy: float | None = None
-    best_test_accuracy: float | None = None
+    best_test_accuracy: float | None = None  # the averaged weights' when train.ema_decay > 0 (they pick best.pt)
     reason: str = "completed"
     state: str = "finished"  # "finished" | "stopped" | "diverged"
 

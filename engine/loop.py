@@ -38,7 +38,7 @@ from .commands import (
 from .config import RunConfig
 from .data.batches import Batches
 from .device import device_name
-from .errors import CheckpointError, ModelError, UserError
+from .errors import CheckpointError, ConfigError, FieldError, ModelError, UserError
 from .evaluate import EvalResult
 from .events import (
     CheckpointSaved,
@@ -59,9 +59,14 @@ from .models.registry import freeze_edit, set_trainable
 from .optim import current_lr, set_lr
 from .remote import CONTROL_SOCKETS, ControlServer
 from .storage.rundir import RunLock, create_run_dir, write_config
-from .storage.runlog import RunLog
+from .storage.runlog import RunLog, csv_columns
 from .setup import Setup, build
 from .sinks import EventSink, FanOut, NullSink
+from .train_options.accumulate import Accumulation
+from .train_options.clipping import GradClipper
+from .train_options.early_stop import EarlyStopping
+from .train_options.ema import WeightAverage
+from .train_options.warmup import Warmup
 
 EMIT_SECONDS = 0.1  # hand step points to the sink at most ten times a second
 READ_SECONDS = 1.0  # and read the device's losses at least once a second, however long log_interval is
@@ -111,7 +116,8 @@ def _open_run_dir(stack: ExitStack, run_dir: Path, config: RunConfig, control: C
         write_config(run_dir, config)  # flags given to resume (more epochs) apply from here on
     for folder in (run_dir, run_dir / "checkpoints"):
         ckpt.remove_stale_temp_files(folder)  # left by a write that a kill cut short
-    log = stack.enter_context(RunLog(run_dir, resume, tensorboard=config.output.tensorboard))
+    log = stack.enter_context(RunLog(run_dir, resume, tensorboard=config.output.tensorboard,
+                                     columns=csv_columns(config.train)))
     server = stack.enter_context(ControlServer(run_dir, control)) if listen and CONTROL_SOCKETS else None
     return log, server
 
@@ -170,6 +176,27 @@ class Trainer:
         self.best_test_accuracy: float | None = None
         self.last_epoch: EpochEnded | None = None
         self.rng_to_restore: dict[str, Any] | None = None  # a checkpoint's RNG state, set just before training
+        self.notices: list[Notice] = []  # found while restoring, emitted once the run has started
+        self._build_options()
+
+    def _build_options(self) -> None:
+        """The training options of train.* and optim.warmup_steps (engine/train_options/)."""
+        t, s = self.cfg.train, self.s
+        self.accum = Accumulation(t.accumulate)
+        self.group_loss: torch.Tensor | None = None  # the open group's loss so far, on the device
+        self.warmup = Warmup(self.cfg.optim.warmup_steps)
+        params = [p for group in s.optimizer.param_groups for p in group["params"]]
+        self.clipper = GradClipper(params, t.clip_norm) if t.clip_norm > 0 else None
+        self.norm_buf = torch.zeros(t.log_interval, device=s.device) if self.clipper else None
+        self.out_norms: list[float] = []
+        model = getattr(s.model, "_orig_mod", s.model)
+        self.ema = WeightAverage(model, t.ema_decay) if t.ema_decay > 0 else None
+        self.early_stop = None
+        if t.early_stop_metric != "none":
+            if t.early_stop_metric.removeprefix("ema_").startswith("val_") and s.val is None:
+                raise ConfigError([FieldError("train.early_stop_metric", t.early_stop_metric,
+                                              "this run has no validation split: set data.val_split")])
+            self.early_stop = EarlyStopping(t.early_stop_metric, t.early_stop_patience, t.early_stop_min_delta)
 
     # ------------------------------------------------------------------------- the loop
 
@@ -182,11 +209,13 @@ class Trainer:
             device=str(self.s.device), device_name=device_name(self.s.device),
             params_total=total, params_trainable=trainable,
             train_size=len(self.s.data.train), val_size=len(self.s.data.val) if self.s.data.val else 0,
-            test_size=len(self.s.data.test), steps_per_epoch=len(self.s.train),
+            test_size=len(self.s.data.test), steps_per_epoch=self.accum.steps_per_epoch(len(self.s.train)),
             total_steps=self._total_steps(), epochs=cfg.train.epochs,
             class_names=self.s.data.class_names, input_shape=self.s.input_shape,
             resident=self.s.train.resident, start_step=self.step, start_epoch=self.epoch,
         ))
+        for notice in self.notices:
+            self.emit(notice)
         self._tick()
         if self.rng_to_restore is not None:
             ckpt.set_rng_state(self.rng_to_restore)  # last, so nothing set up since the restore consumed it
@@ -213,7 +242,7 @@ class Trainer:
         return finished
 
     def _total_steps(self) -> int:
-        steps = self.cfg.train.epochs * len(self.s.train)
+        steps = self.cfg.train.epochs * self.accum.steps_per_epoch(len(self.s.train))
         return min(steps, self.cfg.train.max_steps) if self.cfg.train.max_steps else steps
 
     def _train_epoch(self) -> None:
@@ -221,46 +250,73 @@ class Trainer:
         if self.order is None:
             self.order = self.s.train.order(self.epoch)
         max_steps = self.cfg.train.max_steps
-        for x, y in self.s.train_batches().epoch(self.epoch, self.batch_in_epoch, order=self.order):
-            self._boundary()
-            if self.stopping:
-                return
-            self._step(x, y)
+        batches = self.s.train_batches()
+        for x, y in batches.epoch(self.epoch, self.batch_in_epoch, order=self.order):
+            if self.accum.between_steps:  # commands, pauses and checkpoints fall between optimizer steps only
+                self._boundary()
+                if self.stopping:
+                    return
+                self.accum.begin(self.batch_in_epoch, len(batches), batches.batch_size, len(batches.split))
+            self._backward(x, y)
+            if not self.accum.complete:
+                continue
+            self._optimizer_step()
             if max_steps and self.step >= max_steps:
                 self.stopping, self.stop_reason = True, f"reached max_steps={max_steps}"
                 return
             self._periodic_checkpoint()
         self._boundary()  # commands sent during the last step still count before the epoch ends
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def _backward(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Forward and backward for one batch, its gradients added to those of its group."""
         s = self.s
+        if self.accum.first:
+            s.optimizer.zero_grad(set_to_none=True)
+        # Each batch of the run has its own index, so random augmentation differs between batches of a group.
+        index = self.epoch * len(s.train) + self.batch_in_epoch
         with s.autocast():
-            logits = s.forward(x, self.step)
+            logits = s.forward(x, index)
             loss = F.cross_entropy(logits, y)
-        s.optimizer.zero_grad(set_to_none=True)
-        lr = current_lr(s.optimizer)  # the rate this step uses (host value, no sync)
-        if s.scaler is not None:
-            s.scaler.scale(loss).backward()
-            s.scaler.step(s.optimizer)
-            s.scaler.update()
-        else:
-            loss.backward()
-            s.optimizer.step()
-        if s.scheduler is not None and s.scheduler_per_step:
-            s.scheduler.step()
-        # Everything below stays on the device: no .item(), no sync.
-        detached = loss.detach()
-        self.loss_buf[self.buf_n] = detached
-        self.ep_loss += detached
-        self.ep_correct += (logits.argmax(1) == y).sum()
         n = y.shape[0]  # shape is host metadata: reading it does not sync
+        weight = self.accum.weight(n)
+        weighted = loss if weight is None else loss * weight
+        if s.scaler is not None:
+            s.scaler.scale(weighted).backward()
+        else:
+            weighted.backward()
+        # Everything below stays on the device: no .item(), no sync.
+        detached = weighted.detach()
+        self.group_loss = detached if self.accum.first else self.group_loss + detached
+        self.ep_loss += loss.detach()
+        self.ep_correct += (logits.argmax(1) == y).sum()
         self.ep_seen += n
         self.ep_batches += 1
         self.samples_since_emit += n
+        self.batch_in_epoch += 1
+        self.accum.added()
+
+    def _optimizer_step(self) -> None:
+        """One optimizer step on the group's gradients: clip, warm up, step, schedule, average."""
+        s = self.s
+        if self.clipper is not None:
+            if s.scaler is not None:
+                s.scaler.unscale_(s.optimizer)  # clip the true gradients; scaler.step() then does not unscale again
+            self.norm_buf[self.buf_n] = self.clipper.clip()  # type: ignore[index]
+        with self.warmup.applied(s.optimizer, self.step + 1) as lr:  # lr: the rate this step uses (no sync)
+            if s.scaler is not None:
+                s.scaler.step(s.optimizer)
+                s.scaler.update()
+            else:
+                s.optimizer.step()
+        if s.scheduler is not None and s.scheduler_per_step:
+            s.scheduler.step()
+        if self.ema is not None:
+            self.ema.update()
+        self.loss_buf[self.buf_n] = self.group_loss
         self.buf_lrs.append(lr)
         self.buf_n += 1
         self.step += 1
-        self.batch_in_epoch += 1
+        self.accum.stepped()
         now = time.perf_counter()  # host time only: no sync
         if self.buf_n == len(self.loss_buf) or now - self.read_clock >= READ_SECONDS:
             self._read_losses()
@@ -274,6 +330,8 @@ class Trainer:
         if self.buf_n == 0:
             return
         losses = self.loss_buf[: self.buf_n].tolist()  # this is a CPU-GPU sync point
+        if self.norm_buf is not None:
+            self.out_norms.extend(self.norm_buf[: self.buf_n].tolist())  # the same sync: the step is done
         self.read_clock = time.perf_counter()
         first = self.step - self.buf_n + 1
         self.out_steps.extend(range(first, self.step + 1))
@@ -311,10 +369,10 @@ class Trainer:
         self._tick()
         self.emit(StepMetrics(
             steps=tuple(self.out_steps), losses=tuple(self.out_losses), lrs=tuple(self.out_lrs),
-            epoch=self.epoch + 1, epoch_step=self.batch_in_epoch, samples_per_s=self.samples_per_s,
-            elapsed=self.active_seconds,
+            epoch=self.epoch + 1, epoch_step=self.accum.steps_done(self.batch_in_epoch),
+            samples_per_s=self.samples_per_s, elapsed=self.active_seconds, grad_norms=tuple(self.out_norms),
         ))
-        self.out_steps, self.out_losses, self.out_lrs = [], [], []
+        self.out_steps, self.out_losses, self.out_lrs, self.out_norms = [], [], [], []
 
     def _tick(self) -> None:
         """Add the time since the last tick to the active (unpaused) time."""
@@ -383,6 +441,9 @@ class Trainer:
                 self.emit(Notice("error", f"learning rate not changed: {exc}"))
                 return
             self.emit(LrChanged(self.step, lr))
+            if self.warmup.active(self.step + 1):
+                self.emit(Notice("info", f"warm-up: the learning rate ramps up to {lr:.4g} by step "
+                                         f"{self.warmup.steps:,}"))
         elif isinstance(command, SetTrainable):
             # The optimizer holds every parameter; zero_grad(set_to_none=True) leaves frozen ones without a
             # gradient, so step() skips them.
@@ -416,17 +477,28 @@ class Trainer:
         train_acc = int(self.ep_correct) / max(1, self.ep_seen)
         val = self._evaluate_split("val", self.s.val) if self.s.val is not None else None
         test = self._evaluate_split("test", self.s.test)
+        ema_val = ema_test = None
+        if self.ema is not None:
+            with self.ema.swapped_in():
+                ema_val = self._evaluate_split("ema_val", self.s.val) if self.s.val is not None else None
+                ema_test = self._evaluate_split("ema_test", self.s.test)
         self._tick()
-        improved = self.best_test_accuracy is None or test.accuracy > self.best_test_accuracy
+        # The averaged weights are the ones a run with train.ema_decay delivers, so they decide best.pt.
+        score = (ema_test or test).accuracy
+        improved = self.best_test_accuracy is None or score > self.best_test_accuracy
         if improved:
-            self.best_test_accuracy = test.accuracy
+            self.best_test_accuracy = score
         self.last_epoch = EpochEnded(
             epoch=self.epoch + 1, step=self.step, train_loss=train_loss, train_accuracy=train_acc,
             test_loss=test.loss, test_accuracy=test.accuracy,
             val_loss=val.loss if val else None, val_accuracy=val.accuracy if val else None,
             seconds=self.active_seconds - self._epoch_started, lr=current_lr(self.s.optimizer),
+            ema_test_loss=ema_test.loss if ema_test else None,
+            ema_test_accuracy=ema_test.accuracy if ema_test else None,
+            ema_val_loss=ema_val.loss if ema_val else None, ema_val_accuracy=ema_val.accuracy if ema_val else None,
         )
         self.emit(self.last_epoch)
+        self._check_early_stop(self.last_epoch)
         if self.s.scheduler is not None and not self.s.scheduler_per_step:
             self.s.scheduler.step()
         self.epoch += 1
@@ -437,6 +509,18 @@ class Trainer:
             self.save("epoch")
             if improved:
                 self.save("best")
+
+    def _check_early_stop(self, ended: EpochEnded) -> None:
+        """Stop after this epoch when train.early_stop_metric has not improved for its patience."""
+        if self.early_stop is None:
+            return
+        results = {name: getattr(ended, name) for name in ("train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                                                            "test_loss", "test_accuracy", "ema_val_loss",
+                                                            "ema_val_accuracy", "ema_test_loss", "ema_test_accuracy")}
+        reason = self.early_stop.update(ended.epoch, {k: v for k, v in results.items() if v is not None})
+        if reason is not None and ended.epoch < self.cfg.train.epochs:  # the last epoch ends the run anyway
+            self.emit(Notice("info", f"{reason}; stopping after epoch {ended.epoch}"))
+            self._request_stop(reason, outcome="finished")
 
     def _reset_epoch_totals(self) -> None:
         self.ep_loss.zero_()
@@ -470,6 +554,8 @@ class Trainer:
             "best_test_accuracy": self.best_test_accuracy,
             "active_seconds": self.active_seconds,
             "rng": ckpt.rng_state(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "early_stop": self.early_stop.state_dict() if self.early_stop is not None else None,
         }
 
     def _periodic_checkpoint(self) -> None:
@@ -548,6 +634,22 @@ class Trainer:
         self.active_seconds = float(state.get("active_seconds", 0.0))
         self._epoch_started = self.active_seconds - float(totals.get("seconds", 0.0))
         self.rng_to_restore = state["rng"]
+        self._restore_options(state)
+
+    def _restore_options(self, state: dict[str, Any]) -> None:
+        """The weight average and the early-stopping counter of a checkpoint (when this run uses them)."""
+        if self.ema is not None:
+            if state.get("ema") is not None:
+                try:
+                    self.ema.load_state_dict(state["ema"])
+                except (KeyError, RuntimeError) as exc:
+                    raise CheckpointError(f"the checkpoint's averaged weights do not fit this model: {exc}") from None
+            else:  # the average was switched on for the resumed run
+                self.ema = WeightAverage(getattr(self.s.model, "_orig_mod", self.s.model), self.ema.decay)
+                self.notices.append(Notice("info", "the checkpoint holds no weight average: it starts from the "
+                                                   "resumed weights"))
+        if self.early_stop is not None and state.get("early_stop") is not None:
+            self.early_stop.load_state_dict(state["early_stop"])
 
     # ------------------------------------------------------------------------- output
 

@@ -156,7 +156,8 @@ def build(config: RunConfig, data: sources.DataBundle | None = None) -> Setup:
     val = (Batches(bundle.val, d.test_batch_size, device, shuffle=False, resident=resident, workers=d.workers)
            if bundle.val is not None else None)
     test = Batches(bundle.test, d.test_batch_size, device, shuffle=False, resident=resident, workers=d.workers)
-    scheduler, per_step = build_scheduler(config.optim, optimizer, config.train.epochs, len(train))
+    steps_per_epoch = -(-len(train) // config.train.accumulate)  # optimizer steps: one per train.accumulate batches
+    scheduler, per_step = build_scheduler(config.optim, optimizer, config.train.epochs, steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     return Setup(config, device, bundle, pipeline, input_shape, num_classes, model, optimizer, scheduler,
                  per_step, scaler, train, val, test, precision=precision, probe=probe, cache_features=cache,

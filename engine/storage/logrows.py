@@ -1,6 +1,7 @@
 """metrics.jsonl rows: one JSON object per line for every training step and every other event, and back.
 
-A step row is `{"kind": "step", "step": 12, "loss": 0.53, "lr": 0.05, ...}`; every other event is one row
+A step row is `{"kind": "step", "step": 12, "loss": 0.53, "lr": 0.05, ...}` (one per optimizer step, its loss
+the mean over the step's batches; "grad_norm" when train.clip_norm is set); every other event is one row
 whose "kind" names it ("epoch", "eval", "checkpoint", ...) and whose other keys are the event's fields.
 Non-finite numbers are written as null so every line is standard JSON.
 """
@@ -46,10 +47,13 @@ def rows_of(event: Event, wall: float) -> list[dict[str, Any]]:
     """The log rows of one event: one per step for StepMetrics, else one; `wall` is the Unix time."""
     if isinstance(event, StepMetrics):
         last = event.last_step
-        return [{"kind": "step", "step": step, "epoch": event.epoch, "epoch_step": event.epoch_step - (last - step),
+        rows = [{"kind": "step", "step": step, "epoch": event.epoch, "epoch_step": event.epoch_step - (last - step),
                  "loss": _finite(loss), "lr": lr, "elapsed": round(event.elapsed, 3),
                  "samples_per_s": round(event.samples_per_s, 1), "wall": round(wall, 3)}
                 for step, loss, lr in zip(event.steps, event.losses, event.lrs)]
+        for row, norm in zip(rows, event.grad_norms):
+            row["grad_norm"] = _finite(norm)
+        return rows
     kind = KINDS.get(type(event))
     if kind is None:
         return []
@@ -62,13 +66,26 @@ _STEP_LINE = ('{"kind":"step","step":%d,"epoch":%d,"epoch_step":%d,"loss":%s,"lr
               '"samples_per_s":%r,"wall":%r}\n')
 
 
+_NORM_STEP_LINE = _STEP_LINE[:-2] + ',"grad_norm":%s}\n'
+
+
+def _number(value: float | None) -> str:
+    return "null" if value is None else repr(value)
+
+
 def encode(rows: list[dict[str, Any]]) -> str:
     """Rows as newline-terminated JSON lines."""
-    return "".join(
-        _STEP_LINE % (r["step"], r["epoch"], r["epoch_step"], "null" if r["loss"] is None else repr(r["loss"]),
-                      r["lr"], r["elapsed"], r["samples_per_s"], r["wall"])
-        if r["kind"] == "step" and len(r) == 9 else json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n"
-        for r in rows)
+    return "".join(_encode_row(r) for r in rows)
+
+
+def _encode_row(r: dict[str, Any]) -> str:
+    if r["kind"] == "step" and (len(r) == 9 or (len(r) == 10 and "grad_norm" in r)):
+        values = (r["step"], r["epoch"], r["epoch_step"], _number(r["loss"]), r["lr"], r["elapsed"],
+                  r["samples_per_s"], r["wall"])
+        if len(r) == 9:
+            return _STEP_LINE % values
+        return _NORM_STEP_LINE % (*values, _number(r["grad_norm"]))
+    return json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n"
 
 
 def decode_line(line: bytes | str) -> dict[str, Any] | None:
@@ -112,7 +129,9 @@ def events_of(rows: list[dict[str, Any]]) -> list[Event]:
                 losses=tuple(float("nan") if r.get("loss") is None else r["loss"] for r in steps),
                 lrs=tuple(r.get("lr", 0.0) for r in steps), epoch=last.get("epoch", 0),
                 epoch_step=last.get("epoch_step", 0), samples_per_s=last.get("samples_per_s", 0.0),
-                elapsed=last.get("elapsed", 0.0)))
+                elapsed=last.get("elapsed", 0.0),
+                grad_norms=tuple(float("nan") if r.get("grad_norm") is None else r["grad_norm"] for r in steps)
+                if all("grad_norm" in r for r in steps) else ()))
             steps.clear()
 
     for row in rows:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import logrows
+from ..config import TrainConfig
 from ..events import (
     CheckpointSaved,
     Diverged,
@@ -37,14 +38,26 @@ TENSORBOARD_DIR = "tensorboard"
 # Lightning's CSVLogger layout: one header, a row per logging call, empty cells for metrics not logged then.
 CSV_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_loss_epoch", "train_acc_epoch",
                "val_loss", "val_acc", "test_loss", "test_acc")
+GRAD_NORM_COLUMNS = ("grad_norm",)  # with train.clip_norm
+EMA_COLUMNS = ("ema_val_loss", "ema_val_acc", "ema_test_loss", "ema_test_acc")  # with train.ema_decay
 
 
-def csv_lines(rows: list[dict[str, Any]]) -> str:
+def csv_columns(train: TrainConfig | None = None) -> tuple[str, ...]:
+    """The metrics.csv columns of a run: the options it trains with add theirs."""
+    columns = CSV_COLUMNS
+    if train is not None and train.clip_norm > 0:
+        columns += GRAD_NORM_COLUMNS
+    if train is not None and train.ema_decay > 0:
+        columns += EMA_COLUMNS
+    return columns
+
+
+def csv_lines(rows: list[dict[str, Any]], columns: tuple[str, ...] = CSV_COLUMNS) -> str:
     """The metrics.csv lines of some log rows (every value is a number, so nothing needs quoting)."""
     out = []
     for values in map(csv_row, rows):
         if values is not None:
-            out.append(",".join("" if values.get(c) is None else repr(values[c]) for c in CSV_COLUMNS) + "\n")
+            out.append(",".join("" if values.get(c) is None else repr(values[c]) for c in columns) + "\n")
     return "".join(out)
 
 
@@ -52,11 +65,14 @@ def csv_row(row: dict[str, Any]) -> dict[str, Any] | None:
     """The metrics.csv row of a log row (None for rows that hold no metric)."""
     kind = row["kind"]
     if kind == "step":
-        return {"epoch": row["epoch"], "step": row["step"], "lr": row["lr"], "train_loss": row["loss"]}
+        return {"epoch": row["epoch"], "step": row["step"], "lr": row["lr"], "train_loss": row["loss"],
+                "grad_norm": row.get("grad_norm")}
     if kind == "epoch":
         return {"epoch": row["epoch"], "step": row["step"], "lr": row["lr"], "train_loss_epoch": row["train_loss"],
                 "train_acc_epoch": row["train_accuracy"], "val_loss": row["val_loss"], "val_acc": row["val_accuracy"],
-                "test_loss": row["test_loss"], "test_acc": row["test_accuracy"]}
+                "test_loss": row["test_loss"], "test_acc": row["test_accuracy"],
+                "ema_val_loss": row.get("ema_val_loss"), "ema_val_acc": row.get("ema_val_accuracy"),
+                "ema_test_loss": row.get("ema_test_loss"), "ema_test_acc": row.get("ema_test_accuracy")}
     if kind == "eval" and row.get("mid_epoch"):  # end-of-epoch evaluations are in the epoch row
         return {"epoch": row["epoch"], "step": row["step"], f"{row['split']}_loss": row["loss"],
                 f"{row['split']}_acc": row["accuracy"]}
@@ -112,6 +128,9 @@ class TensorBoardWriter:
             if finite:
                 add("train/loss", sum(finite) / len(finite), event.last_step, walltime=wall)
             add("train/lr", event.lrs[-1], event.last_step, walltime=wall)
+            norms = [v for v in event.grad_norms if math.isfinite(v)]
+            if norms:
+                add("train/grad_norm", sum(norms) / len(norms), event.last_step, walltime=wall)
         elif isinstance(event, Evaluated):
             add(f"{event.split}/loss", event.loss, event.step, walltime=wall)
             add(f"{event.split}/accuracy", event.accuracy, event.step, walltime=wall)
@@ -127,8 +146,10 @@ class TensorBoardWriter:
 class RunLog:
     """EventSink writing the run directory's logs; `resume` (a checkpoint) first cuts them back to it."""
 
-    def __init__(self, run_dir: Path, resume: dict[str, Any] | None = None, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, resume: dict[str, Any] | None = None, tensorboard: bool = True,
+                 columns: tuple[str, ...] = CSV_COLUMNS):
         self.run_dir = Path(run_dir)
+        self.columns = columns
         jsonl, csv_path = self.run_dir / METRICS_JSONL, self.run_dir / METRICS_CSV
         if resume is not None:
             kept = logrows.rows_up_to_checkpoint(logrows.read_rows(jsonl), resume.get("save_id", ""),
@@ -139,7 +160,7 @@ class RunLog:
         fresh_csv = not csv_path.exists() or csv_path.stat().st_size == 0
         self.csv = open(csv_path, "a", encoding="utf-8")
         if fresh_csv:
-            self.csv.write(",".join(CSV_COLUMNS) + "\n")
+            self.csv.write(",".join(columns) + "\n")
         purge = int(resume["step"]) + 1 if resume is not None else None
         self.tb = TensorBoardWriter.open(self.run_dir / TENSORBOARD_DIR, purge) if tensorboard else None
         previous = read_json(self.run_dir / SUMMARY_JSON)
@@ -150,10 +171,9 @@ class RunLog:
                 if isinstance(previous.get(key), str) and (self.run_dir / previous[key]).is_file():
                     self.summary[key] = previous[key]
 
-    @staticmethod
-    def _rewrite_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    def _rewrite_csv(self, path: Path, rows: list[dict[str, Any]]) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(",".join(CSV_COLUMNS) + "\n" + csv_lines(rows), encoding="utf-8")
+        tmp.write_text(",".join(self.columns) + "\n" + csv_lines(rows, self.columns), encoding="utf-8")
         os.replace(tmp, path)
 
     def emit(self, event: Event) -> None:
@@ -164,7 +184,7 @@ class RunLog:
             return
         self.jsonl.write(logrows.encode(rows))
         self.jsonl.flush()
-        self.csv.write(csv_lines(rows))
+        self.csv.write(csv_lines(rows, self.columns))
         self.csv.flush()
         if self.tb is not None:
             self.tb.write(event, wall)
@@ -201,11 +221,16 @@ class RunLog:
                      step=event.start_step, epoch=event.start_epoch, total_steps=event.total_steps,
                      epochs=event.epochs, steps_per_epoch=event.steps_per_epoch, updated_at=_now())
         elif isinstance(event, EpochEnded):
-            best = max((a for a in (s.get("best_test_accuracy"), event.test_accuracy) if a is not None), default=None)
+            # The averaged weights pick the best epoch when there are any (the loop's best.pt does the same).
+            score = event.ema_test_accuracy if event.ema_test_accuracy is not None else event.test_accuracy
+            best = max((a for a in (s.get("best_test_accuracy"), score) if a is not None), default=None)
             s.update(step=event.step, epoch=event.epoch, train_loss=event.train_loss,
                      train_accuracy=event.train_accuracy, test_loss=event.test_loss,
                      test_accuracy=event.test_accuracy, val_loss=event.val_loss, val_accuracy=event.val_accuracy,
                      best_test_accuracy=best, updated_at=_now())
+            if event.ema_test_accuracy is not None:
+                s.update(ema_test_loss=event.ema_test_loss, ema_test_accuracy=event.ema_test_accuracy,
+                         ema_val_loss=event.ema_val_loss, ema_val_accuracy=event.ema_val_accuracy)
         elif isinstance(event, CheckpointSaved):
             key = "best_checkpoint" if event.reason == "best" else "last_checkpoint"
             s[key] = os.path.relpath(event.path, self.run_dir)
