@@ -24,6 +24,7 @@ OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")
 SCHEDULERS = ("none", "step", "cosine", "one-cycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+TASK_FROM_FIT = "python"  # data.task of a run whose Task was handed to ptviz.fit() in a script
 FREEZE_EDIT = re.compile(r"^[+-][A-Za-z0-9_.]*$")
 
 
@@ -37,6 +38,8 @@ class DataConfig:
 
     dataset: str = field(default="digits", metadata=_rule(choices=DATASETS))
     """Data set name: digits (embedded), mnist, fashion-mnist, cifar10, imagefolder or fake."""
+    task: str = field(default="", metadata=_rule(task=True))
+    """Your own task instead of a data set: path/task.py:factory or package.module:factory returning a ptviz.Task."""
     root: str = "data"
     """Folder that holds (or will receive) the data set's files; for imagefolder, the class folders."""
     download: bool = False
@@ -307,6 +310,8 @@ def check_field(path: str, value: Any) -> str | None:
             return f"must be < {rule['below']}"
     if "choices" in rule and value not in rule["choices"]:
         return f"must be one of: {', '.join(rule['choices'])}"
+    if rule.get("task") and value and value != TASK_FROM_FIT and ":" not in value:
+        return "must be path/task.py:factory or package.module:factory (empty: the data set)"
     if rule.get("model") and value not in MODELS and ":" not in value:
         return f"must be one of: {', '.join(MODELS)}, or module:factory / file.py:factory"
     if kind == "floats":

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 
 from .storage import checkpoint as ckpt
 from .commands import (
@@ -36,7 +35,6 @@ from .commands import (
     Stop,
 )
 from .config import RunConfig
-from .data.batches import Batches
 from .device import device_name
 from .errors import CheckpointError, ModelError, UserError
 from .evaluate import EvalResult
@@ -60,8 +58,10 @@ from .optim import current_lr, set_lr
 from .remote import CONTROL_SOCKETS, ControlServer
 from .storage.rundir import RunLock, create_run_dir, write_config
 from .storage.runlog import RunLog
-from .setup import Setup, build
+from .setup import build
 from .sinks import EventSink, FanOut, NullSink
+from .task import Task
+from .workload import Workload
 
 EMIT_SECONDS = 0.1  # hand step points to the sink at most ten times a second
 READ_SECONDS = 1.0  # and read the device's losses at least once a second, however long log_interval is
@@ -73,25 +73,28 @@ OnDivergence = Literal["stop", "pause"]
 
 def train(config: RunConfig, sink: EventSink | None = None, control: Control | None = None, *,
           resume: dict[str, Any] | None = None, run_dir: Path | None = None,
-          on_divergence: OnDivergence = "stop", listen: bool = True) -> RunFinished:
+          on_divergence: OnDivergence = "stop", listen: bool = True, task: Task | None = None) -> RunFinished:
     """Train `config` to the end (or until stopped) on the calling thread; RunFailed is emitted on error.
 
     `resume` is a loaded checkpoint to continue from, `run_dir` an existing run directory to continue in
     (its logs are cut back to the checkpoint). A NaN or infinite loss stops the run, or pauses it with
     on_divergence="pause". With `listen`, other processes can drive the run through its control socket.
+    `task` trains a Task object (ptviz.fit) instead of what config.data names.
     """
     sink = sink or NullSink()
     control = control or Control()
     trainer = None
     with ExitStack() as outputs:
         try:
-            trainer = Trainer(build(config), sink, control, on_divergence=on_divergence)
+            setup = build(config, task=task)  # a task that breaks its contract fails here, before anything is written
+            trainer = Trainer(setup, sink, control, on_divergence=on_divergence)
             if resume is not None:
                 trainer.restore(resume)  # a checkpoint that does not fit fails here, before anything is written
             if run_dir is None and config.output.runs_dir:
-                run_dir = create_run_dir(config)
+                run_dir = create_run_dir(setup.config, name=setup.describe().name)
             if run_dir is not None:
-                log, server = _open_run_dir(outputs, run_dir, config, control, resume, listen)
+                log, server = _open_run_dir(outputs, run_dir, setup.config, control, resume, listen,
+                                            setup.describe().metrics)
                 sink = trainer.sink = FanOut(log, server, sink)
                 trainer.run_dir, trainer.before_save = run_dir, log.sync
             return trainer.run()
@@ -104,14 +107,15 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
 
 
 def _open_run_dir(stack: ExitStack, run_dir: Path, config: RunConfig, control: Control,
-                  resume: dict[str, Any] | None, listen: bool) -> tuple[RunLog, ControlServer | None]:
+                  resume: dict[str, Any] | None, listen: bool,
+                  metrics: tuple[str, ...] = ()) -> tuple[RunLog, ControlServer | None]:
     """Lock the run directory, tidy it, and open its logs and control socket (closed by `stack`)."""
     stack.enter_context(RunLock(run_dir))
     if resume is not None:
         write_config(run_dir, config)  # flags given to resume (more epochs) apply from here on
     for folder in (run_dir, run_dir / "checkpoints"):
         ckpt.remove_stale_temp_files(folder)  # left by a write that a kill cut short
-    log = stack.enter_context(RunLog(run_dir, resume, tensorboard=config.output.tensorboard))
+    log = stack.enter_context(RunLog(run_dir, resume, tensorboard=config.output.tensorboard, metrics=metrics))
     server = stack.enter_context(ControlServer(run_dir, control)) if listen and CONTROL_SOCKETS else None
     return log, server
 
@@ -125,7 +129,7 @@ def _one_line(exc: BaseException) -> str:
 class Trainer:
     """State of one run between steps; `run()` is the loop."""
 
-    def __init__(self, setup: Setup, sink: EventSink, control: Control, run_dir: Path | None = None,
+    def __init__(self, setup: Workload, sink: EventSink, control: Control, run_dir: Path | None = None,
                  on_divergence: OnDivergence = "stop", before_save: Callable[[], None] | None = None):
         self.s = setup
         self.cfg = setup.config
@@ -140,18 +144,22 @@ class Trainer:
         self.epoch = 0  # 0-based epoch being trained
         self.batch_in_epoch = 0
         self.order: torch.Tensor | None = None  # this epoch's sample order (saved in checkpoints)
+        self.metric_names = setup.metric_names  # a task's named per-step values, charted beside the loss
         # Epoch accumulators, kept on the device: no sync until the epoch ends.
         self.ep_loss = torch.zeros((), device=device)
         self.ep_correct = torch.zeros((), dtype=torch.long, device=device)
+        self.ep_metrics = torch.zeros(len(self.metric_names), device=device)
         self.ep_seen = 0
         self.ep_batches = 0
-        # Per-step losses waiting to be read, and points read but not yet emitted.
+        # Per-step losses (and named metrics) waiting to be read, and points read but not yet emitted.
         self.loss_buf = torch.zeros(self.cfg.train.log_interval, device=device)
+        self.metric_buf = torch.zeros((len(self.metric_names), self.cfg.train.log_interval), device=device)
         self.buf_n = 0
         self.buf_lrs: list[float] = []
         self.out_steps: list[int] = []
         self.out_losses: list[float] = []
         self.out_lrs: list[float] = []
+        self.out_metrics: list[list[float]] = [[] for _ in self.metric_names]
         # Time and throughput; paused time does not count.
         self.active_seconds = 0.0
         self.clock = time.perf_counter()
@@ -168,6 +176,7 @@ class Trainer:
         self.saved_clock = self.clock  # when the last checkpoint was written, for checkpoint_minutes
         self._epoch_started = 0.0  # active_seconds when the current epoch began
         self.best_test_accuracy: float | None = None
+        self.best_test_loss: float | None = None  # what "best" means when the work is not classification
         self.last_epoch: EpochEnded | None = None
         self.rng_to_restore: dict[str, Any] | None = None  # a checkpoint's RNG state, set just before training
 
@@ -177,23 +186,22 @@ class Trainer:
         """Train every remaining epoch; returns (and emits) RunFinished."""
         cfg = self.cfg
         total, trainable = self.s.parameter_counts
+        data = self.s.describe()
         self.emit(RunStarted(
             config=cfg.to_dict(), run_dir=str(self.run_dir) if self.run_dir else None,
             device=str(self.s.device), device_name=device_name(self.s.device),
             params_total=total, params_trainable=trainable,
-            train_size=len(self.s.data.train), val_size=len(self.s.data.val) if self.s.data.val else 0,
-            test_size=len(self.s.data.test), steps_per_epoch=len(self.s.train),
-            total_steps=self._total_steps(), epochs=cfg.train.epochs,
-            class_names=self.s.data.class_names, input_shape=self.s.input_shape,
-            resident=self.s.train.resident, start_step=self.step, start_epoch=self.epoch,
+            train_size=data.train_size, val_size=data.val_size, test_size=data.test_size,
+            steps_per_epoch=self.s.batches_per_epoch or 0, total_steps=self._total_steps(), epochs=cfg.train.epochs,
+            class_names=data.class_names, input_shape=data.input_shape, resident=data.resident,
+            start_step=self.step, start_epoch=self.epoch, task_kind=data.kind, metrics=data.metrics, task=data.name,
         ))
         self._tick()
         if self.rng_to_restore is not None:
             ckpt.set_rng_state(self.rng_to_restore)  # last, so nothing set up since the restore consumed it
             self.rng_to_restore = None
         while self.epoch < cfg.train.epochs and not self.stopping:
-            self._train_epoch()
-            if self.batch_in_epoch >= len(self.s.train):
+            if self._train_epoch():
                 self._end_epoch()
         self._read_losses()
         self._emit_points()
@@ -207,36 +215,46 @@ class Trainer:
             test_loss=last.test_loss if last else None,
             test_accuracy=last.test_accuracy if last else None,
             best_test_accuracy=self.best_test_accuracy,
+            test_metrics=last.test_metrics if last else {},
             reason=self.stop_reason, state="diverged" if self.diverged_at is not None else self.outcome,
         )
         self.emit(finished)
         return finished
 
     def _total_steps(self) -> int:
-        steps = self.cfg.train.epochs * len(self.s.train)
-        return min(steps, self.cfg.train.max_steps) if self.cfg.train.max_steps else steps
+        """Steps of the whole run; 0 when unknown (an iterable dataset without a length and no max_steps)."""
+        per_epoch, max_steps = self.s.batches_per_epoch, self.cfg.train.max_steps
+        steps = self.cfg.train.epochs * per_epoch if per_epoch is not None else 0
+        return min(steps, max_steps) if max_steps and steps else max_steps or steps
 
-    def _train_epoch(self) -> None:
+    def _epoch_full(self) -> bool:
+        """Whether every batch of the current epoch has been trained (never known early for an unsized dataset)."""
+        per_epoch = self.s.batches_per_epoch
+        return per_epoch is not None and self.batch_in_epoch >= per_epoch
+
+    def _train_epoch(self) -> bool:
+        """Train on from the current position; True when the epoch's batches ran out (it then ends)."""
         self.s.train_mode()
         if self.order is None:
-            self.order = self.s.train.order(self.epoch)
+            self.order = self.s.order(self.epoch)
         max_steps = self.cfg.train.max_steps
-        for x, y in self.s.train_batches().epoch(self.epoch, self.batch_in_epoch, order=self.order):
+        for batch in self.s.epoch_batches(self.epoch, self.batch_in_epoch, self.order):
             self._boundary()
             if self.stopping:
-                return
-            self._step(x, y)
+                return False
+            self._step(batch)
             if max_steps and self.step >= max_steps:
                 self.stopping, self.stop_reason = True, f"reached max_steps={max_steps}"
-                return
+                return self._epoch_full()
             self._periodic_checkpoint()
         self._boundary()  # commands sent during the last step still count before the epoch ends
+        return True
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def _step(self, batch: Any) -> None:
         s = self.s
         with s.autocast():
-            logits = s.forward(x, self.step)
-            loss = F.cross_entropy(logits, y)
+            out = s.loss_and_metrics(batch, self.step)
+        loss = out.loss
         s.optimizer.zero_grad(set_to_none=True)
         lr = current_lr(s.optimizer)  # the rate this step uses (host value, no sync)
         if s.scaler is not None:
@@ -252,8 +270,13 @@ class Trainer:
         detached = loss.detach()
         self.loss_buf[self.buf_n] = detached
         self.ep_loss += detached
-        self.ep_correct += (logits.argmax(1) == y).sum()
-        n = y.shape[0]  # shape is host metadata: reading it does not sync
+        if out.correct is not None:
+            self.ep_correct += out.correct
+        if out.metrics:
+            values = torch.stack(out.metrics)
+            self.metric_buf[:, self.buf_n] = values
+            self.ep_metrics += values
+        n = out.samples  # a shape: host metadata, reading it does not sync
         self.ep_seen += n
         self.ep_batches += 1
         self.samples_since_emit += n
@@ -273,7 +296,13 @@ class Trainer:
         """Copy the buffered per-step losses to the host: the loop's one sync point."""
         if self.buf_n == 0:
             return
-        losses = self.loss_buf[: self.buf_n].tolist()  # this is a CPU-GPU sync point
+        if self.metric_names:  # the losses and the named metrics in one copy: still one sync
+            rows = torch.cat([self.loss_buf[None, : self.buf_n], self.metric_buf[:, : self.buf_n]]).tolist()
+            losses = rows[0]
+            for out, values in zip(self.out_metrics, rows[1:]):
+                out.extend(values)
+        else:
+            losses = self.loss_buf[: self.buf_n].tolist()  # this is a CPU-GPU sync point
         self.read_clock = time.perf_counter()
         first = self.step - self.buf_n + 1
         self.out_steps.extend(range(first, self.step + 1))
@@ -313,8 +342,10 @@ class Trainer:
             steps=tuple(self.out_steps), losses=tuple(self.out_losses), lrs=tuple(self.out_lrs),
             epoch=self.epoch + 1, epoch_step=self.batch_in_epoch, samples_per_s=self.samples_per_s,
             elapsed=self.active_seconds,
+            metrics={name: tuple(values) for name, values in zip(self.metric_names, self.out_metrics)},
         ))
         self.out_steps, self.out_losses, self.out_lrs = [], [], []
+        self.out_metrics = [[] for _ in self.metric_names]
 
     def _tick(self) -> None:
         """Add the time since the last tick to the active (unpaused) time."""
@@ -371,9 +402,13 @@ class Trainer:
         elif isinstance(command, SaveCheckpoint):
             self.save(command.reason)
         elif isinstance(command, EvaluateNow):
+            split = next((name for name in ("test", "val") if name in self.s.splits), None)
+            if split is None:
+                self.emit(Notice("warning", "nothing to evaluate: the task has no test or validation set"))
+                return
             self._read_losses()
             self._emit_points()
-            self._evaluate_split("test", self.s.test, mid_epoch=True)
+            self._evaluate_split(split, mid_epoch=True)
             self._restart_throughput()
         elif isinstance(command, (SetLearningRate, ScaleLearningRate)):
             target = command.lr if isinstance(command, SetLearningRate) else current_lr(self.s.optimizer) * command.factor
@@ -400,12 +435,24 @@ class Trainer:
 
     # ------------------------------------------------------------------------- evaluation and epochs
 
-    def _evaluate_split(self, name: str, batches: Batches, mid_epoch: bool = False) -> EvalResult:
-        result = self.s.evaluate(batches)
+    def _evaluate_split(self, name: str, mid_epoch: bool = False) -> EvalResult:
+        result = self.s.evaluate_split(name)
         self.emit(Evaluated(split=name, step=self.step, epoch=self.epoch + 1, loss=result.loss,
                             accuracy=result.accuracy, samples=result.samples, confusion=result.confusion,
-                            wrong=result.wrong, mid_epoch=mid_epoch))
+                            wrong=result.wrong, mid_epoch=mid_epoch, metrics=result.metrics))
         return result
+
+    def _improved(self, result: EvalResult) -> bool:
+        """Whether `result` is the best so far: higher accuracy for classification, else lower loss."""
+        if result.accuracy is not None:
+            if self.best_test_accuracy is None or result.accuracy > self.best_test_accuracy:
+                self.best_test_accuracy = result.accuracy
+                return True
+            return False
+        if self.best_test_loss is None or result.loss < self.best_test_loss:
+            self.best_test_loss = result.loss
+            return True
+        return False
 
     def _end_epoch(self) -> None:
         self._read_losses()
@@ -413,18 +460,20 @@ class Trainer:
         if self.outcome == "diverged":
             return  # nothing to evaluate or save: the run stops here
         train_loss = float(self.ep_loss) / max(1, self.ep_batches)
-        train_acc = int(self.ep_correct) / max(1, self.ep_seen)
-        val = self._evaluate_split("val", self.s.val) if self.s.val is not None else None
-        test = self._evaluate_split("test", self.s.test)
+        train_acc = int(self.ep_correct) / max(1, self.ep_seen) if self.s.is_classification else None
+        train_metrics = (self.ep_metrics / max(1, self.ep_batches)).tolist() if self.metric_names else []
+        results = {split: self._evaluate_split(split) for split in self.s.splits}
+        val, test = results.get("val"), results.get("test")
         self._tick()
-        improved = self.best_test_accuracy is None or test.accuracy > self.best_test_accuracy
-        if improved:
-            self.best_test_accuracy = test.accuracy
+        monitored = test or val  # best.pt follows the test set, or the validation set when there is no test set
+        improved = monitored is not None and self._improved(monitored)
         self.last_epoch = EpochEnded(
             epoch=self.epoch + 1, step=self.step, train_loss=train_loss, train_accuracy=train_acc,
-            test_loss=test.loss, test_accuracy=test.accuracy,
+            test_loss=test.loss if test else None, test_accuracy=test.accuracy if test else None,
             val_loss=val.loss if val else None, val_accuracy=val.accuracy if val else None,
             seconds=self.active_seconds - self._epoch_started, lr=current_lr(self.s.optimizer),
+            train_metrics=dict(zip(self.metric_names, train_metrics)),
+            test_metrics=test.metrics if test else {}, val_metrics=val.metrics if val else {},
         )
         self.emit(self.last_epoch)
         if self.s.scheduler is not None and not self.s.scheduler_per_step:
@@ -441,6 +490,7 @@ class Trainer:
     def _reset_epoch_totals(self) -> None:
         self.ep_loss.zero_()
         self.ep_correct.zero_()
+        self.ep_metrics.zero_()
         self.ep_seen = 0
         self.ep_batches = 0
         self._epoch_started = self.active_seconds
@@ -463,11 +513,14 @@ class Trainer:
             "step": self.step,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
-            "order": self.order if self.order is not None else s.train.order(self.epoch),
+            "order": self.order if self.order is not None else s.order(self.epoch),
+            "data": s.data_state(),  # an iterable dataset's position
             "epoch_totals": {"loss": self.ep_loss.detach().cpu(), "correct": self.ep_correct.detach().cpu(),
+                             "metrics": self.ep_metrics.detach().cpu(),
                              "seen": self.ep_seen, "batches": self.ep_batches,
                              "seconds": self.active_seconds - self._epoch_started},
             "best_test_accuracy": self.best_test_accuracy,
+            "best_test_loss": self.best_test_loss,
             "active_seconds": self.active_seconds,
             "rng": ckpt.rng_state(),
         }
@@ -475,7 +528,7 @@ class Trainer:
     def _periodic_checkpoint(self) -> None:
         """Save last.pt every output.checkpoint_steps steps or checkpoint_minutes minutes, mid-epoch."""
         out = self.cfg.output
-        if self.run_dir is None or self.stopping or self.batch_in_epoch >= len(self.s.train):
+        if self.run_dir is None or self.stopping or self._epoch_full():
             return  # the end of the run or of the epoch saves anyway
         due_steps = out.checkpoint_steps and self.step % out.checkpoint_steps == 0
         due_time = out.checkpoint_minutes and time.perf_counter() - self.saved_clock >= out.checkpoint_minutes * 60
@@ -540,11 +593,16 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
         self.order = state["order"]
+        self.s.load_data_state(state.get("data"))
         totals = state["epoch_totals"]
         self.ep_loss.copy_(totals["loss"])
         self.ep_correct.copy_(totals["correct"])
+        metrics = totals.get("metrics")
+        if metrics is not None and metrics.shape == self.ep_metrics.shape:
+            self.ep_metrics.copy_(metrics)
         self.ep_seen, self.ep_batches = int(totals["seen"]), int(totals["batches"])
         self.best_test_accuracy = state.get("best_test_accuracy")
+        self.best_test_loss = state.get("best_test_loss")
         self.active_seconds = float(state.get("active_seconds", 0.0))
         self._epoch_started = self.active_seconds - float(totals.get("seconds", 0.0))
         self.rng_to_restore = state["rng"]

@@ -130,9 +130,9 @@ def test_a_training_step_never_reads_the_device(digits_config, monkeypatch, vari
     reads = HostReads()
     step = Trainer._step
 
-    def watched(self, x, y):
+    def watched(self, batch):
         with reads:
-            step(self, x, y)
+            step(self, batch)
 
     monkeypatch.setattr(Trainer, "_step", watched)
     setup, trainer = run_probe(config)
