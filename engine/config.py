@@ -24,10 +24,11 @@ OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")
 SCHEDULERS = ("none", "step", "cosine", "one-cycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-# What early stopping can watch: each epoch's results, those of the averaged weights (ema_) included.
-EARLY_STOP_METRICS = ("none", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "train_loss",
-                      "train_accuracy", "ema_val_loss", "ema_val_accuracy", "ema_test_loss", "ema_test_accuracy")
+TASK_FROM_FIT = "python"  # data.task of a run whose Task was handed to ptviz.fit() in a script
 FREEZE_EDIT = re.compile(r"^[+-][A-Za-z0-9_.]*$")
+# An epoch result early stopping can watch: train_loss, val_accuracy, test_mae (a task's metric), ema_test_loss...
+EARLY_STOP_METRIC = re.compile(r"^(none|(ema_)?(train|val|test)_[A-Za-z0-9_]+)$")
+EARLY_STOP_MODES = ("auto", "min", "max")
 
 
 def _rule(**kw: Any) -> dict[str, Any]:
@@ -40,6 +41,8 @@ class DataConfig:
 
     dataset: str = field(default="digits", metadata=_rule(choices=DATASETS))
     """Data set name: digits (embedded), mnist, fashion-mnist, cifar10, imagefolder or fake."""
+    task: str = field(default="", metadata=_rule(task=True))
+    """Your own task instead of a data set: path/task.py:factory or package.module:factory returning a ptviz.Task."""
     root: str = "data"
     """Folder that holds (or will receive) the data set's files; for imagefolder, the class folders."""
     download: bool = False
@@ -133,8 +136,11 @@ class TrainConfig:
     ema_decay: float = field(default=0.0, metadata=_rule(min=0.0, below=1.0))
     """Keep an exponential moving average of the weights (ema = decay*ema + (1-decay)*weights each step),
     evaluated each epoch and saved as the checkpoint's "ema"; it then decides best.pt (0: off)."""
-    early_stop_metric: str = field(default="none", metadata=_rule(choices=EARLY_STOP_METRICS))
-    """Stop when this epoch result stops improving (losses fall, accuracies rise); none: off."""
+    early_stop_metric: str = field(default="none", metadata=_rule(early_stop=True))
+    """Epoch result whose stalling ends the run: val_loss, test_accuracy, a task's val_<metric>, ema_test_loss...
+    (none: off)."""
+    early_stop_mode: str = field(default="auto", metadata=_rule(choices=EARLY_STOP_MODES))
+    """Whether the watched result improves by falling (min) or rising (max); auto: accuracies rise, the rest fall."""
     early_stop_patience: int = field(default=5, metadata=_rule(min=1, max=1_000_000))
     """Epochs in a row without improvement after which early stopping ends the run."""
     early_stop_min_delta: float = field(default=0.0, metadata=_rule(min=0.0, max=1e12))
@@ -328,6 +334,10 @@ def check_field(path: str, value: Any) -> str | None:
             return f"must be < {rule['below']}"
     if "choices" in rule and value not in rule["choices"]:
         return f"must be one of: {', '.join(rule['choices'])}"
+    if rule.get("task") and value and value != TASK_FROM_FIT and ":" not in value:
+        return "must be path/task.py:factory or package.module:factory (empty: the data set)"
+    if rule.get("early_stop") and not EARLY_STOP_METRIC.match(value):
+        return "must be none or a split's result like val_loss, test_accuracy, val_mae or ema_test_loss"
     if rule.get("model") and value not in MODELS and ":" not in value:
         return f"must be one of: {', '.join(MODELS)}, or module:factory / file.py:factory"
     if kind == "floats":

@@ -1,13 +1,19 @@
-"""Turn a validated configuration into live objects: device, data, pipeline, model, optimizer."""
+"""Turn a validated configuration into live objects: device, data, pipeline, model, optimizer.
+
+`Setup` is the built-in image classification workload (workload.py); `build` makes it, or a user task's.
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import config as cfgmod
@@ -22,6 +28,11 @@ from .fastpath import autocast, resolve_precision, use_channels_last
 from .models.registry import build_model, check_output, count_parameters, head_name
 from .optim import build_optimizer, build_scheduler
 from .probe import FEATURES_PIPELINE, FrozenBackbone
+from .workload import DataShape, StepOutput
+
+if TYPE_CHECKING:
+    from .task import Task
+    from .tasks.setup import TaskSetup
 
 
 @dataclass
@@ -100,6 +111,53 @@ class Setup:
         """(total, trainable)."""
         return count_parameters(self.model)
 
+    # ------------------------------------------------------------------------- the workload interface
+
+    metric_names = ()  # class attributes, not dataclass fields: the image workload has no named metrics
+    is_classification = True
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Training batches per epoch."""
+        return len(self.train)
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The evaluation splits there are."""
+        return ("val", "test") if self.val is not None else ("test",)
+
+    def describe(self) -> DataShape:
+        """Sizes and names for RunStarted."""
+        d = self.data
+        return DataShape(len(d.train), len(d.val) if d.val else 0, len(d.test), d.class_names, self.input_shape,
+                         self.train.resident)
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """Sample order of `epoch`."""
+        return self.train.order(epoch)
+
+    def epoch_batches(self, epoch: int, start: int, order: torch.Tensor | None) -> Iterator[Any]:
+        """(uint8 images, labels) batches of `epoch` from batch `start`, or the probe's cached features."""
+        return self.train_batches().epoch(epoch, start, order=order)
+
+    def loss_and_metrics(self, batch: Any, step: int) -> StepOutput:
+        """Cross-entropy of one batch and its count of right predictions."""
+        x, y = batch
+        logits = self.forward(x, step)
+        loss = F.cross_entropy(logits, y)
+        return StepOutput(loss, (), (logits.argmax(1) == y).sum(), y.shape[0])  # a shape: no sync
+
+    def evaluate_split(self, split: str) -> EvalResult:
+        """Evaluate "val" or "test"."""
+        return self.evaluate(self.val if split == "val" else self.test)  # type: ignore[arg-type]
+
+    def data_state(self) -> None:
+        """In-memory and folder data sets need nothing beyond the sample order."""
+        return None
+
+    def load_data_state(self, state: dict[str, Any] | None) -> None:
+        """Nothing to restore."""
+
 
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch so weights and anything else random repeat."""
@@ -119,12 +177,17 @@ def build_data(config: RunConfig, data: sources.DataBundle | None = None) -> tup
     return bundle, Pipeline(d.transforms, d.mean, d.std, seed=config.train.seed)
 
 
-def build(config: RunConfig, data: sources.DataBundle | None = None) -> Setup:
+def build(config: RunConfig, data: sources.DataBundle | None = None, task: Task | None = None) -> Setup | TaskSetup:
     """Validate `config` and build every object of the run (nothing is written to disk).
 
     `data` replaces loading `config.data.dataset` with splits the caller already holds in memory
-    (benchmarks, notebooks); the configured pipeline and batch sizes still apply.
+    (benchmarks, notebooks); the configured pipeline and batch sizes still apply. A task (`task`, or the
+    factory config.data.task names) builds its own workload instead.
     """
+    if task is not None or config.data.task:
+        from .tasks.setup import build_task
+
+        return build_task(config, task)
     config = cfgmod.check(config).copy()  # the run records live changes (freezes) in its own copy
     device = resolve_device(config.train.device)
     if config.train.precision == "fp16" and device.type != "cuda":

@@ -109,13 +109,20 @@ def test_accumulation_counts_optimizer_steps(digits_config):
 
 
 def test_accumulate_unit_groups_and_weights():
+    """The epoch's last group of 64 + 64 + 30 images: each mean loss weighted by size / 64, the sum by 64 / 158,
+    so image i counts 1/158 as in one batch of 158."""
     acc = Accumulation(4)
-    acc.begin(20, 23, 64, DIGITS_TRAIN)  # batches 20, 21, 22: 64 + 64 + 30 images
-    assert (acc.size, acc.samples) == (3, 158)
-    assert acc.weight(64) == pytest.approx(64 / 158) and acc.weight(30) == pytest.approx(30 / 158)
-    acc.begin(22, 23, 64, DIGITS_TRAIN)
-    assert acc.size == 1 and acc.weight(30) is None  # a group of one batch is left exactly as it was
-    assert (acc.steps_per_epoch(23), acc.steps_done(9)) == (6, 3)
+    weights = []
+    for n in (64, 64, 30):
+        weights.append(acc.weight(n))
+        acc.added(n)
+    assert weights == [None, None, pytest.approx(30 / 64)] and acc.open and not acc.full
+    assert acc.grad_factor() == pytest.approx(64 / 158)
+    acc.stepped()
+    assert acc.weight(30) is None  # a group of one batch is left exactly as it was
+    acc.added(30)
+    assert acc.grad_factor() is None
+    assert (acc.steps_per_epoch(23), acc.steps_per_epoch(None), acc.steps_done(9)) == (6, None, 3)
 
 
 # ----------------------------------------------------------------------------- clipping
@@ -363,7 +370,7 @@ def test_early_stopping_rule():
 
 def test_early_stopping_on_a_split_the_run_lacks_is_refused_before_anything_is_written(digits_config, tmp_path):
     digits_config.train.early_stop_metric = "val_loss"
-    with pytest.raises(ConfigError, match="this run has no validation split: set data.val_split"):
+    with pytest.raises(ConfigError, match="this run has no val split: set data.val_split"):
         train(digits_config)
     assert not Path(digits_config.output.runs_dir).exists()
     digits_config.train.early_stop_metric = "ema_test_accuracy"
@@ -420,19 +427,19 @@ def test_a_run_that_dies_mid_group_resumes_to_the_uninterrupted_result(digits_co
     (ref_dir,) = Path(reference.output.runs_dir).iterdir()
     expected = ckpt.load_checkpoint(ref_dir / "checkpoints" / "last.pt")
 
-    real_backward = Trainer._backward
+    real_step = Trainer._step
     calls = []
 
-    def dies_at_batch_31(self, x, y):  # epoch 1 has 23 batches (steps 1-8); step 11 takes batches 30-32
+    def dies_at_batch_31(self, batch):  # epoch 1 has 23 batches (steps 1-8); step 11 takes batches 30-32
         calls.append(1)
         if len(calls) == 31:  # the second batch of step 11's group
             raise Killed()
-        real_backward(self, x, y)
+        real_step(self, batch)
 
-    monkeypatch.setattr(Trainer, "_backward", dies_at_batch_31)
+    monkeypatch.setattr(Trainer, "_step", dies_at_batch_31)
     with pytest.raises(Killed):
         train(config)
-    monkeypatch.setattr(Trainer, "_backward", real_backward)
+    monkeypatch.setattr(Trainer, "_step", real_step)
     (run_dir,) = Path(config.output.runs_dir).iterdir()
     state, path, _ = ckpt.load_newest(run_dir)
     assert (path.name, state["step"], state["epoch"], state["batch_in_epoch"]) == ("last.pt", 10, 1, 6)

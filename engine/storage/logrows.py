@@ -1,9 +1,10 @@
 """metrics.jsonl rows: one JSON object per line for every training step and every other event, and back.
 
-A step row is `{"kind": "step", "step": 12, "loss": 0.53, "lr": 0.05, ...}` (one per optimizer step, its loss
-the mean over the step's batches; "grad_norm" when train.clip_norm is set); every other event is one row
-whose "kind" names it ("epoch", "eval", "checkpoint", ...) and whose other keys are the event's fields.
-Non-finite numbers are written as null so every line is standard JSON.
+A step row is `{"kind": "step", "step": 12, "loss": 0.53, "lr": 0.05, ...}`, one per optimizer step (its loss
+the mean over the step's batches), with "grad_norm" when train.clip_norm is set and one key per named metric
+of a task (`"mae": 0.21`); every other event is one row whose "kind" names it ("epoch", "eval",
+"checkpoint", ...) and whose other keys are the event's fields. Non-finite numbers are written as null so
+every line is standard JSON.
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ KINDS: dict[type, str] = {
 EVENT_OF_KIND = {kind: cls for cls, kind in KINDS.items()}
 
 
+STEP_KEYS = ("kind", "step", "epoch", "epoch_step", "loss", "lr", "elapsed", "samples_per_s", "wall", "grad_norm")
+
+
 def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
@@ -53,6 +59,9 @@ def rows_of(event: Event, wall: float) -> list[dict[str, Any]]:
                 for step, loss, lr in zip(event.steps, event.losses, event.lrs)]
         for row, norm in zip(rows, event.grad_norms):
             row["grad_norm"] = _finite(norm)
+        for name, values in event.metrics.items():
+            for row, value in zip(rows, values):
+                row[name] = _finite(value)
         return rows
     kind = KINDS.get(type(event))
     if kind is None:
@@ -124,12 +133,14 @@ def events_of(rows: list[dict[str, Any]]) -> list[Event]:
     def flush() -> None:
         if steps:
             last = steps[-1]
+            names = dict.fromkeys(k for r in steps for k in r if k not in STEP_KEYS)  # a task's named metrics
             events.append(StepMetrics(
                 steps=tuple(r["step"] for r in steps),
                 losses=tuple(float("nan") if r.get("loss") is None else r["loss"] for r in steps),
                 lrs=tuple(r.get("lr", 0.0) for r in steps), epoch=last.get("epoch", 0),
                 epoch_step=last.get("epoch_step", 0), samples_per_s=last.get("samples_per_s", 0.0),
                 elapsed=last.get("elapsed", 0.0),
+                metrics={n: tuple(float("nan") if r.get(n) is None else r[n] for r in steps) for n in names},
                 grad_norms=tuple(float("nan") if r.get("grad_norm") is None else r["grad_norm"] for r in steps)
                 if all("grad_norm" in r for r in steps) else ()))
             steps.clear()

@@ -16,10 +16,13 @@ from ..config import RunConfig, dump_toml
 from ..errors import UserError
 
 
-def create_run_dir(config: RunConfig, now: float | None = None) -> Path:
-    """Make a fresh run directory under config.output.runs_dir and write config.toml into it."""
+def create_run_dir(config: RunConfig, now: float | None = None, name: str = "") -> Path:
+    """Make a fresh run directory under config.output.runs_dir and write config.toml into it.
+
+    The folder is named after the time and the recipe, or `name` (a task's) when given.
+    """
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    recipe = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.recipe) or "run"
+    recipe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or config.recipe) or "run"
     parent = Path(config.output.runs_dir)
     parent.mkdir(parents=True, exist_ok=True)
     base = parent / f"{stamp}-{recipe}"

@@ -3,8 +3,8 @@
 metrics.jsonl is the record: one row per training step plus one per other event (logrows.py), written
 and flushed to the operating system as events arrive (the loop hands over points up to ten times a
 second), and fsynced before every checkpoint. metrics.csv holds the same numbers in the layout of
-Lightning's CSVLogger. On resume both are cut back to where the checkpoint was taken, so every step
-has exactly one row.
+Lightning's CSVLogger, with columns for a task's named metrics (train_mae, train_mae_epoch, val_mae,
+test_mae). On resume both are cut back to where the checkpoint was taken, so every step has exactly one row.
 """
 
 from __future__ import annotations
@@ -42,9 +42,11 @@ GRAD_NORM_COLUMNS = ("grad_norm",)  # with train.clip_norm
 EMA_COLUMNS = ("ema_val_loss", "ema_val_acc", "ema_test_loss", "ema_test_acc")  # with train.ema_decay
 
 
-def csv_columns(train: TrainConfig | None = None) -> tuple[str, ...]:
-    """The metrics.csv columns of a run: the options it trains with add theirs."""
-    columns = CSV_COLUMNS
+def csv_columns(metrics: tuple[str, ...] = (), train: TrainConfig | None = None) -> tuple[str, ...]:
+    """The metrics.csv header: Lightning's columns, four per named metric of a task, then those of the training
+    options the run uses."""
+    columns = CSV_COLUMNS + tuple(f"{prefix}_{m}{suffix}" for m in metrics
+                                  for prefix, suffix in (("train", ""), ("train", "_epoch"), ("val", ""), ("test", "")))
     if train is not None and train.clip_norm > 0:
         columns += GRAD_NORM_COLUMNS
     if train is not None and train.ema_decay > 0:
@@ -65,17 +67,26 @@ def csv_row(row: dict[str, Any]) -> dict[str, Any] | None:
     """The metrics.csv row of a log row (None for rows that hold no metric)."""
     kind = row["kind"]
     if kind == "step":
-        return {"epoch": row["epoch"], "step": row["step"], "lr": row["lr"], "train_loss": row["loss"],
-                "grad_norm": row.get("grad_norm")}
+        values = {"epoch": row["epoch"], "step": row["step"], "lr": row["lr"], "train_loss": row["loss"],
+                  "grad_norm": row.get("grad_norm")}
+        values.update((f"train_{k}", v) for k, v in row.items() if k not in logrows.STEP_KEYS)
+        return values
     if kind == "epoch":
-        return {"epoch": row["epoch"], "step": row["step"], "lr": row["lr"], "train_loss_epoch": row["train_loss"],
-                "train_acc_epoch": row["train_accuracy"], "val_loss": row["val_loss"], "val_acc": row["val_accuracy"],
-                "test_loss": row["test_loss"], "test_acc": row["test_accuracy"],
-                "ema_val_loss": row.get("ema_val_loss"), "ema_val_acc": row.get("ema_val_accuracy"),
-                "ema_test_loss": row.get("ema_test_loss"), "ema_test_acc": row.get("ema_test_accuracy")}
+        values = {"epoch": row["epoch"], "step": row["step"], "lr": row["lr"], "train_loss_epoch": row["train_loss"],
+                  "train_acc_epoch": row["train_accuracy"], "val_loss": row["val_loss"],
+                  "val_acc": row["val_accuracy"], "test_loss": row["test_loss"], "test_acc": row["test_accuracy"],
+                  "ema_val_loss": row.get("ema_val_loss"), "ema_val_acc": row.get("ema_val_accuracy"),
+                  "ema_test_loss": row.get("ema_test_loss"), "ema_test_acc": row.get("ema_test_accuracy")}
+        values.update((f"train_{k}_epoch", v) for k, v in (row.get("train_metrics") or {}).items())
+        for split in ("val", "test"):
+            values.update((f"{split}_{k}", v) for k, v in (row.get(f"{split}_metrics") or {}).items())
+        return values
     if kind == "eval" and row.get("mid_epoch"):  # end-of-epoch evaluations are in the epoch row
-        return {"epoch": row["epoch"], "step": row["step"], f"{row['split']}_loss": row["loss"],
-                f"{row['split']}_acc": row["accuracy"]}
+        split = row["split"]
+        values = {"epoch": row["epoch"], "step": row["step"], f"{split}_loss": row["loss"],
+                  f"{split}_acc": row["accuracy"]}
+        values.update((f"{split}_{k}", v) for k, v in (row.get("metrics") or {}).items())
+        return values
     return None
 
 
@@ -124,19 +135,26 @@ class TensorBoardWriter:
         """Add the scalars of one event."""
         add = self.writer.add_scalar
         if isinstance(event, StepMetrics):
-            finite = [v for v in event.losses if math.isfinite(v)]
-            if finite:
-                add("train/loss", sum(finite) / len(finite), event.last_step, walltime=wall)
+            for name, values in (("loss", event.losses), *event.metrics.items()):
+                finite = [v for v in values if math.isfinite(v)]
+                if finite:
+                    add(f"train/{name}", sum(finite) / len(finite), event.last_step, walltime=wall)
             add("train/lr", event.lrs[-1], event.last_step, walltime=wall)
             norms = [v for v in event.grad_norms if math.isfinite(v)]
             if norms:
                 add("train/grad_norm", sum(norms) / len(norms), event.last_step, walltime=wall)
         elif isinstance(event, Evaluated):
             add(f"{event.split}/loss", event.loss, event.step, walltime=wall)
-            add(f"{event.split}/accuracy", event.accuracy, event.step, walltime=wall)
+            if event.accuracy is not None:
+                add(f"{event.split}/accuracy", event.accuracy, event.step, walltime=wall)
+            for name, value in event.metrics.items():
+                add(f"{event.split}/{name}", value, event.step, walltime=wall)
         elif isinstance(event, EpochEnded):
             add("train/epoch_loss", event.train_loss, event.step, walltime=wall)
-            add("train/epoch_accuracy", event.train_accuracy, event.step, walltime=wall)
+            if event.train_accuracy is not None:
+                add("train/epoch_accuracy", event.train_accuracy, event.step, walltime=wall)
+            for name, value in event.train_metrics.items():
+                add(f"train/epoch_{name}", value, event.step, walltime=wall)
 
     def close(self) -> None:
         """Flush and close the event file."""
@@ -147,9 +165,9 @@ class RunLog:
     """EventSink writing the run directory's logs; `resume` (a checkpoint) first cuts them back to it."""
 
     def __init__(self, run_dir: Path, resume: dict[str, Any] | None = None, tensorboard: bool = True,
-                 columns: tuple[str, ...] = CSV_COLUMNS):
+                 metrics: tuple[str, ...] = (), train: TrainConfig | None = None):
         self.run_dir = Path(run_dir)
-        self.columns = columns
+        self.columns = csv_columns(metrics, train)
         jsonl, csv_path = self.run_dir / METRICS_JSONL, self.run_dir / METRICS_CSV
         if resume is not None:
             kept = logrows.rows_up_to_checkpoint(logrows.read_rows(jsonl), resume.get("save_id", ""),
@@ -160,7 +178,7 @@ class RunLog:
         fresh_csv = not csv_path.exists() or csv_path.stat().st_size == 0
         self.csv = open(csv_path, "a", encoding="utf-8")
         if fresh_csv:
-            self.csv.write(",".join(columns) + "\n")
+            self.csv.write(",".join(self.columns) + "\n")
         purge = int(resume["step"]) + 1 if resume is not None else None
         self.tb = TensorBoardWriter.open(self.run_dir / TENSORBOARD_DIR, purge) if tensorboard else None
         previous = read_json(self.run_dir / SUMMARY_JSON)
@@ -228,7 +246,10 @@ class RunLog:
                      train_accuracy=event.train_accuracy, test_loss=event.test_loss,
                      test_accuracy=event.test_accuracy, val_loss=event.val_loss, val_accuracy=event.val_accuracy,
                      best_test_accuracy=best, updated_at=_now())
-            if event.ema_test_accuracy is not None:
+            for split in ("train", "val", "test"):
+                if getattr(event, f"{split}_metrics"):
+                    s[f"{split}_metrics"] = getattr(event, f"{split}_metrics")
+            if event.ema_test_loss is not None:
                 s.update(ema_test_loss=event.ema_test_loss, ema_test_accuracy=event.ema_test_accuracy,
                          ema_val_loss=event.ema_val_loss, ema_val_accuracy=event.ema_val_accuracy)
         elif isinstance(event, CheckpointSaved):
@@ -254,7 +275,8 @@ class RunLog:
 
 
 def _clean(summary: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
+    return {k: (_clean(v) if isinstance(v, dict) else None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in summary.items()}
 
 
 def _now() -> str:

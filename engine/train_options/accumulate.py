@@ -1,8 +1,10 @@
-"""Gradient accumulation: which batches of an epoch add up to one optimizer step, and how much each counts.
+"""Gradient accumulation: `every` batches add up to one optimizer step, weighted as one batch of all their samples.
 
-A group is `every` batches from the position of the last optimizer step (fewer at the end of an epoch, which
-always ends with a step). Each batch's mean loss is weighted by its share of the group's samples, so the
-summed gradient is the one a single batch of all those samples gives, short last batches included.
+A group is `every` batches from the last optimizer step; the last group of an epoch may be shorter, and the
+epoch always ends with its step. The group's size need not be known in advance (a dataset without a length):
+each batch's mean loss is weighted by its size relative to the group's first batch, and once the group is
+complete its gradients are scaled by first batch size / group samples. That is the gradient of one batch of
+all the group's samples, short batches included, and a group of one batch is left exactly as it was.
 """
 
 from __future__ import annotations
@@ -13,51 +15,46 @@ class Accumulation:
 
     def __init__(self, every: int):
         self.every = every
-        self.size = 0  # batches in the current group
-        self.samples = 0  # samples in the current group
-        self.done = 0  # batches of the group already through backward
+        self.done = 0  # batches of the open group already through backward
+        self.samples = 0  # their samples
+        self.first_samples = 0  # samples in the group's first batch: the unit the weights are measured in
 
-    def steps_per_epoch(self, batches: int) -> int:
-        """Optimizer steps in an epoch of `batches` batches."""
-        return -(-batches // self.every)
+    def steps_per_epoch(self, batches: int | None) -> int | None:
+        """Optimizer steps in an epoch of `batches` batches (None when that is unknown)."""
+        return None if batches is None else -(-batches // self.every)
 
     def steps_done(self, batch_in_epoch: int) -> int:
         """Optimizer steps taken in an epoch once `batch_in_epoch` of its batches went through."""
         return -(-batch_in_epoch // self.every)
 
     @property
-    def between_steps(self) -> bool:
-        """Whether no group is open: the last optimizer step took every batch seen so far."""
-        return self.size == 0
+    def open(self) -> bool:
+        """Whether a group has batches that wait for their optimizer step."""
+        return self.done > 0
 
     @property
-    def first(self) -> bool:
-        """Whether the next batch is its group's first (its gradients start from zero)."""
-        return self.done == 0
-
-    @property
-    def complete(self) -> bool:
-        """Whether every batch of the open group went through backward: time for the optimizer step."""
-        return self.done == self.size
-
-    def begin(self, batch_in_epoch: int, batches: int, batch_size: int, samples: int) -> None:
-        """Open the group starting at batch `batch_in_epoch` of an epoch of `batches` batches of `batch_size`
-        (the last one short) out of `samples` samples."""
-        self.size = min(self.every, batches - batch_in_epoch)
-        end = min((batch_in_epoch + self.size) * batch_size, samples)
-        self.samples = end - batch_in_epoch * batch_size
-        self.done = 0
+    def full(self) -> bool:
+        """Whether the open group has all its batches: time for the optimizer step."""
+        return self.done >= self.every
 
     def weight(self, batch_samples: int) -> float | None:
-        """Factor for the mean loss of a batch of `batch_samples`; None when the group is that one batch."""
-        if self.size == 1:
-            return None  # a single batch keeps its loss as it is: bit-for-bit the step without accumulation
-        return batch_samples / self.samples
+        """Factor for the mean loss of the group's next batch; None for a factor of exactly 1."""
+        if self.done == 0:
+            self.first_samples = batch_samples
+        factor = batch_samples / self.first_samples if self.first_samples else 1.0
+        return None if factor == 1.0 else factor
 
-    def added(self) -> None:
-        """A batch of the group went through backward."""
+    def added(self, batch_samples: int) -> None:
+        """A batch of `batch_samples` went through backward."""
         self.done += 1
+        self.samples += batch_samples
+
+    def grad_factor(self) -> float | None:
+        """Factor that turns the group's summed gradients into one big batch's; None for a group of one batch."""
+        if self.done <= 1 or not self.samples:
+            return None
+        return self.first_samples / self.samples
 
     def stepped(self) -> None:
-        """The optimizer step of the group was taken."""
-        self.size = self.done = 0
+        """The optimizer step of the group was taken: the next batch opens a new group."""
+        self.done = self.samples = self.first_samples = 0
