@@ -453,3 +453,55 @@ def test_a_run_that_dies_mid_group_resumes_to_the_uninterrupted_result(digits_co
         assert torch.equal(got["optimizer"]["state"][index]["momentum_buffer"], slot["momentum_buffer"])
     assert got["early_stop"] == expected["early_stop"]
     assert [r["step"] for r in read_rows(run_dir / "metrics.jsonl") if r["kind"] == "step"] == list(range(1, 17))
+
+
+# ----------------------------------------------------------------------------- a user's task
+
+
+def line_task(config=None):
+    """y = 2x - 1 + noise, fitted by one linear layer; the loss names its mean absolute error "mae"."""
+    from torch.utils.data import TensorDataset
+
+    from ptviz.engine.task import Task
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(100, 1, generator=g)
+    y = 2 * x - 1 + 0.05 * torch.randn(100, 1, generator=g)
+
+    def loss(model, batch):
+        inputs, targets = batch
+        pred = model(inputs)
+        return torch.nn.functional.mse_loss(pred, targets), {"mae": (pred - targets).abs().mean()}
+
+    torch.manual_seed(0)
+    return Task(model=torch.nn.Linear(1, 1), train=TensorDataset(x, y), test=TensorDataset(x[:40], y[:40]),
+                loss=loss, name="line")
+
+
+def test_a_tasks_accumulated_steps_equal_big_batches_metrics_included(digits_config):
+    """100 samples: 4 batches of 8 against one of 32, the last group 4 samples (one batch) against a batch of 4."""
+    runs = {}
+    for batch_size, accumulate in ((32, 1), (8, 4)):
+        config = plain_sgd(digits_config.copy(), batch_size=batch_size, accumulate=accumulate, epochs=2)
+        sink = ListSink()
+        train(config, sink, task=line_task())
+        runs[accumulate] = sink
+    big, small = runs[1], runs[4]
+    assert steps_of(small) == steps_of(big) == list(range(1, 9))
+    assert values(small, "losses") == pytest.approx(values(big, "losses"), rel=1e-5)
+    small_mae = [v for m in small.of(StepMetrics) for v in m.metrics["mae"]]
+    assert small_mae == pytest.approx([v for m in big.of(StepMetrics) for v in m.metrics["mae"]], rel=1e-5)
+    assert small.of(EpochEnded)[-1].test_loss == pytest.approx(big.of(EpochEnded)[-1].test_loss, rel=1e-5)
+
+
+def test_early_stopping_watches_a_tasks_metric(digits_config):
+    """test_mae falls while the line is fitted; with min_delta 1 nothing counts as improving after epoch 1."""
+    config = plain_sgd(digits_config, batch_size=10, epochs=8, early_stop_metric="test_mae", early_stop_patience=2,
+                       early_stop_min_delta=1.0)
+    sink = ListSink()
+    finished = train(config, sink, task=line_task())
+    assert [e.epoch for e in sink.of(EpochEnded)] == [1, 2, 3]
+    assert finished.reason.startswith("early stopping: test_mae did not improve by more than 1 for 2 epochs")
+    config.train.early_stop_metric = "test_accuracy"  # a regression task has no accuracy
+    with pytest.raises(ConfigError, match="this run reports test_loss, test_mae"):
+        train(config, task=line_task())
