@@ -139,12 +139,12 @@ class TrainConfig:
     early_stop_metric: str = field(default="none", metadata=_rule(early_stop=True))
     """Epoch result whose stalling ends the run: val_loss, test_accuracy, a task's val_<metric>, ema_test_loss...
     (none: off)."""
-    early_stop_mode: str = field(default="auto", metadata=_rule(choices=EARLY_STOP_MODES))
-    """Whether the watched result improves by falling (min) or rising (max); auto: accuracies rise, the rest fall."""
     early_stop_patience: int = field(default=5, metadata=_rule(min=1, max=1_000_000))
     """Epochs in a row without improvement after which early stopping ends the run."""
     early_stop_min_delta: float = field(default=0.0, metadata=_rule(min=0.0, max=1e12))
     """Smallest change of the watched result that counts as an improvement."""
+    early_stop_mode: str = field(default="auto", metadata=_rule(choices=EARLY_STOP_MODES))
+    """Whether the watched result improves by falling (min) or rising (max); auto: accuracies rise, the rest fall."""
 
 
 @dataclass

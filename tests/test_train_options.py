@@ -326,9 +326,12 @@ def test_early_stopping_stops_at_the_predicted_epoch_and_says_why(digits_config,
     runs = tmp_path / "cli-runs"
     argv = ["--headless", "--optimizer", "sgd", "--lr", "0.1", "--batch-size", "128", "--epochs", "12",
             "--early-stop-metric", "test_accuracy", "--early-stop-patience", "2", "--early-stop-min-delta", "0.01",
-            "--checkpoint-minutes", "0", "--runs-dir", str(runs)]
+            "--checkpoint-minutes", "0", "--runs-dir", str(runs), "--ema-decay", "0.5"]
     assert main(argv) == 0
     out = capsys.readouterr().out
+    assert ("options: weight average (EMA) decay 0.5, early stop when test_accuracy has not improved by > 0.01 "
+            "for 2 epochs") in out
+    assert out.count("EMA test accuracy: ") == expected  # the average does not change what the raw weights do
     reason = f"early stopping: test_accuracy did not improve by more than 0.01 for 2 epochs"
     assert f"stopped at step {expected * 12:,}: {reason}" in out, out
     assert f"Epoch {expected}," in out and f"Epoch {expected + 1}," not in out

@@ -29,6 +29,7 @@ from ptviz.engine.events import (
 )
 
 from .cli import EXIT_DIVERGED, EXIT_OK, EXIT_SIGNAL_BASE, report
+from .train.options_text import options_line
 
 
 class ConsoleSink:
@@ -64,6 +65,8 @@ class ConsoleSink:
                     f"device {event.device_name}")
             if event.run_dir:
                 c.print(f"run directory: {event.run_dir}")
+            if options := options_line(event.config):
+                c.print(f"options: {options}")
             if event.start_step:
                 c.print(f"resumed at step {event.start_step:,} (epoch {event.start_epoch + 1})")
             if self.console.is_terminal:  # a bar in a log file is noise; a run that fails to start shows none
@@ -81,6 +84,8 @@ class ConsoleSink:
         elif isinstance(event, EpochEnded):
             test = f", Test accuracy: {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
             val = f", Val accuracy: {event.val_accuracy:.2%}" if event.val_accuracy is not None else ""
+            if event.ema_test_accuracy is not None:
+                val += f", EMA test accuracy: {event.ema_test_accuracy:.2%}"
             c.print(f"Epoch {event.epoch}, Loss: {event.train_loss:.4f}{test}{val} "
                     f"(train accuracy {event.train_accuracy:.2%}, {event.seconds:.1f} s)")
         elif isinstance(event, CheckpointSaved) and event.reason not in ("epoch", "best", "periodic"):

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 from rich.segment import Segment
 from rich.style import Style
 from textual.app import ComposeResult
@@ -52,6 +53,10 @@ class RunHistory:
         self.train_acc = Series(64)
         self.test_acc = Series(64)
         self.eval_acc = Series(64)  # evaluate-now points, x in fractional epochs
+        self.grad_norm = Series(smoothed=True)  # before clipping, with train.clip_norm
+        self.ema_test_loss = Series(64)  # the averaged weights' (train.ema_decay)
+        self.ema_test_acc = Series(64)
+        self.clip_norm = 0.0  # the run's train.clip_norm: the grad norm chart shows when it is set
         self.steps_per_epoch = 1
 
     def clear(self) -> None:
@@ -62,20 +67,28 @@ class RunHistory:
         """Add what `event` carries."""
         if isinstance(event, RunStarted):
             self.steps_per_epoch = max(1, event.steps_per_epoch)
-            for series in (self.step_loss, self.lr, self.throughput):
+            self.clip_norm = float(event.config.get("train", {}).get("clip_norm") or 0.0)
+            for series in (self.step_loss, self.lr, self.throughput, self.grad_norm):
                 series.truncate(event.start_step)
-            for series in (self.train_loss, self.test_loss, self.train_acc, self.test_acc):
+            for series in (self.train_loss, self.test_loss, self.train_acc, self.test_acc, self.ema_test_loss,
+                           self.ema_test_acc):
                 series.truncate(event.start_epoch)
         elif isinstance(event, StepMetrics):
             self.step_loss.extend(event.steps, event.losses)
             self.lr.extend(event.steps, event.lrs)
             self.throughput.append(event.last_step, event.samples_per_s)
+            if event.grad_norms:
+                self.grad_norm.extend(event.steps, event.grad_norms)
         elif isinstance(event, EpochEnded):
             self.train_loss.append(event.epoch, event.train_loss)
             self.train_acc.append(event.epoch, 100 * event.train_accuracy)
             if event.test_loss is not None:
                 self.test_loss.append(event.epoch, event.test_loss)
                 self.test_acc.append(event.epoch, 100 * event.test_accuracy)
+            if event.ema_test_loss is not None:
+                self.ema_test_loss.append(event.epoch, event.ema_test_loss)
+            if event.ema_test_accuracy is not None:
+                self.ema_test_acc.append(event.epoch, 100 * event.ema_test_accuracy)
         elif isinstance(event, Evaluated) and event.mid_epoch and event.split == "test":
             self.eval_acc.append(event.step / self.steps_per_epoch, 100 * event.accuracy)
         elif isinstance(event, LrChanged):
@@ -199,7 +212,7 @@ class EpochLossChart(MetricChart):
 
     def series(self) -> tuple[Series, ...]:
         h = self.history
-        return (h.train_loss, h.test_loss)
+        return (h.train_loss, h.test_loss, h.ema_test_loss)
 
     def traces(self, width: int) -> list[plot.Trace]:
         h = self.history
@@ -208,6 +221,8 @@ class EpochLossChart(MetricChart):
         out = [plot.Trace(*bucket_minmax(h.train_loss.x, h.train_loss.y, width), "cyan", "train")]
         if len(h.test_loss):
             out.append(plot.Trace(*bucket_minmax(h.test_loss.x, h.test_loss.y, width), "yellow", "test"))
+        if len(h.ema_test_loss):
+            out.append(plot.Trace(*bucket_minmax(h.ema_test_loss.x, h.ema_test_loss.y, width), "magenta", "ema test"))
         return out
 
 
@@ -219,7 +234,7 @@ class AccuracyChart(MetricChart):
 
     def series(self) -> tuple[Series, ...]:
         h = self.history
-        return (h.train_acc, h.test_acc, h.eval_acc)
+        return (h.train_acc, h.test_acc, h.ema_test_acc, h.eval_acc)
 
     def traces(self, width: int) -> list[plot.Trace]:
         h = self.history
@@ -228,6 +243,8 @@ class AccuracyChart(MetricChart):
             out.append(plot.Trace(*bucket_minmax(h.train_acc.x, h.train_acc.y, width), "cyan", "train"))
         if len(h.test_acc):
             out.append(plot.Trace(*bucket_minmax(h.test_acc.x, h.test_acc.y, width), "yellow", "test"))
+        if len(h.ema_test_acc):
+            out.append(plot.Trace(*bucket_minmax(h.ema_test_acc.x, h.ema_test_acc.y, width), "magenta", "ema test"))
         if len(h.eval_acc):
             out.append(plot.Trace(*bucket_minmax(h.eval_acc.x, h.eval_acc.y, width), "green", "eval now",
                                   marker="x"))
@@ -269,6 +286,30 @@ class ThroughputChart(MetricChart):
         return [plot.Trace(x, y, "green")]
 
 
+class GradNormChart(MetricChart):
+    """Global gradient norm before clipping at every step (raw min/max and smoothed), and the clip level."""
+
+    title = "grad norm"
+
+    def series(self) -> tuple[Series, ...]:
+        h = self.history
+        return (h.grad_norm,)
+
+    def traces(self, width: int) -> list[plot.Trace]:
+        h = self.history
+        s = h.grad_norm
+        if not len(s):
+            return []
+        x, raw, smooth = s.reduced(width, self.options.smoothing)
+        out = [plot.Trace(x, raw, "bright_black", "raw")]
+        if self.options.smoothing > 1:
+            out.append(plot.Trace(x, smooth, "cyan", f"mean of {self.options.smoothing}"))
+        if h.clip_norm:
+            ends = np.array([x[0], x[-1]], dtype=np.float64)
+            out.append(plot.Trace(ends, np.full(2, h.clip_norm), "red", f"clip {h.clip_norm:g}"))
+        return out
+
+
 class ChartsPane(Grid):
     """The chart grid; owns the history. The app's frame clock calls redraw."""
 
@@ -278,6 +319,8 @@ class ChartsPane(Grid):
     ChartsPane.-compact { grid-size: 2 1; }
     ChartsPane.-compact #chart-step-loss { column-span: 1; }
     ChartsPane.-compact MetricChart.-hidden { display: none; }
+    ChartsPane MetricChart.-off { display: none; }
+    ChartsPane.-grad-norm #chart-step-loss { column-span: 1; }
     """
 
     log_y = reactive(False)
@@ -300,12 +343,25 @@ class ChartsPane(Grid):
         yield EpochLossChart(h, o, id="chart-epoch-loss")
         yield LrChart(h, o, id="chart-lr")
         yield ThroughputChart(h, o, id="chart-throughput")
+        yield GradNormChart(h, o, id="chart-grad-norm", classes="-off")
 
     def on_mount(self) -> None:
         self.watch_page(self.page)
 
+    def _in_use(self) -> list[MetricChart]:
+        """The charts this run fills: the grad norm chart only when the run clips."""
+        return [c for c in self.query(MetricChart) if not c.has_class("-off")]
+
+    def _follow_run(self) -> None:
+        """Show the grad norm chart when the run clips its gradients (it then takes a cell of the grid)."""
+        clipping = bool(self.history.clip_norm)
+        if clipping != self.has_class("-grad-norm"):
+            self.set_class(clipping, "-grad-norm")
+            self.query_one(GradNormChart).set_class(not clipping, "-off")
+            self.watch_page(self.page)
+
     def watch_page(self, page: int) -> None:
-        charts = list(self.query(MetricChart))
+        charts = self._in_use()
         shown = {(2 * page) % len(charts), (2 * page + 1) % len(charts)}
         for i, chart in enumerate(charts):
             chart.set_class(i not in shown, "-hidden")
@@ -320,6 +376,7 @@ class ChartsPane(Grid):
 
         Charts on a hidden tab or page wait: they are stale when they show again and redraw then.
         """
+        self._follow_run()
         count = 0
         for chart in self.charts:
             if (everything or chart.stale()) and chart.display and chart.size.width > 0 and chart.is_on_screen:
@@ -330,7 +387,7 @@ class ChartsPane(Grid):
 
     @property
     def charts(self) -> list[MetricChart]:
-        """The five charts (found once: a DOM query ten times a second adds up)."""
+        """Every chart, shown or not (found once: a DOM query ten times a second adds up)."""
         if not self._charts:
             self._charts = list(self.query(MetricChart))
         return self._charts

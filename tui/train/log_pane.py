@@ -24,6 +24,8 @@ from ptviz.engine.events import (
     RunStarted,
 )
 
+from .options_text import options_line
+
 
 class LogPane(RichLog):
     """A scrolling log that formats engine events into lines."""
@@ -98,8 +100,12 @@ class LogPane(RichLog):
                      f"({event.params_trainable:,} trainable) on {event.device_name}", "bold")
             if event.run_dir:
                 self.say(f"run directory: {event.run_dir}", "dim")
+            if options := options_line(c):
+                self.say(f"options: {options}", "dim")
         elif isinstance(event, EpochEnded):
             test = f", test accuracy {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
+            if event.ema_test_accuracy is not None:
+                test += f" (EMA {event.ema_test_accuracy:.2%})"
             self.say(f"Epoch {event.epoch}, Loss: {event.train_loss:.4f}{test} "
                      f"(train {event.train_accuracy:.2%}, {event.seconds:.1f} s)", routine=True)
         elif isinstance(event, Evaluated) and event.mid_epoch:
