@@ -12,7 +12,6 @@ from ptviz.engine.commands import Control, SetLearningRate
 from ptviz.engine.errors import ConfigError
 from ptviz.engine.evaluate import evaluate
 from ptviz.engine.events import (
-    CheckpointSaved,
     EpochEnded,
     Evaluated,
     LrChanged,
