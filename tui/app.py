@@ -79,7 +79,7 @@ class PtvizApp(App[int]):
         self.runner = RemoteController(self, attach) if attach is not None else RunController(self)
         self.current_lr: float | None = None
         self.signalled: int | None = None
-        self.task = task  # a Task handed to ptviz.fit: trained as soon as the tabs have looked at it
+        self.fit_task = task  # a Task handed to ptviz.fit: trained as soon as the tabs have looked at it
         self.finished = finished  # receives each RunFinished (ptviz.fit returns the last)
         self._previews_waited: set[str] = {"data", "model"} if task is not None and resume is None else set()
 
@@ -94,9 +94,9 @@ class PtvizApp(App[int]):
                     yield DevicePanel(id="device")
             load_code = not self.runner.remote_run  # an attached run's task code runs in its own process only
             with TabPane("Data [2]", id="data"):
-                yield DataTab(self.config, task=self.task, load_code=load_code, id="data-tab", classes="split")
+                yield DataTab(self.config, task=self.fit_task, load_code=load_code, id="data-tab", classes="split")
             with TabPane("Model [3]", id="model"):
-                yield ModelTab(self.config, task=self.task, load_code=load_code, id="model-tab", classes="split")
+                yield ModelTab(self.config, task=self.fit_task, load_code=load_code, id="model-tab", classes="split")
         yield StatusBar(id="status")
         yield Footer()
 
@@ -120,7 +120,7 @@ class PtvizApp(App[int]):
         if self.resume_state is not None:
             self._replay_history()
             self.action_start()
-        elif self.task is not None:
+        elif self.fit_task is not None:
             log.say("training starts once the Data and Model tabs have read the task", "dim")
 
     @on(TaskPreviewDone)
@@ -204,7 +204,7 @@ class PtvizApp(App[int]):
         charts = self.query_one(ChartsPane)
         if self.resume_state is None:
             charts.history.clear()
-        self.runner.start(self.config.copy(), resume=self.resume_state, run_dir=self.resume_dir, task=self.task)
+        self.runner.start(self.config.copy(), resume=self.resume_state, run_dir=self.resume_dir, task=self.fit_task)
         self.resume_state = self.resume_dir = None
         self.run_state = "running"
 
@@ -322,6 +322,8 @@ class PtvizApp(App[int]):
         """Switch tab and put the keyboard on what the tab shows (Tab reaches the form fields)."""
         self.query_one(TabbedContent).active = tab
         target = {"data": "#grid", "model": "#model-tree"}.get(tab)
+        if tab == "data" and self.query_one(DataTab).has_task:
+            target = "#task-table" if self.query_one("#task-table").display else "#task-images-scroll"
         if target:
             self.query_one(target).focus()
         else:

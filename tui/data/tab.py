@@ -52,7 +52,7 @@ class DataTab(Horizontal):
     def __init__(self, config: cfgmod.RunConfig, *, task: Any = None, load_code: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.config = config  # the app's working copy, edited in place
-        self.task = task  # a Task object handed to ptviz.fit, else None (config.data.task names a factory)
+        self.fit_task = task  # a Task object handed to ptviz.fit, else None (config.data.task names a factory)
         self.load_code = load_code  # False when attached: never run code a run folder names
         self.task_page = 0
         self.class_names: tuple[str, ...] = ()
@@ -85,7 +85,7 @@ class DataTab(Horizontal):
     @property
     def has_task(self) -> bool:
         """Whether the tab shows a user task rather than a built-in data set."""
-        return self.task is not None or bool(self.config.data.task)
+        return self.fit_task is not None or bool(self.config.data.task)
 
     def config_changed(self, path: str) -> None:
         """The app applied an edit; follow it in the pane shortly (quick edits cause one reload)."""
@@ -110,7 +110,7 @@ class DataTab(Horizontal):
                                                 "(its code runs in the training process only)")
         else:
             self.query_one(TaskDataView).status(f"loading task {self.config.data.task or 'from ptviz.fit'}…")
-            self.load_task_view(self.config.copy(), self.task, self.task_page)
+            self.load_task_view(self.config.copy(), self.fit_task, self.task_page)
 
     @work(thread=True, exclusive=True, group="task-view", exit_on_error=False)
     def load_task_view(self, config: cfgmod.RunConfig, task: Any, page: int) -> None:
@@ -150,7 +150,7 @@ class DataTab(Horizontal):
             self.notify("samples are read between runs, not during one", severity="warning")
             return
         self.task_page = max(0, self.task_page + message.delta)
-        self.load_task_view(self.config.copy(), self.task, self.task_page)
+        self.load_task_view(self.config.copy(), self.fit_task, self.task_page)
 
     def engine_event(self, event: object) -> None:
         """Show test-set evaluations (epoch ends and evaluate-now) in the pane's evaluation view."""

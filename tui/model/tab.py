@@ -50,7 +50,7 @@ class ModelTab(Horizontal):
     def __init__(self, config: cfgmod.RunConfig, *, task: Any = None, load_code: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.config = config  # the app's working copy, edited in place
-        self.task = task  # a Task object handed to ptviz.fit, else None
+        self.fit_task = task  # a Task object handed to ptviz.fit, else None
         self.load_code = load_code  # False when attached: never run code a run folder names
         self.preview_model = None
         self._timer: Timer | None = None
@@ -76,11 +76,11 @@ class ModelTab(Horizontal):
         self._timer = self.set_timer(DEBOUNCE_SECONDS, self._build_preview)
 
     def _build_preview(self) -> None:
-        if self.task is not None or self.config.data.task:
+        if self.fit_task is not None or self.config.data.task:
             if not self.load_code:
                 self.query_one(ModelPane).error = "an attached run's task is not loaded here"
                 return
-            self.build_task_preview(self.config.copy(), self.task)
+            self.build_task_preview(self.config.copy(), self.fit_task)
         else:
             self.build_preview(self.config.copy())
 

@@ -126,7 +126,10 @@ class LogPane(RichLog):
             self.say(f"{event.level}: {event.text}", style)
         elif isinstance(event, RunFinished):
             how = f"stopped ({event.reason})" if event.stopped else "finished"
-            acc = f", test accuracy {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
+            if event.test_accuracy is not None:
+                acc = f", test accuracy {event.test_accuracy:.2%}"
+            else:
+                acc = f", test loss {event.test_loss:.4f}" if event.test_loss is not None else ""
             acc += "".join(f", test {k} {v:.4g}" for k, v in event.test_metrics.items())
             self.say(f"{how} at step {event.step:,}{acc}. Training time: {event.seconds:.1f} s", "bold")
         elif isinstance(event, RunFailed):
