@@ -63,6 +63,7 @@ def resume(argv: list[str]) -> int:
     state, path, skipped = load_newest(run_dir)
     for why in skipped:
         print(f"ptviz-tui: warning: skipped {why}", file=sys.stderr)
+    _require_task_named(run_dir, state["config"], args)
     config = apply_args(config_of(state["config"], source=str(path)), args)
     _check_work_left(run_dir, config, state)
     print(f"resuming {run_dir} from {path.name}: step {state['step']}, epoch {state['epoch'] + 1}, "
@@ -74,6 +75,20 @@ def resume(argv: list[str]) -> int:
     from .app import run_app
 
     return run_app(config, resume=state, run_dir=run_dir)
+
+
+def _require_task_named(run_dir: Path, saved: dict, args: argparse.Namespace) -> None:
+    """A task run continues only when its task is named again: resume never runs code a run folder names."""
+    from ptviz.engine.config import TASK_FROM_FIT
+
+    task = saved.get("data", {}).get("task", "") if isinstance(saved.get("data"), dict) else ""
+    if not task or getattr(args, "field:data.task", None):
+        return
+    if task == TASK_FROM_FIT:
+        raise UserError(f"{run_dir} trained a Task handed to ptviz.fit() in a script; continue it from that script: "
+                        f"ptviz.fit(task, resume={str(run_dir)!r})")
+    raise UserError(f"{run_dir} trains the task {task}; name it again to continue (ptviz never runs code a run "
+                    f"folder names): ptviz-tui resume {run_dir} --task {task}")
 
 
 def config_of(data: dict, source: str) -> cfgmod.RunConfig:

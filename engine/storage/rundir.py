@@ -59,6 +59,24 @@ def control_dir(run_dir: Path) -> Path:
     return folder
 
 
+_HELD: set[int] = set()  # lock file descriptors this process holds
+
+
+def _close_held_in_child() -> None:
+    """In a forked child (a DataLoader worker), let go of the parent's run locks: a flock lives as long as any
+    copy of its descriptor, so a worker outliving a killed parent for a few seconds would keep the run locked."""
+    for fd in _HELD:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held_in_child)
+
+
 class RunLock:
     """An exclusive lock on a run directory held while a process trains in it (released even by SIGKILL)."""
 
@@ -81,11 +99,13 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self.fd = fd
+        _HELD.add(fd)
         return self
 
     def release(self) -> None:
         """Give the lock up."""
         if self.fd is not None:
+            _HELD.discard(self.fd)
             os.close(self.fd)
             self.fd = None
 

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, IterableDataset, default_collate
 from ..errors import TaskError
 from ..models.user import USER_CODE_ERRORS, defined_at, where, where_in_text
 from .contract import batch_size
-from .seeding import EVAL_EPOCH, SeededSamples, SeededStream
+from .seeding import EVAL_EPOCH, SeededSamples, seeded_chunks
 
 
 def describe_dataset(what: str, dataset: Any) -> str:
@@ -139,15 +139,14 @@ class TaskBatches:
         """Batches of `epoch` from batch `start` on, on the device."""
         pin = self.device.type == "cuda"
         if self.iterable:
-            source = self._stream(epoch, start)
-            loader = DataLoader(source, batch_size=self.batch_size, collate_fn=self.collate, pin_memory=pin)
+            batches = map(self.collate, self._stream(epoch, start))
         else:
             order = self.order(epoch) if order is None else order
             keys = [(epoch, int(i)) for i in order[start * self.batch_size:].tolist()]
             loader = DataLoader(SeededSamples(self.dataset, self.seed), batch_size=self.batch_size, sampler=keys,
                                 num_workers=self.workers, collate_fn=self.collate, pin_memory=pin,
                                 generator=torch.Generator())  # its own generator: the global stream stays untouched
-        batches = iter(loader)
+            batches = iter(loader)
         while True:
             try:
                 batch = next(batches)
@@ -161,8 +160,8 @@ class TaskBatches:
                 self.position = (epoch, self.position[1] + batch_size(batch))
             yield to_device(batch, self.device, non_blocking=pin)
 
-    def _stream(self, epoch: int, start: int) -> SeededStream:
-        """The iterable dataset positioned at batch `start` of `epoch`."""
+    def _stream(self, epoch: int, start: int) -> Iterator[list[Any]]:
+        """The iterable dataset's items in batch-sized lists from batch `start` of `epoch` on."""
         state, self.resume_state = self.resume_state, None
         if hasattr(self.dataset, "set_epoch") and epoch >= 0:
             self.dataset.set_epoch(epoch)
@@ -172,8 +171,8 @@ class TaskBatches:
         if start and state is not None and state.get("dataset") is not None and restorable \
                 and state.get("epoch") == epoch and state.get("samples") == read:
             self.dataset.load_state_dict(state["dataset"])
-            return SeededStream(self.dataset, self.seed, epoch, start=read)
-        return SeededStream(self.dataset, self.seed, epoch, skip=read)
+            return seeded_chunks(self.dataset, self.seed, epoch, self.batch_size, start=read)
+        return seeded_chunks(self.dataset, self.seed, epoch, self.batch_size, skip=read)
 
     def state(self) -> dict[str, Any] | None:
         """An iterable dataset's position for a checkpoint (its own state_dict() when it has one)."""
@@ -189,18 +188,14 @@ class TaskBatches:
 
     def first_batch(self) -> Any:
         """The first batch in index order, read in this process (checks at setup and previews)."""
-        items = []
-        if self.iterable:
-            for item in SeededStream(self.dataset, self.seed, EVAL_EPOCH):
-                items.append(item)
-                if len(items) == self.batch_size:
-                    break
-        else:
-            samples = SeededSamples(self.dataset, self.seed)
-            try:
-                items = [samples[(EVAL_EPOCH, i)] for i in range(min(self.batch_size, self.samples or 0))]
-            except USER_CODE_ERRORS as exc:
-                raise self._read_error(exc) from None
+        try:
+            if self.iterable:
+                items = next(seeded_chunks(self.dataset, self.seed, EVAL_EPOCH, self.batch_size), [])
+            else:
+                keys = [(EVAL_EPOCH, i) for i in range(min(self.batch_size, self.samples or 0))]
+                items = SeededSamples(self.dataset, self.seed).__getitems__(keys)
+        except USER_CODE_ERRORS as exc:
+            raise self._read_error(exc) from None
         if not items:
             raise TaskError(f"{self.origin} is empty")
         return to_device(self.collate(items), self.device)

@@ -23,7 +23,7 @@ from ..errors import ConfigError, FieldError, TaskError
 from ..evaluate import EvalResult
 from ..fastpath import autocast, resolve_precision, use_channels_last
 from ..models.registry import apply_freeze_edits, count_parameters, freeze_backbone
-from ..models.user import USER_CODE_ERRORS, where
+from ..models.user import LOAD_LOCK, USER_CODE_ERRORS, where
 from ..optim import build_optimizer, build_scheduler
 from ..task import Task, check_task, load_task
 from ..workload import DataShape, StepOutput
@@ -233,20 +233,20 @@ def build_task(config: RunConfig, task: Task | None = None) -> TaskSetup:
     if config.train.precision == "fp16" and device.type != "cuda":
         raise ConfigError([FieldError("train.precision", "fp16", f"fp16 needs CUDA, the device is {device.type}; "
                                       "use bf16 or fp32")])
-    seed_everything(config.train.seed)  # before the factory builds the model: its initial weights repeat
-    if task is None:
-        if config.data.task == TASK_FROM_FIT:
-            raise TaskError("data.task: this run trained a Task handed to ptviz.fit() in a script; continue it "
-                            "from that script with ptviz.fit(task, resume=RUN_DIR)")
-        task = load_task(config.data.task, config)
-    else:
-        task = check_task(task, "ptviz.fit")
-    task.model.to(device)
-    if config.model.freeze_backbone:
-        freeze_backbone(task.model)
-    apply_freeze_edits(task.model, config.model.freeze)
-    setup = TaskSetup(config, task, device)
-    setup.check_contract()
+    if task is None and config.data.task == TASK_FROM_FIT:
+        raise TaskError("data.task: this run trained a Task handed to ptviz.fit() in a script; continue it "
+                        "from that script with ptviz.fit(task, resume=RUN_DIR)")
+    # Held from seeding to the first batch: a cockpit preview of the task (another thread) draws from the same
+    # random streams, and must not run in between.
+    with LOAD_LOCK:
+        seed_everything(config.train.seed)  # before the factory builds the model: its initial weights repeat
+        task = load_task(config.data.task, config) if task is None else check_task(task, "ptviz.fit")
+        task.model.to(device)
+        if config.model.freeze_backbone:
+            freeze_backbone(task.model)
+        apply_freeze_edits(task.model, config.model.freeze)
+        setup = TaskSetup(config, task, device)
+        setup.check_contract()
     setup.precision = resolve_precision(config.train.precision, device, setup.model)
     use_channels_last(setup.model, device)
     if config.train.compile:
