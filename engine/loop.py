@@ -40,6 +40,7 @@ from .errors import CheckpointError, ModelError, UserError
 from .evaluate import EvalResult
 from .events import (
     CheckpointSaved,
+    CommandApplied,
     Diverged,
     EpochEnded,
     Evaluated,
@@ -173,6 +174,7 @@ class Trainer:
         self.stop_reason = "completed"
         self.outcome = "finished"  # "finished" | "stopped" | "diverged"
         self.diverged_at: int | None = None  # first step whose loss was not finite
+        self.refusal = ""  # why the command being applied did not happen ("" when it did)
         self.saved_clock = self.clock  # when the last checkpoint was written, for checkpoint_minutes
         self._epoch_started = 0.0  # active_seconds when the current epoch began
         self.best_test_accuracy: float | None = None
@@ -365,13 +367,13 @@ class Trainer:
         if self.control.stop_requested.is_set():
             self._request_stop(self.control.stop_reason)
         for command in self.control.pending():
-            self._apply(command)
+            self._obey(command)
         while self.paused and not self.stopping:
             command = self.control.wait(PAUSE_POLL_SECONDS)
             if self.control.stop_requested.is_set():
                 self._request_stop(self.control.stop_reason)
             if command is not None:
-                self._apply(command)
+                self._obey(command)
         if self.stopping and self.paused:
             self._tick()
             self.paused = False
@@ -387,6 +389,18 @@ class Trainer:
             self._tick()
             self.paused = True
             self.emit(Paused(self.step))
+
+    def _obey(self, command: Command) -> None:
+        """Apply one command; one sent with a ticket is answered by CommandApplied, with the refusal if any."""
+        self.refusal = ""
+        self._apply(command)
+        if command.ticket:
+            self.emit(CommandApplied(command.ticket, self.step, self.refusal))
+
+    def _refuse(self, text: str, level: str = "error") -> None:
+        """Tell the user a command (or a save) did not happen; the text is also the command's outcome."""
+        self.refusal = text
+        self.emit(Notice(level, text))
 
     def _apply(self, command: Command) -> None:
         if isinstance(command, Pause):
@@ -404,18 +418,21 @@ class Trainer:
         elif isinstance(command, EvaluateNow):
             split = next((name for name in ("test", "val") if name in self.s.splits), None)
             if split is None:
-                self.emit(Notice("warning", "nothing to evaluate: the task has no test or validation set"))
+                self._refuse("nothing to evaluate: the task has no test or validation set", "warning")
                 return
             self._read_losses()
             self._emit_points()
             self._evaluate_split(split, mid_epoch=True)
             self._restart_throughput()
         elif isinstance(command, (SetLearningRate, ScaleLearningRate)):
-            target = command.lr if isinstance(command, SetLearningRate) else current_lr(self.s.optimizer) * command.factor
+            before = current_lr(self.s.optimizer)
+            scaled = isinstance(command, ScaleLearningRate)
+            target = before * command.factor if scaled else command.lr
             try:
                 lr = set_lr(self.s.optimizer, self.s.scheduler, target)
             except ValueError as exc:
-                self.emit(Notice("error", f"learning rate not changed: {exc}"))
+                how = f" ({before:g} scaled by {command.factor:g})" if scaled else ""
+                self._refuse(f"learning rate not changed{how}: {exc}")
                 return
             self.emit(LrChanged(self.step, lr))
         elif isinstance(command, SetTrainable):
@@ -424,7 +441,7 @@ class Trainer:
             try:
                 total, trainable = set_trainable(self.s.model, command.module, command.trainable)
             except ModelError as exc:
-                self.emit(Notice("error", f"trainable parameters not changed: {exc}"))
+                self._refuse(f"trainable parameters not changed: {exc}")
                 return
             # Recorded in the run's configuration, so checkpoints and resumed runs keep the change.
             self.cfg.model.freeze.append(freeze_edit(command.module, command.trainable))
@@ -542,15 +559,15 @@ class Trainer:
         last.pt, "best" writes best.pt, anything else last.pt. Nothing is written after divergence.
         """
         if self.run_dir is None:
-            self.emit(Notice("warning", "checkpoint not saved: output.runs_dir is empty, so this run has no folder"))
+            self._refuse("checkpoint not saved: output.runs_dir is empty, so this run has no folder", "warning")
             return None
         self._read_losses()  # may find a diverged loss: check before writing anything
         self._emit_points()  # every step up to here is logged before the checkpoint's own row
         if self.diverged_at is None and not self._weights_finite():
             self.diverged_at = self.step
         if self.diverged_at is not None:
-            self.emit(Notice("warning", f"checkpoint not saved: the loss diverged at step {self.diverged_at}; "
-                                        "the last good checkpoint is kept"))
+            self._refuse(f"checkpoint not saved: the loss diverged at step {self.diverged_at}; "
+                         "the last good checkpoint is kept", "warning")
             return None
         out, folder = self.cfg.output, self.run_dir / "checkpoints"
         names = {"best": ["best.pt"]}.get(reason, ["last.pt"])

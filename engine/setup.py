@@ -177,6 +177,15 @@ def build_data(config: RunConfig, data: sources.DataBundle | None = None) -> tup
     return bundle, Pipeline(d.transforms, d.mean, d.std, seed=config.train.seed)
 
 
+def check_num_classes(config: RunConfig, bundle: sources.DataBundle) -> None:
+    """ConfigError when model.num_classes leaves some of the data's labels without an output."""
+    wanted, classes = config.model.num_classes, len(bundle.class_names)
+    if wanted and wanted < classes:
+        raise ConfigError([FieldError("model.num_classes", wanted,
+                                      f"{config.data.dataset} has {classes} classes (labels 0-{classes - 1}); "
+                                      f"give at least {classes}, or 0 to take the data set's class count")])
+
+
 def build(config: RunConfig, data: sources.DataBundle | None = None, task: Task | None = None) -> Setup | TaskSetup:
     """Validate `config` and build every object of the run (nothing is written to disk).
 
@@ -196,6 +205,7 @@ def build(config: RunConfig, data: sources.DataBundle | None = None, task: Task 
     seed_everything(config.train.seed)
     bundle, pipeline = build_data(config, data)
     input_shape = pipeline.output_shape(bundle.shape)
+    check_num_classes(config, bundle)
     num_classes = config.model.num_classes or len(bundle.class_names)
     model = build_model(config.model, input_shape, num_classes, allow_download=config.data.download)
     model.to(device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -12,7 +13,7 @@ from pathlib import Path
 from ptviz.engine import config as cfgmod
 from ptviz.engine.errors import ConfigError, UserError
 
-from .cli import EXIT_CONFIG, EXIT_OK, _fail, add_field_flags, apply_args, report
+from .cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, _fail, add_field_flags, apply_args, report
 
 
 def main(argv: Sequence[str]) -> int:
@@ -168,12 +169,37 @@ def runs(argv: list[str]) -> int:
         step = f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step)
         epoch = f"{r.epoch}/{r.epochs}" if r.epochs else str(r.epoch)
         best = f"{r.best_test_accuracy:.2%}" if r.best_test_accuracy is not None else "-"
-        state = f"{r.state} (pid {r.pid})" if r.pid else r.state
+        state = _shown_state(r)
         rows.append((r.path.name, state, step, epoch, best, time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     return EXIT_OK
+
+
+def _shown_state(info) -> str:
+    """A run's state for the listing: with its pid, and its owner when that is another user."""
+    if info.state == "unknown":
+        return "unknown (no permission to read its lock)"
+    if not info.pid:
+        return info.state
+    return f"{info.state} (pid {info.pid}{_other_owner(info.path)})"
+
+
+def _other_owner(path: Path) -> str:
+    """', user NAME' when `path` belongs to another user, else ''."""
+    try:
+        uid = path.stat().st_uid
+    except OSError:
+        return ""
+    if not hasattr(os, "getuid") or uid == os.getuid():
+        return ""
+    try:
+        import pwd
+
+        return f", user {pwd.getpwuid(uid).pw_name}"
+    except (ImportError, KeyError):
+        return f", user {uid}"
 
 
 # ----------------------------------------------------------------------------- send
@@ -183,48 +209,35 @@ SEND_COMMANDS = ("status", "pause", "resume", "stop", "checkpoint", "evaluate", 
 
 def send(argv: list[str]) -> int:
     """ptviz-tui send RUN_DIR COMMAND [VALUE]."""
-    parser = argparse.ArgumentParser(prog="ptviz-tui send",
-                                     description="Send one command to a running run and print its status as JSON.")
+    from ptviz.engine.remote import COMMAND_SECONDS, MAX_WAIT_SECONDS, CommandPending, RemoteRun
+
+    parser = argparse.ArgumentParser(
+        prog="ptviz-tui send",
+        description="Send one command to a running run; once it has taken effect, print the run's status as "
+                    "JSON, its \"result\" the command's outcome (evaluate: loss and accuracy; checkpoint: the "
+                    "path; stop: the final state, step and checkpoint; the others: the step and value).",
+        epilog="Exit codes: 0 done, 1 not taken effect within --timeout (it stays queued), 2 refused or no run "
+               "listening.")
     parser.add_argument("run_dir", metavar="RUN_DIR")
     parser.add_argument("command", choices=SEND_COMMANDS)
     parser.add_argument("value", nargs="?", type=float, help="the rate for set-lr, the factor for scale-lr")
+    parser.add_argument("--timeout", type=float, default=COMMAND_SECONDS, metavar="SECONDS",
+                        help=f"how long to wait for the command to take effect (default {COMMAND_SECONDS:g})")
     args = parser.parse_args(argv)
-    from ptviz.engine.remote import RemoteRun
-
+    if not 0 < args.timeout <= MAX_WAIT_SECONDS:
+        raise UserError(f"--timeout must be more than 0 and at most {MAX_WAIT_SECONDS:g} seconds, got {args.timeout:g}")
     request: dict = {"cmd": args.command.replace("-", "_")}
     if args.command in ("set-lr", "scale-lr"):
         if args.value is None:
             raise UserError(f"{args.command} needs a value, e.g. ptviz-tui send RUN_DIR {args.command} 0.5")
         request["lr" if args.command == "set-lr" else "factor"] = args.value
     with RemoteRun(_run_dir(args.run_dir)) as run:
-        before = run.status()
-        status = run.request(request)
-        status = _until_applied(run, args.command, before, status)
+        try:
+            status = run.status() if args.command == "status" else run.send(request, timeout=args.timeout)
+        except CommandPending as exc:
+            return _fail(str(exc), EXIT_FAILED)
     print(json.dumps(status))
     return EXIT_OK
-
-
-def _until_applied(run, command: str, before: dict, status: dict,
-                   timeout: float = 10.0) -> dict:
-    """The run's status once the command has taken effect (commands apply at the next step boundary).
-
-    Pause, resume and learning-rate changes are waited for, up to `timeout` seconds; after that the status
-    is printed as it is, with a note. Other commands are printed at once.
-    """
-    expected = {"pause": lambda s: s.get("paused") is True,
-                "resume": lambda s: s.get("paused") is False,
-                "set-lr": lambda s: s.get("lr_changes", 0) > before.get("lr_changes", 0),
-                "scale-lr": lambda s: s.get("lr_changes", 0) > before.get("lr_changes", 0)}.get(command)
-    if expected is None:
-        return status
-    deadline = time.monotonic() + timeout
-    while not expected(status) and status.get("state") in ("running", "starting", "paused"):
-        if time.monotonic() > deadline:
-            print(f"ptviz-tui send: {command} is queued but not applied yet", file=sys.stderr)
-            break
-        time.sleep(0.05)
-        status = run.status()
-    return status
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"resume": resume, "attach": attach, "runs": runs, "send": send}

@@ -67,7 +67,9 @@ class Batches:
         n = len(self.split)
         if not self.shuffle:
             return torch.arange(n)
-        return torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+        # Generators take seeds below 2**64; reducing modulo 2**64 leaves every seed that fit unchanged.
+        seed = (self.seed * 100_003 + epoch) % 2**64
+        return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
     def epoch(self, epoch: int, start: int = 0, order: torch.Tensor | None = None
               ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
