@@ -507,7 +507,7 @@ class Trainer:
         elif isinstance(command, EvaluateNow):
             split = next((name for name in ("test", "val") if name in self.s.splits), None)
             if split is None:
-                self.emit(Notice("warning", "nothing to evaluate: the task has no test or validation set"))
+                self._refuse("nothing to evaluate: the task has no test or validation set", "warning")
                 return
             self._read_losses()
             self._emit_points()

@@ -89,7 +89,7 @@ def event_line(event: Event) -> str | None:
     if isinstance(event, LrChanged):
         return f"learning rate set to {event.lr:g} at step {event.step:,}"
     if isinstance(event, Evaluated) and event.mid_epoch:
-        accuracy = f", accuracy {event.accuracy:.2%}" if event.accuracy is not None else ""  # a task may have none
+        accuracy = f", accuracy {event.accuracy:.2%}" if event.accuracy is not None else ""
         named = f", {metric_text(event.metrics)}" if event.metrics else ""
         return (f"evaluated on {event.split} at step {event.step:,} (epoch {event.epoch}): loss {event.loss:.4f}"
                 f"{accuracy}{named}")

@@ -53,7 +53,11 @@ class OutputCapture:
     def __init__(self, model: nn.Module):
         self.armed = False
         self.output: Any = None
+        previous = getattr(model, "_ptviz_capture", None)
+        if previous is not None:  # a model trained again (ptviz.fit's cockpit started twice) keeps one hook
+            previous.handle.remove()
         self.handle = model.register_forward_hook(self._hook)
+        model._ptviz_capture = self  # type: ignore[assignment]
 
     def _hook(self, module: nn.Module, args: Any, output: Any) -> None:
         if self.armed:

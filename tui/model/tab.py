@@ -171,6 +171,9 @@ class ModelTab(Horizontal):
     @on(ModelPane.ModelRequested)
     def _load(self, message: ModelPane.ModelRequested) -> None:
         message.stop()
+        if self.fit_task is not None or self.config.data.task:
+            self.query_one(ModelPane).error = "this run's model comes from its task (data.task); edit the task instead"
+            return
         why = cfgmod.check_field("model.name", message.spec)
         if why:
             self.query_one(ModelPane).error = f"model.name: {why}"
