@@ -54,7 +54,7 @@ from .events import (
     StepMetrics,
     TrainableChanged,
 )
-from .models.registry import freeze_edit, set_trainable
+from .models.registry import freeze_edit, random_backbone_warning, set_trainable
 from .optim import current_lr, set_lr
 from .remote import CONTROL_SOCKETS, ControlServer
 from .storage.rundir import RunLock, create_run_dir, write_config
@@ -72,6 +72,7 @@ from .workload import Workload
 EMIT_SECONDS = 0.1  # hand step points to the sink at most ten times a second
 READ_SECONDS = 1.0  # and read the device's losses at least once a second, however long log_interval is
 PAUSE_POLL_SECONDS = 0.1  # how often a paused loop looks at the stop flag
+MAX_NAMED_UNREADABLE = 100  # unreadable files named one by one; beyond that only counted
 
 
 OnDivergence = Literal["stop", "pause"]
@@ -187,6 +188,8 @@ class Trainer:
         self.best_test_loss: float | None = None  # what "best" means when the work is not classification
         self.last_epoch: EpochEnded | None = None
         self.rng_to_restore: dict[str, Any] | None = None  # a checkpoint's RNG state, set just before training
+        self.unreadable: set[str] = set()  # image files named in a warning as skipped
+        self._looked: dict[int, int] = {}  # id(batches) -> how many of its unreadable files were looked at
         self.notices: list[Notice] = []  # found while restoring, emitted once the run has started
         self._build_options()
 
@@ -230,6 +233,9 @@ class Trainer:
             class_names=data.class_names, input_shape=data.input_shape, resident=data.resident,
             start_step=self.step, start_epoch=self.epoch, task_kind=data.kind, metrics=data.metrics, task=data.name,
         ))
+        if not data.name and (warning := random_backbone_warning(cfg.model, self.s.model)):
+            self.emit(Notice("warning", warning))
+        self._note_unreadable(self.s.unreadable_up_front(), up_front=True)
         for notice in self.notices:
             self.emit(notice)
         self._tick()
@@ -273,17 +279,23 @@ class Trainer:
         self.s.train_mode()
         if self.order is None:
             self.order = self.s.order(self.epoch)
-        for batch in self.s.epoch_batches(self.epoch, self.batch_in_epoch, self.order):
-            if not self.accum.open:  # commands, pauses and checkpoints fall between optimizer steps only
-                self._boundary()
-                if self.stopping:
-                    return False
-            self._step(batch)
-            if self.accum.open:  # the group waits for more batches
-                continue
-            if self._reached_max_steps():
-                return self._epoch_full()
-            self._periodic_checkpoint()
+        while True:
+            route = self.s.route_changes
+            for batch in self.s.epoch_batches(self.epoch, self.batch_in_epoch, self.order):
+                if not self.accum.open:  # commands, pauses and checkpoints fall between optimizer steps only
+                    self._boundary()
+                    if self.stopping:
+                        return False
+                    if self.s.route_changes != route:
+                        break  # a freeze switched between images and cached features: fetch this batch as the other
+                self._step(batch)
+                if self.accum.open:  # the group waits for more batches
+                    continue
+                if self._reached_max_steps():
+                    return self._epoch_full()
+                self._periodic_checkpoint()
+            else:
+                break  # the epoch's batches ran out
         if self.accum.open:  # the epoch's last group had fewer than train.accumulate batches
             self._optimizer_step()
             self._reached_max_steps()
@@ -451,8 +463,35 @@ class Trainer:
 
     # ------------------------------------------------------------------------- commands
 
+    def _note_unreadable(self, found: dict[str, str], up_front: bool = False) -> None:
+        """Name each unreadable image file once (data.bad_samples = skip replaced it)."""
+        new = [(path, why) for path, why in found.items() if path not in self.unreadable]
+        if not new:
+            return
+        if up_front:
+            self.emit(Notice("warning", f"{len(new)} unreadable image file(s) found up front; each is replaced by "
+                                        f"the next readable image of its split (data.bad_samples = skip)"))
+        for path, why in new:
+            self.unreadable.add(path)
+            count = len(self.unreadable)
+            if count <= MAX_NAMED_UNREADABLE:
+                self.emit(Notice("warning", f"unreadable image {count} skipped: {why}"))
+            elif count % MAX_NAMED_UNREADABLE == 0:
+                self.emit(Notice("warning", f"{count} unreadable image files skipped so far "
+                                            f"(the first {MAX_NAMED_UNREADABLE} are named above)"))
+
+    def _check_batches(self) -> None:
+        """Report files the batches replaced since the last look (a length check per split, no I/O)."""
+        for found in self.s.unreadable_sources():
+            seen = self._looked.get(id(found), 0)
+            if len(found) > seen:
+                fresh = list(found.items())[seen:]  # a dict keeps insertion order
+                self._looked[id(found)] = len(found)
+                self._note_unreadable(dict(fresh))
+
     def _boundary(self) -> None:
         """Apply queued commands; while paused, wait here for Resume or Stop."""
+        self._check_batches()
         if self.control.stop_requested.is_set():
             self._request_stop(self.control.stop_reason)
         for command in self.control.pending():
@@ -535,6 +574,8 @@ class Trainer:
             except ModelError as exc:
                 self._refuse(f"trainable parameters not changed: {exc}")
                 return
+            # Modes and speed paths follow: a thawed backbone trains through autograd, a frozen one may not.
+            self.s.trainable_changed()
             # Recorded in the run's configuration, so checkpoints and resumed runs keep the change.
             self.cfg.model.freeze.append(freeze_edit(command.module, command.trainable))
             self.emit(TrainableChanged(self.step, command.module, command.trainable, trainable, total))
@@ -547,10 +588,26 @@ class Trainer:
     def _evaluate_split(self, name: str, mid_epoch: bool = False, label: str = "") -> EvalResult:
         """Evaluate split `name` and report it as `label` (ema_test for the averaged weights), or as itself."""
         result = self.s.evaluate_split(name)
+        self._check_batches()
         self.emit(Evaluated(split=label or name, step=self.step, epoch=self.epoch + 1, loss=result.loss,
                             accuracy=result.accuracy, samples=result.samples, confusion=result.confusion,
                             wrong=result.wrong, mid_epoch=mid_epoch, metrics=result.metrics))
         return result
+
+    def _evaluate_average(self) -> dict[str, EvalResult]:
+        """Evaluate the weight average on every split, reported as ema_val and ema_test."""
+        # A frozen backbone's cached features come from the raw weights. They hold for the average where it
+        # equals them (a backbone frozen from the start); one that trained for a while runs whole instead.
+        cached = getattr(self.s, "cache_eval", False)
+        whole = cached and not self.ema.equal_where_fixed()  # type: ignore[union-attr]
+        with self.ema.swapped_in():  # type: ignore[union-attr]
+            if whole:
+                self.s.cache_eval = False  # type: ignore[attr-defined]
+            try:
+                return {split: self._evaluate_split(split, label=f"ema_{split}") for split in self.s.splits}
+            finally:
+                if whole:
+                    self.s.cache_eval = True  # type: ignore[attr-defined]
 
     def _improved(self, result: EvalResult) -> bool:
         """Whether `result` is the best so far: higher accuracy for classification, else lower loss."""
@@ -574,10 +631,7 @@ class Trainer:
         train_metrics = (self.ep_metrics / max(1, self.ep_batches)).tolist() if self.metric_names else []
         results = {split: self._evaluate_split(split) for split in self.s.splits}
         val, test = results.get("val"), results.get("test")
-        averaged: dict[str, EvalResult] = {}
-        if self.ema is not None:
-            with self.ema.swapped_in():
-                averaged = {split: self._evaluate_split(split, label=f"ema_{split}") for split in self.s.splits}
+        averaged = self._evaluate_average() if self.ema is not None else {}
         ema_val, ema_test = averaged.get("val"), averaged.get("test")
         self._tick()
         # best.pt follows the test set, or the validation set when there is no test set; with train.ema_decay

@@ -54,6 +54,7 @@ class Workload(Protocol):
     scheduler: Any
     scheduler_per_step: bool
     scaler: torch.amp.GradScaler | None
+    route_changes: int  # changes when a freeze switches what training batches are; the loop then fetches again
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -91,6 +92,15 @@ class Workload(Protocol):
 
     def evaluate_split(self, split: str) -> EvalResult:
         """Loss and metrics (accuracy and confusion for classification) over one split."""
+
+    def trainable_changed(self) -> None:
+        """Follow a freeze or unfreeze the loop applied at a step boundary."""
+
+    def unreadable_up_front(self) -> dict[str, str]:
+        """Files found unreadable before training (path -> why), each replaced by a readable one."""
+
+    def unreadable_sources(self) -> tuple[dict[str, str], ...]:
+        """Growing path -> why records of files replaced while training; the loop reports what is new."""
 
     def data_state(self) -> dict[str, Any] | None:
         """What a checkpoint needs to continue the data where it is (an iterable dataset's position)."""

@@ -338,3 +338,25 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run_with_workers
     for name, tensor in expected["model"].items():
         assert torch.equal(got["model"][name], tensor), f"{name} differs after a kill at step {kill_at}"
     assert steps_logged(run_dir) == list(range(1, 31))
+
+
+def test_fit_runs_headless_when_stdout_is_not_a_terminal_and_package_module_factories_load(tmp_path):
+    """A script calling ptviz.fit(task) with its output piped trains headless (no cockpit waits for keys); the
+    task comes from package.module:factory on PYTHONPATH, as --task would take it."""
+    (tmp_path / "mytasks").mkdir()
+    write_task(tmp_path / "mytasks", "__init__", "")
+    write_task(tmp_path / "mytasks", "lazy", LAZY_CLASSIFIER)
+    script = write_task(tmp_path, "train_it", """
+        import ptviz
+        from ptviz.engine.task import load_task
+
+        finished = ptviz.fit(load_task("mytasks.lazy:make", None), epochs=2, batch_size=16, runs_dir="runs")
+        print("finished", finished.state, finished.step)
+        """)
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert "task lazy (64 train / 16 test)" in out.stdout and "Epoch 2, Loss: " in out.stdout
+    assert out.stdout.strip().endswith("finished finished 8")
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.endswith("-lazy")

@@ -507,3 +507,31 @@ def test_early_stopping_watches_a_tasks_metric(digits_config):
     config.train.early_stop_metric = "test_accuracy"  # a regression task has no accuracy
     with pytest.raises(ConfigError, match="this run reports test_loss, test_mae"):
         train(config, task=line_task())
+
+
+def test_the_average_of_a_backbone_that_trained_for_a_while_is_not_evaluated_on_stale_features(digits_config):
+    """A convnet's frozen backbone thaws at step 2 and freezes again at step 6, when its test features are
+    cached anew from the raw weights. The average's backbone differs from those, so its evaluation must run
+    the whole model: it equals that of a fresh model loaded with the saved average."""
+    from ptviz.engine.commands import SetTrainable
+
+    config = plain_sgd(digits_config, batch_size=32, epochs=1, ema_decay=0.9)
+    config.model.name, config.model.freeze_backbone = "cnn", True
+    script = {2: SetTrainable("features", True), 6: SetTrainable("features", False)}
+
+    class Scripted(Trainer):
+        def _optimizer_step(self):
+            super()._optimizer_step()
+            if self.step in script:
+                self.control.send(script[self.step])  # applied at the next step boundary
+
+    setup = build(config)
+    trainer = Scripted(setup, ListSink(), Control())
+    trainer.run()
+    assert setup.cache_eval  # the test features were cached again after the re-freeze
+    (ended,) = trainer.sink.of(EpochEnded)
+    fresh = build_model(config.model, setup.input_shape, setup.num_classes)
+    fresh.load_state_dict(trainer.ema.state_dict())
+    result = evaluate(fresh, setup.test, setup.pipeline, setup.num_classes)
+    assert ended.ema_test_loss == pytest.approx(result.loss, rel=1e-5)
+    assert ended.ema_test_accuracy == result.accuracy

@@ -214,6 +214,19 @@ class TaskSetup:
 
         return evaluate(self, split)
 
+    route_changes = 0  # a task's batches are always what its Dataset gives
+
+    def trainable_changed(self) -> None:
+        """A freeze changes nothing about a task's batches; frozen parameters just get no gradient."""
+
+    def unreadable_up_front(self) -> dict[str, str]:
+        """Nothing: a sample the user's Dataset cannot read fails the run with the Dataset's own error."""
+        return {}
+
+    def unreadable_sources(self) -> tuple[dict[str, str], ...]:
+        """None (see unreadable_up_front)."""
+        return ()
+
     def data_state(self) -> dict[str, Any] | None:
         """An iterable dataset's position."""
         return self.train.state()

@@ -56,6 +56,13 @@ class WeightAverage:
         for name, i in self.index.items():
             self.average[i].copy_(state[name])
 
+    @torch.no_grad()
+    def equal_where_fixed(self) -> bool:
+        """Whether the average equals the model wherever the model does not train now (frozen weights, buffers),
+        so features computed from those parts hold for the average too. Reads the device: call it per evaluation,
+        never per step."""
+        return all(torch.equal(self.average[i], t) for i, t in enumerate(self.live) if not t.requires_grad)
+
     @contextmanager
     def swapped_in(self) -> Iterator[None]:
         """Let the model compute with the averaged weights, then give it its own back (no copies)."""
