@@ -29,7 +29,7 @@ from .frame_clock import FrameClock
 from .train.device_panel import DevicePanel
 from .train.log_pane import LogPane
 from .attach import RemoteController
-from .messages import EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested
+from .messages import EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TaskPreviewDone
 from .model.tab import ModelTab
 from .runner import TRAINING_GROUP, RunController
 from .shutdown import install_stop_signals
@@ -74,7 +74,8 @@ class PtvizApp(App[int]):
     """idle, running, paused, finished, stopped or failed."""
 
     def __init__(self, config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
-                 attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None):
+                 attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None,
+                 task: object = None, finished: list | None = None):
         super().__init__()
         self.config = config.copy()
         # User code a run folder names (trust.user_code) that runs only after the user says yes.
@@ -84,6 +85,9 @@ class PtvizApp(App[int]):
         self.runner = RemoteController(self, attach) if attach is not None else RunController(self)
         self.current_lr: float | None = None
         self.signalled: int | None = None
+        self.fit_task = task  # a Task handed to ptviz.fit: trained as soon as the tabs have looked at it
+        self.finished = finished  # receives each RunFinished (ptviz.fit returns the last)
+        self._previews_waited: set[str] = {"data", "model"} if task is not None and resume is None else set()
 
     # ------------------------------------------------------------------ composition
 
@@ -95,9 +99,11 @@ class PtvizApp(App[int]):
                     yield LogPane(id="log")
                     yield DevicePanel(id="device")
             with TabPane("Data [2]", id="data"):
-                yield DataTab(self.config, id="data-tab", classes="split")
+                yield DataTab(self.config, task=self.fit_task, unconfirmed_code=self.unconfirmed_code, id="data-tab",
+                              classes="split")
             with TabPane("Model [3]", id="model"):
-                yield ModelTab(self.config, id="model-tab", classes="split", unconfirmed_code=self.unconfirmed_code)
+                yield ModelTab(self.config, id="model-tab", classes="split", unconfirmed_code=self.unconfirmed_code,
+                               task=self.fit_task)
         yield StatusBar(id="status")
         yield Footer()
 
@@ -126,6 +132,17 @@ class PtvizApp(App[int]):
             self.action_start()
         elif self.unconfirmed_code:
             self._ask_to_run_code("showing its model")
+        elif self.fit_task is not None:
+            log.say("training starts once the Data and Model tabs have read the task", "dim")
+
+    @on(TaskPreviewDone)
+    def _task_preview_done(self, message: TaskPreviewDone) -> None:
+        """ptviz.fit's run starts after the previews: they read the task's samples and copy its model, and never
+        beside a run, whose random streams and weights they would otherwise touch."""
+        if message.tab in self._previews_waited:
+            self._previews_waited.discard(message.tab)
+            if not self._previews_waited:
+                self.action_start()
 
     def _ask_to_run_code(self, purpose: str, then: Callable[[], None] | None = None) -> None:
         """Show the user code the run folder names; import it (then call `then`) only after a yes."""
@@ -135,12 +152,13 @@ class PtvizApp(App[int]):
 
         def answered(yes: bool | None) -> None:
             if not yes:
-                log.say("not run: the run folder's code was not confirmed. Name your own in the Model tab "
-                        "(model.name) and press s, or quit with q", "yellow")
+                log.say("not run: the run folder's code was not confirmed. Name your own (model.name in the Model "
+                        "tab, data.task in the Data tab) and press s, or quit with q", "yellow")
                 return
             self.unconfirmed_code.clear()
             log.say("confirmed: the run folder's code may run", "bold")
             self.query_one(ModelTab).schedule_preview()
+            self.query_one(DataTab).refresh_pane()
             if then is not None:
                 then()
 
@@ -221,7 +239,7 @@ class PtvizApp(App[int]):
         charts = self.query_one(ChartsPane)
         if self.resume_state is None:
             charts.history.clear()
-        self.runner.start(self.config.copy(), resume=self.resume_state, run_dir=self.resume_dir)
+        self.runner.start(self.config.copy(), resume=self.resume_state, run_dir=self.resume_dir, task=self.fit_task)
         self.resume_state = self.resume_dir = None
         self.run_state = "running"
 
@@ -322,6 +340,8 @@ class PtvizApp(App[int]):
         elif isinstance(event, RunFinished):
             self.run_state = event.state  # finished (max_steps included), stopped or diverged
             status.note = ""
+            if self.finished is not None:
+                self.finished.append(event)
         elif isinstance(event, RunFailed):
             self.run_state = "failed"
             status.note = "fix the problem, then press s"
@@ -358,6 +378,8 @@ class PtvizApp(App[int]):
         """Switch tab and put the keyboard on what the tab shows (Tab reaches the form fields)."""
         self.query_one(TabbedContent).active = tab
         target = {"data": "#grid", "model": "#model-tree"}.get(tab)
+        if tab == "data" and self.query_one(DataTab).has_task:
+            target = "#task-table" if self.query_one("#task-table").display else "#task-images-scroll"
         if target:
             self.query_one(target).focus()
         else:
@@ -406,9 +428,11 @@ class PtvizApp(App[int]):
 
 
 def run_app(config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
-            attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None) -> int:
-    """Open the cockpit on `config`; returns the process exit code."""
-    app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach, unconfirmed_code=unconfirmed_code)
+            attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None, task: object = None,
+            finished: list | None = None) -> int:
+    """Open the cockpit on `config` (training `task` at once when given); returns the process exit code."""
+    app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach, unconfirmed_code=unconfirmed_code,
+                   task=task, finished=finished)
     code = app.run()
     if not app.runner.remote_run and not app.runner.join(timeout=120):  # the UI is gone; the work is not lost
         print("ptviz-tui: the training thread did not stop in time", file=sys.stderr)

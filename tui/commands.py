@@ -73,6 +73,9 @@ def resume(argv: list[str]) -> int:
     stored = config_of(state["config"], source=str(path))
     config = apply_args(config_of(state["config"], source=str(path)), args)
     unconfirmed = trust.unconfirmed(stored, named_fields(args))
+    if stored.data.task == cfgmod.TASK_FROM_FIT and "data.task" not in named_fields(args):
+        raise UserError(f"{run_dir} trained a Task handed to ptviz.fit() in a script; continue it from that script "
+                        f"with ptviz.fit(task, resume={str(run_dir)!r}), or name a factory: --task path/task.py:make")
     if unconfirmed and args.headless:
         raise UserError(_confirm_code_message(run_dir, unconfirmed, argv))
     _check_work_left(run_dir, config, state)

@@ -52,3 +52,11 @@ class LogRequested(Message):
         self.text = text
         self.style = style
         self.details = details
+
+
+class TaskPreviewDone(Message):
+    """A tab finished (or gave up) building its preview of a task: ptviz.fit's cockpit starts once both have."""
+
+    def __init__(self, tab: str) -> None:
+        super().__init__()
+        self.tab = tab

@@ -24,6 +24,8 @@ from ptviz.engine.events import (
     RunStarted,
 )
 
+from .options_text import options_line
+
 
 class LogPane(RichLog):
     """A scrolling log that formats engine events into lines."""
@@ -93,18 +95,32 @@ class LogPane(RichLog):
         if isinstance(event, RunStarted):
             c = event.config
             what = "resumed" if event.start_step else "started"
-            self.say(f"{what}: {c['model']['name']} on {c['data']['dataset']} ({event.train_size:,} train / "
+            title = f"task {event.task}" if event.task else f"{c['model']['name']} on {c['data']['dataset']}"
+            self.say(f"{what}: {title} ({event.train_size:,} train / "
                      f"{event.test_size:,} test), {event.params_total:,} parameters "
                      f"({event.params_trainable:,} trainable) on {event.device_name}", "bold")
             if event.run_dir:
                 self.say(f"run directory: {event.run_dir}", "dim")
+            if options := options_line(c):
+                self.say(f"options: {options}", "dim")
         elif isinstance(event, EpochEnded):
-            test = f", test accuracy {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
-            self.say(f"Epoch {event.epoch}, Loss: {event.train_loss:.4f}{test} "
-                     f"(train {event.train_accuracy:.2%}, {event.seconds:.1f} s)", routine=True)
-        elif isinstance(event, Evaluated) and event.mid_epoch:
-            self.say(f"evaluated at step {event.step:,}: test loss {event.loss:.4f}, accuracy {event.accuracy:.2%}",
+            if event.test_accuracy is not None:
+                test = f", test accuracy {event.test_accuracy:.2%}"
+            else:
+                test = f", test loss {event.test_loss:.4f}" if event.test_loss is not None else ""
+            test += "".join(f", test {k} {v:.4g}" for k, v in event.test_metrics.items())
+            if event.ema_test_accuracy is not None:  # the weight average's (train.ema_decay)
+                test += f" (EMA {event.ema_test_accuracy:.2%})"
+            elif event.ema_test_loss is not None:
+                test += f" (EMA test loss {event.ema_test_loss:.4f})"
+            train = f"train {event.train_accuracy:.2%}, " if event.train_accuracy is not None else ""
+            train += "".join(f"train {k} {v:.4g}, " for k, v in event.train_metrics.items())
+            self.say(f"Epoch {event.epoch}, Loss: {event.train_loss:.4f}{test} ({train}{event.seconds:.1f} s)",
                      routine=True)
+        elif isinstance(event, Evaluated) and event.mid_epoch:
+            acc = f", accuracy {event.accuracy:.2%}" if event.accuracy is not None else ""
+            acc += "".join(f", {k} {v:.4g}" for k, v in event.metrics.items())
+            self.say(f"evaluated at step {event.step:,}: {event.split} loss {event.loss:.4f}{acc}", routine=True)
         elif isinstance(event, CheckpointSaved):
             self.say(f"checkpoint ({event.reason}) at step {event.step:,}: {event.path}", "green", routine=True)
         elif isinstance(event, Paused):
@@ -118,7 +134,11 @@ class LogPane(RichLog):
             self.say(f"{event.level}: {event.text}", style)
         elif isinstance(event, RunFinished):
             how = f"stopped ({event.reason})" if event.stopped else "finished"
-            acc = f", test accuracy {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
+            if event.test_accuracy is not None:
+                acc = f", test accuracy {event.test_accuracy:.2%}"
+            else:
+                acc = f", test loss {event.test_loss:.4f}" if event.test_loss is not None else ""
+            acc += "".join(f", test {k} {v:.4g}" for k, v in event.test_metrics.items())
             self.say(f"{how} at step {event.step:,}{acc}. Training time: {event.seconds:.1f} s", "bold")
         elif isinstance(event, RunFailed):
             self.say(f"failed: {event.message}", "bold red")
