@@ -18,6 +18,7 @@ from ptviz.engine import config as cfgmod
 from ptviz.engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate
 from ptviz.engine.events import Diverged, Paused, Resumed, RunFailed, RunFinished, RunStarted
 from ptviz.engine.recipes import recipe
+from ptviz.engine.storage.lineage import Lineage
 
 from .train.charts import ChartsPane
 from .config_form import ConfigForm
@@ -29,6 +30,7 @@ from .train.log_pane import LogPane
 from .attach import RemoteController
 from .messages import EngineEvent, EngineEventsWaiting, LogRequested
 from .model.tab import ModelTab
+from .runs.tab import RunsTab
 from .runner import TRAINING_GROUP, RunController
 from .shutdown import install_stop_signals
 from .screens.confirm import ConfirmScreen
@@ -62,8 +64,9 @@ class PtvizApp(App[int]):
         Binding("1", "show_tab('train')", "Train", show=False),
         Binding("2", "show_tab('data')", "Data", show=False),
         Binding("3", "show_tab('model')", "Model", show=False),
-        Binding("4", "focus_pane('log')", "Log", show=False),
-        Binding("5", "focus_pane('device')", "Device", show=False),
+        Binding("4", "show_tab('runs')", "Runs", show=False),
+        Binding("5", "focus_pane('log')", "Log", show=False),
+        Binding("6", "focus_pane('device')", "Device", show=False),
         Binding("escape", "blur", show=False),
     ]
 
@@ -71,11 +74,13 @@ class PtvizApp(App[int]):
     """idle, running, paused, finished, stopped or failed."""
 
     def __init__(self, config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
-                 attach: Path | None = None):
+                 attach: Path | None = None, parent: Lineage | None = None, tab: str = "train"):
         super().__init__()
         self.config = config.copy()
         self.resume_state = resume
         self.resume_dir = run_dir
+        self.resume_parent = parent  # set when the run to start is a fork of another (resume is then its checkpoint)
+        self.initial_tab = tab
         self.runner = RemoteController(self, attach) if attach is not None else RunController(self)
         self.current_lr: float | None = None
         self.signalled: int | None = None
@@ -93,6 +98,8 @@ class PtvizApp(App[int]):
                 yield DataTab(self.config, id="data-tab", classes="split")
             with TabPane("Model [3]", id="model"):
                 yield ModelTab(self.config, id="model-tab", classes="split")
+            with TabPane("Runs [4]", id="runs"):
+                yield RunsTab(self.config, id="runs-tab")
         yield StatusBar(id="status")
         yield Footer()
 
@@ -100,7 +107,7 @@ class PtvizApp(App[int]):
         asyncio.get_running_loop().set_default_executor(ThreadPerTask())  # where Textual runs thread workers
         self.frames = FrameClock(self, [self._take_engine_events, self.query_one(ChartsPane).redraw,
                                         self.query_one(StatusBar).flush, self.query_one(LogPane).flush,
-                                        self.query_one(DevicePanel).flush])
+                                        self.query_one(DevicePanel).flush, self.query_one(RunsTab).redraw])
         self.frames.start()
         self._apply_size()
         install_stop_signals(self)
@@ -116,13 +123,18 @@ class PtvizApp(App[int]):
         if self.resume_state is not None:
             self._replay_history()
             self.action_start()
+        if self.initial_tab != "train":
+            self.call_after_refresh(self.action_show_tab, self.initial_tab)
 
     def _replay_history(self) -> None:
         """Show a resumed run's history up to its checkpoint before it continues."""
         from ptviz.engine.events import RunFinished
         from ptviz.engine.storage.runlog import history
 
-        for event in history(self.resume_dir, resume=self.resume_state):
+        source = self.resume_dir or (Path(self.resume_parent.parent) if self.resume_parent else None)
+        if source is None:
+            return
+        for event in history(source, resume=self.resume_state):  # a fork shows its parent's history up to the branch
             if not isinstance(event, (RunFinished, RunFailed)):
                 self.query_one(ChartsPane).history.ingest(event)
 
@@ -135,6 +147,7 @@ class PtvizApp(App[int]):
             self.query_one(DataTab).set_compact(compact)
         self.screen.set_class(compact, "-compact")
         self.query_one(ChartsPane).set_class(compact, "-compact")
+        self.query_one(RunsTab).set_compact(compact)
 
     # ------------------------------------------------------------------ configuration
 
@@ -189,8 +202,9 @@ class PtvizApp(App[int]):
         charts = self.query_one(ChartsPane)
         if self.resume_state is None:
             charts.history.clear()
-        self.runner.start(self.config.copy(), resume=self.resume_state, run_dir=self.resume_dir)
-        self.resume_state = self.resume_dir = None
+        self.runner.start(self.config.copy(), resume=self.resume_state, run_dir=self.resume_dir,
+                          parent=self.resume_parent)
+        self.resume_state = self.resume_dir = self.resume_parent = None
         self.run_state = "running"
 
     def action_pause_resume(self) -> None:
@@ -234,6 +248,24 @@ class PtvizApp(App[int]):
         if not self.runner.send(command):
             self.notify("no run is going (press s to start)", severity="warning")
 
+    @on(RunsTab.ForkRequested)
+    def _fork_requested(self, message: RunsTab.ForkRequested) -> None:
+        """Train a fork checked in the Runs view, in this cockpit (its parent's history first on the charts)."""
+        if self.runner.active or self.runner.remote_run:
+            self.notify("a run is going in this cockpit; stop it first (x), or fork from the command line: "
+                        "ptviz-tui fork RUN --headless", severity="warning", timeout=6)
+            return
+        plan = message.plan
+        self.config.__dict__.update(plan.config.copy().__dict__)  # the tabs hold a reference to this object
+        for form in self.query(ConfigForm):
+            form.load(self.config)
+        self.resume_state, self.resume_dir, self.resume_parent = plan.state, None, plan.lineage
+        self.query_one(ChartsPane).history.clear()
+        self._replay_history()
+        self.action_start()
+        self.query_one(LogPane).say(f"fork of {plan.lineage.parent_name} from {plan.lineage.checkpoint} "
+                                    f"(step {plan.lineage.step:,}) started", "bold")
+
     # ------------------------------------------------------------------ engine events
 
     @on(EngineEvent)
@@ -262,6 +294,8 @@ class PtvizApp(App[int]):
         status = self.query_one(StatusBar)
         status.ingest(event)
         self.current_lr = status.lr if status.lr is not None else self.current_lr
+        if isinstance(event, RunStarted):
+            self.query_one(RunsTab).run_started(event.run_dir)
         if isinstance(event, (RunStarted, Resumed)):
             self.run_state = "running"
         elif isinstance(event, Paused):
@@ -304,7 +338,7 @@ class PtvizApp(App[int]):
     def action_show_tab(self, tab: str) -> None:
         """Switch tab and put the keyboard on what the tab shows (Tab reaches the form fields)."""
         self.query_one(TabbedContent).active = tab
-        target = {"data": "#grid", "model": "#model-tree"}.get(tab)
+        target = {"data": "#grid", "model": "#model-tree", "runs": "#runs-table"}.get(tab)
         if target:
             self.query_one(target).focus()
         else:
@@ -353,9 +387,9 @@ class PtvizApp(App[int]):
 
 
 def run_app(config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
-            attach: Path | None = None) -> int:
-    """Open the cockpit on `config`; returns the process exit code."""
-    app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach)
+            attach: Path | None = None, parent: Lineage | None = None, tab: str = "train") -> int:
+    """Open the cockpit on `config` (showing `tab` first); returns the process exit code."""
+    app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach, parent=parent, tab=tab)
     code = app.run()
     if not app.runner.remote_run and not app.runner.join(timeout=120):  # the UI is gone; the work is not lost
         print("ptviz-tui: the training thread did not stop in time", file=sys.stderr)

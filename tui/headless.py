@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ptviz.engine.config import RunConfig
+from ptviz.engine.storage.lineage import Lineage
 from ptviz.engine.events import (
     CheckpointSaved,
     Diverged,
@@ -98,8 +99,9 @@ class ConsoleSink:
             pass  # reported once, by run_headless
 
 
-def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | None = None) -> int:
-    """Train `config` in this process; the exit code says how it ended (see the module docstring)."""
+def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | None = None,
+                 parent: Lineage | None = None) -> int:
+    """Train `config` in this process (a fork of another run with `parent`); the exit code says how it ended."""
     from ptviz.engine.commands import Control
     from ptviz.engine.loop import train
     from ptviz.engine.signals import checkpoint_on_signals
@@ -117,7 +119,7 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
     try:
         with checkpoint_on_signals(control) as received:
             try:
-                result = train(config, sink, control, resume=resume, run_dir=run_dir)
+                result = train(config, sink, control, resume=resume, run_dir=run_dir, parent=parent)
             finally:
                 _stop_progress(progress)
     except KeyboardInterrupt:

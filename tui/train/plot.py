@@ -19,6 +19,7 @@ Row = list[Run]
 DOT_BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.uint8)
 LEGEND_MARK = "⢕⢕"
 MAX_Y_TICKS, MAX_X_TICKS = 7, 5
+MIN_CANVAS_ROWS = 3  # a legend above the frame never squeezes the plot below this
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,21 @@ def draw(width: int, height: int, title: str, traces: list[Trace], log_y: bool =
         return rows
     x_lo, x_hi = _span(np.concatenate([t.x for t in traces]))
     y_lo, y_hi = _span(np.concatenate([t.y for t in traces]))
-    y_rows, y_labels = _y_ticks(y_lo, y_hi, ch, log_y)
-    label_w = max(len(s) for s in y_labels)
-    cw = width - label_w - 2
-    if cw < 4:
-        return blank(width, height, title)
-    chars, colors = _canvas(traces, cw, ch, (x_lo, x_hi), (y_lo, y_hi))
+    entries = _legend_entries(traces)
+    above: list[Row] = []
+    while True:  # a legend inside the frame where it covers no dot, else in rows above the frame
+        ch = height - 4 - len(above)
+        y_rows, y_labels = _y_ticks(y_lo, y_hi, ch, log_y)
+        label_w = max(len(s) for s in y_labels)
+        cw = width - label_w - 2
+        if cw < 4 or ch < 1:
+            return blank(width, height, title)
+        chars, colors = _canvas(traces, cw, ch, (x_lo, x_hi), (y_lo, y_hi))
+        if above or not entries or _legend_inside(chars, colors, entries):
+            break
+        above = _legend_rows(entries, width, max(1, min(len(entries), height - 4 - MIN_CANVAS_ROWS)))
+    rows.extend(above)
     palette: list[str | None] = [None] + [t.color for t in traces]
-    _legend(chars, colors, traces)
     x_cols, x_labels = _x_ticks(x_lo, x_hi, cw, all(_whole(t.x) for t in traces))
     pad = " " * label_w
     rows.append([(pad + "┌" + "─" * cw + "┐", None)])
@@ -150,18 +158,50 @@ def _line_dots(px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (np.append(px[seg] + t * dx[seg], px[-1]), np.append(py[seg] + t * dy[seg], py[-1]))
 
 
-def _legend(chars: list[list[str]], colors: np.ndarray, traces: list[Trace]) -> None:
-    """Write '⢕⢕ label' for each labelled trace into the canvas's top-left corner."""
-    labelled = [(i, t) for i, t in enumerate(traces, start=1) if t.label]
-    if not labelled:
-        return
-    cw = len(chars[0])
-    for r, (i, t) in enumerate(labelled[: len(chars)]):
-        mark = (t.marker * 2) if t.marker else LEGEND_MARK
-        text = (mark + " " + t.label)[: max(0, cw - 1)]
-        for k, ch in enumerate(text):
-            chars[r][1 + k] = ch
-            colors[r, 1 + k] = i if k < len(mark) else 0
+Entry = tuple[str, str, int, str]  # mark, label, colour index in the canvas, colour
+
+
+def _legend_entries(traces: list[Trace]) -> list[Entry]:
+    """The legend's entries: one per labelled trace."""
+    return [((t.marker * 2) if t.marker else LEGEND_MARK, t.label, i, t.color)
+            for i, t in enumerate(traces, start=1) if t.label]
+
+
+def _legend_inside(chars: list[list[str]], colors: np.ndarray, entries: list[Entry]) -> bool:
+    """Write the legend, one entry a line, into the first canvas corner where it covers no dot; whether it fit."""
+    ch, cw = len(chars), len(chars[0])
+    texts = [mark + " " + label for mark, label, _, _ in entries]
+    w, h = max(len(t) for t in texts) + 2, len(texts)  # a blank column either side keeps it off the lines
+    if w > cw or h > ch:
+        return False
+    for r0, c0 in ((0, 0), (0, cw - w), (ch - h, 0), (ch - h, cw - w)):
+        if all(c == " " for r in range(r0, r0 + h) for c in chars[r][c0:c0 + w]):
+            for r, (text, entry) in enumerate(zip(texts, entries), start=r0):
+                for k, char in enumerate(text):
+                    chars[r][c0 + 1 + k] = char
+                    colors[r, c0 + 1 + k] = entry[2] if k < len(entry[0]) else 0
+            return True
+    return False
+
+
+def _legend_rows(entries: list[Entry], width: int, max_rows: int) -> list[Row]:
+    """The legend as rows above the frame, entries side by side, in as many rows as needed up to `max_rows`."""
+    lines: list[list[tuple[str, str | None]]] = [[]]
+    used = 0
+    for mark, label, _, color in entries:
+        gap = 2 if used else 0
+        if used and used + gap + len(mark) + 1 + len(label) > width:
+            if len(lines) == max_rows:
+                break
+            lines.append([])
+            used, gap = 0, 0
+        room = width - used - gap
+        text = (mark + " " + label)[:room]
+        if gap:
+            lines[-1].append(("  ", None))
+        lines[-1].extend([(text[:len(mark)], color), (text[len(mark):], None)])
+        used += gap + len(text)
+    return [[*runs, (" " * (width - sum(len(t) for t, _ in runs)), None)] for runs in lines]
 
 
 def _runs(chars: list[str], colors: np.ndarray, palette: list[str | None]) -> Row:
