@@ -22,9 +22,11 @@ class Intervention:
     after: str = ""
 
     def text(self) -> str:
-        """'lr 0.05 → 0.01' or 'pause'."""
-        if self.before or self.after:
-            return f"{self.what} {self.before or '?'} → {self.after}"
+        """'lr 0.05 → 0.01', 'freeze fc1 (10 trainable)' or 'pause'."""
+        if self.before:
+            return f"{self.what} {self.before} → {self.after}"
+        if self.after:
+            return f"{self.what} → {self.after}" if self.what == "lr" else f"{self.what} ({self.after})"
         return self.what
 
 
