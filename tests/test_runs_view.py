@@ -112,6 +112,8 @@ async def test_logs_cut_mid_line_or_garbled_load_with_a_notice(three_runs):
     data = (cut / "metrics.jsonl").read_bytes()
     (cut / "metrics.jsonl").write_bytes(data[: data.rindex(b'{"kind":"step"') + 30])
     garbled = copy_run(three_runs[1], "../damaged/garbled")
+    for copy in ("steps.bin", "events.idx"):  # as a run written before the log kept its binary copy
+        (garbled / copy).unlink()
     lines = (garbled / "metrics.jsonl").read_bytes().split(b"\n")
     lines[20] = lines[20][:25] + b"\x00#garbage"
     (garbled / "metrics.jsonl").write_bytes(b"\n".join(lines))
@@ -124,7 +126,7 @@ async def test_logs_cut_mid_line_or_garbled_load_with_a_notice(three_runs):
         await wait_for(pilot, lambda: any("garbled" in p for r in tab.shown for p in r.problems), what="the notice")
         problems = {r.name: r.problems for r in tab.shown}
         assert "last line was cut short" in problems["cut"][0]
-        assert problems["garbled"] == ("metrics.jsonl: line 21 is garbled and was skipped",)
+        assert problems["garbled"] == ("metrics.jsonl: 1 garbled line skipped",)
         assert "not a run" in problems["not-a-run"][0]
         assert pilot.app.is_running and pilot.app._exception is None
 

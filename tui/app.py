@@ -20,7 +20,7 @@ from ptviz.engine.events import Diverged, Paused, Resumed, RunFailed, RunFinishe
 from ptviz.engine.recipes import recipe
 from ptviz.engine.storage.lineage import Lineage
 
-from .train.charts import ChartsPane
+from .train.charts import HISTORY_BUCKETS, ChartsPane
 from .config_form import ConfigForm
 from .data.pipeline_editor import PipelineEditor
 from .data.tab import DataTab
@@ -28,7 +28,7 @@ from .frame_clock import FrameClock
 from .train.device_panel import DevicePanel
 from .train.log_pane import LogPane
 from .attach import RemoteController
-from .messages import EngineEvent, EngineEventsWaiting, LogRequested
+from .messages import EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested
 from .model.tab import ModelTab
 from .runs.tab import RunsTab
 from .runner import TRAINING_GROUP, RunController
@@ -127,16 +127,16 @@ class PtvizApp(App[int]):
             self.call_after_refresh(self.action_show_tab, self.initial_tab)
 
     def _replay_history(self) -> None:
-        """Show a resumed run's history up to its checkpoint before it continues."""
-        from ptviz.engine.events import RunFinished
-        from ptviz.engine.storage.runlog import history
+        """Show a resumed run's history up to its checkpoint (reduced to chart width) before it continues."""
+        from ptviz.engine.storage import history
 
+        state = self.resume_state
         source = self.resume_dir or (Path(self.resume_parent.parent) if self.resume_parent else None)
         if source is None:
             return
-        for event in history(source, resume=self.resume_state):  # a fork shows its parent's history up to the branch
-            if not isinstance(event, (RunFinished, RunFailed)):
-                self.query_one(ChartsPane).history.ingest(event)
+        # A fork (no save_id of its own) shows its parent's history up to the branch step.
+        cut = history.checkpoint_cut(source, state.get("save_id", ""), int(state["step"]))
+        self.query_one(ChartsPane).history.load(history.load(source, buckets=HISTORY_BUCKETS, cut=cut))
 
     def on_resize(self) -> None:
         self._apply_size()
@@ -272,6 +272,15 @@ class PtvizApp(App[int]):
     def _engine_event(self, message: EngineEvent) -> None:
         self._ingest(message.event)
 
+    @on(HistoryLoaded)
+    def _history_loaded(self, message: HistoryLoaded) -> None:
+        """An attached run's history: the charts take its reduced series, every other pane its events."""
+        snapshot = message.snapshot
+        self.query_one(ChartsPane).history.load(snapshot)
+        for event in [*snapshot.events, *([snapshot.last] if snapshot.last else [])]:
+            self._ingest(event, charts=False)
+        self.runner.took_history(message.follower)
+
     @on(EngineEventsWaiting)
     def _engine_events(self, message: EngineEventsWaiting) -> None:
         for event in message.inbox.take():
@@ -285,9 +294,10 @@ class PtvizApp(App[int]):
             self._ingest(event)
         return bool(events)
 
-    def _ingest(self, event: object) -> None:
-        """Hand one engine event to every pane that shows it."""
-        self.query_one(ChartsPane).history.ingest(event)
+    def _ingest(self, event: object, charts: bool = True) -> None:
+        """Hand one engine event to every pane that shows it (the charts too, unless they have it already)."""
+        if charts:
+            self.query_one(ChartsPane).history.ingest(event)
         self.query_one(LogPane).ingest(event)
         self.query_one(ModelTab).engine_event(event)
         self.query_one(DataTab).engine_event(event)

@@ -267,11 +267,18 @@ class Catalog:
                 changed = True
         return changed
 
-    def add_problem(self, path: Path, text: str) -> None:
-        """Attach a reason found elsewhere (a garbled line found when the whole log was read)."""
-        self._extra[path] = (*self._extra.get(path, ()), text)
-        if path in self.records:
-            self.records[path] = self.records[path].with_problem(text)
+    def set_found(self, path: Path, problems: list[str]) -> None:
+        """The reasons found by whoever read the whole log (garbled lines), replacing those it found before."""
+        old = self._extra.get(path, ())
+        if tuple(problems) == old:
+            return
+        self._extra[path] = tuple(problems)
+        record = self.records.get(path)
+        if record is not None:
+            record = replace(record, problems=tuple(p for p in record.problems if p not in old))
+            for problem in problems:
+                record = record.with_problem(problem)
+            self.records[path] = record
 
     def rows(self) -> list[RunRecord]:
         """Every record, parents before their forks (see tree_order)."""
