@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -17,6 +15,7 @@ from ptviz.engine.setup import build
 from ptviz.engine.sinks import ListSink
 from ptviz.engine.commands import Control
 from ptviz.engine.storage.lineage import read_lineage
+from ptviz.tui.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -101,18 +100,16 @@ def test_user_code_named_only_by_the_run_folder_is_never_imported(parent, tmp_pa
     assert not marker.exists()
 
 
-def test_fork_command_prints_the_branch_and_runs_lists_the_tree(parent):
-    out = subprocess.run([sys.executable, "-m", "ptviz", "fork", str(parent), "--checkpoint", "epoch-0003.pt",
-                          "--lr", "0.02", "--max-steps", "140", "--headless"], capture_output=True, text=True,
-                         timeout=600)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert f"forking {parent} from epoch-0003.pt (step 135, epoch 3): optim.lr 0.05 → 0.02" in out.stdout
-    listing = subprocess.run([sys.executable, "-m", "ptviz", "runs", str(parent.parent)], capture_output=True,
-                             text=True, timeout=120).stdout
-    lines = listing.splitlines()
+def test_fork_command_prints_the_branch_and_runs_lists_the_tree(parent, capsys):
+    code = main(["fork", str(parent), "--checkpoint", "epoch-0003.pt", "--lr", "0.02", "--max-steps", "140",
+                 "--headless"])
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    assert f"forking {parent} from epoch-0003.pt (step 135, epoch 3): optim.lr 0.05 → 0.02" in out.out
+    assert main(["runs", str(parent.parent)]) == 0  # stdout is not a terminal here: the plain listing
+    lines = capsys.readouterr().out.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith(parent.name))
-    assert lines[at + 1].startswith("└ ") and "@ step 135" in lines[at + 1], listing
-    missing = subprocess.run([sys.executable, "-m", "ptviz", "fork", str(parent), "--checkpoint", "epoch-0009.pt"],
-                             capture_output=True, text=True, timeout=120)
-    assert missing.returncode == 2 and "no checkpoint 'epoch-0009.pt' (available: " in missing.stderr
-    assert "Traceback" not in missing.stderr
+    assert lines[at + 1].startswith("└ ") and "@ step 135" in lines[at + 1], lines
+    assert main(["fork", str(parent), "--checkpoint", "epoch-0009.pt"]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint 'epoch-0009.pt' (available: " in err and "Traceback" not in err

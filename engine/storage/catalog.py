@@ -198,14 +198,11 @@ def read_tail(run_dir: Path, size: int = TAIL_BYTES) -> Tail:
     lines = data.split(b"\n")
     cut = len(lines.pop())
     step_row = epoch_row = None
-    for line in reversed(lines):
-        row = logrows.decode_line(line)
-        if row is None:
-            continue
-        if step_row is None and row["kind"] == "step":
-            step_row = row
-        elif epoch_row is None and row["kind"] == "epoch":
-            epoch_row = row
+    for line in reversed(lines):  # only the two rows wanted are decoded, not the hundreds between them
+        if step_row is None and line.startswith(b'{"kind":"step"'):
+            step_row = logrows.decode_line(line)
+        elif epoch_row is None and line.startswith(b'{"kind":"epoch"'):
+            epoch_row = logrows.decode_line(line)
         if step_row is not None and epoch_row is not None:
             break
     return Tail(step=_int(step_row.get("step")) if step_row else None,
@@ -297,11 +294,15 @@ def tree_of(parents: dict[Path, Path | None], key: Callable[[Path], Any]) -> lis
 
     A path whose parent is not among them is a root; so is every path of a parent.json loop.
     """
-    resolved = {_key(p): p for p in parents}
+    absolute = {os.path.abspath(p): p for p in parents}
+    resolved: dict[str, Path] | None = None  # by real path, made only when a parent is not found by its absolute one
     children: dict[Path, list[Path]] = {}
     roots = []
     for path, parent in parents.items():
-        found = resolved.get(_key(parent)) if parent is not None else None
+        found = absolute.get(os.path.abspath(parent)) if parent is not None else None
+        if found is None and parent is not None:
+            resolved = resolved if resolved is not None else {_key(p): p for p in parents}
+            found = resolved.get(_key(parent))
         if found is not None and found != path:
             children.setdefault(found, []).append(path)
         else:
