@@ -26,14 +26,55 @@ async def type_into(pilot, widget_id: str, text: str) -> None:
     await pilot.pause()
 
 
-async def settle(pilot, timeout: float = 60.0) -> None:
-    """Wait until the app's background work (data jobs, statistics, previews) has finished and painted."""
+_handling: dict[int, int] = {}  # id(message pump) -> messages it is handling now (awaiting inside a handler)
+
+
+def _track_handlers() -> None:
+    """Count, per message pump, the messages whose handler has started and not returned (once per process)."""
+    from textual.message_pump import MessagePump
+
+    if getattr(MessagePump, "_ptviz_tracked", False):
+        return
+    dispatch = MessagePump._dispatch_message
+
+    async def tracked(self, message):
+        key = id(self)
+        _handling[key] = _handling.get(key, 0) + 1
+        try:
+            return await dispatch(self, message)
+        finally:
+            _handling[key] -= 1
+
+    MessagePump._dispatch_message = tracked
+    MessagePump._ptviz_tracked = True
+
+
+_track_handlers()
+
+
+def busy(app) -> list[str]:
+    """What the app is still doing: workers not finished, and widgets with a message queued or in a handler.
+
+    A handler that awaits something (a list rebuild, a grid of images) counts as busy, and so does the gap
+    between a worker ending and the message it posted being handled: "no worker running" alone is not quiet.
+    """
+    doing = [f"worker {w.name}" for w in app.workers if not w.is_finished]
+    nodes = [app]
+    for screen in app.screen_stack:
+        nodes += [screen, *screen.walk_children(with_self=False)]
+    doing += [f"{type(n).__name__} messages" for n in nodes
+              if n._message_queue.qsize() or _handling.get(id(n), 0)]
+    return doing
+
+
+async def settle(pilot, timeout: float = 120.0) -> None:
+    """Wait until the app's background work (data jobs, statistics, previews) has finished and been handled."""
     deadline = time.monotonic() + timeout
     quiet = 0
     while quiet < 2:
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the app's workers to finish")
-        busy = any(not w.is_finished for w in pilot.app.workers)
         await pilot.app.workers.wait_for_complete()
-        await pilot.pause(0.1)
-        quiet = 0 if busy else quiet + 1
+        await pilot.pause()
+        doing = busy(pilot.app)
+        if doing and time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for the app to settle: {', '.join(doing)}")
+        quiet = 0 if doing else quiet + 1

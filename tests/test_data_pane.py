@@ -18,6 +18,8 @@ from ptviz.tui.data.evaluation import EvaluationView, MistakeTile
 from ptviz.tui.data.pipeline_editor import PipelineEditor
 from ptviz.tui.data.samples import SampleGrid
 
+from cockpit_helpers import settle
+
 
 # textual-image reads pixels through a Pillow call that Pillow 14 will drop; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:Image.Image.getdata:DeprecationWarning")
@@ -34,15 +36,6 @@ class PaneApp(App):
 def halfcell_images(monkeypatch):
     """Tests have no terminal to ask; draw images as coloured half-cells, as over a plain SSH link."""
     monkeypatch.setenv("PTVIZ_IMAGES", "halfcell")
-
-
-async def settle(pilot) -> None:
-    """Wait until the pane's workers and the messages they post are all handled."""
-    for _ in range(20):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        if not any(w.is_running for w in pilot.app.workers):
-            return
 
 
 def shown(pilot) -> list[tuple[int, np.ndarray, np.ndarray]]:
@@ -305,3 +298,36 @@ def test_confusion_matrix_of_ten_classes_is_readable_in_a_narrow_pane(width):
             assert int(cells[-1]) == sum(confusion[i])
     if width == 100:
         assert lines[-1].split()[-1] == str(event.samples)
+
+
+async def test_pipeline_rebuilds_that_overlap_end_with_one_list_and_its_form():
+    """A new pipeline arriving while a step is being added (two rebuilds at once) leaves one consistent list.
+
+    On a loaded machine the data tab's set_pipeline and a key's add interleaved inside their awaits: the
+    half-cleared list had no highlighted row and building the form for it raised.
+    """
+    import asyncio
+
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(DataPane)
+        pane.show_config(digits_with())
+        await settle(pilot)
+        editor = app.query_one(PipelineEditor)
+        crop = TransformSpec("RandomCrop", {"size": 8, "padding": 2})
+        flip = TransformSpec("RandomHorizontalFlip", {"p": 0.5})
+        await asyncio.gather(
+            editor.set_pipeline([crop], (0.5,), (0.5,), 1, 8),
+            editor.set_pipeline([crop, flip], (0.5,), (0.5,), 1, 8),
+            editor._add("RandomVerticalFlip"),
+            editor.set_normalize((0.1,), (0.2,)),
+        )
+        await settle(pilot)
+        names = [s.name for s in editor.transforms]
+        assert names == ["RandomCrop", "RandomVerticalFlip", "RandomHorizontalFlip"]
+        rows = [str(item.query_one(Label).content) for item in editor.steps.children]
+        assert rows[-1] == "4 Normalize(0.1; 0.2)" and len(rows) == 4
+        shown_step = editor.steps.index
+        assert shown_step is not None and editor._form_index == shown_step
+        params = {p.name for p in editor.transforms[shown_step].kind.params}
+        assert {i.name for i in editor.query("#params Input").results(Input)} == params

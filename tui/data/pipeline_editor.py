@@ -196,7 +196,9 @@ class PipelineEditor(Vertical):
         self.image_size = 32  # default size of a newly added Resize/crop
         self.problems: dict[str, str] = {}  # field name -> why, for the form shown
         self._form_index: int | None = None  # the step whose parameters the form shows
-        self._form_lock = asyncio.Lock()
+        # Rebuilding the list and the form takes several awaits; a second rebuild (a new pipeline arriving
+        # while a step is added) or a highlight landing in between would see a half-built list.
+        self._lock = asyncio.Lock()
 
     def compose(self) -> ComposeResult:
         yield Label("Pipeline", classes="title")
@@ -225,13 +227,15 @@ class PipelineEditor(Vertical):
     # ------------------------------------------------------------------------- list
 
     async def _rebuild(self, index: int) -> None:
-        steps = self.steps
-        await steps.clear()
-        items = [ListItem(Label(f"{i + 1} {step_text(s)}")) for i, s in enumerate(self.transforms)]
-        items.append(ListItem(Label(f"{len(self.transforms) + 1} {self._normalize_text()}")))
-        await steps.extend(items)
-        steps.index = max(0, min(index, len(items) - 1))
-        await self._show_form(steps.index)
+        async with self._lock:
+            steps = self.steps
+            await steps.clear()
+            items = [ListItem(Label(f"{i + 1} {step_text(s)}")) for i, s in enumerate(self.transforms)]
+            items.append(ListItem(Label(f"{len(self.transforms) + 1} {self._normalize_text()}")))
+            await steps.extend(items)
+            index = max(0, min(index, len(items) - 1))
+            steps.index = index
+            await self._build_form(index)
 
     def _normalize_text(self) -> str:
         if not self.mean:
@@ -240,9 +244,10 @@ class PipelineEditor(Vertical):
 
     @on(ListView.Highlighted, "#steps")
     async def _highlighted(self, event: ListView.Highlighted) -> None:
-        index = event.list_view.index
-        if index is not None and index != self._form_index:
-            await self._show_form(index)
+        async with self._lock:
+            index = self.steps.index  # now, not when the event was sent: a rebuild may have run since
+            if index is not None and index != self._form_index:
+                await self._build_form(index)
 
     @on(ListView.Selected, "#steps")
     def _selected(self) -> None:
@@ -293,11 +298,6 @@ class PipelineEditor(Vertical):
         self.post_message(self.Edited(tuple(copy.deepcopy(self.transforms))))
 
     # ------------------------------------------------------------------------- parameter form
-
-    async def _show_form(self, index: int) -> None:
-        # The list rebuild and its Highlighted message both ask for a form; one at a time, or rows double up.
-        async with self._form_lock:
-            await self._build_form(index)
 
     async def _build_form(self, index: int) -> None:
         self._form_index = index
