@@ -118,6 +118,9 @@ class TrainConfig:
     """Compile the model with torch.compile (skipped when a frozen backbone's features are cached)."""
     cache_features: bool = True
     """With a frozen backbone, compute its features once per split (training's only without random transforms)."""
+    threads: int = field(default=0, metadata=_rule(min=0, max=1024, auto=True))
+    """Torch's intra-op threads for CPU work; 0 or auto: one per core that other processes leave idle when the
+    run starts (OMP_NUM_THREADS wins when set). Set it for runs that must repeat bit for bit."""
 
 
 @dataclass
@@ -235,6 +238,8 @@ def parse_text(path: str, text: str) -> Any:
     """Turn text typed by a user (CLI flag or form field) into the field's value; ValueError says why."""
     kind = field_type(path)
     text = text.strip()
+    if kind == "int" and _field(path).metadata.get("auto") and text.lower() == "auto":
+        return 0
     if kind == "int":
         try:
             return int(text)

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from . import cpu_threads
 from .storage import checkpoint as ckpt
 from .commands import (
     Command,
@@ -88,7 +89,11 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
     trainer = None
     with ExitStack() as outputs:
         try:
+            probe = cpu_threads.LoadProbe()  # other processes' load, measured while the run is set up
             trainer = Trainer(build(config), sink, control, on_divergence=on_divergence)
+            # Set here, on the training thread, for this run only (the count is process-wide).
+            trainer.threads = outputs.enter_context(
+                cpu_threads.using(cpu_threads.choose(config.train.threads, trainer.s.device, probe)))
             if resume is not None:
                 trainer.restore(resume)  # a checkpoint that does not fit fails here, before anything is written
             if run_dir is None and config.output.runs_dir:
@@ -174,7 +179,10 @@ class Trainer:
         self._epoch_started = 0.0  # active_seconds when the current epoch began
         self.best_test_accuracy: float | None = None
         self.last_epoch: EpochEnded | None = None
+        self.changes = 0  # commands applied that change what a checkpoint holds (lr, trainable parameters)
+        self.saved: tuple[tuple[int, ...], Path, str] | None = None  # (position, last.pt, save_id) of the last save
         self.rng_to_restore: dict[str, Any] | None = None  # a checkpoint's RNG state, set just before training
+        self.threads: cpu_threads.ThreadChoice | None = None  # set by train(); None leaves torch's count as it is
 
     # ------------------------------------------------------------------------- the loop
 
@@ -182,15 +190,17 @@ class Trainer:
         """Train every remaining epoch; returns (and emits) RunFinished."""
         cfg = self.cfg
         total, trainable = self.s.parameter_counts
+        auto_threads = self.threads is not None and self.threads.why.startswith("auto")
         self.emit(RunStarted(
             config=cfg.to_dict(), run_dir=str(self.run_dir) if self.run_dir else None,
-            device=str(self.s.device), device_name=device_name(self.s.device),
+            device=str(self.s.device), device_name=device_name(self.s.device, auto_threads),
             params_total=total, params_trainable=trainable,
             train_size=len(self.s.data.train), val_size=len(self.s.data.val) if self.s.data.val else 0,
             test_size=len(self.s.data.test), steps_per_epoch=len(self.s.train),
             total_steps=self._total_steps(), epochs=cfg.train.epochs,
             class_names=self.s.data.class_names, input_shape=self.s.input_shape,
             resident=self.s.train.resident, start_step=self.step, start_epoch=self.epoch,
+            threads=torch.get_num_threads(), threads_why=self.threads.why if self.threads else "",
         ))
         self._tick()
         if self.rng_to_restore is not None:
@@ -387,6 +397,7 @@ class Trainer:
             except ValueError as exc:
                 self.emit(Notice("error", f"learning rate not changed: {exc}"))
                 return
+            self.changes += 1
             self.emit(LrChanged(self.step, lr))
         elif isinstance(command, SetTrainable):
             # The optimizer holds every parameter; zero_grad(set_to_none=True) leaves frozen ones without a
@@ -398,6 +409,7 @@ class Trainer:
                 return
             # Recorded in the run's configuration, so checkpoints and resumed runs keep the change.
             self.cfg.model.freeze.append(freeze_edit(command.module, command.trainable))
+            self.changes += 1
             self.emit(TrainableChanged(self.step, command.module, command.trainable, trainable, total))
             if trainable == 0:  # a backward pass with nothing to train would fail: hold until something thaws
                 self.emit(Notice("warning", "no parameter is trainable; paused until a module is unfrozen"))
@@ -439,9 +451,7 @@ class Trainer:
         self.order = None
         self._reset_epoch_totals()
         if self.run_dir is not None:
-            self.save("epoch")
-            if improved:
-                self.save("best")
+            self.save("epoch", best=improved)
 
     def _reset_epoch_totals(self) -> None:
         self.ep_loss.zero_()
@@ -487,11 +497,13 @@ class Trainer:
         if due_steps or due_time:
             self.save("periodic")
 
-    def save(self, reason: str) -> Path | None:
+    def save(self, reason: str, best: bool = False) -> Path | None:
         """Write the checkpoint(s) `reason` calls for; emit CheckpointSaved for each file once it is durable.
 
-        "epoch" writes epoch-NNNN.pt (every output.checkpoint_every epochs, keeping output.keep) and
-        last.pt, "best" writes best.pt, anything else last.pt. Nothing is written after divergence.
+        "epoch" writes epoch-NNNN.pt (every output.checkpoint_every epochs, keeping output.keep), last.pt and,
+        with `best`, best.pt; "best" writes best.pt, anything else last.pt. The state is serialized once and
+        the other names link to that file. A "final" save at the position of the last save writes nothing:
+        last.pt already holds that state. Nothing is written after divergence.
         """
         if self.run_dir is None:
             self.emit(Notice("warning", "checkpoint not saved: output.runs_dir is empty, so this run has no folder"))
@@ -504,21 +516,31 @@ class Trainer:
             self.emit(Notice("warning", f"checkpoint not saved: the loss diverged at step {self.diverged_at}; "
                                         "the last good checkpoint is kept"))
             return None
+        position = (self.step, self.epoch, self.batch_in_epoch, self.changes)
+        if reason == "final" and self.saved is not None and self.saved[0] == position:
+            _, last, save_id = self.saved
+            self.emit(CheckpointSaved(str(last), self.step, self.epoch, reason, save_id=save_id))
+            return last
         out, folder = self.cfg.output, self.run_dir / "checkpoints"
         names = {"best": ["best.pt"]}.get(reason, ["last.pt"])
         numbered = reason == "epoch" and out.checkpoint_every and self.epoch % out.checkpoint_every == 0
         if numbered:
             names.insert(0, f"epoch-{self.epoch:04d}.pt")
+        if best and reason == "epoch":
+            names.append("best.pt")
         if self.before_save is not None:
             self.before_save()
         state = self.state(reason)
         folder.mkdir(exist_ok=True)
-        paths = [ckpt.atomic_save(state, folder / name) for name in names]
+        paths = ckpt.save_once(state, [folder / name for name in names])
         if numbered:
             ckpt.prune_numbered(folder, out.keep)  # only now that the new one is on disk
         self.saved_clock = time.perf_counter()
+        if "last.pt" in names:
+            self.saved = (position, folder / "last.pt", state["save_id"])
         for path in paths:
-            self.emit(CheckpointSaved(str(path), self.step, self.epoch, reason, save_id=state["save_id"]))
+            kind = "best" if path.name == "best.pt" else reason
+            self.emit(CheckpointSaved(str(path), self.step, self.epoch, kind, save_id=state["save_id"]))
         return paths[-1]
 
     def _weights_finite(self) -> bool:

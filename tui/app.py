@@ -40,6 +40,7 @@ from .train.status_bar import StatusBar
 from .threads import ThreadPerTask
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
+HISTORY_LOG_EVENTS = 200  # an attached run's past events the log shows (its charts show all of them)
 
 class PtvizApp(App[int]):
     """Configure, watch and control a training run."""
@@ -105,6 +106,9 @@ class PtvizApp(App[int]):
 
     def on_mount(self) -> None:
         asyncio.get_running_loop().set_default_executor(ThreadPerTask())  # where Textual runs thread workers
+        # Every engine event reaches these five: found once, not per event.
+        self._panes = (self.query_one(ChartsPane), self.query_one(LogPane), self.query_one(ModelTab),
+                       self.query_one(DataTab), self.query_one(StatusBar))
         self.frames = FrameClock(self, [self._take_engine_events, self.query_one(ChartsPane).redraw,
                                         self.query_one(StatusBar).flush, self.query_one(LogPane).flush,
                                         self.query_one(DevicePanel).flush, self.query_one(RunsTab).redraw])
@@ -274,11 +278,17 @@ class PtvizApp(App[int]):
 
     @on(HistoryLoaded)
     def _history_loaded(self, message: HistoryLoaded) -> None:
-        """An attached run's history: the charts take its reduced series, every other pane its events."""
+        """An attached run's history: the charts take its reduced series, the other panes its events (the log
+        only the last few: thousands of lines would take seconds to lay out and say little)."""
         snapshot = message.snapshot
         self.query_one(ChartsPane).history.load(snapshot)
-        for event in [*snapshot.events, *([snapshot.last] if snapshot.last else [])]:
-            self._ingest(event, charts=False)
+        events = [*snapshot.events, *([snapshot.last] if snapshot.last else [])]
+        first_logged = max(0, len(snapshot.events) - HISTORY_LOG_EVENTS)
+        if first_logged:
+            self.query_one(LogPane).say(f"the log holds {snapshot.steps:,} steps and {len(snapshot.events):,} other "
+                                        f"events; the last {HISTORY_LOG_EVENTS} follow", "dim")
+        for i, event in enumerate(events):
+            self._ingest(event, charts=False, log=i >= first_logged)
         self.runner.took_history(message.follower)
 
     @on(EngineEventsWaiting)
@@ -294,14 +304,15 @@ class PtvizApp(App[int]):
             self._ingest(event)
         return bool(events)
 
-    def _ingest(self, event: object, charts: bool = True) -> None:
-        """Hand one engine event to every pane that shows it (the charts too, unless they have it already)."""
+    def _ingest(self, event: object, charts: bool = True, log: bool = True) -> None:
+        """Hand one engine event to every pane that shows it (the charts and log unless told otherwise)."""
+        charts_pane, log_pane, model_tab, data_tab, status = self._panes
         if charts:
-            self.query_one(ChartsPane).history.ingest(event)
-        self.query_one(LogPane).ingest(event)
-        self.query_one(ModelTab).engine_event(event)
-        self.query_one(DataTab).engine_event(event)
-        status = self.query_one(StatusBar)
+            charts_pane.history.ingest(event)
+        if log:
+            log_pane.ingest(event)
+        model_tab.engine_event(event)
+        data_tab.engine_event(event)
         status.ingest(event)
         self.current_lr = status.lr if status.lr is not None else self.current_lr
         if isinstance(event, RunStarted):

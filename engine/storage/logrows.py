@@ -86,7 +86,14 @@ def decode_line(line: bytes | str) -> dict[str, Any] | None:
 
 
 def _tuples(value: Any) -> Any:
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+    if not isinstance(value, list):
+        return value
+    if any(isinstance(v, list) for v in value):  # nested (a confusion matrix): only lists need converting
+        return tuple(_tuples(v) for v in value)
+    return tuple(value)
+
+
+_FIELD_NAMES = {cls: frozenset(f.name for f in dataclasses.fields(cls)) for cls in EVENT_OF_KIND.values()}
 
 
 def event_of(row: dict[str, Any]) -> Event | None:
@@ -94,7 +101,7 @@ def event_of(row: dict[str, Any]) -> Event | None:
     cls = EVENT_OF_KIND.get(row.get("kind", ""))
     if cls is None:
         return None
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = _FIELD_NAMES[cls]
     values = {k: (v if k == "config" else _tuples(v)) for k, v in row.items() if k in names}
     if cls is Diverged and values.get("value") is None:
         values["value"] = float("nan")
