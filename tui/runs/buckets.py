@@ -55,16 +55,17 @@ class BucketSeries:
         while len(self._x) > self.capacity:
             self._halve()
 
-    def seed(self, x: np.ndarray, y: np.ndarray, sums: np.ndarray, counts: np.ndarray, points: float) -> None:
-        """Start from an already reduced series: each point holds `sums`/`counts` of its bucket's finite values
-        and stands for `points` rows; later points go into buckets of about that many rows."""
+    def seed(self, x: np.ndarray, y: np.ndarray, sums: np.ndarray, counts: np.ndarray, points: float,
+             rows: int) -> None:
+        """Start from an already reduced series of `rows` rows: each point holds `sums`/`counts` of its bucket's
+        finite values and stands for `points` rows; later points go into buckets of about that many rows."""
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(counts > 0, sums / counts, np.nan)
         self._x, self._y = np.asarray(x, np.float64), mean.astype(np.float64)
         self._lo = self._hi = np.asarray(y, np.float32)
         self._n, self._m = np.asarray(counts, np.float64), np.full(len(x), float(points))
         self.size = max(1, int(points))
-        self.count = int(round(len(x) * points))
+        self.count = rows
         self.last_x = float(x[-1]) if len(x) else None
         while len(self._x) > self.capacity:
             self._halve()

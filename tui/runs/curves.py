@@ -81,7 +81,7 @@ class RunCurves:
         for target, column in ((self.loss, "loss"), (self.lr, "lr"), (self.throughput, "samples_per_s"),
                                (self.elapsed, "elapsed")):
             reduced = series[column]
-            target.seed(reduced.x, reduced.y, reduced.sums, reduced.counts, max(1.0, reduced.bucket / 2))
+            target.seed(reduced.x, reduced.y, reduced.sums, reduced.counts, max(1.0, reduced.bucket / 2), snapshot.steps)
         for event in snapshot.events:
             self._add(event)
 
