@@ -4,52 +4,59 @@ from __future__ import annotations
 
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
-class Pause:
+class CommandBase:
+    """Base of every command: a non-empty `ticket` asks the loop to report the outcome as CommandApplied."""
+
+    ticket: str = field(default="", kw_only=True, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Pause(CommandBase):
     """Hold at the next step boundary until Resume or Stop."""
 
 
 @dataclass(frozen=True)
-class Resume:
+class Resume(CommandBase):
     """Continue after Pause."""
 
 
 @dataclass(frozen=True)
-class Stop:
+class Stop(CommandBase):
     """End the run at the next step boundary."""
 
 
 @dataclass(frozen=True)
-class SaveCheckpoint:
+class SaveCheckpoint(CommandBase):
     """Write a checkpoint now."""
 
     reason: str = "manual"
 
 
 @dataclass(frozen=True)
-class EvaluateNow:
+class EvaluateNow(CommandBase):
     """Evaluate on the test set now, mid-epoch if need be."""
 
 
 @dataclass(frozen=True)
-class SetLearningRate:
+class SetLearningRate(CommandBase):
     """Set the optimizer's learning rate to an exact value."""
 
     lr: float
 
 
 @dataclass(frozen=True)
-class ScaleLearningRate:
+class ScaleLearningRate(CommandBase):
     """Multiply the optimizer's learning rate by a factor (×2, ÷2 keys)."""
 
     factor: float
 
 
 @dataclass(frozen=True)
-class SetTrainable:
+class SetTrainable(CommandBase):
     """Freeze (trainable=False) or unfreeze every parameter under a module; "" names the whole model."""
 
     module: str

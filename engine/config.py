@@ -10,6 +10,7 @@ import ast
 import copy
 import dataclasses
 import inspect
+import math
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -24,7 +25,8 @@ OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")
 SCHEDULERS = ("none", "step", "cosine", "one-cycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-FREEZE_EDIT = re.compile(r"^[+-][A-Za-z0-9_.]*$")
+BAD_SAMPLES = ("skip", "fail")
+FREEZE_EDIT = re.compile(r"[+-][A-Za-z0-9_.]*")  # matched whole (fullmatch): no trailing newline slips by
 
 
 def _rule(**kw: Any) -> dict[str, Any]:
@@ -49,11 +51,14 @@ class DataConfig:
     """Share of the training set held out for validation (0 keeps it all for training)."""
     workers: int = field(default=0, metadata=_rule(min=0, max=64))
     """DataLoader worker processes for data sets read from disk per batch (imagefolder)."""
+    bad_samples: str = field(default="skip", metadata=_rule(choices=BAD_SAMPLES))
+    """An image file that does not decode: skip (replaced by the next readable one of its split, named in a
+    warning and counted) or fail (the run stops, naming the file)."""
     transforms: list[TransformSpec] = field(default_factory=list)
     """Image pipeline in order, on tensors in [0, 1]; random transforms apply to training only."""
-    mean: tuple[float, ...] = (0.5,)
+    mean: tuple[float, ...] = field(default=(0.5,), metadata=_rule(min=-1e6, max=1e6))
     """Normalize mean per channel, applied after the pipeline; empty for no normalisation."""
-    std: tuple[float, ...] = field(default=(0.5,), metadata=_rule(positive_items=True))
+    std: tuple[float, ...] = field(default=(0.5,), metadata=_rule(min=1e-6, max=1e6))
     """Normalize standard deviation per channel; one value per mean value."""
     resident: bool = True
     """Keep a data set that fits in memory as uint8 tensors on the training device (fast path)."""
@@ -70,12 +75,13 @@ class ModelConfig:
     pretrained: bool = False
     """Start from pretrained weights (resnet18: ImageNet weights from the torch hub cache)."""
     freeze_backbone: bool = False
-    """Freeze every parameter except the classification head (fine-tuning a linear probe)."""
+    """Freeze every parameter except the classification head (a linear probe); while training, a frozen module
+    runs in eval mode: BatchNorm keeps its running statistics and dropout is off."""
     num_classes: int = field(default=0, metadata=_rule(min=0, max=100_000))
     """Output classes; 0 takes the data set's class count."""
     freeze: list[str] = field(default_factory=list)
     """Freeze edits applied in order after building: -name freezes a module subtree, +name unfreezes it,
-    a lone - or + means the whole model (the tutorial's fine-tuning is: -, +fc)."""
+    a lone - or + means the whole model (the tutorial's fine-tuning is: -, +fc); frozen modules run in eval mode."""
 
 
 @dataclass
@@ -104,7 +110,7 @@ class TrainConfig:
 
     epochs: int = field(default=10, metadata=_rule(min=1, max=1_000_000))
     """Number of passes over the training set."""
-    max_steps: int = field(default=0, metadata=_rule(min=0))
+    max_steps: int = field(default=0, metadata=_rule(min=0, max=2**63 - 1))
     """Stop after this many optimizer steps in total (0: no limit)."""
     device: str = field(default="auto", metadata=_rule(choices=DEVICES))
     """Device: auto (cuda, then mps, then cpu), cpu, cuda or mps."""
@@ -115,12 +121,15 @@ class TrainConfig:
     log_interval: int = field(default=10, metadata=_rule(min=1, max=1_000_000))
     """Steps between reads of the loss from the device (the only sync point of the step loop)."""
     compile: bool = False
-    """Compile the model with torch.compile (skipped when a frozen backbone's features are cached)."""
+    """Compile the model with torch.compile (steps on a frozen backbone's cached features run the head alone)."""
     cache_features: bool = True
     """With a frozen backbone, compute its features once per split (training's only without random transforms)."""
     threads: int = field(default=0, metadata=_rule(min=0, max=1024, auto=True))
     """Torch's intra-op threads for CPU work; 0 or auto: one per core that other processes leave idle when the
     run starts (OMP_NUM_THREADS wins when set). Set it for runs that must repeat bit for bit."""
+    fast_paths: bool = True
+    """Frozen-backbone shortcuts and channels-last; false runs every step through the whole model with
+    autograd, and the results are identical."""
 
 
 @dataclass
@@ -293,43 +302,71 @@ def check_field(path: str, value: Any) -> str | None:
     rule = _field(path).metadata
     if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
         return "must be a whole number"
-    if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+    if kind == "float" and not _is_number(value):
         return "must be a number"
     if kind == "bool" and not isinstance(value, bool):
         return "must be true or false"
     if kind == "str" and not isinstance(value, str):
         return "must be text"
-    if kind in ("int", "float"):
-        if value != value or value in (float("inf"), float("-inf")):
-            return "must be a finite number"
-        if "min" in rule and value < rule["min"]:
-            return f"must be >= {rule['min']}"
-        if "max" in rule and value > rule["max"]:
-            return f"must be <= {rule['max']}"
-        if "above" in rule and value <= rule["above"]:
-            return f"must be > {rule['above']}"
-        if "below" in rule and value >= rule["below"]:
-            return f"must be < {rule['below']}"
+    if kind == "str" and (why := _text_problem(value)):
+        return why
+    if kind in ("int", "float") and (why := _out_of_range(value, rule)):
+        return why
     if "choices" in rule and value not in rule["choices"]:
         return f"must be one of: {', '.join(rule['choices'])}"
     if rule.get("model") and value not in MODELS and ":" not in value:
         return f"must be one of: {', '.join(MODELS)}, or module:factory / file.py:factory"
     if kind == "floats":
-        if not isinstance(value, tuple) or not all(isinstance(v, (int, float)) for v in value):
+        if not isinstance(value, tuple) or not all(_is_number(v) for v in value):
             return "must be a list of numbers"
-        if rule.get("positive_items") and any(v <= 0 for v in value):
-            return "every value must be > 0"
+        for v in value:
+            if why := _out_of_range(v, rule):
+                return f"each value {why}, got {v:g}"
     if kind == "freeze":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             return "must be a list of edits like -, +fc"
-        bad = [v for v in value if not FREEZE_EDIT.match(v)]
+        bad = [v for v in value if not FREEZE_EDIT.fullmatch(v)]
         if bad:
-            return f"{', '.join(bad)}: each edit is -name (freeze) or +name (unfreeze); - or + alone is the whole model"
+            return f"{', '.join(map(repr, bad))}: each edit is -name (freeze) or +name (unfreeze); - or + alone is the whole model"
     if kind == "pipeline":
         problems = [p for spec in value for p in check_spec(spec)]
         if problems:
             return "; ".join(problems)
     return None
+
+
+def _text_problem(text: str) -> str | None:
+    """Why a text field cannot hold `text` (it must reach config.toml and the file system intact), or None."""
+    if "\0" in text:
+        return "must not contain a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid UTF-8 text"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _out_of_range(value: float, rule: dict[str, Any]) -> str | None:
+    """Why a number breaks a field's range rule (min, max, above, below), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    if "min" in rule and value < rule["min"]:
+        return f"must be >= {_bound(rule['min'])}"
+    if "max" in rule and value > rule["max"]:
+        return f"must be <= {_bound(rule['max'])}"
+    if "above" in rule and value <= rule["above"]:
+        return f"must be > {_bound(rule['above'])}"
+    if "below" in rule and value >= rule["below"]:
+        return f"must be < {_bound(rule['below'])}"
+    return None
+
+
+def _bound(limit: float) -> str:
+    return f"{limit:g}" if isinstance(limit, float) else str(limit)
 
 
 def validate(config: RunConfig) -> list[FieldError]:
@@ -470,15 +507,28 @@ def dump_toml(config: RunConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+# TOML basic strings must escape the backslash, the quote and every control character.
+_TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_string(text: str) -> str:
+    return '"' + "".join(_TOML_ESCAPES.get(ch) or (f"\\u{ord(ch):04X}" if ch < " " or ch == "\x7f" else ch)
+                         for ch in text) + '"'
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_string(key)
+
+
 def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _toml_string(value)
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml(v)}" for k, v in value.items()) + " }"
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")

@@ -125,6 +125,15 @@ class CheckpointSaved:
 
 
 @dataclass(frozen=True)
+class CommandApplied:
+    """A command sent with a ticket took effect at `step`, or was refused (`error` says why)."""
+
+    ticket: str
+    step: int
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class Notice:
     """Something worth telling the user that is not an error (a warning, a refused command)."""
 
@@ -168,5 +177,5 @@ class RunFailed:
 
 
 Event = (RunStarted | StepMetrics | Evaluated | EpochEnded | Paused | Resumed | LrChanged | TrainableChanged
-         | CheckpointSaved | Notice | Diverged | RunFinished | RunFailed)
+         | CheckpointSaved | CommandApplied | Notice | Diverged | RunFinished | RunFailed)
 TERMINAL = (RunFinished, RunFailed)

@@ -43,6 +43,7 @@ from .errors import CheckpointError, ModelError, UserError
 from .evaluate import EvalResult
 from .events import (
     CheckpointSaved,
+    CommandApplied,
     Diverged,
     EpochEnded,
     Evaluated,
@@ -56,7 +57,7 @@ from .events import (
     StepMetrics,
     TrainableChanged,
 )
-from .models.registry import freeze_edit, set_trainable
+from .models.registry import freeze_edit, random_backbone_warning, set_trainable
 from .optim import current_lr, set_lr
 from .remote import CONTROL_SOCKETS, ControlServer
 from .storage.lineage import Lineage, write_lineage
@@ -68,6 +69,7 @@ from .sinks import EventSink, FanOut, NullSink
 EMIT_SECONDS = 0.1  # hand step points to the sink at most ten times a second
 READ_SECONDS = 1.0  # and read the device's losses at least once a second, however long log_interval is
 PAUSE_POLL_SECONDS = 0.1  # how often a paused loop looks at the stop flag
+MAX_NAMED_UNREADABLE = 100  # unreadable files named one by one; beyond that only counted
 
 
 OnDivergence = Literal["stop", "pause"]
@@ -175,6 +177,7 @@ class Trainer:
         self.stop_reason = "completed"
         self.outcome = "finished"  # "finished" | "stopped" | "diverged"
         self.diverged_at: int | None = None  # first step whose loss was not finite
+        self.refusal = ""  # why the command being applied did not happen ("" when it did)
         self.saved_clock = self.clock  # when the last checkpoint was written, for checkpoint_minutes
         self._epoch_started = 0.0  # active_seconds when the current epoch began
         self.best_test_accuracy: float | None = None
@@ -183,6 +186,8 @@ class Trainer:
         self.saved: tuple[tuple[int, ...], Path, str] | None = None  # (position, last.pt, save_id) of the last save
         self.rng_to_restore: dict[str, Any] | None = None  # a checkpoint's RNG state, set just before training
         self.threads: cpu_threads.ThreadChoice | None = None  # set by train(); None leaves torch's count as it is
+        self.unreadable: set[str] = set()  # image files named in a warning as skipped
+        self._looked: dict[int, int] = {}  # id(batches) -> how many of its unreadable files were looked at
 
     # ------------------------------------------------------------------------- the loop
 
@@ -202,6 +207,9 @@ class Trainer:
             resident=self.s.train.resident, start_step=self.step, start_epoch=self.epoch,
             threads=torch.get_num_threads(), threads_why=self.threads.why if self.threads else "",
         ))
+        if warning := random_backbone_warning(cfg.model, self.s.model):
+            self.emit(Notice("warning", warning))
+        self._note_unreadable(self.s.data.unreadable, up_front=True)
         self._tick()
         if self.rng_to_restore is not None:
             ckpt.set_rng_state(self.rng_to_restore)  # last, so nothing set up since the restore consumed it
@@ -236,15 +244,19 @@ class Trainer:
         if self.order is None:
             self.order = self.s.train.order(self.epoch)
         max_steps = self.cfg.train.max_steps
-        for x, y in self.s.train_batches().epoch(self.epoch, self.batch_in_epoch, order=self.order):
-            self._boundary()
-            if self.stopping:
-                return
-            self._step(x, y)
-            if max_steps and self.step >= max_steps:
-                self.stopping, self.stop_reason = True, f"reached max_steps={max_steps}"
-                return
-            self._periodic_checkpoint()
+        while self.batch_in_epoch < len(self.s.train):
+            route = self.s.route_changes
+            for x, y in self.s.train_batches().epoch(self.epoch, self.batch_in_epoch, order=self.order):
+                self._boundary()
+                if self.stopping:
+                    return
+                if self.s.route_changes != route:
+                    break  # a freeze switched between images and cached features: fetch this batch as the other
+                self._step(x, y)
+                if max_steps and self.step >= max_steps:
+                    self.stopping, self.stop_reason = True, f"reached max_steps={max_steps}"
+                    return
+                self._periodic_checkpoint()
         self._boundary()  # commands sent during the last step still count before the epoch ends
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -344,18 +356,47 @@ class Trainer:
 
     # ------------------------------------------------------------------------- commands
 
+    def _note_unreadable(self, found: dict[str, str], up_front: bool = False) -> None:
+        """Name each unreadable image file once (data.bad_samples = skip replaced it)."""
+        new = [(path, why) for path, why in found.items() if path not in self.unreadable]
+        if not new:
+            return
+        if up_front:
+            self.emit(Notice("warning", f"{len(new)} unreadable image file(s) found up front; each is replaced by "
+                                        f"the next readable image of its split (data.bad_samples = skip)"))
+        for path, why in new:
+            self.unreadable.add(path)
+            count = len(self.unreadable)
+            if count <= MAX_NAMED_UNREADABLE:
+                self.emit(Notice("warning", f"unreadable image {count} skipped: {why}"))
+            elif count % MAX_NAMED_UNREADABLE == 0:
+                self.emit(Notice("warning", f"{count} unreadable image files skipped so far "
+                                            f"(the first {MAX_NAMED_UNREADABLE} are named above)"))
+
+    def _check_batches(self) -> None:
+        """Report files the batches replaced since the last look (a length check per split, no I/O)."""
+        for batches in (self.s.train, self.s.val, self.s.test):
+            if batches is None:
+                continue
+            seen = self._looked.get(id(batches), 0)
+            if len(batches.unreadable) > seen:
+                fresh = list(batches.unreadable.items())[seen:]  # a dict keeps insertion order
+                self._looked[id(batches)] = len(batches.unreadable)
+                self._note_unreadable(dict(fresh))
+
     def _boundary(self) -> None:
         """Apply queued commands; while paused, wait here for Resume or Stop."""
+        self._check_batches()
         if self.control.stop_requested.is_set():
             self._request_stop(self.control.stop_reason)
         for command in self.control.pending():
-            self._apply(command)
+            self._obey(command)
         while self.paused and not self.stopping:
             command = self.control.wait(PAUSE_POLL_SECONDS)
             if self.control.stop_requested.is_set():
                 self._request_stop(self.control.stop_reason)
             if command is not None:
-                self._apply(command)
+                self._obey(command)
         if self.stopping and self.paused:
             self._tick()
             self.paused = False
@@ -371,6 +412,18 @@ class Trainer:
             self._tick()
             self.paused = True
             self.emit(Paused(self.step))
+
+    def _obey(self, command: Command) -> None:
+        """Apply one command; one sent with a ticket is answered by CommandApplied, with the refusal if any."""
+        self.refusal = ""
+        self._apply(command)
+        if command.ticket:
+            self.emit(CommandApplied(command.ticket, self.step, self.refusal))
+
+    def _refuse(self, text: str, level: str = "error") -> None:
+        """Tell the user a command (or a save) did not happen; the text is also the command's outcome."""
+        self.refusal = text
+        self.emit(Notice(level, text))
 
     def _apply(self, command: Command) -> None:
         if isinstance(command, Pause):
@@ -391,11 +444,14 @@ class Trainer:
             self._evaluate_split("test", self.s.test, mid_epoch=True)
             self._restart_throughput()
         elif isinstance(command, (SetLearningRate, ScaleLearningRate)):
-            target = command.lr if isinstance(command, SetLearningRate) else current_lr(self.s.optimizer) * command.factor
+            before = current_lr(self.s.optimizer)
+            scaled = isinstance(command, ScaleLearningRate)
+            target = before * command.factor if scaled else command.lr
             try:
                 lr = set_lr(self.s.optimizer, self.s.scheduler, target)
             except ValueError as exc:
-                self.emit(Notice("error", f"learning rate not changed: {exc}"))
+                how = f" ({before:g} scaled by {command.factor:g})" if scaled else ""
+                self._refuse(f"learning rate not changed{how}: {exc}")
                 return
             self.changes += 1
             self.emit(LrChanged(self.step, lr))
@@ -405,8 +461,10 @@ class Trainer:
             try:
                 total, trainable = set_trainable(self.s.model, command.module, command.trainable)
             except ModelError as exc:
-                self.emit(Notice("error", f"trainable parameters not changed: {exc}"))
+                self._refuse(f"trainable parameters not changed: {exc}")
                 return
+            # Modes and speed paths follow: a thawed backbone trains through autograd, a frozen one may not.
+            self.s.trainable_changed()
             # Recorded in the run's configuration, so checkpoints and resumed runs keep the change.
             self.cfg.model.freeze.append(freeze_edit(command.module, command.trainable))
             self.changes += 1
@@ -419,6 +477,7 @@ class Trainer:
 
     def _evaluate_split(self, name: str, batches: Batches, mid_epoch: bool = False) -> EvalResult:
         result = self.s.evaluate(batches)
+        self._check_batches()
         self.emit(Evaluated(split=name, step=self.step, epoch=self.epoch + 1, loss=result.loss,
                             accuracy=result.accuracy, samples=result.samples, confusion=result.confusion,
                             wrong=result.wrong, mid_epoch=mid_epoch))
@@ -506,15 +565,15 @@ class Trainer:
         last.pt already holds that state. Nothing is written after divergence.
         """
         if self.run_dir is None:
-            self.emit(Notice("warning", "checkpoint not saved: output.runs_dir is empty, so this run has no folder"))
+            self._refuse("checkpoint not saved: output.runs_dir is empty, so this run has no folder", "warning")
             return None
         self._read_losses()  # may find a diverged loss: check before writing anything
         self._emit_points()  # every step up to here is logged before the checkpoint's own row
         if self.diverged_at is None and not self._weights_finite():
             self.diverged_at = self.step
         if self.diverged_at is not None:
-            self.emit(Notice("warning", f"checkpoint not saved: the loss diverged at step {self.diverged_at}; "
-                                        "the last good checkpoint is kept"))
+            self._refuse(f"checkpoint not saved: the loss diverged at step {self.diverged_at}; "
+                         "the last good checkpoint is kept", "warning")
             return None
         position = (self.step, self.epoch, self.batch_in_epoch, self.changes)
         if reason == "final" and self.saved is not None and self.saved[0] == position:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from .config import OptimConfig
+from .config import OptimConfig, check_field
 
 
 def build_optimizer(cfg: OptimConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -40,9 +38,13 @@ def current_lr(optimizer: torch.optim.Optimizer) -> float:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, scheduler, lr: float) -> float:
-    """Set the learning rate now and rescale the schedule so it continues from the new value."""
-    if not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"learning rate must be a finite number > 0, got {lr!r}")
+    """Set the learning rate now and rescale the schedule so it continues from the new value.
+
+    ValueError when `lr` is outside what optim.lr allows: a live change is held to the configuration's rules.
+    """
+    why = check_field("optim.lr", lr)
+    if why:
+        raise ValueError(f"optim.lr {why}, got {lr:g}")
     factor = lr / current_lr(optimizer)
     for group in optimizer.param_groups:
         group["lr"] = group["lr"] * factor

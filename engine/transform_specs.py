@@ -6,6 +6,7 @@ This module is plain data (no torch) so that configuration can be parsed and val
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,9 @@ class ParamSpec:
         """Return why `value` is not allowed, or None when it is fine."""
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"must be a number ({self.kind.__name__})"
-        if self.kind is int and float(value) != int(value):
+        if not math.isfinite(value):
+            return "must be a finite number"
+        if self.kind is int and not float(value).is_integer():
             return "must be a whole number"
         if self.low is not None and value < self.low:
             return f"must be >= {self.low:g}"

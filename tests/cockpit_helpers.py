@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 
@@ -67,12 +68,17 @@ def busy(app) -> list[str]:
     return doing
 
 
+async def _workers_done(app) -> None:
+    """Wait for every worker to end, however it ends (an exclusive worker cancelled by its successor, a failure)."""
+    await asyncio.gather(*[worker.wait() for worker in app.workers], return_exceptions=True)
+
+
 async def settle(pilot, timeout: float = 120.0) -> None:
     """Wait until the app's background work (data jobs, statistics, previews) has finished and been handled."""
     deadline = time.monotonic() + timeout
     quiet = 0
     while quiet < 2:
-        await pilot.app.workers.wait_for_complete()
+        await _workers_done(pilot.app)
         await pilot.pause()
         doing = busy(pilot.app)
         if doing and time.monotonic() > deadline:

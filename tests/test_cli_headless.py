@@ -1,10 +1,21 @@
 """The headless command: tutorial-style output, exit codes, and bad input that writes nothing."""
 
+import io
+import json
 import os
 import subprocess
 import sys
 
 import pytest
+from rich.console import Console
+from rich.progress import Progress
+
+from ptviz.engine.commands import Control, EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate
+from ptviz.engine.events import CheckpointSaved, Evaluated, LrChanged, Notice, Paused, Resumed, StepMetrics
+from ptviz.engine.loop import train
+from ptviz.engine.remote import RemoteRun
+from ptviz.engine.sinks import FanOut, ListSink
+from ptviz.tui.headless import ConsoleSink
 
 
 def run_cli(*argv, cwd):
@@ -32,7 +43,8 @@ def test_headless_output_redirected_to_a_file_keeps_each_line_whole(tmp_path):
     (run,) = runs.iterdir()
     lines = out.stdout.splitlines()
     assert f"run directory: {run}" in lines
-    assert f"checkpoint (final) saved: {run / 'checkpoints' / 'last.pt'}" in lines
+    (final,) = [line for line in lines if line.startswith("checkpoint (final) saved at step ")]
+    assert final.endswith(f": {run / 'checkpoints' / 'last.pt'}")
     assert not [line for line in lines if line != line.rstrip()]  # no padding to the terminal's width
     assert "" not in lines and "━" not in out.stdout  # no progress bar, and no blank line where it was
     missing = subprocess.run([sys.executable, "-m", "ptviz", "--headless", "--recipe", "mnist-mlp", "--root", "none"],
@@ -50,6 +62,9 @@ def test_headless_output_redirected_to_a_file_keeps_each_line_whole(tmp_path):
     (("--val-split", "1"), "data.val_split: got 1.0; must be < 1"),
     (("--recipe", "mnist-mlp", "--root", "nowhere"), "data.root: mnist files not found in nowhere/MNIST/raw"),
     (("--model", "resnet18", "--pretrained", "--set", "data.mean=0.5"), "model.pretrained"),
+    (("--model", "cnn", "--freeze=-featres"), "model.freeze: -featres: the model has no module named 'featres' "
+                                              "(did you mean 'features'?)"),
+    (("--freeze=-",), "model.freeze: - leaves no parameter trainable; unfreeze a module after it, e.g. +fc3"),
 ])
 def test_bad_input_exits_2_with_one_clear_line_and_writes_nothing(tmp_path, argv, fragment):
     env_home = tmp_path / "torch-home"
@@ -60,6 +75,15 @@ def test_bad_input_exits_2_with_one_clear_line_and_writes_nothing(tmp_path, argv
     assert "Traceback" not in out.stderr + out.stdout
     assert not (tmp_path / "runs").exists()
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_freeze_typo_in_a_toml_file_exits_2_with_one_line(tmp_path):
+    (tmp_path / "run.toml").write_text('[model]\nname = "cnn"\nfreeze = ["-", "+fc", "+featurs"]\n')
+    out = run_cli("--headless", "--config", "run.toml", cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == ("ptviz-tui: error: model.freeze: +featurs: the model has no module named "
+                          "'featurs' (did you mean 'features'?)\n")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_malformed_toml_exits_2(tmp_path):
@@ -75,3 +99,72 @@ def test_help_lists_every_field_flag(tmp_path):
     assert out.returncode == 0
     for flag in ("--batch-size", "--lr", "--transforms", "--freeze-backbone", "--precision", "--runs-dir"):
         assert flag in out.stdout
+
+
+class CommandsAtStep:
+    """Sends `commands` once the run has logged step `step` (as another terminal would, mid-run)."""
+
+    def __init__(self, control, step, commands):
+        self.control, self.step, self.commands = control, step, list(commands)
+
+    def emit(self, event):
+        if isinstance(event, StepMetrics) and event.last_step >= self.step and self.commands:
+            for command in self.commands:
+                self.control.send(command)
+            self.commands = []
+
+
+def test_console_prints_one_line_with_the_step_for_each_change_made_during_the_run(digits_config):
+    """A nohup log shows pauses, resumes, lr changes, evaluate-now results, refusals and checkpoints."""
+    digits_config.train.epochs = 2
+    digits_config.train.log_interval = 1
+    digits_config.output.checkpoint_steps = 30
+    out = io.StringIO()
+    console = Console(file=out, highlight=False, soft_wrap=True)
+    control, seen = Control(), ListSink()
+    commands = [Pause(), SetLearningRate(0.02), ScaleLearningRate(1e4), EvaluateNow(), SaveCheckpoint(), Resume()]
+    sink = FanOut(ConsoleSink(console, Progress(console=console)), seen, CommandsAtStep(control, 5, commands))
+    train(digits_config, sink, control)
+    lines = out.getvalue().splitlines()
+    paused, resumed, changed = seen.of(Paused)[0], seen.of(Resumed)[0], seen.of(LrChanged)[0]
+    (now,) = [e for e in seen.of(Evaluated) if e.mid_epoch]
+    step = paused.step
+    assert step >= 5 and resumed.step == changed.step == now.step == step
+    expected = [
+        f"paused at step {step}",
+        f"learning rate set to 0.02 at step {step}",
+        "error: learning rate not changed (0.02 scaled by 10000): optim.lr must be <= 100, got 200",
+        f"evaluated on test at step {step} (epoch 1): loss {now.loss:.4f}, accuracy {now.accuracy:.2%}",
+        f"checkpoint (manual) saved at step {step}: {seen.of(CheckpointSaved)[0].path}",
+        f"resumed at step {step}",
+    ]
+    first = lines.index(expected[0])
+    assert lines[first:first + len(expected)] == expected
+    saves = {(e.reason, e.step) for e in seen.of(CheckpointSaved)}
+    assert ("periodic", 30) in saves and "checkpoint (periodic) saved at step 30: " in out.getvalue()
+    assert not [line for line in lines if "(epoch) saved" in line or "(best) saved" in line]  # the Epoch lines say it
+    assert sum(line.startswith("Epoch ") for line in lines) == 2
+    assert [n.text for n in seen.of(Notice)] == [expected[2][len("error: "):]]
+
+
+def test_a_closed_output_pipe_never_stops_training(tmp_path):
+    """`ptviz-tui --headless | head`, or a `tee` that was restarted: the run goes on silently and finishes."""
+    proc = subprocess.Popen([sys.executable, "-m", "ptviz", "--headless", "--epochs", "2"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        run_dir = next(tmp_path / line.split(": ", 1)[1].strip() for line in proc.stdout
+                       if line.startswith("run directory: "))
+        with RemoteRun(run_dir) as run:
+            run.send(Pause())  # held, so that every line from here on meets a closed pipe
+            proc.stdout.close()
+            run.send(Resume())  # its own line is the first to fail
+        assert proc.wait(timeout=300) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["state"] == "finished" and summary["epoch"] == 2
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+             if '"kind":"step"' in line]
+    assert steps == list(range(1, summary["total_steps"] + 1))

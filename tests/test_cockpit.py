@@ -80,6 +80,40 @@ async def test_learning_rate_keys_change_the_engines_lr(long_config):
         await app.runner.stop()
 
 
+async def test_learning_rate_keys_refuse_what_optim_lr_refuses_and_the_run_goes_on(long_config):
+    """`]` at the top of optim.lr's range and `l` with 1e39 are refused with the reason; training carries on."""
+    app = PtvizApp(long_config)
+
+    async def set_lr(text):
+        await pilot.press("l")
+        await pilot.pause()
+        app.screen.query_one("#lr-input").value = ""
+        await pilot.press(*text, "enter")
+        await pilot.pause()
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        status = app.query_one(StatusBar)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: status.lr is not None, what="first metrics")
+        await pilot.press("p")  # held while the rate is near the top of its range, where digits would diverge
+        await wait_for(pilot, lambda: app.run_state == "paused", what="paused")
+        await set_lr("99")
+        await wait_for(pilot, lambda: status.lr == pytest.approx(99.0), what="lr 99")
+        await pilot.press("right_square_bracket")
+        await pilot.pause()
+        assert any("×2 would give 198, and optim.lr must be <= 100" in n.message for n in app._notifications)
+        await set_lr("1e39")
+        assert "must be <= 100" in str(app.screen.query_one("#lr-reason").render())
+        await pilot.press("escape")  # the prompt stayed open: only a valid rate or escape closes it
+        await set_lr("0.05")
+        await wait_for(pilot, lambda: status.lr == pytest.approx(0.05), what="lr 0.05")
+        step = status.step
+        await pilot.press("p")
+        await wait_for(pilot, lambda: status.step > step + 5, what="steps after resuming")
+        assert status.lr == pytest.approx(0.05) and app.run_state == "running"
+        await app.runner.stop()
+
+
 async def test_quit_while_training_asks_then_stops_cleanly(long_config):
     app = PtvizApp(long_config)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -59,7 +59,7 @@ def test_bad_batch_size_names_field_and_value(raw, reason):
     (("--optimizer", "lbfgs"), "optim.optimizer", "sgd, sgd-momentum, adam, adamw"),
     (("--precision", "fp8"), "train.precision", "fp32, bf16, fp16"),
     (("--transforms", "RandomRotation(degrees=400)"), "data.transforms", "must be <= 180"),
-    (("--std", "0.5,0"), "data.std", "every value must be > 0"),
+    (("--std", "0.5,0"), "data.std", "each value must be >= 1e-06"),
 ])
 def test_each_bad_value_is_refused_with_its_field(argv, path, allowed):
     with pytest.raises(ConfigError) as info:

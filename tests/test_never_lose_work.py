@@ -15,7 +15,7 @@ from ptviz.engine.storage.logrows import read_rows
 from ptviz.engine.loop import train
 from ptviz.engine.remote import RemoteRun
 from pty_terminal import PtyTerminal
-from ptviz.tui.cli import build_parser, config_from_args
+from ptviz.tui.cli import build_parser, config_from_args, main
 
 ENV = {**os.environ, "COLUMNS": "200"}
 # Shuffled batches and random augmentation, small enough to start quickly: 23 steps per epoch.
@@ -154,27 +154,65 @@ def test_ctrl_c_checkpoints_at_the_next_step_and_exits_cleanly(tmp_path, spawned
     assert assert_stopped_by_signal(proc, run_dir, signal.SIGINT)["step"] >= 3
 
 
-def test_send_changes_the_lr_checkpoints_and_stops_a_headless_run(tmp_path, spawned):
-    """`ptviz-tui send` from another process: set-lr, scale-lr and checkpoint take effect; stop ends the run."""
+def send(run_dir, *words, cwd, capsys=None):
+    """`ptviz-tui send RUN_DIR ...` in its own process, or in this one with `capsys`: (exit code, JSON, stderr)."""
+    if capsys is None:
+        out = cli("send", str(run_dir), *words, cwd=cwd)
+        code, stdout, stderr = out.returncode, out.stdout, out.stderr
+    else:
+        code = main(["send", str(run_dir), *words])
+        stdout, stderr = capsys.readouterr()
+    return code, json.loads(stdout) if stdout.strip() else None, stderr
+
+
+def test_send_answers_each_command_with_its_outcome_once_it_took_effect(tmp_path, spawned, capsys):
+    """`ptviz-tui send` from other processes: each answer is the command's outcome, true to the run's files."""
     proc, run_dir = start_headless(spawned, *FLAGS, "--epochs", "1000", cwd=tmp_path)
+    here = {"cwd": tmp_path, "capsys": capsys}  # most clients run in this process, to keep the test quick
     with RemoteRun(run_dir) as run:
         run.wait(step=3)
-        out = cli("send", str(run_dir), "set-lr", "0.02", cwd=tmp_path)
-        assert out.returncode == 0 and json.loads(out.stdout)["lr"] == pytest.approx(0.02)
-        out = cli("send", str(run_dir), "scale-lr", "0.5", cwd=tmp_path)
-        assert out.returncode == 0 and json.loads(out.stdout)["lr"] == pytest.approx(0.01)
+        code, paused, _ = send(run_dir, "pause", cwd=tmp_path)
+        step = paused["result"]["step"]
+        assert code == 0 and paused["result"] == {"paused": True, "step": step} and paused["step"] == step >= 3
+        assert run.status()["step"] == step and max(steps_logged(run_dir)) == step  # held right there
+
+        code, evaluated, _ = send(run_dir, "evaluate", **here)
+        result = evaluated["result"]
+        (row,) = [r for r in read_rows(run_dir / "metrics.jsonl") if r["kind"] == "eval" and r["mid_epoch"]]
+        assert code == 0 and result["split"] == "test" and result["step"] == row["step"] == step
+        assert (result["loss"], result["accuracy"]) == (row["loss"], row["accuracy"]) and 0 < result["accuracy"] <= 1
+
+        code, saved, _ = send(run_dir, "checkpoint", **here)
+        assert code == 0 and saved["result"]["step"] == step
+        assert ckpt.load_checkpoint(saved["result"]["checkpoint"])["step"] == step
+
+        code, changed, _ = send(run_dir, "set-lr", "0.02", **here)
+        assert code == 0 and changed["result"]["lr"] == pytest.approx(0.02) and changed["result"]["step"] == step
+        code, changed, _ = send(run_dir, "scale-lr", "0.5", **here)
+        assert code == 0 and changed["result"]["lr"] == pytest.approx(0.01)
         for command, value in (("set-lr", "-1"), ("scale-lr", "0"), ("set-lr", "nan")):
-            refused = cli("send", str(run_dir), command, value, cwd=tmp_path)
-            assert refused.returncode != 0 and "must be a positive number" in refused.stderr, refused.stderr
-            assert "Traceback" not in refused.stderr
-        step = run.status()["step"]
-        assert cli("send", str(run_dir), "checkpoint", cwd=tmp_path).returncode == 0
-        bad = cli("send", str(run_dir), "set-lr", cwd=tmp_path)
-        assert bad.returncode != 0 and "Traceback" not in bad.stderr
-        assert cli("send", str(run_dir), "stop", cwd=tmp_path).returncode == 0
+            code, _, err = send(run_dir, command, value, **here)
+            assert code == 2 and "must be a positive number" in err and "Traceback" not in err, err
+        # Values the configuration would refuse are refused live too (1e39 overflowed float32 in the next step).
+        for command, value in (("set-lr", "1e39"), ("scale-lr", "1e300"), ("scale-lr", "20000")):
+            code, _, err = send(run_dir, command, value, **here)
+            assert code == 2 and "optim.lr must be <= 100" in err and "Traceback" not in err, err
+        assert run.status()["lr"] == pytest.approx(0.01) and run.status()["state"] == "paused"
+        code, _, err = send(run_dir, "set-lr", **here)
+        assert code == 2 and "set-lr needs a value" in err
+
+        code, resumed, _ = send(run_dir, "resume", **here)
+        assert code == 0 and resumed["result"] == {"paused": False, "step": step}
+        run.wait(step=step + 5)
+        code, stopped, _ = send(run_dir, "stop", cwd=tmp_path)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out
+    assert code == 0 and proc.returncode == 0, out
+    result = stopped["result"]
+    summary = json.loads((run_dir / "summary.json").read_text())
     state = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert result["state"] == summary["state"] == "stopped" and result["step"] == summary["step"] == state["step"]
+    assert result["step"] == max(steps_logged(run_dir)) > step + 5
+    assert result["checkpoint"] == str((run_dir / "checkpoints" / "last.pt").absolute())
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.01)
-    assert state["step"] > step
-    assert json.loads((run_dir / "summary.json").read_text())["state"] == "stopped"
+    code, _, err = send(run_dir, "status", **here)
+    assert code == 2 and "no run is listening" in err

@@ -61,3 +61,23 @@ def test_schedules_follow_their_shapes():
     assert max(cycle) <= 0.1 + 1e-9 and cycle[-1] < 1e-4
     assert cycle.index(max(cycle)) < 5  # warms up in the first third or so, then anneals
     assert not any(math.isnan(v) for v in cycle)
+
+
+def test_a_live_lr_outside_optim_lr_is_refused_and_the_run_goes_on(digits_config):
+    """set-lr 1e39 or scale-lr 1e300 overflowed float32 in the next step and failed the run: now refused."""
+    from ptviz.engine.commands import Control, ScaleLearningRate, SetLearningRate
+    from ptviz.engine.events import CommandApplied, LrChanged, Notice, RunStarted
+
+    digits_config.train.epochs = 1
+    control, sink = Control(), ListSink()
+    for command in (SetLearningRate(1e39, ticket="a"), ScaleLearningRate(1e300, ticket="b"),
+                    SetLearningRate(float("nan"), ticket="c"), ScaleLearningRate(2.0, ticket="d")):
+        control.send(command)
+    finished = train(digits_config, sink, control)
+    assert finished.state == "finished" and finished.step == sink.of(RunStarted)[0].total_steps
+    outcomes = {e.ticket: e.error for e in sink.of(CommandApplied)}
+    assert "optim.lr must be <= 100, got 1e+39" in outcomes["a"]
+    assert "(0.05 scaled by 1e+300): optim.lr must be <= 100" in outcomes["b"]
+    assert "optim.lr must be a finite number" in outcomes["c"]
+    assert outcomes["d"] == "" and [e.lr for e in sink.of(LrChanged)] == [pytest.approx(0.1)]
+    assert [n.text for n in sink.of(Notice)] == [outcomes["a"], outcomes["b"], outcomes["c"]]

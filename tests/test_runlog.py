@@ -1,14 +1,11 @@
-"""The run log's rows, cutting it back to a checkpoint, following it, and the control protocol (no training)."""
+"""The run log's rows, cutting it back to a checkpoint, and following it (no training)."""
 
 import subprocess
 import sys
 
-import pytest
-
-from ptviz.engine.commands import Control, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate, Stop
-from ptviz.engine.events import CheckpointSaved, EpochEnded, Paused, RunFinished, StepMetrics
+from ptviz.engine.events import CheckpointSaved, EpochEnded, Paused, StepMetrics
 from ptviz.engine.storage.logrows import encode, rows_of, rows_up_to_checkpoint
-from ptviz.engine.remote import ControlServer, LogFollower, RemoteError, RemoteRun, command_from_json, command_to_json
+from ptviz.engine.remote import LogFollower
 from ptviz.engine.storage.runlog import history
 
 
@@ -65,42 +62,6 @@ def test_follower_reads_history_then_only_complete_new_lines(tmp_path):
         fh.write(line[7:])
     assert follower.poll() == [Paused(10)]
     assert follower.poll() == []
-
-
-@pytest.mark.parametrize("command", [Pause(), Resume(), Stop(), SetLearningRate(0.5), ScaleLearningRate(2.0)])
-def test_commands_travel_as_json(command):
-    assert command_from_json(command_to_json(command)) == command
-
-
-def test_control_socket_queues_commands_from_several_clients(tmp_path):
-    control = Control()
-    server = ControlServer(tmp_path, control)
-    try:
-        assert (tmp_path / "control").stat().st_mode & 0o777 == 0o700
-        with RemoteRun(tmp_path) as one, RemoteRun(tmp_path) as two:
-            one.send(Pause())
-            two.send(SaveCheckpoint())
-            assert two.send({"cmd": "set_lr", "lr": 0.25})["state"] == "starting"
-            with pytest.raises(RemoteError, match="unknown command 'jump'"):
-                one.send({"cmd": "jump"})
-            server.emit(Paused(7))
-            assert one.status()["paused"] and two.wait(paused=True, timeout=30)["step"] == 7
-            server.emit(RunFinished(step=9, epoch=1, seconds=1.0, stopped=True, state="stopped"))
-            assert one.wait(step=100, timeout=30)["state"] == "stopped"  # an ended run answers waits at once
-        assert control.pending() == [Pause(), SaveCheckpoint("manual"), SetLearningRate(0.25)]
-    finally:
-        server.close()
-    with pytest.raises(RemoteError, match="no run is listening"):
-        RemoteRun(tmp_path).status()
-
-
-def test_control_socket_works_in_a_folder_with_a_long_path(tmp_path):
-    deep = tmp_path / ("x" * 60) / ("y" * 60)
-    deep.mkdir(parents=True)
-    control = Control()
-    with ControlServer(deep, control):
-        assert RemoteRun(deep).send(Stop())["pid"]
-    assert control.stop_requested.is_set()
 
 
 def test_remote_client_and_run_listing_do_not_import_torch():

@@ -233,7 +233,11 @@ class PtvizApp(App[int]):
         self._send(EvaluateNow())
 
     def action_lr_scale(self, factor: float) -> None:
-        """Multiply the learning rate."""
+        """Multiply the learning rate, unless the result leaves optim.lr's range (the engine would refuse it)."""
+        if self.current_lr is not None and (why := cfgmod.check_field("optim.lr", self.current_lr * factor)):
+            self.notify(f"the learning rate stays {self.current_lr:g}: ×{factor:g} would give "
+                        f"{self.current_lr * factor:g}, and optim.lr {why}", severity="warning")
+            return
         self._send(ScaleLearningRate(factor))
 
     def action_lr_prompt(self) -> None:

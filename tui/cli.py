@@ -72,7 +72,9 @@ def config_from_args(args: argparse.Namespace) -> cfgmod.RunConfig:
     """Recipe, then the TOML file, then flags; ConfigError names every bad field."""
     from ptviz.engine.recipes import DEFAULT_RECIPE, recipe
 
-    file_data = cfgmod.load_toml(args.config) if args.config else {}
+    if args.config is not None and not args.config.strip():
+        raise ConfigError([FieldError("--config", args.config, "needs the path of a TOML file")])
+    file_data = cfgmod.load_toml(args.config) if args.config is not None else {}
     name = args.recipe or file_data.get("recipe") or DEFAULT_RECIPE
     if not isinstance(name, str):
         raise ConfigError([FieldError("recipe", name, "must be text")])

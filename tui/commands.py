@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -12,7 +13,7 @@ from pathlib import Path
 from ptviz.engine import config as cfgmod
 from ptviz.engine.errors import ConfigError, UserError
 
-from .cli import EXIT_CONFIG, EXIT_OK, _fail, add_field_flags, apply_args, report
+from .cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, _fail, add_field_flags, apply_args, report
 
 
 def main(argv: Sequence[str]) -> int:
@@ -174,7 +175,7 @@ def list_runs_plain(folder: Path) -> int:
         step = f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step)
         epoch = f"{r.epoch}/{r.epochs}" if r.epochs else str(r.epoch)
         best = f"{r.best_test_accuracy:.2%}" if r.best_test_accuracy is not None else "-"
-        state = f"{r.state} (pid {r.pid})" if r.pid else r.state
+        state = _shown_state(r)
         name = ("  " * (depth - 1) + "└ " if depth else "") + r.path.name
         if li is not None and depth == 0:
             name += f" (fork of {li.parent_name})"
@@ -185,6 +186,31 @@ def list_runs_plain(folder: Path) -> int:
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     return EXIT_OK
+
+
+def _shown_state(info) -> str:
+    """A run's state for the listing: with its pid, and its owner when that is another user."""
+    if info.state == "unknown":
+        return "unknown (no permission to read its lock)"
+    if not info.pid:
+        return info.state
+    return f"{info.state} (pid {info.pid}{_other_owner(info.path)})"
+
+
+def _other_owner(path: Path) -> str:
+    """', user NAME' when `path` belongs to another user, else ''."""
+    try:
+        uid = path.stat().st_uid
+    except OSError:
+        return ""
+    if not hasattr(os, "getuid") or uid == os.getuid():
+        return ""
+    try:
+        import pwd
+
+        return f", user {pwd.getpwuid(uid).pw_name}"
+    except (ImportError, KeyError):
+        return f", user {uid}"
 
 
 # ----------------------------------------------------------------------------- fork
@@ -241,23 +267,33 @@ SEND_COMMANDS = ("status", "pause", "resume", "stop", "checkpoint", "evaluate", 
 
 def send(argv: list[str]) -> int:
     """ptviz-tui send RUN_DIR COMMAND [VALUE]."""
-    parser = argparse.ArgumentParser(prog="ptviz-tui send",
-                                     description="Send one command to a running run and print its status as JSON.")
+    from ptviz.engine.remote import COMMAND_SECONDS, MAX_WAIT_SECONDS, CommandPending, RemoteRun
+
+    parser = argparse.ArgumentParser(
+        prog="ptviz-tui send",
+        description="Send one command to a running run; once it has taken effect, print the run's status as "
+                    "JSON, its \"result\" the command's outcome (evaluate: loss and accuracy; checkpoint: the "
+                    "path; stop: the final state, step and checkpoint; the others: the step and value).",
+        epilog="Exit codes: 0 done, 1 not taken effect within --timeout (it stays queued), 2 refused or no run "
+               "listening.")
     parser.add_argument("run_dir", metavar="RUN_DIR")
     parser.add_argument("command", choices=SEND_COMMANDS)
     parser.add_argument("value", nargs="?", type=float, help="the rate for set-lr, the factor for scale-lr")
+    parser.add_argument("--timeout", type=float, default=COMMAND_SECONDS, metavar="SECONDS",
+                        help=f"how long to wait for the command to take effect (default {COMMAND_SECONDS:g})")
     args = parser.parse_args(argv)
-    from ptviz.engine.remote import RemoteRun
-
+    if not 0 < args.timeout <= MAX_WAIT_SECONDS:
+        raise UserError(f"--timeout must be more than 0 and at most {MAX_WAIT_SECONDS:g} seconds, got {args.timeout:g}")
     request: dict = {"cmd": args.command.replace("-", "_")}
     if args.command in ("set-lr", "scale-lr"):
         if args.value is None:
             raise UserError(f"{args.command} needs a value, e.g. ptviz-tui send RUN_DIR {args.command} 0.5")
         request["lr" if args.command == "set-lr" else "factor"] = args.value
     with RemoteRun(_run_dir(args.run_dir)) as run:
-        before = run.status()
-        status = run.request(request)
-        status = _until_applied(run, args.command, before, status)
+        try:
+            status = run.status() if args.command == "status" else run.send(request, timeout=args.timeout)
+        except CommandPending as exc:
+            return _fail(str(exc), EXIT_FAILED)
     print(json.dumps(status))
     return EXIT_OK
 
@@ -287,3 +323,6 @@ def _until_applied(run, command: str, before: dict, status: dict,
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"resume": resume, "attach": attach, "runs": runs, "send": send,
                                                    "fork": fork}
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"resume": resume, "attach": attach, "runs": runs, "send": send}

@@ -1,35 +1,65 @@
 """Headless training: a Rich progress bar plus the tutorial's epoch lines and total time.
 
+Whatever changes the run between epochs (a pause, a resume, a learning-rate change, an evaluation or a
+checkpoint, often sent from another terminal) gets one line with its step, so a `nohup` log tells the story.
 SIGINT, SIGTERM and SIGHUP checkpoint at the next step boundary and exit with 128 + the signal's number;
 a diverged loss exits with 3. Another terminal can drive the run meanwhile (`ptviz-tui attach RUN_DIR`).
+Output that can no longer be written (a closed pipe, a hung-up terminal) is dropped; training goes on.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ptviz.engine.config import RunConfig
 from ptviz.engine.storage.lineage import Lineage
 from ptviz.engine.events import (
     CheckpointSaved,
-    Diverged,
     EpochEnded,
+    Evaluated,
     Event,
+    LrChanged,
     Notice,
     Paused,
     Resumed,
-    RunFailed,
     RunFinished,
     RunStarted,
     StepMetrics,
+    TrainableChanged,
 )
 
 from .cli import EXIT_DIVERGED, EXIT_OK, EXIT_SIGNAL_BASE, report
+
+
+# Checkpoints written at every epoch's end go unsaid: the epoch's line already marks them.
+ROUTINE_CHECKPOINTS = ("epoch", "best")
+
+
+def event_line(event: Event) -> str | None:
+    """The one line printed for an event that changed the run between epochs, or None."""
+    if isinstance(event, Paused):
+        return f"paused at step {event.step:,}"
+    if isinstance(event, Resumed):
+        return f"resumed at step {event.step:,}"
+    if isinstance(event, LrChanged):
+        return f"learning rate set to {event.lr:g} at step {event.step:,}"
+    if isinstance(event, Evaluated) and event.mid_epoch:
+        return (f"evaluated on {event.split} at step {event.step:,} (epoch {event.epoch}): loss {event.loss:.4f}, "
+                f"accuracy {event.accuracy:.2%}")
+    if isinstance(event, CheckpointSaved) and event.reason not in ROUTINE_CHECKPOINTS:
+        return f"checkpoint ({event.reason}) saved at step {event.step:,}: {event.path}"
+    if isinstance(event, TrainableChanged):
+        what = event.module or "the whole model"
+        return (f"{'unfroze' if event.trainable else 'froze'} {what} at step {event.step:,} "
+                f"({event.params_trainable:,} of {event.params_total:,} parameters trainable)")
+    return None
 
 
 class ConsoleSink:
@@ -47,26 +77,29 @@ class ConsoleSink:
         return f"paused, epoch {self.epoch}" if self.paused else f"epoch {self.epoch}"
 
     def emit(self, event: Event) -> None:
-        """Show one event; once the terminal is gone (SSH dropped), show nothing and carry on."""
+        """Show one event; once the output is gone (SSH dropped, pipe closed), show nothing and carry on."""
         if self.terminal_gone:
             return
         try:
             self._show(event)
         except OSError:
-            self.terminal_gone = True  # training must not die with the terminal
+            self.terminal_gone = True  # training must not die with its output: the run folder has the logs
             _silence_output()
 
+    def _say(self, text: str, style: str | None = None) -> None:
+        self.console.print(text, style=style, markup=False)  # paths and messages are printed as they are
+
     def _show(self, event: Event) -> None:
-        c = self.console
         if isinstance(event, RunStarted):
-            c.print(f"[bold]{event.config['recipe']}[/]: {event.config['model']['name']} on "
-                    f"{event.config['data']['dataset']} ({event.train_size:,} train / {event.test_size:,} test), "
-                    f"{event.params_total:,} parameters ({event.params_trainable:,} trainable), "
-                    f"device {event.device_name}")
+            cfg = event.config
+            self.console.print(f"[bold]{escape(cfg['recipe'])}[/]: {escape(cfg['model']['name'])} on "
+                               f"{cfg['data']['dataset']} ({event.train_size:,} train / {event.test_size:,} test), "
+                               f"{event.params_total:,} parameters ({event.params_trainable:,} trainable), "
+                               f"device {escape(event.device_name)}")
             if event.run_dir:
-                c.print(f"run directory: {event.run_dir}")
+                self._say(f"run directory: {event.run_dir}")
             if event.start_step:
-                c.print(f"resumed at step {event.start_step:,} (epoch {event.start_epoch + 1})")
+                self._say(f"resumed at step {event.start_step:,} (epoch {event.start_epoch + 1})")
             if self.console.is_terminal:  # a bar in a log file is noise; a run that fails to start shows none
                 self.progress.start()
             self.task = self.progress.add_task("training", total=event.total_steps, completed=event.start_step,
@@ -79,24 +112,32 @@ class ConsoleSink:
             self.paused = isinstance(event, Paused)
             fields = {"rate": 0.0} if self.paused else {}  # nothing goes through while paused
             self.progress.update(self.task, description=self._description(), **fields)
-        elif isinstance(event, EpochEnded):
+        if isinstance(event, EpochEnded):
             test = f", Test accuracy: {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
             val = f", Val accuracy: {event.val_accuracy:.2%}" if event.val_accuracy is not None else ""
-            c.print(f"Epoch {event.epoch}, Loss: {event.train_loss:.4f}{test}{val} "
-                    f"(train accuracy {event.train_accuracy:.2%}, {event.seconds:.1f} s)")
-        elif isinstance(event, CheckpointSaved) and event.reason not in ("epoch", "best", "periodic"):
-            c.print(f"checkpoint ({event.reason}) saved: {event.path}")
-        elif isinstance(event, Diverged):
-            pass  # the Notice that follows says it
-        elif isinstance(event, Notice):
-            style = {"error": "bold red", "warning": "yellow"}.get(event.level, "")
-            c.print(f"[{style}]{event.level}: {event.text}[/]" if style else event.text)
+            self._say(f"Epoch {event.epoch}, Loss: {event.train_loss:.4f}{test}{val} "
+                      f"(train accuracy {event.train_accuracy:.2%}, {event.seconds:.1f} s)")
+        elif isinstance(event, Notice):  # a divergence is told by its Notice; a failure once, by run_headless
+            style = {"error": "bold red", "warning": "yellow"}.get(event.level)
+            self._say(f"{event.level}: {event.text}" if style else event.text, style)
         elif isinstance(event, RunFinished):
             if event.stopped:
-                c.print(f"stopped at step {event.step:,}: {event.reason}")
-            c.print(f"Training time: {event.seconds:.1f} s")
-        elif isinstance(event, RunFailed):
-            pass  # reported once, by run_headless
+                self._say(f"stopped at step {event.step:,}: {event.reason}")
+            self._say(f"Training time: {event.seconds:.1f} s")
+        elif (line := event_line(event)) is not None:
+            self._say(line)
+
+
+class OutputMayClose(Console):
+    """A Console that reports a closed pipe (`| head`, a restarted `tee`) as an OSError to its caller.
+
+    Rich's own answer to a broken pipe is to exit the process, which would end the training it reports on.
+    """
+
+    def on_broken_pipe(self) -> None:
+        """Raise instead of exiting: ConsoleSink then drops all further output and training carries on."""
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "the output pipe was closed")
 
 
 def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | None = None,
@@ -107,7 +148,7 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
     from ptviz.engine.signals import checkpoint_on_signals
 
     # soft_wrap: long lines (paths) are never broken by Rich, in a terminal or redirected to a file.
-    console = Console(highlight=False, soft_wrap=True)
+    console = OutputMayClose(highlight=False, soft_wrap=True)
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:,.0f} samples/s"),
@@ -144,9 +185,16 @@ def _stop_progress(progress: Progress) -> None:
 
 
 def _silence_output() -> None:
-    """Point stdout and stderr at /dev/null: the terminal hung up, and output left for it would fail the exit."""
+    """Point stdout, and stderr when it shares stdout's file, at /dev/null: output left for a gone pipe or
+    terminal would fail the exit, while a separate stderr (`2>err.log`) still gets the last word."""
     devnull = os.open(os.devnull, os.O_WRONLY)
-    for stream in (sys.stdout, sys.stderr):
+    streams = [sys.stdout]
+    try:
+        if os.path.sameopenfile(sys.stdout.fileno(), sys.stderr.fileno()):
+            streams.append(sys.stderr)
+    except OSError:
+        streams.append(sys.stderr)
+    for stream in streams:
         try:
             stream.flush()
         except OSError:

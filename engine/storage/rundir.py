@@ -13,7 +13,7 @@ except ImportError:  # Windows: no run locks (a run's state then reads from its 
     fcntl = None  # type: ignore[assignment]
 
 from ..config import RunConfig, dump_toml
-from ..errors import UserError
+from ..errors import ConfigError, FieldError, UserError
 
 
 def create_run_dir(config: RunConfig, now: float | None = None) -> Path:
@@ -21,16 +21,21 @@ def create_run_dir(config: RunConfig, now: float | None = None) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     recipe = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.recipe) or "run"
     parent = Path(config.output.runs_dir)
-    parent.mkdir(parents=True, exist_ok=True)
     base = parent / f"{stamp}-{recipe}"
     path, n = base, 1
-    while True:
-        try:
-            path.mkdir()
-            break
-        except FileExistsError:
-            n += 1
-            path = base.with_name(f"{base.name}-{n}")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                n += 1
+                path = base.with_name(f"{base.name}-{n}")
+    except OSError as exc:
+        why = "is a file, not a folder" if parent.exists() and not parent.is_dir() else \
+            f"cannot hold run directories: {exc.strerror or exc}"
+        raise ConfigError([FieldError("output.runs_dir", str(parent), why)]) from None
     (path / "checkpoints").mkdir()
     write_config(path, config)
     return path
@@ -42,6 +47,7 @@ def write_config(run_dir: Path, config: RunConfig) -> None:
 
 
 CONTROL_DIR = "control"  # owner-only (0700): the run's lock file and control socket
+LOCK_NAME = "lock"
 
 
 def control_dir(run_dir: Path) -> Path:
@@ -60,7 +66,7 @@ class RunLock:
     """An exclusive lock on a run directory held while a process trains in it (released even by SIGKILL)."""
 
     def __init__(self, run_dir: Path):
-        self.path = control_dir(run_dir) / "lock"
+        self.path = control_dir(run_dir) / LOCK_NAME
         self.fd: int | None = None
 
     def acquire(self) -> RunLock:
@@ -95,7 +101,7 @@ class RunLock:
 
 def holder_pid(run_dir: Path) -> int | None:
     """The pid of the process training in `run_dir`, or None when nobody holds its lock."""
-    path = Path(run_dir) / CONTROL_DIR / "lock"
+    path = Path(run_dir) / CONTROL_DIR / LOCK_NAME
     if fcntl is None:
         return None
     try:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import logrows
-from .rundir import holder_pid
+from .rundir import CONTROL_DIR, LOCK_NAME, holder_pid
 from .runlog import METRICS_JSONL, SUMMARY_JSON, read_json
 
 TAIL_BYTES = 64 * 1024  # enough of the log's end to find its last step row
@@ -18,7 +18,7 @@ class RunInfo:
     """One run directory at a glance."""
 
     path: Path
-    state: str  # running | finished | stopped | failed | diverged | interrupted
+    state: str  # running | finished | stopped | failed | diverged | interrupted | unknown (another user's lock)
     step: int
     total_steps: int | None
     epoch: int
@@ -54,7 +54,7 @@ def run_info(run_dir: Path) -> RunInfo:
     if pid is not None:
         state = "running"
     elif state == "running":
-        state = "interrupted"  # its process ended without writing a final summary (killed, power loss)
+        state, pid = _state_without_lock(run_dir, summary)
     step = last_step(run_dir)
     if step is None or state not in ("running", "interrupted"):
         step = summary.get("step", step or 0)
@@ -63,6 +63,41 @@ def run_info(run_dir: Path) -> RunInfo:
                    epoch=int(summary.get("epoch") or 0), epochs=summary.get("epochs"),
                    best_test_accuracy=summary.get("best_test_accuracy"), pid=pid if pid and pid > 0 else None,
                    updated=max(times, default=run_dir.stat().st_mtime))
+
+
+def _state_without_lock(run_dir: Path, summary: dict) -> tuple[str, int | None]:
+    """(state, pid) of a run whose summary says running but whose lock no process we can see holds."""
+    if not _lock_denied(run_dir):
+        return "interrupted", None  # its process ended without writing a final summary (killed, power loss)
+    # Another user's run: its owner-only lock cannot be opened, so ask whether the process it names lives.
+    pid = summary.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return "unknown", None
+    return ("running", pid) if _process_exists(pid) else ("interrupted", None)
+
+
+def _lock_denied(run_dir: Path) -> bool:
+    """Whether the run's lock file exists but this user may not open it."""
+    try:
+        fd = os.open(Path(run_dir) / CONTROL_DIR / LOCK_NAME, os.O_RDONLY)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    os.close(fd)
+    return False
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0 only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists and belongs to someone else
+    except (OSError, OverflowError):
+        return False
+    return True
 
 
 def is_run_dir(path: Path) -> bool:

@@ -35,6 +35,7 @@ class ModelTab(Horizontal):
         model: Any
         summary: Any
         spec: str
+        warning: str = ""  # what the configuration gets wrong without being invalid
 
     @dataclass
     class PreviewFailed(Message):
@@ -49,6 +50,8 @@ class ModelTab(Horizontal):
         self.config = config  # the app's working copy, edited in place
         self.preview_model = None
         self._timer: Timer | None = None
+        self._warned = ""  # the configuration warning last written to the log
+        self._freeze_reason = ""  # why the last preview could not apply model.freeze
 
     def compose(self) -> ComposeResult:
         yield ConfigForm(self.config, RUN_FIELDS, id="run-form", classes="form-column")
@@ -78,19 +81,17 @@ class ModelTab(Horizontal):
         """Build the configured model and summarize it (thread worker: torch work stays off the UI)."""
         try:
             from ptviz.engine.data.shapes import model_input
-            from ptviz.engine.models.registry import build_model
+            from ptviz.engine.models.registry import build_model, random_backbone_warning
             from ptviz.engine.models.summary import sample_batch, summarize
 
             shape, classes = model_input(config.data, config.model.num_classes)
             model = build_model(config.model, shape, classes, allow_download=False)
             summary = summarize(model, sample_batch(model, shape), batch_size=config.data.batch_size)
+            warning = random_backbone_warning(config.model, model) or ""
         except Exception as exc:  # noqa: BLE001 - any failure (user code included) is shown, never raised
-            import traceback
-
-            details = getattr(exc, "details", "") or traceback.format_exc()
-            self.post_message(self.PreviewFailed(str(exc), details, config.model.name))
+            self.post_message(self.PreviewFailed(str(exc), _details(exc), config.model.name))
             return
-        self.post_message(self.PreviewReady(model, summary, config.model.name))
+        self.post_message(self.PreviewReady(model, summary, config.model.name, warning))
 
     @on(PreviewReady)
     def _preview_ready(self, message: PreviewReady) -> None:
@@ -99,6 +100,10 @@ class ModelTab(Horizontal):
         pane.error = ""
         pane.spec = message.spec
         pane.summary = message.summary
+        self._mark_freeze("")
+        if message.warning and message.warning != self._warned:
+            self.post_message(LogRequested(f"warning: {message.warning}", "yellow"))
+        self._warned = message.warning  # said once per configuration, not once per preview
 
     @on(PreviewFailed)
     def _preview_failed(self, message: PreviewFailed) -> None:
@@ -107,6 +112,17 @@ class ModelTab(Horizontal):
         pane.spec = message.spec
         pane.error = message.message
         self.post_message(LogRequested(f"model preview: {message.message}", "red", message.details))
+        field, _, reason = message.message.partition(": ")
+        self._mark_freeze(reason if field == "model.freeze" else "")
+
+    def _mark_freeze(self, reason: str) -> None:
+        """Mark model.freeze with an edit the model cannot apply (its text passed the field's own rule)."""
+        form = self.query_one(ConfigForm)
+        if reason:
+            form.mark("model.freeze", reason)
+        elif self._freeze_reason and form.errors.get("model.freeze") == self._freeze_reason:
+            form.mark("model.freeze", None)
+        self._freeze_reason = reason
 
     # ------------------------------------------------------------------ freezing and loading
 
@@ -148,3 +164,15 @@ class ModelTab(Horizontal):
         """Reflect a freeze the running loop applied."""
         if isinstance(event, TrainableChanged):
             self.query_one(ModelPane).apply_trainable(event.module, event.trainable)
+
+
+def _details(exc: Exception) -> str:
+    """The traceback worth logging: user code's own, none for a user error (its message says it all)."""
+    from ptviz.engine.errors import UserError
+
+    details = getattr(exc, "details", "")
+    if details or isinstance(exc, UserError):
+        return details
+    import traceback
+
+    return "".join(traceback.format_exception(exc))

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-import math
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.validation import Function
+from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Static
 
+from ptviz.engine.config import check_field
 
-def _valid_lr(text: str) -> bool:
+
+def lr_problem(text: str) -> str | None:
+    """Why `text` is not a learning rate the run accepts (optim.lr's rules), or None."""
     try:
         value = float(text)
     except ValueError:
-        return False
-    return value > 0 and math.isfinite(value)
+        return "must be a number > 0, e.g. 0.01 or 3e-4"
+    return check_field("optim.lr", value)
+
+
+class LearningRate(Validator):
+    """Accepts what optim.lr accepts."""
+
+    def validate(self, value: str) -> ValidationResult:
+        """Valid, or a failure that says what optim.lr allows."""
+        why = lr_problem(value)
+        return self.failure(why) if why else self.success()
 
 
 class LrPrompt(ModalScreen[float | None]):
@@ -38,8 +48,7 @@ class LrPrompt(ModalScreen[float | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("Set the learning rate (takes effect from the next step):")
-            yield Input(f"{self.current:g}" if self.current else "", id="lr-input",
-                        validators=[Function(_valid_lr, "must be a number > 0, e.g. 0.01 or 3e-4")])
+            yield Input(f"{self.current:g}" if self.current else "", id="lr-input", validators=[LearningRate()])
             yield Static("", id="lr-reason")
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -48,10 +57,11 @@ class LrPrompt(ModalScreen[float | None]):
         self.query_one("#lr-reason", Static).update(reason)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if _valid_lr(event.value):
+        why = lr_problem(event.value)
+        if why is None:
             self.dismiss(float(event.value))
         else:
-            self.query_one("#lr-reason", Static).update("must be a number > 0, e.g. 0.01 or 3e-4")
+            self.query_one("#lr-reason", Static).update(why)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
