@@ -127,7 +127,7 @@ async def test_logs_cut_mid_line_or_garbled_load_with_a_notice(three_runs):
         assert pilot.app.is_running and pilot.app._exception is None
 
 
-async def test_note_diff_and_export_from_the_keyboard(three_runs):
+async def test_note_diff_filter_and_export_from_the_keyboard(three_runs):
     runs = three_runs[0].parent
     async with app_on(runs).run_test(size=(160, 48)) as pilot:
         tab = await opened(pilot, 3)
@@ -146,6 +146,12 @@ async def test_note_diff_and_export_from_the_keyboard(three_runs):
         assert [row[0] for row in setting_rows(diff.a, diff.b, everything=False)] == ["optim.lr"]
         assert {diff.a.path, diff.b.path} == set(tab.selected)
         await pilot.press("escape")
+
+        await pilot.press("slash", *"lr=0.2")
+        await wait_for(pilot, lambda: len(tab.shown) == 1, what="the filtered table")
+        assert tab.shown[0].settings["optim.lr"] == "0.2" and tab.table.row_count == 1
+        await pilot.press("escape")  # clears the filter and gives the keyboard back to the table
+        await wait_for(pilot, lambda: len(tab.shown) == 3 and pilot.app.focused is tab.table, what="all rows")
 
         await pilot.press("C")
         (csv_file,) = runs.glob("runs-*.csv")

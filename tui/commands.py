@@ -298,31 +298,5 @@ def send(argv: list[str]) -> int:
     return EXIT_OK
 
 
-def _until_applied(run, command: str, before: dict, status: dict,
-                   timeout: float = 10.0) -> dict:
-    """The run's status once the command has taken effect (commands apply at the next step boundary).
-
-    Pause, resume and learning-rate changes are waited for, up to `timeout` seconds; after that the status
-    is printed as it is, with a note. Other commands are printed at once.
-    """
-    expected = {"pause": lambda s: s.get("paused") is True,
-                "resume": lambda s: s.get("paused") is False,
-                "set-lr": lambda s: s.get("lr_changes", 0) > before.get("lr_changes", 0),
-                "scale-lr": lambda s: s.get("lr_changes", 0) > before.get("lr_changes", 0)}.get(command)
-    if expected is None:
-        return status
-    deadline = time.monotonic() + timeout
-    while not expected(status) and status.get("state") in ("running", "starting", "paused"):
-        if time.monotonic() > deadline:
-            print(f"ptviz-tui send: {command} is queued but not applied yet", file=sys.stderr)
-            break
-        time.sleep(0.05)
-        status = run.status()
-    return status
-
-
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"resume": resume, "attach": attach, "runs": runs, "send": send,
                                                    "fork": fork}
-
-
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"resume": resume, "attach": attach, "runs": runs, "send": send}
