@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 
 from cockpit_helpers import wait_for
-from runs_helpers import LRS, copy_run, train_digits
+from pty_terminal import PtyTerminal
+from runs_helpers import LRS, copy_run, synthetic_run, train_digits
 from ptviz.engine.recipes import recipe
 from ptviz.tui.app import PtvizApp
 from ptviz.tui.runs.diff import DiffScreen, setting_rows
@@ -199,3 +203,18 @@ async def test_fork_key_trains_a_child_drawn_over_its_parent(tmp_path):
         assert "⢕⢕ lr=0.05" in text and "⢕⢕ lr=0.01" in text
         await wait_for(pilot, lambda: tab.shown[1].state == "finished", what="the child to finish")
         assert tab.state.runs[1].curves.first_step == 2 * 45 + 1 and tab.shown[1].step == 3 * 45
+
+
+def test_runs_on_a_terminal_opens_the_runs_view_and_quits(tmp_path):
+    """`ptviz-tui runs DIR` on a terminal opens the cockpit on its Runs tab (pipes and --list get the listing)."""
+    synthetic_run(tmp_path / "runs", "20261129-120000-digits-mlp", lr=0.05)
+    term = PtyTerminal([sys.executable, "-m", "ptviz", "runs", "runs"], cwd=tmp_path,
+                       env={**os.environ, "TERM": "xterm-256color"}, rows=24, columns=100)
+    try:
+        term.wait_for(rb"runs: 1 run")  # the Runs tab's status line, shown only on that tab
+        term.write(b"q")
+        assert term.proc.wait(timeout=120) == 0, term.text()[-2000:]
+    finally:
+        term.hang_up()
+        if term.proc.poll() is None:
+            term.proc.kill()
