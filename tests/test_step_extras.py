@@ -151,7 +151,8 @@ def test_a_version_1_copy_still_reads_and_one_missing_extras_is_passed_over(tmp_
         log.emit(dataclasses.replace(points(1, 50), metrics={"mae": mae}))
     # The copy as a version-1 writer left it: the fixed fields only, the same ends.
     fixed = history.read_steps(clipped)[list(steplog.STEP_DTYPE.names)]
-    (clipped / "steps.bin").write_bytes(steplog.steps_header() + np.ascontiguousarray(fixed, steplog.STEP_DTYPE).tobytes())
+    old_copy = steplog.steps_header() + np.ascontiguousarray(fixed, steplog.STEP_DTYPE).tobytes()
+    (clipped / "steps.bin").write_bytes(old_copy)
     records = history.LogRecords(clipped)
     assert records.binary_steps.count == 0 and records.extras == ("mae",)
     assert history.load(clipped).series["mae"].y.tolist() == list(mae)
@@ -240,3 +241,12 @@ def test_a_task_metric_may_not_take_the_grad_norm_or_end_column():
     for name in ("grad_norm", "end"):
         with pytest.raises(TaskError, match="taken by ptviz"):
             check_names({name: torch.tensor(1.0)}, "loss()")
+
+
+def test_a_step_row_with_a_key_named_like_a_record_field_reads_without_it():
+    """A hand-edited or foreign row with an "end" key cannot clash with the record's own field."""
+    line = b'{"kind":"step","step":1,"epoch":1,"epoch_step":1,"loss":0.5,"lr":0.1,"elapsed":1.0,' \
+           b'"samples_per_s":2.0,"wall":3.0,"end":7,"mae":0.25}\n'
+    scanned = steplog.scan(line * 3, 0)
+    assert steplog.extras_of(scanned.steps) == ("mae",) and scanned.steps["end"].tolist() == [len(line) * k
+                                                                                               for k in (1, 2, 3)]

@@ -53,7 +53,7 @@ class Reduced:
 class Snapshot:
     """What a run's log held when it was read: its step series reduced, its other events, where it ended."""
 
-    series: dict[str, Reduced]  # by column name: "loss", "lr", "samples_per_s", then the extra values' ("grad_norm", "mae")
+    series: dict[str, Reduced]  # by column: "loss", "lr", "samples_per_s", then extra values ("grad_norm", "mae")
     events: list[Event]  # every non-step row as its event, in log order
     steps: int  # step rows read
     last: StepMetrics | None  # the last step row, for status lines

@@ -39,7 +39,8 @@ STEP_MAGIC, EVENT_MAGIC, VERSION = b"ptvizstp", b"ptvizevt", 1
 EXTRAS_VERSION = 2  # steps.bin whose records go on with extra float64 columns, named in its header
 HEADER = struct.Struct("<8sII")  # magic, version, record size
 NAMES = struct.Struct("<I")  # version 2: the byte length of the names' JSON list that follows (padded to 8)
-FIXED_KEYS = ("kind", "step", "epoch", "epoch_step", "loss", "lr", "elapsed", "samples_per_s", "wall")  # a step row's own
+# A step row's own keys, in logrows' order; any after them are its extra values.
+FIXED_KEYS = ("kind", "step", "epoch", "epoch_step", "loss", "lr", "elapsed", "samples_per_s", "wall")
 NO_STEP = -1  # events.idx "step" of a row that has none (started, notice)
 
 # Kind codes in events.idx; new kinds go at the end so older files keep their meaning.
@@ -228,7 +229,8 @@ _STEP_PREFIX = b'{"kind":"step","step":'
 # The keys of logrows' step layout after the step, in order; replacing each by a comma leaves bare numbers.
 _STEP_KEYS = (b',"epoch":', b',"epoch_step":', b',"loss":', b',"lr":', b',"elapsed":', b',"samples_per_s":',
               b',"wall":')
-_KEYS_IN_PREFIX = 2  # '":' in _STEP_PREFIX: one per key, and values hold no quotes, so a line's count of '":' is its keys
+# '":' in _STEP_PREFIX. It ends each key and no value holds a quote, so a line's count of '":' is its keys.
+_KEYS_IN_PREFIX = 2
 
 
 def scan(data: bytes, base: int) -> Scanned:
@@ -315,7 +317,9 @@ def _extra_keys(line: bytes) -> tuple[str, ...] | None:
     if row is None or tuple(row)[: len(FIXED_KEYS)] != FIXED_KEYS:
         return None
     extras = tuple(row)[len(FIXED_KEYS):]
-    return extras if all(name.isascii() and '"' not in name and "\\" not in name for name in extras) else None
+    plain = all(name.isascii() and '"' not in name and "\\" not in name and name not in STEP_DTYPE.names
+                for name in extras)  # "end" would name a second field of the record
+    return extras if plain else None
 
 
 def _in_order(buf: np.ndarray, keys: Sequence[bytes]) -> bool:
