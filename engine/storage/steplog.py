@@ -325,9 +325,11 @@ def _extra_keys(line: bytes) -> tuple[str, ...] | None:
 def _in_order(buf: np.ndarray, keys: Sequence[bytes]) -> bool:
     """Whether the i-th occurrences of `keys` come in this order, for every i (each occurs once a line)."""
     previous = None
+    starts = np.flatnonzero(buf[:-2] == ord(","))  # every key starts ',"': find those once
+    starts = starts[buf[starts + 1] == ord('"')]
     for key in keys:
-        found = np.flatnonzero(buf[: len(buf) - len(key) + 1] == key[0])
-        for k in range(1, len(key)):
+        found = starts[starts <= len(buf) - len(key)]
+        for k in range(2, len(key)):
             found = found[buf[found + k] == key[k]]
         if previous is not None and (len(found) != len(previous) or not np.all(found > previous)):
             return False
