@@ -6,11 +6,23 @@ import fcntl
 import os
 import re
 import select
+import signal
 import struct
 import subprocess
 import termios
 import threading
 import time
+
+
+def as_from_a_shell() -> None:
+    """In a child before exec: the stop signals as a login shell hands them to a command it runs.
+
+    A suite started under `nohup` or in the background (`cmd &`) ignores SIGHUP or SIGINT, every child
+    inherits that, and ptviz keeps a signal ignored at start ignored (as it should for `nohup ptviz-tui`);
+    the processes that test the signals themselves must start as a terminal would start them.
+    """
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 class PtyTerminal:
@@ -25,6 +37,7 @@ class PtyTerminal:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
         def own_terminal():
+            as_from_a_shell()
             os.setsid()
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 

@@ -14,7 +14,7 @@ from ptviz.engine.storage import checkpoint as ckpt
 from ptviz.engine.storage.logrows import read_rows
 from ptviz.engine.loop import train
 from ptviz.engine.remote import RemoteRun
-from pty_terminal import PtyTerminal
+from pty_terminal import PtyTerminal, as_from_a_shell
 from ptviz.tui.cli import build_parser, config_from_args, main
 
 ENV = {**os.environ, "COLUMNS": "200"}
@@ -42,7 +42,7 @@ def spawned():
 def start_headless(spawned, *argv, cwd):
     """A headless run in its own process, and its run directory once it is set up and listening."""
     proc = subprocess.Popen([sys.executable, "-m", "ptviz", "--headless", *argv], cwd=cwd, env=ENV, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=as_from_a_shell)
     spawned.append(proc)
     for line in proc.stdout:
         if line.startswith("run directory: "):
