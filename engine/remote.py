@@ -59,6 +59,7 @@ from .events import (
     Evaluated,
     LrChanged,
     Paused,
+    RanksReported,
     Resumed,
     RunFailed,
     RunFinished,
@@ -190,7 +191,7 @@ class ControlServer:
         update: dict[str, Any] = {}
         if isinstance(event, RunStarted):
             update = {"state": "running", "step": event.start_step, "epoch": event.start_epoch + 1,
-                      "total_steps": event.total_steps, "epochs": event.epochs}
+                      "total_steps": event.total_steps, "epochs": event.epochs, "world_size": event.world_size}
         elif isinstance(event, StepMetrics):
             update = {"step": event.last_step, "epoch": event.epoch, "lr": event.lrs[-1], "loss": event.losses[-1]}
         elif isinstance(event, Paused):
@@ -216,6 +217,10 @@ class ControlServer:
             update = {"state": event.state, "paused": False, "step": event.step, "reason": event.reason}
         elif isinstance(event, RunFailed):
             update = {"state": "failed", "paused": False, "reason": event.message}
+        elif isinstance(event, RanksReported):  # several ranks: where each one is, as rank 0 last heard
+            update = {"ranks": [{"rank": r, "host": h, "step": st, "lr": lr, "paused": event.paused}
+                                for r, (h, st, lr) in enumerate(zip(event.hosts, event.steps,
+                                                                    event.lrs or (None,) * len(event.steps)))]}
         with self.cond:
             self.status.update(update)
             if isinstance(event, CommandApplied) and event.ticket in self.waiting:

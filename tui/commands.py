@@ -50,12 +50,23 @@ def resume(argv: list[str]) -> int:
         description="Continue a run exactly where its newest valid checkpoint left it (mid-epoch included), "
                     "in the same run directory: logs past that checkpoint are dropped and written again.",
         epilog="Flags override the saved configuration, e.g. --epochs 20 to train longer; flags that change the "
-               "model, data or optimizer make the continuation inexact or impossible.",
+               "model, data or optimizer make the continuation inexact or impossible. A run of several processes "
+               "continues with as many (--nproc changes that, and the result is then no longer bit-exact).",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (runs/<date>-<time>-<recipe>)")
     parser.add_argument("--headless", action="store_true", help="continue without the cockpit, printing progress")
+    from .launch import add_launch_flags, options_from_args
+
+    add_launch_flags(parser)
     add_field_flags(parser)
     args = parser.parse_args(argv)
+    from ptviz.engine.distributed.env import from_environ, is_follower
+
+    if is_follower():  # rank 0 of the workers reads the run folder and hands the run to the others
+        from .headless import run_headless
+
+        return run_headless(cfgmod.RunConfig())
+    launch = options_from_args(args)
     run_dir = _run_dir(args.run_dir)
     _refuse_running(run_dir)
 
@@ -67,6 +78,12 @@ def resume(argv: list[str]) -> int:
     _require_task_named(run_dir, state["config"], args)
     config = apply_args(config_of(state["config"], source=str(path)), args)
     _check_work_left(run_dir, config, state)
+    if from_environ() is None:
+        launch = _launch_for(state, launch, args.nproc is not None)
+        if launch.wanted:
+            print(f"resuming {run_dir} from {path.name} with {_processes(launch)}: step {state['step']}, "
+                  f"epoch {state['epoch'] + 1}, batch {state['batch_in_epoch']}", flush=True)
+            return _resume_launched(launch, argv, args.headless, config)
     print(f"resuming {run_dir} from {path.name}: step {state['step']}, epoch {state['epoch'] + 1}, "
           f"batch {state['batch_in_epoch']}")
     if args.headless:
@@ -76,6 +93,39 @@ def resume(argv: list[str]) -> int:
     from .app import run_app
 
     return run_app(config, resume=state, run_dir=run_dir)
+
+
+def _launch_for(state: dict, launch, nproc_given: bool):
+    """The launch that continues a checkpoint: as many processes as wrote it, unless --nproc says otherwise."""
+    from .launch import LaunchOptions
+
+    saved = int(state.get("world_size", 1) or 1)
+    if not nproc_given and launch.nnodes == "1" and saved > 1:
+        launch = LaunchOptions(saved, launch.nnodes, launch.node_rank, launch.rdzv_endpoint, launch.max_restarts)
+    world = launch.nproc * int(launch.nnodes) if launch.nnodes.isdigit() else None
+    if world is not None and world != saved:
+        print(f"ptviz-tui: notice: the run was trained by {saved} process(es) and continues with {world}; the "
+              f"result is no longer bit-exact", file=sys.stderr)
+    return launch
+
+
+def _processes(launch) -> str:
+    nodes = f" on each of {launch.nnodes} machines" if launch.nnodes != "1" else ""
+    return f"{launch.nproc} process{'es' if launch.nproc > 1 else ''}{nodes}"
+
+
+def _resume_launched(launch, argv: list[str], headless: bool, config: cfgmod.RunConfig) -> int:
+    """Continue under torchrun: every worker runs `resume RUN_DIR --headless` (rank 0 reads the folder)."""
+    from .launch import launch as run_launched, without_launch_flags
+
+    workers = ["resume", *without_launch_flags(argv)]
+    if "--headless" not in workers:
+        workers.append("--headless")
+    if headless:
+        return run_launched(launch, workers)
+    from .app import run_app
+
+    return run_app(config, launch=launch, launch_args=workers)
 
 
 def _require_task_named(run_dir: Path, saved: dict, args: argparse.Namespace) -> None:

@@ -184,8 +184,10 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
     With `raise_errors` a failure is raised rather than printed (ptviz.fit); `finished` receives RunFinished.
     """
     from ptviz.engine.commands import Control
+    from ptviz.engine.distributed.env import is_follower
     from ptviz.engine.loop import train
     from ptviz.engine.signals import checkpoint_on_signals
+    from ptviz.engine.sinks import NullSink
 
     # soft_wrap: long lines (paths) are never broken by Rich, in a terminal or redirected to a file.
     console = OutputMayClose(highlight=False, soft_wrap=True)
@@ -194,7 +196,8 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
         TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:,.0f} samples/s"),
         TimeRemainingColumn(), console=console, transient=True,
     )
-    sink = ConsoleSink(console, progress)
+    follower = is_follower()  # a rank other than 0 of several: rank 0 tells the story, and any rank's failure
+    sink = NullSink() if follower else ConsoleSink(console, progress)
     control = Control()
     received: list[int] = []
     try:
@@ -204,13 +207,17 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
             finally:
                 _stop_progress(progress)
     except KeyboardInterrupt:
-        _print(console, "interrupted")
+        if not follower:
+            _print(console, "interrupted")
         if raise_errors:
             raise
         return 130
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
+        _tell_agent(exc)
         if raise_errors:
             raise
+        if follower and not os.environ.get("PTVIZ_DEBUG"):
+            return report_quietly(exc)
         return report(exc)
     if finished is not None:
         finished.append(result)
@@ -219,6 +226,26 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
     if received:
         return EXIT_SIGNAL_BASE + received[0]
     return EXIT_OK
+
+
+def report_quietly(exc: BaseException) -> int:
+    """The exit code of a failure, unprinted: rank 0 prints the run's first failure, whichever rank had it."""
+    from .cli import EXIT_CONFIG, EXIT_FAILED
+    from ptviz.engine.errors import UserError
+
+    return EXIT_CONFIG if isinstance(exc, UserError) else EXIT_FAILED
+
+
+def _tell_agent(exc: BaseException) -> None:
+    """Under torchrun, leave the failure in the error file its agent reads (it names the failing rank)."""
+    if not os.environ.get("TORCHELASTIC_ERROR_FILE"):
+        return
+    try:
+        from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
+
+        ErrorHandler().record_exception(exc)
+    except Exception:  # noqa: BLE001 - the agent then reports the exit code alone
+        pass
 
 
 def _stop_progress(progress: Progress) -> None:

@@ -25,6 +25,7 @@ from ..events import (
     LrChanged,
     Notice,
     Paused,
+    RanksReported,
     Resumed,
     RunFailed,
     RunFinished,
@@ -35,7 +36,7 @@ from ..events import (
 KINDS: dict[type, str] = {
     RunStarted: "started", Evaluated: "eval", EpochEnded: "epoch", Paused: "paused", Resumed: "resumed",
     LrChanged: "lr", CheckpointSaved: "checkpoint", Notice: "notice", Diverged: "diverged",
-    RunFinished: "finished", RunFailed: "failed",
+    RunFinished: "finished", RunFailed: "failed", RanksReported: "ranks",
 }
 EVENT_OF_KIND = {kind: cls for cls, kind in KINDS.items()}
 
