@@ -5,7 +5,8 @@ Per-step values stay on the device; the loop reads them once every `log_interval
 when those steps take longer, so the logs on disk are never more than about a second behind.
 With a run directory, the loop also logs there (runlog.py), serves its control socket (remote.py)
 and writes checkpoints: last.pt, best.pt, epoch-NNNN.pt every N epochs (keeping K), and last.pt every
-N steps or minutes. Once the loss diverged no checkpoint is written, so the last good one is kept.
+N steps or minutes. Once the loss diverged no checkpoint is written, so the last good one is kept; a write
+that fails (a full disk) keeps the last good one too, and pauses the run or stops it cleanly.
 Started by torchrun with several ranks, the same loop trains one DDP replica per process (distributed/):
 rank 0 owns the run folder, and the ranks meet every few steps so commands apply everywhere at one step.
 """
@@ -23,6 +24,7 @@ from typing import Any, Literal
 
 import torch
 
+from . import resume as resuming
 from .storage import checkpoint as ckpt
 from .commands import (
     Command,
@@ -87,8 +89,9 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
     """Train `config` to the end (or until stopped) on the calling thread; RunFailed is emitted on error.
 
     `resume` is a loaded checkpoint to continue from, `run_dir` an existing run directory to continue in
-    (its logs are cut back to the checkpoint). A NaN or infinite loss stops the run, or pauses it with
-    on_divergence="pause". With `listen`, other processes can drive the run through its control socket.
+    (its logs are cut back to the checkpoint). A NaN or infinite loss, or a checkpoint or log that cannot be
+    written (a full disk), stops the run, or pauses it with on_divergence="pause".
+    With `listen`, other processes can drive the run through its control socket.
     `task` trains a Task object (ptviz.fit) instead of what config.data names.
     """
     sink = sink or NullSink()
@@ -108,7 +111,7 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
                 run_dir, resume, notices = restarted_run(config, env.job_id, env.restart)
             setup = build(config, task=task, ranks=ranks)  # a task that breaks its contract fails here
             trainer = Trainer(setup, sink, control, on_divergence=on_divergence)
-            trainer.notices += [Notice("info", text) for text in notices]
+            trainer.restored += [Notice("info", text) for text in notices]
             if ranks is not None:
                 trainer.join(ranks)
             if resume is not None:
@@ -123,6 +126,7 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
                                             setup.describe().metrics)
                 sink = trainer.sink = FanOut(log, server, sink)
                 trainer.run_dir, trainer.before_save = run_dir, log.sync
+                log.on_error = trainer.log_failed
                 _note_job(setup.config, run_dir)
             return trainer.run()
         except BaseException as exc:
@@ -240,9 +244,14 @@ class Trainer:
         self.best_test_loss: float | None = None  # what "best" means when the work is not classification
         self.last_epoch: EpochEnded | None = None
         self.rng_to_restore: dict[str, Any] | None = None  # a checkpoint's RNG state, set just before training
+        self.restored: list[Any] = []  # what a resume changed (notices, lr), told right after RunStarted
+        self.save_seq = 0  # saves so far: orders checkpoints of one step (see checkpoint.stored_checkpoints)
+        self.last_saved: tuple[str, int] | None = None  # (file name, step) of the newest durable checkpoint
+        self.write_error: tuple[OSError, Path] | None = None  # a log write that failed, handled at the boundary
+        self.holding_for_space = False  # a failed save waits (paused) for space; nested saves wait with it
+        self.stopped_for_space = False  # a failed write stopped the run: no final save is attempted
         self.unreadable: set[str] = set()  # image files named in a warning as skipped
         self._looked: dict[int, int] = {}  # id(batches) -> how many of its unreadable files were looked at
-        self.notices: list[Notice] = []  # found while restoring, emitted once the run has started
         # Several ranks (join()): their process group, and the meetings that keep them at one step.
         self.ranks: Any = None
         self.exchange: Any = None
@@ -303,11 +312,11 @@ class Trainer:
             world_size=self.world, global_batch=self.cfg.data.batch_size * self.cfg.train.accumulate * self.world,
             restart=env.restart if (env := from_environ()) is not None else 0,
         ))
+        for event in self.restored:
+            self.emit(event)
         if not data.name and (warning := random_backbone_warning(cfg.model, self.s.model)):
             self.emit(Notice("warning", warning))
         self._note_unreadable(self.s.unreadable_up_front(), up_front=True)
-        for notice in self.notices:
-            self.emit(notice)
         self._tick()
         if self.rng_to_restore is not None:
             ckpt.set_rng_state(self.rng_to_restore)  # last, so nothing set up since the restore consumed it
@@ -318,7 +327,7 @@ class Trainer:
         self._read_losses()
         self._emit_points()
         self._tick()
-        if self.run_dir is not None and self.diverged_at is None:
+        if self.run_dir is not None and self.diverged_at is None and not self.stopped_for_space:
             self.save("final" if self.outcome == "finished" else "stopped")
         replicas: tuple[str, ...] = ()
         if self.exchange is not None:
@@ -611,6 +620,10 @@ class Trainer:
 
     def _boundary(self) -> None:
         """Apply queued commands; while paused, wait here for Resume or Stop."""
+        if self.write_error is not None and not self.stopping:
+            exc, folder = self.write_error
+            self.write_error = None
+            self._storage_failed(exc, folder, "the run log could not be written")
         if self.exchange is not None:
             self.exchange.boundary(self)  # several ranks: each command at the same step on every rank
             return
@@ -658,6 +671,7 @@ class Trainer:
             self._pause()
         elif isinstance(command, Resume):
             if self.paused:
+                self.write_error = None  # failures while paused are retried now; a new one pauses again
                 self._tick()
                 self.paused = False
                 self._restart_throughput()
@@ -665,7 +679,7 @@ class Trainer:
         elif isinstance(command, Stop):
             self._request_stop(self.control.stop_reason)
         elif isinstance(command, SaveCheckpoint):
-            self.save(command.reason)
+            self.save(command.reason, hold=False)  # on a full disk the command is answered at once, refused
         elif isinstance(command, EvaluateNow):
             split = next((name for name in ("test", "val") if name in self.s.splits), None)
             if split is None:
@@ -849,6 +863,7 @@ class Trainer:
             "best_test_loss": self.best_test_loss,
             "active_seconds": self.active_seconds,
             "rng": ckpt.rng_state(),
+            "save_seq": self.save_seq,
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "early_stop": self.early_stop.state_dict() if self.early_stop is not None else None,
             "world_size": self.world,  # with several ranks, "ranks" holds each one's RNG state and epoch totals
@@ -872,11 +887,13 @@ class Trainer:
         minutes = self.cfg.output.checkpoint_minutes
         return bool(minutes) and now - self.saved_clock >= minutes * 60
 
-    def save(self, reason: str) -> Path | None:
+    def save(self, reason: str, hold: bool = True) -> Path | None:
         """Write the checkpoint(s) `reason` calls for; emit CheckpointSaved for each file once it is durable.
 
         "epoch" writes epoch-NNNN.pt (every output.checkpoint_every epochs, keeping output.keep) and
         last.pt, "best" writes best.pt, anything else last.pt. Nothing is written after divergence.
+        A write that fails stops the run, or pauses it; with `hold`, the save waits there and is tried
+        again when the user resumes.
         """
         if self.run_dir is None:
             self._refuse("checkpoint not saved: output.runs_dir is empty, so this run has no folder", "warning")
@@ -889,6 +906,8 @@ class Trainer:
             self._refuse(f"checkpoint not saved: the loss diverged at step {self.diverged_at}; "
                          "the last good checkpoint is kept", "warning")
             return None
+        if self.stopped_for_space:
+            return None  # the run is stopping because the disk is full: nothing more is written
         out, folder = self.cfg.output, self.run_dir / "checkpoints"
         names = {"best": ["best.pt"]}.get(reason, ["last.pt"])
         numbered = reason == "epoch" and out.checkpoint_every and self.epoch % out.checkpoint_every == 0
@@ -898,16 +917,28 @@ class Trainer:
         if self.ranks is not None and not self.ranks.leader:
             self.saved_clock = time.perf_counter()
             return None  # rank 0 writes
-        if self.before_save is not None:
-            self.before_save()
-        state = self.state(reason)
-        if entries is not None:
-            state["ranks"] = entries
-        folder.mkdir(exist_ok=True)
-        paths = [ckpt.atomic_save(state, folder / name) for name in names]
+        while True:
+            try:
+                if self.before_save is not None:
+                    self.before_save()
+                self.save_seq += 1
+                state = self.state(reason)
+                if entries is not None:
+                    state["ranks"] = entries
+                folder.mkdir(exist_ok=True)
+                paths = [ckpt.atomic_save(state, folder / name) for name in names]
+                break
+            except OSError as exc:  # a full disk: the files that were there are untouched
+                paused = self._storage_failed(exc, folder, "checkpoint not saved")
+                if not (paused and hold) or self.holding_for_space:
+                    return None
+                self._hold_for_space()
+                if self.stopping:
+                    return None  # run() tries once more on the way out
         if numbered:
             ckpt.prune_numbered(folder, out.keep)  # only now that the new one is on disk
         self.saved_clock = time.perf_counter()
+        self.last_saved = (paths[-1].name, self.step)
         for path in paths:
             self.emit(CheckpointSaved(str(path), self.step, self.epoch, reason, save_id=state["save_id"]))
         return paths[-1]
@@ -920,14 +951,54 @@ class Trainer:
 
         return gather_entries(self.ranks, own_entry(self))
 
+    def log_failed(self, exc: OSError, folder: Path) -> None:
+        """The run log could not be written (called by RunLog on this thread); handled at the next boundary."""
+        if self.write_error is None:
+            self.write_error = (exc, folder)
+
+    def _storage_failed(self, exc: OSError, folder: Path, what: str) -> bool:
+        """Say why a write failed and what is kept; pause (True: worth waiting for space) or stop (False)."""
+        why = ckpt.describe_os_error(exc, folder)
+        kept = (f"the last good checkpoint ({self.last_saved[0]}, step {self.last_saved[1]:,}) is kept"
+                if self.last_saved else "no checkpoint of this session was saved yet")
+        if self.ranks is not None:
+            # Several ranks stop together: the stop travels to the others at the next meeting.
+            self._refuse(f"{what}: {why}; {kept}. Stopping every rank")
+            self.stopped_for_space = True
+            self.control.request_checkpoint_and_stop(why)
+            return False
+        if self.on_divergence == "pause" and not self.stopping:
+            self._refuse(f"{what}: {why}; {kept}. Paused: free some space, then resume")
+            self._pause()
+            return True
+        self._refuse(f"{what}: {why}; {kept}. Stopping")
+        if not self.stopping:
+            self.stopped_for_space = True
+            self._request_stop(why)
+        return False
+
+    def _hold_for_space(self) -> None:
+        """Wait, paused, for Resume (then the save is tried again) or Stop; saves asked for meanwhile wait too."""
+        self.holding_for_space = True
+        try:
+            self._boundary()
+        finally:
+            self.holding_for_space = False
+
     def _weights_finite(self) -> bool:
         """Whether every parameter is finite (one sync per checkpoint, never per step)."""
         params = [p.detach() for p in self.s.model.parameters()]
         return bool(torch.stack([torch.isfinite(p).all() for p in params]).all()) if params else True
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint written by `state()`."""
+        """Continue from a checkpoint written by `state()`; refuses one this run cannot continue exactly."""
         s = self.s
+        problem = ckpt.position_problem(state) or ckpt.check_rng_state(state["rng"])
+        if problem:
+            raise CheckpointError(f"the checkpoint's position is invalid: {problem}")
+        train_size = s.describe().train_size
+        notices = resuming.check_position(state, train_size, self.cfg.data.batch_size)
+        resuming.check_optimizer(state, self.cfg)
         model = getattr(s.model, "_orig_mod", s.model)
         try:
             model.load_state_dict(state["model"])
@@ -940,10 +1011,15 @@ class Trainer:
             s.scheduler.load_state_dict(state["scheduler"])
         if s.scaler is not None and state.get("scaler") is not None:
             s.scaler.load_state_dict(state["scaler"])
+        lr_before = current_lr(s.optimizer)
+        steps_per_epoch = self.accum.steps_per_epoch(s.batches_per_epoch) or 0  # optimizer steps, as schedules count
+        changes = resuming.apply_optimizer_flags(state, self.cfg, s.optimizer, s.scheduler, steps_per_epoch)
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
-        self.order = state["order"]
+        # At an epoch boundary over a resized split, the next epoch's order is drawn for the new size.
+        order = state["order"]
+        self.order = order if order.numel() == train_size else None
         self.s.load_data_state(state.get("data"))
         totals = state["epoch_totals"]
         self._load_totals(totals)
@@ -952,6 +1028,12 @@ class Trainer:
         self.active_seconds = float(state.get("active_seconds", 0.0))
         self._epoch_started = self.active_seconds - float(totals.get("seconds", 0.0))
         self.rng_to_restore = state["rng"]
+        saved_seq = state.get("save_seq")
+        self.save_seq = saved_seq if isinstance(saved_seq, int) and saved_seq > 0 else 0
+        self.restored += [Notice("info", text) for text in notices]
+        self.restored += [Notice("info", f"resume: {change}") for change in changes]
+        if current_lr(s.optimizer) != lr_before:
+            self.restored.append(LrChanged(self.step, current_lr(s.optimizer)))
         self._restore_rank(state)
         self._restore_options(state)
 
@@ -973,7 +1055,7 @@ class Trainer:
         rank = self.ranks.rank if self.ranks is not None else 0
         entry, notice = entry_for(state, rank, self.world)
         if notice:
-            self.notices.append(Notice("warning", notice))
+            self.restored.append(Notice("warning", notice))
             self.batch_in_epoch = rescaled_position(self.batch_in_epoch, saved, self.world, self.s.batches_per_epoch)
         if entry is not None:
             self.rng_to_restore = entry["rng"]
@@ -991,7 +1073,7 @@ class Trainer:
                     raise CheckpointError(f"the checkpoint's averaged weights do not fit this model: {exc}") from None
             else:  # the average was switched on for the resumed run
                 self.ema = WeightAverage(self._model(), self.ema.decay)
-                self.notices.append(Notice("info", "the checkpoint holds no weight average: it starts from the "
+                self.restored.append(Notice("info", "the checkpoint holds no weight average: it starts from the "
                                                    "resumed weights"))
         if self.early_stop is not None and state.get("early_stop") is not None:
             self.early_stop.load_state_dict(state["early_stop"])

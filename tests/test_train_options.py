@@ -535,3 +535,25 @@ def test_the_average_of_a_backbone_that_trained_for_a_while_is_not_evaluated_on_
     result = evaluate(fresh, setup.test, setup.pipeline, setup.num_classes)
     assert ended.ema_test_loss == pytest.approx(result.loss, rel=1e-5)
     assert ended.ema_test_accuracy == result.accuracy
+
+
+def test_a_one_cycle_run_with_accumulation_resumes_exactly(digits_config):
+    """One-cycle counts optimizer steps (23 batches in pairs: 12 an epoch); a run stopped at step 15 resumes
+    onto the same cycle and ends with the uninterrupted run's weights."""
+    config = plain_sgd(digits_config, batch_size=64, accumulate=2, epochs=2, write=True)
+    config.optim.scheduler = "one-cycle"
+    whole = config.copy()
+    whole.output.runs_dir = str(Path(config.output.runs_dir).parent / "whole")
+    train(whole)
+    (whole_dir,) = Path(whole.output.runs_dir).iterdir()
+    expected = ckpt.load_checkpoint(whole_dir / "checkpoints" / "last.pt")
+    assert expected["scheduler"]["total_steps"] == 24
+    config.train.max_steps = 15
+    train(config.copy())
+    (run_dir,) = Path(config.output.runs_dir).iterdir()
+    config.train.max_steps = 0
+    train(config, resume=ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt"), run_dir=run_dir)
+    got = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert got["step"] == 24
+    for name, tensor in expected["model"].items():
+        assert torch.equal(got["model"][name], tensor), name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from textual import on, work
@@ -15,6 +16,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from ptviz.engine import config as cfgmod
+from ptviz.engine import trust
 from ptviz.engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate
 from ptviz.engine.events import Diverged, Paused, Resumed, RunFailed, RunFinished, RunStarted
 from ptviz.engine.recipes import recipe
@@ -71,9 +73,12 @@ class PtvizApp(App[int]):
     """idle, running, paused, finished, stopped or failed."""
 
     def __init__(self, config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
-                 attach: Path | None = None, task: object = None, finished: list | None = None):
+                 attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None,
+                 task: object = None, finished: list | None = None):
         super().__init__()
         self.config = config.copy()
+        # User code a run folder names (trust.user_code) that runs only after the user says yes.
+        self.unconfirmed_code = dict(unconfirmed_code or {})
         self.resume_state = resume
         self.resume_dir = run_dir
         self.runner = RemoteController(self, attach) if attach is not None else RunController(self)
@@ -92,11 +97,12 @@ class PtvizApp(App[int]):
                 with Horizontal(id="train-bottom"):
                     yield LogPane(id="log")
                     yield DevicePanel(id="device")
-            load_code = not self.runner.remote_run  # an attached run's task code runs in its own process only
             with TabPane("Data [2]", id="data"):
-                yield DataTab(self.config, task=self.fit_task, load_code=load_code, id="data-tab", classes="split")
+                yield DataTab(self.config, task=self.fit_task, unconfirmed_code=self.unconfirmed_code, id="data-tab",
+                              classes="split")
             with TabPane("Model [3]", id="model"):
-                yield ModelTab(self.config, task=self.fit_task, load_code=load_code, id="model-tab", classes="split")
+                yield ModelTab(self.config, id="model-tab", classes="split", unconfirmed_code=self.unconfirmed_code,
+                               task=self.fit_task)
         yield StatusBar(id="status")
         yield Footer()
 
@@ -120,6 +126,8 @@ class PtvizApp(App[int]):
         if self.resume_state is not None:
             self._replay_history()
             self.action_start()
+        elif self.unconfirmed_code:
+            self._ask_to_run_code("showing its model")
         elif self.fit_task is not None:
             log.say("training starts once the Data and Model tabs have read the task", "dim")
 
@@ -131,6 +139,27 @@ class PtvizApp(App[int]):
             self._previews_waited.discard(message.tab)
             if not self._previews_waited:
                 self.action_start()
+
+    def _ask_to_run_code(self, purpose: str, then: Callable[[], None] | None = None) -> None:
+        """Show the user code the run folder names; import it (then call `then`) only after a yes."""
+        shown = "\n".join(f"  {trust.describe(path, spec)}"
+                          for path, spec in trust.pending(self.config, self.unconfirmed_code).items())
+        log = self.query_one(LogPane)
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                log.say("not run: the run folder's code was not confirmed. Name your own (model.name in the Model "
+                        "tab, data.task in the Data tab) and press s, or quit with q", "yellow")
+                return
+            self.unconfirmed_code.clear()
+            log.say("confirmed: the run folder's code may run", "bold")
+            self.query_one(ModelTab).schedule_preview()
+            self.query_one(DataTab).refresh_pane()
+            if then is not None:
+                then()
+
+        self.push_screen(ConfirmScreen(f"This run folder names code that {purpose} imports and runs:\n{shown}\n\n"
+                                       "Run it? Say yes only if you trust where the folder came from."), answered)
 
     def _replay_history(self) -> None:
         """Show a resumed run's history up to its checkpoint before it continues."""
@@ -200,6 +229,9 @@ class PtvizApp(App[int]):
         if errors:
             self.query_one(LogPane).say("start refused: " + "; ".join(errors), "bold red")
             self.notify("fix the marked fields first:\n" + "\n".join(errors), severity="error", timeout=6)
+            return
+        if trust.pending(self.config, self.unconfirmed_code):
+            self._ask_to_run_code("resuming" if self.resume_state is not None else "training", self.action_start)
             return
         charts = self.query_one(ChartsPane)
         if self.resume_state is None:
@@ -376,9 +408,11 @@ class PtvizApp(App[int]):
 
 
 def run_app(config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
-            attach: Path | None = None, task: object = None, finished: list | None = None) -> int:
+            attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None, task: object = None,
+            finished: list | None = None) -> int:
     """Open the cockpit on `config` (training `task` at once when given); returns the process exit code."""
-    app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach, task=task, finished=finished)
+    app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach, unconfirmed_code=unconfirmed_code,
+                   task=task, finished=finished)
     code = app.run()
     if not app.runner.remote_run and not app.runner.join(timeout=120):  # the UI is gone; the work is not lost
         print("ptviz-tui: the training thread did not stop in time", file=sys.stderr)
