@@ -282,9 +282,12 @@ def _shown_state(info) -> str:
     """A run's state for the listing: with its pid, and its owner when that is another user."""
     if info.state == "unknown":
         return "unknown (no permission to read its lock)"
-    if not info.pid:
-        return info.state
-    return f"{info.state} (pid {info.pid}{_other_owner(info.path)})"
+    notes = [f"pid {info.pid}{_other_owner(info.path)}"] if info.pid else []
+    if info.world_size > 1:
+        notes.append(f"{info.world_size} ranks")
+    if info.restarts:
+        notes.append(f"{info.restarts} restart{'s' if info.restarts > 1 else ''}")
+    return f"{info.state} ({', '.join(notes)})" if notes else info.state
 
 
 def _other_owner(path: Path) -> str:

@@ -29,6 +29,7 @@ from ptviz.engine.events import (
     Notice,
     Paused,
     Resumed,
+    RunFailed,
     RunFinished,
     RunStarted,
     StepMetrics,
@@ -112,12 +113,15 @@ class ConsoleSink:
         self.terminal_gone = False
         self.epoch = 1
         self.paused = False
+        self.failed: RunFailed | None = None  # the run's failure, as the engine told it (which rank, several ranks)
 
     def _description(self) -> str:
         return f"paused, epoch {self.epoch}" if self.paused else f"epoch {self.epoch}"
 
     def emit(self, event: Event) -> None:
         """Show one event; once the output is gone (SSH dropped, pipe closed), show nothing and carry on."""
+        if isinstance(event, RunFailed):
+            self.failed = event
         if self.terminal_gone:
             return
         try:
@@ -134,6 +138,10 @@ class ConsoleSink:
             self.console.print(f"[bold]{escape(run_title(event))}[/] ({event.train_size:,} train / "
                                f"{event.test_size:,} test), {event.params_total:,} parameters "
                                f"({event.params_trainable:,} trainable), device {escape(event.device_name)}")
+            if event.world_size > 1:
+                per = event.global_batch // event.world_size
+                self._say(f"{event.world_size} processes (torchrun), global batch {event.global_batch:,} "
+                          f"({per:,} per process)" + (f"; restart {event.restart}" if event.restart else ""))
             if event.run_dir:
                 self._say(f"run directory: {event.run_dir}")
             if options := options_line(event.config):
@@ -218,6 +226,9 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
             raise
         if follower and not os.environ.get("PTVIZ_DEBUG"):
             return report_quietly(exc)
+        failed = getattr(sink, "failed", None)
+        if failed is not None and failed.rank:  # another rank failed first: its error and traceback, not ours
+            return report_rank_failure(failed)
         return report(exc)
     if finished is not None:
         finished.append(result)
@@ -226,6 +237,15 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
     if received:
         return EXIT_SIGNAL_BASE + received[0]
     return EXIT_OK
+
+
+def report_rank_failure(failed: RunFailed) -> int:
+    """Print another rank's failure: its traceback (no terminal shows that rank's output) and one line."""
+    from .cli import EXIT_CONFIG, EXIT_FAILED, _fail
+
+    if failed.traceback:
+        print(f"traceback of rank {failed.rank}:\n{failed.traceback.rstrip()}", file=sys.stderr)
+    return _fail(failed.message, EXIT_CONFIG if failed.user_error else EXIT_FAILED)
 
 
 def report_quietly(exc: BaseException) -> int:

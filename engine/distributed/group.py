@@ -65,6 +65,22 @@ def die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _attempt_store(env: RankEnv, seconds: float | None) -> dist.Store | None:
+    """torchrun's own store, under a prefix of this attempt; None outside torchrun's shared store.
+
+    Workers of torchrun's c10d rendezvous share the agent's store across restarts without a per-attempt prefix,
+    so a restarted rank can read the address a dead rank of the attempt before left there and fail to connect
+    (gloo's "Connection refused", pytorch issue 167288). Keys under the attempt's own prefix avoid that.
+    """
+    import os
+
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or "MASTER_ADDR" not in os.environ:
+        return None
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), env.world_size,
+                          is_master=False, timeout=timedelta(seconds=seconds or 1800))
+    return dist.PrefixStore(f"ptviz/attempt-{env.restart}/", store)
+
+
 class Ranks:
     """Rank, world size, device, store and the collectives of one multi-rank run."""
 
@@ -77,6 +93,9 @@ class Ranks:
             backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
             seconds = timeout_seconds()
             kwargs: dict[str, Any] = {"timeout": timedelta(seconds=seconds)} if seconds else {}
+            store = _attempt_store(env, seconds)
+            if store is not None:
+                kwargs.update(store=store, rank=env.rank, world_size=env.world_size)
             dist.init_process_group(backend, **kwargs)
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
         self.ctl = dist.new_group(backend="gloo")  # ptviz's own CPU traffic, apart from the gradients

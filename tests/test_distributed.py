@@ -1,0 +1,321 @@
+"""Several processes under torchrun (gloo on the CPU, 2 ranks): training, exact resume, control and failures.
+
+Each test starts real torchrun agents in their own process groups (killed when the test ends) and waits on
+files, the control socket or process exit, never on fixed pauses.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+
+from ptviz.engine.remote import RemoteRun
+from ptviz.engine.storage import checkpoint as ckpt
+from ptviz.engine.storage.logrows import read_rows
+
+pytestmark = pytest.mark.distributed
+
+ENV = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
+# Shuffled batches with random augmentation; 1,438 training digits in batches of 32 per rank: 23 steps an epoch.
+FLAGS = ["--batch-size", "32", "--log-interval", "1", "--seed", "7", "--checkpoint-minutes", "0",
+         "--transforms", "RandomRotation(15), RandomCrop(8, padding=1)"]
+STEPS_PER_EPOCH = 23
+BOOM = '''
+import os
+from torch import nn
+
+class Boom(nn.Module):
+    """Trains normally, except that rank 1 raises at its fifth training batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+        self.calls = 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if os.environ.get("RANK") == "1" and self.calls == 5:
+                raise RuntimeError("rank one exploded on purpose")
+        return self.net(x)
+
+def make():
+    return Boom()
+'''
+
+
+@pytest.fixture
+def spawned():
+    """Agents a test started, each in a session of its own; what is left of them (workers too) is killed."""
+    procs: list[subprocess.Popen] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait(timeout=60)
+
+
+def start(spawned, *argv, cwd, env=None):
+    """`python -m ptviz ARGV` in a new session, its output in a file (read with `output`)."""
+    log = open(cwd / f"agent-{len(spawned)}.out", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "ptviz", *argv], cwd=cwd, env=env or ENV, text=True,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    proc.output_path = cwd / f"agent-{len(spawned)}.out"
+    spawned.append(proc)
+    return proc
+
+
+def output(proc) -> str:
+    return proc.output_path.read_text()
+
+
+def wait_until(condition, what: str, timeout: float = 180.0, proc=None):
+    """Poll `condition` until it returns something true; fail with `what` (and the output) after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            value = condition()
+            if value:
+                return value
+            pytest.fail(f"the run ended (exit code {proc.returncode}) before {what}:\n{output(proc)}")
+        time.sleep(0.05)  # a poll interval, not a wait for something to happen
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def run_dir_of(proc, cwd) -> Path:
+    """The run folder rank 0 announced, once it is listening."""
+    def announced():
+        for line in output(proc).splitlines():
+            if line.startswith("run directory: "):
+                folder = cwd / line.split(": ", 1)[1].strip()
+                return folder if (folder / "control").exists() else None
+        return None
+
+    return wait_until(announced, "the run directory", proc=proc)
+
+
+def finish(proc, timeout: float = 300.0) -> str:
+    proc.wait(timeout=timeout)
+    return output(proc)
+
+
+def only_run(folder: Path) -> Path:
+    """The one run folder under `folder` (torchrun's job notes sit beside it in .elastic)."""
+    (run_dir,) = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    return run_dir
+
+
+def steps_logged(run_dir):
+    return [r["step"] for r in read_rows(run_dir / "metrics.jsonl") if r["kind"] == "step"]
+
+
+def summary(run_dir) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def workers_of(proc) -> dict[int, psutil.Process]:
+    """The agent's worker processes by rank."""
+    found = {}
+    for child in psutil.Process(proc.pid).children(recursive=True):
+        try:
+            rank = child.environ().get("RANK")
+        except psutil.Error:
+            continue
+        if rank is not None:
+            found[int(rank)] = child
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def assert_same_weights(got: dict, expected: dict, why: str) -> None:
+    assert got["step"] == expected["step"], why
+    for name, tensor in expected["model"].items():
+        assert torch.equal(got["model"][name], tensor), f"{name} differs {why}"
+    for index, slot in expected["optimizer"]["state"].items():
+        for key, value in slot.items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(got["optimizer"]["state"][index][key], value), f"optimizer {key} differs {why}"
+
+
+def test_two_ranks_train_digits_to_95_percent_in_step_with_one_log_row_per_step(tmp_path, spawned):
+    """`--headless --nproc 2`: ≥95% test accuracy, equal replicas, every step logged once, and the sharded
+    evaluation's accuracy equal to one process evaluating the saved weights."""
+    proc = start(spawned, "--headless", "--nproc", "2", "--epochs", "6", "--log-interval", "1", "--runs-dir",
+                 "runs", cwd=tmp_path)
+    out = finish(proc)
+    assert proc.returncode == 0, out
+    assert "2 processes" in out and "global batch 64 (32 per process)" in out, out
+    run_dir = only_run(tmp_path / "runs")
+    done = summary(run_dir)
+    assert done["state"] == "finished" and done["world_size"] == 2
+    assert done["test_accuracy"] >= 0.95, done
+    first, second = done["replicas"]
+    assert first == second, "the ranks' final weights differ"
+    total = done["total_steps"]
+    assert total == 6 * STEPS_PER_EPOCH  # 1,438 samples: 719 per rank in batches of 32
+    assert steps_logged(run_dir) == list(range(1, total + 1))
+
+    # One process evaluates the saved weights on the whole test split: the same accuracy, exactly.
+    from ptviz.engine.setup import build
+    from ptviz.tui.commands import config_of
+
+    state = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert state["world_size"] == 2 and len(state["ranks"]) == 2
+    setup = build(config_of(state["config"], source="test"))
+    setup.model.load_state_dict(state["model"])
+    alone = setup.evaluate(setup.test)
+    assert alone.accuracy == done["test_accuracy"]
+    assert alone.loss == pytest.approx(done["test_loss"], rel=1e-6)
+    last = [r for r in read_rows(run_dir / "metrics.jsonl") if r["kind"] == "eval" and r["split"] == "test"][-1]
+    assert last["confusion"] == [list(row) for row in alone.confusion]
+    assert last["wrong"] == [list(row) for row in alone.wrong]  # the misclassified samples, in split order
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted 2-rank run of FLAGS over 3 epochs: its final checkpoint."""
+    cwd = tmp_path_factory.mktemp("reference")
+    done = subprocess.run([sys.executable, "-m", "ptviz", "--headless", "--nproc", "2", *FLAGS, "--epochs", "3",
+                           "--runs-dir", "runs"], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_dir = only_run(cwd / "runs")
+    return ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+
+
+def killed_run(spawned, cwd, kill, *extra):
+    """A 2-rank run of FLAGS with a checkpoint every 4 steps, `kill(proc)` once step 9 is reached."""
+    proc = start(spawned, "--headless", "--nproc", "2", *FLAGS, "--epochs", "3", "--checkpoint-steps", "4",
+                 "--runs-dir", "runs", *extra, cwd=cwd)
+    run_dir = run_dir_of(proc, cwd)
+    with RemoteRun(run_dir) as run:
+        run.wait(step=9)
+    kill(proc)
+    return proc, run_dir
+
+
+def test_sigkill_of_the_agent_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, spawned, reference):
+    """The agent is SIGKILLed: its workers end with it, and `resume` (2 ranks again) ends bit-for-bit equal."""
+    proc, run_dir = killed_run(spawned, tmp_path, lambda p: p.kill())
+    workers = list(workers_of(proc).values()) if proc.poll() is None else []
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, output(proc)
+    psutil.wait_procs(workers, timeout=60)  # the workers die with their agent (no orphans keep training)
+    assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+    saved = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert 0 < saved["batch_in_epoch"] < STEPS_PER_EPOCH and saved["step"] < 3 * STEPS_PER_EPOCH, "not mid-epoch"
+
+    resumed = subprocess.run([sys.executable, "-m", "ptviz", "resume", str(run_dir), "--headless"], cwd=tmp_path,
+                             env=ENV, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "with 2 processes" in resumed.stdout and "Traceback" not in resumed.stderr
+    got = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert_same_weights(got, reference, f"after a kill at step {saved['step']}")
+    assert steps_logged(run_dir) == list(range(1, 3 * STEPS_PER_EPOCH + 1))
+    assert summary(run_dir)["replicas"][0] == summary(run_dir)["replicas"][1]
+
+
+def test_a_killed_worker_restarts_from_the_last_checkpoint_by_itself(tmp_path, spawned, reference):
+    """--max-restarts 1: rank 1 is SIGKILLed, torchrun tears the group down and restarts it; the run continues
+    from its newest checkpoint to the same weights, and `runs` shows one restart."""
+    proc, run_dir = killed_run(spawned, tmp_path, lambda p: workers_of(p)[1].kill(), "--max-restarts", "1")
+    out = finish(proc)
+    assert proc.returncode == 0, out
+    assert "restart 1: continuing from" in out
+    got = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert_same_weights(got, reference, "after rank 1 was killed and restarted")
+    assert steps_logged(run_dir) == list(range(1, 3 * STEPS_PER_EPOCH + 1))
+    assert summary(run_dir)["restarts"] == 1
+    listing = subprocess.run([sys.executable, "-m", "ptviz", "runs", "runs"], cwd=tmp_path, env=ENV,
+                             capture_output=True, text=True, timeout=120)
+    assert "1 restart" in listing.stdout, listing.stdout
+
+
+def test_pause_outlasts_the_group_timeout_and_set_lr_and_stop_reach_every_rank_at_one_step(tmp_path, spawned):
+    """With a 3 s process-group timeout: a pause held on both ranks at one step for longer resumes cleanly; a
+    new learning rate is in force on both from the same step; stop ends both at one step."""
+    env = {**ENV, "PTVIZ_DIST_TIMEOUT": "3"}
+    proc = start(spawned, "--headless", "--nproc", "2", *FLAGS, "--epochs", "1000", "--runs-dir", "runs",
+                 cwd=tmp_path, env=env)
+    run_dir = run_dir_of(proc, tmp_path)
+    with RemoteRun(run_dir) as run:
+        run.wait(step=5)
+        paused = run.send({"cmd": "pause"})
+        assert paused["paused"]
+        ranks = wait_until(lambda: (r := run.status().get("ranks")) and all(x["paused"] for x in r) and r,
+                           "both ranks reporting the pause", proc=proc)
+        held = {x["step"] for x in ranks}
+        assert held == {paused["step"]}, ranks
+        deadline = time.monotonic() + 4.5  # longer than the 3 s timeout a collective would have
+        while time.monotonic() < deadline:
+            assert {x["step"] for x in run.status()["ranks"]} == held, "a rank moved while paused"
+            time.sleep(0.25)  # sampling the held steps over the pause, not waiting for an event
+        run.send({"cmd": "set_lr", "lr": 0.02})
+        run.send({"cmd": "resume"})
+        lr_step = paused["step"]
+        run.wait(step=lr_step + 40)
+        run.send({"cmd": "stop"})
+    out = finish(proc)
+    assert proc.returncode == 0, out
+    rows = read_rows(run_dir / "metrics.jsonl")
+    steps = [r for r in rows if r["kind"] == "step"]
+    assert [r["step"] for r in steps] == list(range(1, len(steps) + 1))
+    assert all(r["lr"] == 0.02 for r in steps if r["step"] > lr_step)
+    assert all(r["lr"] != 0.02 for r in steps if r["step"] <= lr_step)
+    beats = [r for r in rows if r["kind"] == "ranks"]
+    assert beats and all(len(set(b["steps"])) == 1 and len(set(b["lrs"])) == 1 for b in beats), beats
+    assert any(b["step"] > lr_step and set(b["lrs"]) == {0.02} for b in beats)
+    done = summary(run_dir)
+    assert done["state"] == "stopped" and done["step"] == len(steps)
+    assert done["replicas"][0] == done["replicas"][1], "the ranks stopped at different steps"
+
+
+def test_two_agents_on_one_machine_train_one_run(tmp_path, spawned):
+    """Two "machines": agents with --nnodes 2 and one rendezvous endpoint make one 2-rank run."""
+    endpoint = f"127.0.0.1:{free_port()}"
+    common = ["--headless", "--nproc", "1", "--nnodes", "2", "--rdzv-endpoint", endpoint, "--epochs", "2",
+              "--runs-dir", "runs"]
+    first = start(spawned, *common, "--node-rank", "0", cwd=tmp_path)
+    second = start(spawned, *common, "--node-rank", "1", cwd=tmp_path)
+    assert finish(first) and first.returncode == 0, output(first)
+    assert finish(second) is not None and second.returncode == 0, output(second)
+    run_dir = only_run(tmp_path / "runs")
+    done = summary(run_dir)
+    assert done["state"] == "finished" and done["world_size"] == 2
+    assert done["replicas"][0] == done["replicas"][1]
+    assert steps_logged(run_dir) == list(range(1, done["total_steps"] + 1))
+
+
+def test_a_rank_that_raises_fails_the_run_with_its_traceback(tmp_path, spawned):
+    """Rank 1's model raises: exit code 1, rank 1's traceback printed and in summary.json, no rank left."""
+    (tmp_path / "boom.py").write_text(BOOM)
+    proc = start(spawned, "--headless", "--nproc", "2", "--model", "boom.py:make", "--epochs", "2",
+                 "--runs-dir", "runs", cwd=tmp_path)
+    out = finish(proc, timeout=240)
+    assert proc.returncode == 1, out
+    assert "rank 1 failed: RuntimeError: rank one exploded on purpose" in out, out
+    assert "boom.py" in out  # the traceback into the user's code
+    run_dir = only_run(tmp_path / "runs")
+    done = summary(run_dir)
+    assert done["state"] == "failed" and done["failed_rank"] == 1
+    assert "rank one exploded on purpose" in done["traceback"]
+    assert not [p for p in psutil.Process().children(recursive=True) if "ptviz" in " ".join(p.cmdline())]
