@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
+from rich.console import Console
 
 from ptviz.engine.remote import RemoteRun
 from ptviz.engine.storage import checkpoint as ckpt
@@ -319,3 +320,54 @@ def test_a_rank_that_raises_fails_the_run_with_its_traceback(tmp_path, spawned):
     assert done["state"] == "failed" and done["failed_rank"] == 1
     assert "rank one exploded on purpose" in done["traceback"]
     assert not [p for p in psutil.Process().children(recursive=True) if "ptviz" in " ".join(p.cmdline())]
+
+
+async def test_the_cockpit_attaches_to_two_ranks_shows_each_and_sigterm_stops_both_with_one_checkpoint(
+        tmp_path, spawned):
+    """Attach: the Ranks panel lists both ranks (host, device, step) and the status line the global batch; p pauses
+    every rank at one step. SIGTERM to the agent reaches both ranks: one checkpoint at the step they stopped."""
+    from cockpit_helpers import wait_for
+
+    from ptviz.tui.app import PtvizApp
+    from ptviz.tui.commands import config_of
+    from ptviz.tui.train.ranks_panel import RanksPanel
+    from ptviz.tui.train.status_bar import StatusBar
+
+    proc = start(spawned, "--headless", "--nproc", "2", *FLAGS, "--epochs", "1000", "--runs-dir", "runs",
+                 cwd=tmp_path)
+    run_dir = run_dir_of(proc, tmp_path)
+    config = config_of(__import__("tomllib").loads((run_dir / "config.toml").read_text()), "config.toml")
+    app = PtvizApp(config, attach=run_dir)
+    async with app.run_test(size=(120, 34)) as pilot:
+        panel, status = app.query_one(RanksPanel), app.query_one(StatusBar)
+        await wait_for(pilot, lambda: panel.report is not None and panel.display, what="the ranks' heartbeats")
+        assert len(panel.report.hosts) == 2 and panel.report.devices == ("cpu", "cpu")
+        assert "×2 ranks, global batch 64" in str(status.render())
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.run_state == "paused", what="paused")
+        await wait_for(pilot, lambda: panel.report.paused, what="both ranks reporting the pause")
+        assert len(set(panel.report.steps)) == 1 and panel.report.steps[0] == status.step
+        await wait_for(pilot, lambda: panel._shown is panel.report, what="the panel drawn")
+        assert panel.border_title == "ranks (2, paused)" and panel.region.height > 3
+        table = Console(width=110, record=True, file=open(os.devnull, "w"))
+        table.print(panel.content)
+        lines = table.export_text().splitlines()
+        assert lines[0].split() == ["#", "host", "device", "step", "ms/step", "÷", "med", "wait", "memory"]
+        assert [line.split()[:4] for line in lines[1:3]] == [[str(r), host, "cpu", f"{status.step:,}"]
+                                                             for r, host in enumerate(panel.report.hosts)]
+        app.save_screenshot(str(tmp_path / "ranks.svg"))
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.run_state == "running" and status.step > panel.report.steps[0] + 3,
+                       what="running again")
+        await pilot.press("q")  # detach: the run goes on
+        await wait_for(pilot, lambda: not app.is_running, what="detached")
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)  # the agent alone: torchrun passes it on to every worker
+    out = finish(proc)
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    state = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert state["reason"] == "stopped"
+    assert steps_logged(run_dir) == list(range(1, state["step"] + 1))
+    done = summary(run_dir)
+    assert done["state"] == "stopped" and done["step"] == state["step"]
+    assert done["replicas"][0] == done["replicas"][1], "the ranks stopped at different steps"

@@ -27,6 +27,7 @@ from .data.pipeline_editor import PipelineEditor
 from .data.tab import DataTab
 from .frame_clock import FrameClock
 from .train.device_panel import DevicePanel
+from .train.ranks_panel import RanksPanel
 from .train.log_pane import LogPane
 from .attach import RemoteController
 from .messages import EngineEvent, EngineEventsWaiting, LogRequested, TaskPreviewDone
@@ -96,6 +97,7 @@ class PtvizApp(App[int]):
                 yield ChartsPane(id="charts")
                 with Horizontal(id="train-bottom"):
                     yield LogPane(id="log")
+                    yield RanksPanel(id="ranks")
                     yield DevicePanel(id="device")
             with TabPane("Data [2]", id="data"):
                 yield DataTab(self.config, task=self.fit_task, unconfirmed_code=self.unconfirmed_code, id="data-tab",
@@ -110,7 +112,7 @@ class PtvizApp(App[int]):
         asyncio.get_running_loop().set_default_executor(ThreadPerTask())  # where Textual runs thread workers
         self.frames = FrameClock(self, [self._take_engine_events, self.query_one(ChartsPane).redraw,
                                         self.query_one(StatusBar).flush, self.query_one(LogPane).flush,
-                                        self.query_one(DevicePanel).flush])
+                                        self.query_one(DevicePanel).flush, self.query_one(RanksPanel).flush])
         self.frames.start()
         self._apply_size()
         install_stop_signals(self)
@@ -308,6 +310,7 @@ class PtvizApp(App[int]):
         """Hand one engine event to every pane that shows it."""
         self.query_one(ChartsPane).history.ingest(event)
         self.query_one(LogPane).ingest(event)
+        self.query_one(RanksPanel).ingest(event)
         self.query_one(ModelTab).engine_event(event)
         self.query_one(DataTab).engine_event(event)
         status = self.query_one(StatusBar)

@@ -154,12 +154,11 @@ def _launched(launch, argv: list[str], headless: bool, config: cfgmod.RunConfig)
                      "and the other launch flags", EXIT_CONFIG)
     from .launch import launch as run_launched, without_launch_flags
 
-    workers = without_launch_flags(argv)
     if headless:
-        return run_launched(launch, workers)
-    from .app import run_app
+        return run_launched(launch, without_launch_flags(argv))
+    from .launch import in_cockpit
 
-    return run_app(config, launch=launch, launch_args=workers)
+    return in_cockpit(config, [*argv, "--headless"])
 
 
 def report(exc: BaseException) -> int:

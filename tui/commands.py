@@ -130,14 +130,11 @@ def _resume_launched(launch, argv: list[str], headless: bool, config: cfgmod.Run
     """Continue under torchrun: every worker runs `resume RUN_DIR --headless` (rank 0 reads the folder)."""
     from .launch import launch as run_launched, without_launch_flags
 
-    workers = ["resume", *without_launch_flags(argv)]
-    if "--headless" not in workers:
-        workers.append("--headless")
     if headless:
-        return run_launched(launch, workers)
-    from .app import run_app
+        return run_launched(launch, ["resume", *without_launch_flags(argv)])
+    from .launch import in_cockpit
 
-    return run_app(config, launch=launch, launch_args=workers)
+    return in_cockpit(config, ["resume", *argv, "--headless"])
 
 
 def _checkpoint(run_dir: Path, name: str | None) -> tuple[dict, Path]:

@@ -188,3 +188,44 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+def in_cockpit(config: object, headless_argv: Sequence[str], poll_seconds: float = 0.1) -> int:
+    """`--nproc` in the cockpit: the ranks train headless under torchrun in the background and the cockpit attaches
+    to rank 0's run folder, so its keys reach every rank; quitting detaches and leaves the run training."""
+    import subprocess
+    import tempfile
+    import time
+    from pathlib import Path
+
+    log = tempfile.NamedTemporaryFile("w", prefix="ptviz-launch-", suffix=".log", delete=False)
+    print(f"starting the run under torchrun (its output: {log.name})", flush=True)
+    proc = subprocess.Popen([sys.executable, "-m", "ptviz", *headless_argv], stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)  # outlives the cockpit: q detaches
+    log.close()
+    run_dir = None
+    while run_dir is None:
+        run_dir = _announced_run_dir(Path(log.name))
+        if run_dir is None and proc.poll() is not None:
+            sys.stderr.write(Path(log.name).read_text())
+            return proc.returncode
+        if run_dir is None:
+            time.sleep(poll_seconds)  # rank 0 sets up the run folder: poll the output it writes
+    from .app import run_app
+
+    code = run_app(config, attach=run_dir)  # type: ignore[arg-type]
+    if proc.poll() is None:
+        print(f"the run goes on in the background (pid {proc.pid}): ptviz-tui attach {run_dir}  |  "
+              f"ptviz-tui send {run_dir} stop; its output: {log.name}")
+    return code
+
+
+def _announced_run_dir(log: object) -> object:
+    """The run folder rank 0 printed, once its control socket is up (None before)."""
+    from pathlib import Path
+
+    for line in Path(str(log)).read_text(errors="replace").splitlines():
+        if line.startswith("run directory: "):
+            folder = Path(line.split(": ", 1)[1].strip())
+            return folder if (folder / "control").exists() else None
+    return None
