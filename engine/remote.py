@@ -46,6 +46,7 @@ from .commands import (
     SaveCheckpoint,
     ScaleLearningRate,
     SetLearningRate,
+    SetTrainable,
     Stop,
 )
 from .config import check_field
@@ -103,6 +104,8 @@ def command_to_json(command: Command) -> dict[str, Any]:
         return {"cmd": "scale_lr", "factor": command.factor}
     if isinstance(command, SaveCheckpoint):
         return {"cmd": "checkpoint"}
+    if isinstance(command, SetTrainable):
+        return {"cmd": "unfreeze" if command.trainable else "freeze", "module": command.module}
     for name, cls in _SIMPLE.items():
         if isinstance(command, cls):
             return {"cmd": name}
@@ -116,6 +119,11 @@ def command_from_json(request: dict[str, Any]) -> Command:
         return _SIMPLE[name]()
     if name == "checkpoint":
         return SaveCheckpoint("manual")
+    if name in ("freeze", "unfreeze"):
+        module = request.get("module", "")
+        if not isinstance(module, str):
+            raise ValueError(f"{name} needs a module name in 'module' (\"\" for the whole model)")
+        return SetTrainable(module, trainable=name == "unfreeze")
     if name in ("set_lr", "scale_lr"):
         key = "lr" if name == "set_lr" else "factor"
         value = request.get(key)
@@ -127,7 +135,7 @@ def command_from_json(request: dict[str, Any]) -> Command:
         if name == "set_lr" and (why := check_field("optim.lr", float(value))):
             raise ValueError(f"learning rate not changed: optim.lr {why}, got {value:g}")
         return SetLearningRate(float(value)) if name == "set_lr" else ScaleLearningRate(float(value))
-    raise ValueError(f"unknown command {name!r}; known: {', '.join([*_SIMPLE, 'checkpoint', 'set_lr', 'scale_lr', 'status', 'wait'])}")
+    raise ValueError(f"unknown command {name!r}; known: {', '.join([*_SIMPLE, 'checkpoint', 'set_lr', 'scale_lr', 'freeze', 'unfreeze', 'status', 'wait'])}")
 
 
 # ----------------------------------------------------------------------------- socket address

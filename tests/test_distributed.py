@@ -273,7 +273,11 @@ def test_pause_outlasts_the_group_timeout_and_set_lr_and_stop_reach_every_rank_a
         run.send({"cmd": "set_lr", "lr": 0.02})
         run.send({"cmd": "resume"})
         lr_step = paused["step"]
-        run.wait(step=lr_step + 40)
+        run.wait(step=lr_step + 20)
+        frozen = run.send({"cmd": "freeze", "module": "fc1"})  # DDP is rebuilt on both ranks at one step
+        run.wait(step=frozen["step"] + 20)
+        thawed = run.send({"cmd": "unfreeze", "module": "fc1"})
+        run.wait(step=thawed["step"] + 20)
         run.send({"cmd": "stop"})
     out = finish(proc)
     assert proc.returncode == 0, out
@@ -285,9 +289,10 @@ def test_pause_outlasts_the_group_timeout_and_set_lr_and_stop_reach_every_rank_a
     beats = [r for r in rows if r["kind"] == "ranks"]
     assert beats and all(len(set(b["steps"])) == 1 and len(set(b["lrs"])) == 1 for b in beats), beats
     assert any(b["step"] > lr_step and set(b["lrs"]) == {0.02} for b in beats)
+    assert ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")["config"]["model"]["freeze"] == ["-fc1", "+fc1"]
     done = summary(run_dir)
     assert done["state"] == "stopped" and done["step"] == len(steps)
-    assert done["replicas"][0] == done["replicas"][1], "the ranks stopped at different steps"
+    assert done["replicas"][0] == done["replicas"][1], "the ranks' weights differ (a step or a freeze apart)"
 
 
 def test_two_agents_on_one_machine_train_one_run(tmp_path, spawned):
