@@ -271,9 +271,14 @@ def test_pause_outlasts_the_group_timeout_and_set_lr_and_stop_reach_every_rank_a
             assert {x["step"] for x in run.status()["ranks"]} == held, "a rank moved while paused"
             time.sleep(0.25)  # sampling the held steps over the pause, not waiting for an event
         run.send({"cmd": "set_lr", "lr": 0.02})
+        # Commands that run collectives while the ranks are held: the others take them from the store.
+        assert run.send({"cmd": "evaluate"})["result"]["accuracy"] > 0
+        saved = run.send({"cmd": "checkpoint"})["result"]
+        assert saved["step"] == paused["step"] and saved["checkpoint"].endswith("last.pt")
         run.send({"cmd": "resume"})
         lr_step = paused["step"]
         run.wait(step=lr_step + 20)
+        assert run.send({"cmd": "evaluate"})["result"]["accuracy"] > 0  # and while they train
         frozen = run.send({"cmd": "freeze", "module": "fc1"})  # DDP is rebuilt on both ranks at one step
         run.wait(step=frozen["step"] + 20)
         thawed = run.send({"cmd": "unfreeze", "module": "fc1"})

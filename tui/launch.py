@@ -162,10 +162,13 @@ def launch(options: LaunchOptions, worker_args: Sequence[str]) -> int:
 
 
 def _quiet_agent() -> None:
-    """The agent's log lines (rendezvous, 'sending SIGTERM') are for debugging: PTVIZ_DEBUG=1 shows them."""
-    quiet = logging.getLogger("torch.distributed")
-    quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False
+    """The agent's log lines (rendezvous, 'sending SIGTERM', 'failed (exitcode: 1)') are for debugging:
+    ptviz says what happened in its own words, and PTVIZ_DEBUG=1 shows them."""
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        # Set on each logger: torch's logging set-up gives its loggers handlers and levels of their own.
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.run", "torch.distributed.launcher")) \
+                and isinstance(logger, logging.Logger):
+            logger.setLevel(logging.CRITICAL)
 
 
 def _failed(exc: object) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ..errors import ConfigError, FieldError
+from ..errors import ConfigError, FieldError, UserError
 from .env import RankEnv, from_environ, timeout_seconds
 from .shard import Shard
 
@@ -165,6 +165,8 @@ class Ranks:
         own error is often only the consequence (a peer that left mid-collective), reports the first.
         """
         told = {"rank": self.rank, "message": message, "traceback": details}
+        if self.leader and isinstance(exc, UserError):
+            return message, details, 0  # bad input fails every rank alike: say it once, as a single process would
         try:
             if int(self.store.add("failures", 1)) == 1:
                 self.store.set("failure", json.dumps(told))
