@@ -200,7 +200,9 @@ def reference(tmp_path_factory):
                            "--runs-dir", "runs"], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     run_dir = only_run(cwd / "runs")
-    return ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    state = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    state["run_dir"] = run_dir
+    return state
 
 
 def killed_run(spawned, cwd, kill, *extra):
@@ -381,3 +383,20 @@ async def test_the_cockpit_attaches_to_two_ranks_shows_each_and_sigterm_stops_bo
     done = summary(run_dir)
     assert done["state"] == "stopped" and done["step"] == state["step"]
     assert done["replicas"][0] == done["replicas"][1], "the ranks stopped at different steps"
+
+
+def test_a_two_rank_run_continues_in_one_process_with_a_notice(tmp_path, reference, capsys):
+    """`resume --nproc 1` of a 2-rank run: allowed, said to be no longer bit-exact, and it trains on."""
+    import shutil
+
+    from ptviz.tui.cli import main
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference["run_dir"], run_dir)
+    assert main(["resume", str(run_dir), "--headless", "--nproc", "1", "--epochs", "4"]) == 0
+    captured = capsys.readouterr()
+    assert "trained by 2 process(es) and continues with 1" in captured.err
+    assert "no longer bit-exact" in captured.out  # the loop's notice, in the run's log too
+    done = summary(run_dir)
+    assert done["state"] == "finished" and done["world_size"] == 1
+    assert done["step"] == 3 * STEPS_PER_EPOCH + 45  # the 4th epoch in one process: 1,438 / 32 batches
