@@ -302,11 +302,12 @@ def test_pause_outlasts_the_group_timeout_and_set_lr_and_stop_reach_every_rank_a
     assert done["replicas"][0] == done["replicas"][1], "the ranks' weights differ (a step or a freeze apart)"
 
 
-def test_two_agents_on_one_machine_train_one_run(tmp_path, spawned):
-    """Two "machines": agents with --nnodes 2 and one rendezvous endpoint make one 2-rank run."""
+def test_two_agents_on_one_machine_train_one_run(tmp_path, spawned, reference):
+    """Two "machines": agents with --nnodes 2 and one rendezvous endpoint make one 2-rank run. Through the
+    DataLoader path (--no-resident) it ends bit-for-bit where the resident 2-rank reference run ends."""
     endpoint = f"127.0.0.1:{free_port()}"
-    common = ["--headless", "--nproc", "1", "--nnodes", "2", "--rdzv-endpoint", endpoint, "--epochs", "2",
-              "--runs-dir", "runs"]
+    common = ["--headless", "--nproc", "1", "--nnodes", "2", "--rdzv-endpoint", endpoint, *FLAGS, "--epochs", "3",
+              "--no-resident", "--runs-dir", "runs"]
     first = start(spawned, *common, "--node-rank", "0", cwd=tmp_path)
     second = start(spawned, *common, "--node-rank", "1", cwd=tmp_path)
     assert finish(first) and first.returncode == 0, output(first)
@@ -316,6 +317,8 @@ def test_two_agents_on_one_machine_train_one_run(tmp_path, spawned):
     assert done["state"] == "finished" and done["world_size"] == 2
     assert done["replicas"][0] == done["replicas"][1]
     assert steps_logged(run_dir) == list(range(1, done["total_steps"] + 1))
+    got = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert_same_weights(got, reference, "between two agents over the DataLoader and one agent over resident data")
 
 
 def test_a_rank_that_raises_fails_the_run_with_its_traceback(tmp_path, spawned):
