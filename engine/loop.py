@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import torch
 
+from . import cpu_threads
 from . import resume as resuming
 from .storage import checkpoint as ckpt
 from .commands import (
@@ -62,6 +63,7 @@ from .events import (
 from .models.registry import freeze_edit, random_backbone_warning, set_trainable
 from .optim import current_lr, set_lr
 from .remote import CONTROL_SOCKETS, ControlServer
+from .storage.lineage import Lineage, write_lineage
 from .storage.rundir import RunLock, create_run_dir, write_config
 from .storage.runlog import RunLog
 from .setup import build
@@ -85,7 +87,8 @@ OnDivergence = Literal["stop", "pause"]
 
 def train(config: RunConfig, sink: EventSink | None = None, control: Control | None = None, *,
           resume: dict[str, Any] | None = None, run_dir: Path | None = None,
-          on_divergence: OnDivergence = "stop", listen: bool = True, task: Task | None = None) -> RunFinished:
+          on_divergence: OnDivergence = "stop", listen: bool = True, task: Task | None = None,
+          parent: Lineage | None = None) -> RunFinished:
     """Train `config` to the end (or until stopped) on the calling thread; RunFailed is emitted on error.
 
     `resume` is a loaded checkpoint to continue from, `run_dir` an existing run directory to continue in
@@ -93,6 +96,8 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
     written (a full disk), stops the run, or pauses it with on_divergence="pause".
     With `listen`, other processes can drive the run through its control socket.
     `task` trains a Task object (ptviz.fit) instead of what config.data names.
+    `parent` makes the run a fork of another: `resume` is then that run's checkpoint, and the new run
+    directory records where it branched (see fork.py).
     """
     sink = sink or NullSink()
     control = control or Control()
@@ -109,8 +114,12 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
                 from .distributed.start import restarted_run  # one process under torchrun, restarted by its agent
 
                 run_dir, resume, notices = restarted_run(config, env.job_id, env.restart)
+            probe = cpu_threads.LoadProbe()  # other processes' load, measured while the run is set up
             setup = build(config, task=task, ranks=ranks)  # a task that breaks its contract fails here
             trainer = Trainer(setup, sink, control, on_divergence=on_divergence)
+            # Set here, on the training thread, for this run only (the count is process-wide).
+            trainer.threads = outputs.enter_context(
+                cpu_threads.using(cpu_threads.choose(config.train.threads, trainer.s.device, probe)))
             trainer.restored += [Notice("info", text) for text in notices]
             if ranks is not None:
                 trainer.join(ranks)
@@ -121,6 +130,8 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
                 return trainer.run()
             if run_dir is None and config.output.runs_dir:
                 run_dir = create_run_dir(setup.config, name=setup.describe().name)
+                if parent is not None:
+                    write_lineage(run_dir, parent)
             if run_dir is not None:
                 log, server = _open_run_dir(outputs, run_dir, setup.config, control, resume, listen,
                                             setup.describe().metrics)
@@ -190,6 +201,14 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()
 
 
+class _LogNotWritten(OSError):
+    """The run log failed to become durable before a checkpoint: `cause` is the write's error."""
+
+    def __init__(self, cause: OSError, folder: Path):
+        super().__init__(cause.errno, cause.strerror)
+        self.cause, self.folder = cause, folder
+
+
 class Trainer:
     """State of one run between steps; `run()` is the loop."""
 
@@ -243,7 +262,10 @@ class Trainer:
         self.best_test_accuracy: float | None = None
         self.best_test_loss: float | None = None  # what "best" means when the work is not classification
         self.last_epoch: EpochEnded | None = None
+        self.changes = 0  # commands applied that change what a checkpoint holds (lr, trainable parameters)
+        self.saved: tuple[tuple[int, ...], Path, str] | None = None  # (position, last.pt, save_id) of the last save
         self.rng_to_restore: dict[str, Any] | None = None  # a checkpoint's RNG state, set just before training
+        self.threads: cpu_threads.ThreadChoice | None = None  # set by train(); None leaves torch's count as it is
         self.restored: list[Any] = []  # what a resume changed (notices, lr), told right after RunStarted
         self.save_seq = 0  # saves so far: orders checkpoints of one step (see checkpoint.stored_checkpoints)
         self.last_saved: tuple[str, int] | None = None  # (file name, step) of the newest durable checkpoint
@@ -299,16 +321,18 @@ class Trainer:
         """Train every remaining epoch; returns (and emits) RunFinished."""
         cfg = self.cfg
         total, trainable = self.s.parameter_counts
+        auto_threads = self.threads is not None and self.threads.why.startswith("auto")
         data = self.s.describe()
         self.emit(RunStarted(
             config=cfg.to_dict(), run_dir=str(self.run_dir) if self.run_dir else None,
-            device=str(self.s.device), device_name=device_name(self.s.device),
+            device=str(self.s.device), device_name=device_name(self.s.device, auto_threads),
             params_total=total, params_trainable=trainable,
             train_size=data.train_size, val_size=data.val_size, test_size=data.test_size,
             steps_per_epoch=self.accum.steps_per_epoch(self.s.batches_per_epoch) or 0,
             total_steps=self._total_steps(), epochs=cfg.train.epochs,
             class_names=data.class_names, input_shape=data.input_shape, resident=data.resident,
             start_step=self.step, start_epoch=self.epoch, task_kind=data.kind, metrics=data.metrics, task=data.name,
+            threads=torch.get_num_threads(), threads_why=self.threads.why if self.threads else "",
             world_size=self.world, global_batch=self.cfg.data.batch_size * self.cfg.train.accumulate * self.world,
             restart=env.restart if (env := from_environ()) is not None else 0,
         ))
@@ -699,6 +723,7 @@ class Trainer:
                 how = f" ({before:g} scaled by {command.factor:g})" if scaled else ""
                 self._refuse(f"learning rate not changed{how}: {exc}")
                 return
+            self.changes += 1
             self.emit(LrChanged(self.step, lr))
             if self.warmup.active(self.step + 1):
                 self.emit(Notice("info", f"warm-up: the learning rate ramps up to {lr:.4g} by step "
@@ -719,6 +744,7 @@ class Trainer:
                 self.s.ddp = wrap(self.s.model, self.ranks, self.cfg.train.compile)
             # Recorded in the run's configuration, so checkpoints and resumed runs keep the change.
             self.cfg.model.freeze.append(freeze_edit(command.module, command.trainable))
+            self.changes += 1
             self.emit(TrainableChanged(self.step, command.module, command.trainable, trainable, total))
             if trainable == 0:  # a backward pass with nothing to train would fail: hold until something thaws
                 self.emit(Notice("warning", "no parameter is trainable; paused until a module is unfrozen"))
@@ -800,9 +826,7 @@ class Trainer:
         self.order = None
         self._reset_epoch_totals()
         if self.run_dir is not None:
-            self.save("epoch")
-            if improved:
-                self.save("best")
+            self.save("epoch", best=improved)
 
     def _epoch_sums(self) -> tuple[float, int, int, int, list[float]]:
         """The epoch's summed batch losses, right predictions, samples, batches and named metrics, over every rank."""
@@ -887,11 +911,13 @@ class Trainer:
         minutes = self.cfg.output.checkpoint_minutes
         return bool(minutes) and now - self.saved_clock >= minutes * 60
 
-    def save(self, reason: str, hold: bool = True) -> Path | None:
+    def save(self, reason: str, best: bool = False, hold: bool = True) -> Path | None:
         """Write the checkpoint(s) `reason` calls for; emit CheckpointSaved for each file once it is durable.
 
-        "epoch" writes epoch-NNNN.pt (every output.checkpoint_every epochs, keeping output.keep) and
-        last.pt, "best" writes best.pt, anything else last.pt. Nothing is written after divergence.
+        "epoch" writes epoch-NNNN.pt (every output.checkpoint_every epochs, keeping output.keep), last.pt and,
+        with `best`, best.pt; "best" writes best.pt, anything else last.pt. The state is serialized once and
+        the other names link to that file. A "final" save at the position of the last save writes nothing:
+        last.pt already holds that state. Nothing is written after divergence.
         A write that fails stops the run, or pauses it; with `hold`, the save waits there and is tried
         again when the user resumes.
         """
@@ -906,30 +932,41 @@ class Trainer:
             self._refuse(f"checkpoint not saved: the loss diverged at step {self.diverged_at}; "
                          "the last good checkpoint is kept", "warning")
             return None
+        # Several ranks: each one's part, on rank 0. A collective, so every rank reaches it whatever rank 0
+        # then decides to write (only rank 0 knows about its disk).
+        entries = self._rank_entries()
+        if self.ranks is not None and not self.ranks.leader:
+            self.saved_clock = time.perf_counter()
+            return None  # rank 0 writes
         if self.stopped_for_space:
             return None  # the run is stopping because the disk is full: nothing more is written
+        position = (self.step, self.epoch, self.batch_in_epoch, self.changes)
+        if reason == "final" and self.saved is not None and self.saved[0] == position:
+            _, last, save_id = self.saved
+            self.emit(CheckpointSaved(str(last), self.step, self.epoch, reason, save_id=save_id))
+            return last
         out, folder = self.cfg.output, self.run_dir / "checkpoints"
         names = {"best": ["best.pt"]}.get(reason, ["last.pt"])
         numbered = reason == "epoch" and out.checkpoint_every and self.epoch % out.checkpoint_every == 0
         if numbered:
             names.insert(0, f"epoch-{self.epoch:04d}.pt")
-        entries = self._rank_entries()  # several ranks: each one's part, on rank 0 (a collective)
-        if self.ranks is not None and not self.ranks.leader:
-            self.saved_clock = time.perf_counter()
-            return None  # rank 0 writes
+        if best and reason == "epoch":
+            names.append("best.pt")
         while True:
             try:
-                if self.before_save is not None:
-                    self.before_save()
+                self._make_log_durable()
                 self.save_seq += 1
                 state = self.state(reason)
                 if entries is not None:
                     state["ranks"] = entries
                 folder.mkdir(exist_ok=True)
-                paths = [ckpt.atomic_save(state, folder / name) for name in names]
+                paths = ckpt.save_once(state, [folder / name for name in names])
                 break
             except OSError as exc:  # a full disk: the files that were there are untouched
-                paused = self._storage_failed(exc, folder, "checkpoint not saved")
+                if isinstance(exc, _LogNotWritten):  # the log's own trouble, named as such
+                    paused = self._storage_failed(exc.cause, exc.folder, "the run log could not be written")
+                else:
+                    paused = self._storage_failed(exc, folder, "checkpoint not saved")
                 if not (paused and hold) or self.holding_for_space:
                     return None
                 self._hold_for_space()
@@ -939,8 +976,11 @@ class Trainer:
             ckpt.prune_numbered(folder, out.keep)  # only now that the new one is on disk
         self.saved_clock = time.perf_counter()
         self.last_saved = (paths[-1].name, self.step)
+        if "last.pt" in names:
+            self.saved = (position, folder / "last.pt", state["save_id"])
         for path in paths:
-            self.emit(CheckpointSaved(str(path), self.step, self.epoch, reason, save_id=state["save_id"]))
+            kind = "best" if path.name == "best.pt" else reason
+            self.emit(CheckpointSaved(str(path), self.step, self.epoch, kind, save_id=state["save_id"]))
         return paths[-1]
 
     def _rank_entries(self) -> list[dict[str, Any]] | None:
@@ -950,6 +990,18 @@ class Trainer:
         from .distributed.states import gather_entries, own_entry
 
         return gather_entries(self.ranks, own_entry(self))
+
+    def _make_log_durable(self) -> None:
+        """Sync the run log before a checkpoint claims its steps; _LogNotWritten if it failed or fails now."""
+        if self.write_error is not None:  # a row of the steps just emitted did not land
+            exc, folder = self.write_error
+            self.write_error = None
+            raise _LogNotWritten(exc, folder)
+        try:
+            if self.before_save is not None:
+                self.before_save()
+        except OSError as exc:
+            raise _LogNotWritten(exc, self.run_dir) from exc
 
     def log_failed(self, exc: OSError, folder: Path) -> None:
         """The run log could not be written (called by RunLog on this thread); handled at the next boundary."""

@@ -186,8 +186,8 @@ async def test_a_run_folders_task_is_not_imported_before_a_yes(digits_config, tm
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm screen")
         assert f"data.task = {path}:make" in app.screen.question
         view = app.query_one(TaskDataView)
-        await wait_for(pilot, lambda: "whose code runs only once you confirm it" in rendered(
-            view.query_one("#task-status").content), what="the Data tab to hold the task")
+        await wait_for(pilot, lambda: "whose code runs only once you confirm it" in " ".join(rendered(
+            view.query_one("#task-status").content).split()), what="the Data tab to hold the task")  # it wraps
         assert "not built" in app.query_one(ModelPane).error and not marker.exists()
         await pilot.press("y")
         await wait_for(pilot, lambda: view.view is not None and app.query_one(ModelPane).summary is not None,

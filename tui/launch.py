@@ -172,17 +172,25 @@ def _quiet_agent() -> None:
 
 
 def _failed(exc: object) -> int:
-    """The exit code for a worker group that failed: rank 0's own code when it has one (it printed why)."""
+    """The exit code for a worker group that failed: rank 0's own code when it has one (it printed why);
+    otherwise the first failing rank's error, from the error file torchrun's agent read (traceback and line)."""
     failures = getattr(exc, "failures", {}) or {}
     lead = failures.get(0)
     if lead is not None and lead.exitcode > 0:
         return int(lead.exitcode)
     rank, first = min(failures.items(), key=lambda item: item[1].timestamp) if failures else (None, None)
-    if first is not None:
-        how = f"was killed by {_signal_name(-first.exitcode)}" if first.exitcode < 0 else \
-            f"exited with code {first.exitcode}"
-        print(f"ptviz-tui: error: rank {rank} (pid {first.pid}) {how}; the other ranks were stopped",
-              file=sys.stderr)
+    if first is None:
+        return FAILED
+    told = (getattr(first, "error_file_data", None) or {}).get("message")
+    if isinstance(told, dict) and told.get("message"):  # the rank recorded its exception (tui/headless.py)
+        stack = (told.get("extraInfo") or {}).get("py_callstack", "")
+        if stack:
+            print(f"traceback of rank {rank}:\n{stack.rstrip()}", file=sys.stderr)
+        print(f"ptviz-tui: error: rank {rank} failed: {told['message']}", file=sys.stderr)
+        return FAILED
+    how = f"was killed by {_signal_name(-first.exitcode)}" if first.exitcode < 0 else \
+        f"exited with code {first.exitcode}"
+    print(f"ptviz-tui: error: rank {rank} (pid {first.pid}) {how}; the other ranks were stopped", file=sys.stderr)
     return FAILED
 
 
