@@ -18,7 +18,9 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from ptviz.engine.config import RunConfig
 from ptviz.engine.errors import ConfigError, FieldError
 
 DEBUG_VARIABLE = "PTVIZ_DEBUG"
@@ -201,13 +203,12 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def in_cockpit(config: object, headless_argv: Sequence[str], poll_seconds: float = 0.1) -> int:
+def in_cockpit(config: RunConfig, headless_argv: Sequence[str], poll_seconds: float = 0.1) -> int:
     """`--nproc` in the cockpit: the ranks train headless under torchrun in the background and the cockpit attaches
     to rank 0's run folder, so its keys reach every rank; quitting detaches and leaves the run training."""
     import subprocess
     import tempfile
     import time
-    from pathlib import Path
 
     log = tempfile.NamedTemporaryFile("w", prefix="ptviz-launch-", suffix=".log", delete=False)
     print(f"starting the run under torchrun (its output: {log.name})", flush=True)
@@ -215,27 +216,30 @@ def in_cockpit(config: object, headless_argv: Sequence[str], poll_seconds: float
                             stdin=subprocess.DEVNULL, start_new_session=True)  # outlives the cockpit: q detaches
     log.close()
     run_dir = None
-    while run_dir is None:
-        run_dir = _announced_run_dir(Path(log.name))
-        if run_dir is None and proc.poll() is not None:
-            sys.stderr.write(Path(log.name).read_text())
-            return proc.returncode
-        if run_dir is None:
-            time.sleep(poll_seconds)  # rank 0 sets up the run folder: poll the output it writes
+    try:
+        while run_dir is None:
+            run_dir = _announced_run_dir(Path(log.name))
+            if run_dir is None and proc.poll() is not None:
+                sys.stderr.write(Path(log.name).read_text())
+                return proc.returncode
+            if run_dir is None:
+                time.sleep(poll_seconds)  # rank 0 sets up the run folder: poll the output it writes
+    except KeyboardInterrupt:  # Ctrl+C before the cockpit opened: the run that was starting ends too
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+        return 128 + signal.SIGINT
     from .app import run_app
 
-    code = run_app(config, attach=run_dir)  # type: ignore[arg-type]
+    code = run_app(config, attach=run_dir)
     if proc.poll() is None:
         print(f"the run goes on in the background (pid {proc.pid}): ptviz-tui attach {run_dir}  |  "
               f"ptviz-tui send {run_dir} stop; its output: {log.name}")
     return code
 
 
-def _announced_run_dir(log: object) -> object:
+def _announced_run_dir(log: Path) -> Path | None:
     """The run folder rank 0 printed, once its control socket is up (None before)."""
-    from pathlib import Path
-
-    for line in Path(str(log)).read_text(errors="replace").splitlines():
+    for line in log.read_text(errors="replace").splitlines():
         if line.startswith("run directory: "):
             folder = Path(line.split(": ", 1)[1].strip())
             return folder if (folder / "control").exists() else None
