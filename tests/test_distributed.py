@@ -54,8 +54,9 @@ def make():
 
 
 @pytest.fixture
-def spawned():
-    """Agents a test started, each in a session of its own; what is left of them (workers too) is killed."""
+def spawned(tmp_path):
+    """Agents a test started, each in a session of its own; what is left of them (workers too) is killed, and
+    so is any process still working in the test's folder (an agent the cockpit started in the background)."""
     procs: list[subprocess.Popen] = []
     yield procs
     for proc in procs:
@@ -65,6 +66,15 @@ def spawned():
             except ProcessLookupError:
                 pass
         proc.wait(timeout=60)
+    left = []
+    for other in psutil.process_iter():
+        try:
+            if other.pid != os.getpid() and Path(other.cwd()).is_relative_to(tmp_path):
+                other.kill()
+                left.append(other)
+        except psutil.Error:
+            continue
+    psutil.wait_procs(left, timeout=60)
 
 
 def start(spawned, *argv, cwd, env=None):
@@ -403,3 +413,29 @@ def test_a_two_rank_run_continues_in_one_process_with_a_notice(tmp_path, referen
     done = summary(run_dir)
     assert done["state"] == "finished" and done["world_size"] == 1
     assert done["step"] == 3 * STEPS_PER_EPOCH + 45  # the 4th epoch in one process: 1,438 / 32 batches
+
+
+def test_nproc_in_the_cockpit_attaches_to_the_ranks_it_starts_and_q_leaves_them_training(tmp_path, spawned):
+    """`ptviz-tui --nproc 2` in a terminal: the run trains headless under torchrun in the background, the cockpit
+    shows both ranks, q detaches (the run goes on and says how to reach it), and `send stop` ends it."""
+    from pty_terminal import PtyTerminal
+
+    term = PtyTerminal([sys.executable, "-m", "ptviz", "--nproc", "2", *FLAGS, "--epochs", "1000", "--runs-dir",
+                        "runs"], cwd=tmp_path, env=ENV, rows=34, columns=120)
+    spawned.append(term.proc)
+    try:
+        term.wait_for(rb"ranks \(2\)")  # the Ranks panel's title, once both ranks reported
+        term.write(b"q")
+        match = term.wait_for(rb"the run goes on in the background \(pid (\d+)\)")
+        term.proc.wait(timeout=60)
+    finally:
+        term.hang_up()
+    assert term.proc.returncode == 0
+    agent = psutil.Process(int(match.group(1)))
+    run_dir = only_run(tmp_path / "runs")
+    with RemoteRun(run_dir) as run:
+        assert run.status()["world_size"] == 2 and run.status()["state"] == "running"
+        run.send({"cmd": "stop"})
+    agent.wait(timeout=120)  # not our child: the cockpit started it in a session of its own
+    done = summary(run_dir)
+    assert done["state"] == "stopped" and done["replicas"][0] == done["replicas"][1]
