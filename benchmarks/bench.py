@@ -74,6 +74,12 @@ def _p13(args: argparse.Namespace) -> list[Result]:
     return p13_runs.run(args)
 
 
+def _p9(args: argparse.Namespace) -> list[Result]:
+    from benchmarks import p9_distributed
+
+    return p9_distributed.run(args)
+
+
 # Each case is a function of the parsed arguments returning its rows.
 CASES: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
     "P1": _p1,
@@ -84,6 +90,7 @@ CASES: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
     "P6": _p6,
     "P7": _p7,
     "P8": _p8,
+    "P9": _p9,
     "P13": _p13,
 }
 

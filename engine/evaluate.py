@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +12,9 @@ from torch import nn
 
 from .data.augment import Pipeline
 from .data.batches import Batches
+
+if TYPE_CHECKING:
+    from .distributed.group import Ranks
 
 MAX_WRONG = 64
 
@@ -29,11 +33,13 @@ class EvalResult:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Batches, pipeline: Pipeline, num_classes: int,
-             autocast: AbstractContextManager | None = None) -> EvalResult:
+             autocast: AbstractContextManager | None = None, ranks: Ranks | None = None) -> EvalResult:
     """Run the whole split through the model in eval mode; restores the previous mode.
 
     Everything is summed on the device and read once at the end: no operation in the loop has an output
     whose size depends on the data (nonzero, bincount on CUDA), since each of those waits for the GPU.
+    With `ranks`, each rank runs its shard and the sums are added up over the ranks: the result is that of
+    one process evaluating the whole split.
     """
     was_training = model.training
     model.eval()
@@ -63,7 +69,11 @@ def evaluate(model: nn.Module, batches: Batches, pipeline: Pipeline, num_classes
         wrong_seen += miss.sum()
         seen += y.shape[0]
     model.train(was_training)
-    counts = torch.cat([confusion, wrong[:MAX_WRONG].flatten(), wrong_seen.view(1)]).tolist()  # one sync
+    wrong = wrong[:MAX_WRONG]
+    if ranks is not None:
+        loss_sum, confusion, wrong, wrong_seen = reduce_over_ranks(ranks, batches, loss_sum, confusion, wrong,
+                                                                   wrong_seen)
+    counts = torch.cat([confusion, wrong.flatten(), wrong_seen.view(1)]).tolist()  # one sync
     loss = float(loss_sum)  # and the other
     n_cells = num_classes * num_classes
     matrix = [counts[r * num_classes:(r + 1) * num_classes] for r in range(num_classes)]
@@ -78,3 +88,19 @@ def evaluate(model: nn.Module, batches: Batches, pipeline: Pipeline, num_classes
         confusion=tuple(tuple(row) for row in matrix),
         wrong=tuple((rows[3 * i], rows[3 * i + 1], rows[3 * i + 2]) for i in range(found)),
     )
+
+
+def reduce_over_ranks(ranks: Ranks, batches: Batches, loss_sum: torch.Tensor, confusion: torch.Tensor,
+                      wrong: torch.Tensor, wrong_seen: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The sums added up over the ranks, and every rank's first misclassified (index, predicted, true) rows
+    merged in the order of the whole split, the first MAX_WRONG kept (fixed shapes: no wait for the device)."""
+    ranks.sum_(loss_sum)
+    ranks.sum_(confusion)
+    mine = wrong.clone()
+    if batches.shard is not None:
+        mine[:, 0] = batches.shard.global_positions(mine[:, 0])
+    found = torch.arange(MAX_WRONG, device=wrong.device) < wrong_seen
+    every = ranks.gather_rows(torch.where(found[:, None], mine, -1))
+    place = torch.where(every[:, 0] >= 0, every[:, 0], torch.iinfo(torch.long).max)  # empty slots sort last
+    merged = every[place.argsort(stable=True)][:MAX_WRONG]
+    return loss_sum, confusion, merged, ranks.sum_(wrong_seen.clone())

@@ -32,6 +32,9 @@ class RunStarted:
     task_kind: str = "classification"  # anything else has no accuracy: loss and the named metrics
     metrics: tuple[str, ...] = ()  # a task's named metrics, each charted and logged
     task: str = ""  # the task's name; empty for a built-in data set
+    world_size: int = 1  # ranks training together (torchrun); 1 for a single process
+    global_batch: int = 0  # samples per optimizer step over every rank (data.batch_size × accumulate × ranks)
+    restart: int = 0  # how often torchrun's agent restarted this job before this start
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,7 @@ class RunFinished:
     reason: str = "completed"
     state: str = "finished"  # "finished" | "stopped" | "diverged"
     test_metrics: dict[str, float] = field(default_factory=dict)  # the last epoch's, for a task
+    replicas: tuple[str, ...] = ()  # several ranks: each one's final weights as a sha256 (equal when in step)
 
 
 @dataclass(frozen=True)
@@ -189,8 +193,24 @@ class RunFailed:
     traceback: str
     step: int = 0
     user_error: bool = False
+    rank: int | None = None  # the rank that raised first, in a multi-rank run
+
+
+@dataclass(frozen=True)
+class RanksReported:
+    """Every rank's heartbeat, as rank 0 last heard it (multi-rank runs), one entry per rank in each tuple."""
+
+    step: int  # rank 0's step
+    hosts: tuple[str, ...]
+    devices: tuple[str, ...]
+    steps: tuple[int, ...]
+    step_seconds: tuple[float, ...]  # mean host time per step since the previous report
+    data_wait: tuple[float, ...]  # mean host time per step spent waiting for a batch
+    memory: tuple[int, ...]  # bytes: allocated by torch on the rank's GPU, or the process's resident memory
+    lrs: tuple[float, ...] = ()  # the learning rate each rank's optimizer holds
+    paused: bool = False  # the ranks hold at a pause (their steps are where each one waits)
 
 
 Event = (RunStarted | StepMetrics | Evaluated | EpochEnded | Paused | Resumed | LrChanged | TrainableChanged
-         | CheckpointSaved | CommandApplied | Notice | Diverged | RunFinished | RunFailed)
+         | CheckpointSaved | CommandApplied | Notice | Diverged | RunFinished | RunFailed | RanksReported)
 TERMINAL = (RunFinished, RunFailed)

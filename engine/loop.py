@@ -7,6 +7,8 @@ With a run directory, the loop also logs there (runlog.py), serves its control s
 and writes checkpoints: last.pt, best.pt, epoch-NNNN.pt every N epochs (keeping K), and last.pt every
 N steps or minutes. Once the loss diverged no checkpoint is written, so the last good one is kept; a write
 that fails (a full disk) keeps the last good one too, and pauses the run or stops it cleanly.
+Started by torchrun with several ranks, the same loop trains one DDP replica per process (distributed/):
+rank 0 owns the run folder, and the ranks meet every few steps so commands apply everywhere at one step.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +41,7 @@ from .commands import (
 )
 from .config import RunConfig
 from .device import device_name
+from .distributed.env import from_environ
 from .errors import CheckpointError, ModelError, UserError
 from .evaluate import EvalResult
 from .events import (
@@ -99,16 +102,32 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
     sink = sink or NullSink()
     control = control or Control()
     trainer = None
+    ranks = None
     with ExitStack() as outputs:
         try:
+            ranks = _join_ranks()  # None in a single process: everything below is then the plain path
+            notices: list[str] = []
+            if ranks is not None:
+                outputs.callback(ranks.close)
+                config, resume, run_dir, notices = _agree(ranks, config, resume, run_dir)
+            elif (env := from_environ()) is not None and env.restart and resume is None and run_dir is None:
+                from .distributed.start import restarted_run  # one process under torchrun, restarted by its agent
+
+                run_dir, resume, notices = restarted_run(config, env.job_id, env.restart)
             probe = cpu_threads.LoadProbe()  # other processes' load, measured while the run is set up
-            setup = build(config, task=task)  # a task that breaks its contract fails here, before anything is written
+            setup = build(config, task=task, ranks=ranks)  # a task that breaks its contract fails here
             trainer = Trainer(setup, sink, control, on_divergence=on_divergence)
             # Set here, on the training thread, for this run only (the count is process-wide).
             trainer.threads = outputs.enter_context(
                 cpu_threads.using(cpu_threads.choose(config.train.threads, trainer.s.device, probe)))
+            trainer.restored += [Notice("info", text) for text in notices]
+            if ranks is not None:
+                trainer.join(ranks)
             if resume is not None:
                 trainer.restore(resume)  # a checkpoint that does not fit fails here, before anything is written
+            if ranks is not None and not ranks.leader:
+                trainer.run_dir = run_dir  # only marks that rank 0 saves: every rank takes part, rank 0 writes
+                return trainer.run()
             if run_dir is None and config.output.runs_dir:
                 run_dir = create_run_dir(setup.config, name=setup.describe().name)
                 if parent is not None:
@@ -119,13 +138,46 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
                 sink = trainer.sink = FanOut(log, server, sink)
                 trainer.run_dir, trainer.before_save = run_dir, log.sync
                 log.on_error = trainer.log_failed
+                _note_job(setup.config, run_dir)
             return trainer.run()
         except BaseException as exc:
             # User errors are one clear line; their traceback only matters when it points into user code.
             details = getattr(exc, "details", None) or ("" if isinstance(exc, UserError) else traceback.format_exc())
-            sink.emit(RunFailed(message=_one_line(exc), traceback=details, step=trainer.step if trainer else 0,
-                                user_error=isinstance(exc, UserError)))
+            message, failed_rank = _one_line(exc), None
+            if ranks is not None:
+                message, details, failed_rank = ranks.failure(message, details, exc)
+            sink.emit(RunFailed(message=message, traceback=details, step=trainer.step if trainer else 0,
+                                user_error=isinstance(exc, UserError), rank=failed_rank))
             raise
+
+
+def _join_ranks() -> Any:
+    """The process group of a multi-rank run (torchrun, or any launcher that sets RANK and WORLD_SIZE), else None."""
+    env = from_environ()
+    if env is None or not env.multi:
+        return None
+    from .distributed.group import join
+
+    return join()
+
+
+def _agree(ranks: Any, config: RunConfig, resume: dict[str, Any] | None,
+           run_dir: Path | None) -> tuple[RunConfig, dict[str, Any] | None, Path | None, list[str]]:
+    """Rank 0's configuration, checkpoint and folder on every rank, and this rank's device."""
+    from .distributed.start import agree
+
+    agreed = agree(ranks, config, resume, run_dir)
+    ranks.use_device(agreed.config.train.device)
+    return agreed.config, agreed.resume, agreed.run_dir, agreed.notices
+
+
+def _note_job(config: RunConfig, run_dir: Path) -> None:
+    """Under torchrun, remember this job's run folder, so a restart by its agent continues there."""
+    env = from_environ()
+    if env is not None and env.job_id and env.restart == 0:
+        from .distributed.start import note_job
+
+        note_job(config, env.job_id, run_dir)
 
 
 def _open_run_dir(stack: ExitStack, run_dir: Path, config: RunConfig, control: Control,
@@ -222,7 +274,23 @@ class Trainer:
         self.stopped_for_space = False  # a failed write stopped the run: no final save is attempted
         self.unreadable: set[str] = set()  # image files named in a warning as skipped
         self._looked: dict[int, int] = {}  # id(batches) -> how many of its unreadable files were looked at
+        # Several ranks (join()): their process group, and the meetings that keep them at one step.
+        self.ranks: Any = None
+        self.exchange: Any = None
+        self.world = 1
+        self.read_seconds = READ_SECONDS
         self._build_options()
+
+    def join(self, ranks: Any) -> None:
+        """Train as one rank of several: DDP for the steps, a meeting every few steps for commands."""
+        from .distributed.ddp import wrap
+        from .distributed.exchange import Exchange
+
+        self.ranks, self.world = ranks, ranks.world
+        self.s.ddp = wrap(self.s.model, ranks, self.cfg.train.compile)  # starts every replica from rank 0's weights
+        ranks.reseed(self.cfg.train.seed)  # dropout and the like draw differently on each rank
+        self.exchange = Exchange(ranks, self.control, self.s.device)
+        ranks.announce(device_name(self.s.device))
 
     def _build_options(self) -> None:
         """The training options of train.* and optim.warmup_steps (engine/train_options/)."""
@@ -265,6 +333,8 @@ class Trainer:
             class_names=data.class_names, input_shape=data.input_shape, resident=data.resident,
             start_step=self.step, start_epoch=self.epoch, task_kind=data.kind, metrics=data.metrics, task=data.name,
             threads=torch.get_num_threads(), threads_why=self.threads.why if self.threads else "",
+            world_size=self.world, global_batch=self.cfg.data.batch_size * self.cfg.train.accumulate * self.world,
+            restart=env.restart if (env := from_environ()) is not None else 0,
         ))
         for event in self.restored:
             self.emit(event)
@@ -283,6 +353,10 @@ class Trainer:
         self._tick()
         if self.run_dir is not None and self.diverged_at is None and not self.stopped_for_space:
             self.save("final" if self.outcome == "finished" else "stopped")
+        replicas: tuple[str, ...] = ()
+        if self.exchange is not None:
+            self.exchange.finish()  # the last meeting's trade, which every rank started
+            replicas = self._compare_replicas()
         last = self.last_epoch
         finished = RunFinished(
             step=self.step, epoch=self.epoch, seconds=self.active_seconds, stopped=self.stopping,
@@ -292,9 +366,24 @@ class Trainer:
             best_test_accuracy=self.best_test_accuracy,
             test_metrics=last.test_metrics if last else {},
             reason=self.stop_reason, state="diverged" if self.diverged_at is not None else self.outcome,
+            replicas=replicas,
         )
         self.emit(finished)
         return finished
+
+    def _compare_replicas(self) -> tuple[str, ...]:
+        """Every rank's final weights as a sha256, on rank 0; an error notice when they are not all equal."""
+        from .distributed.states import fingerprint
+
+        prints = self.ranks.gather_bytes(fingerprint(self._model()).encode())
+        if prints is None:
+            return ()
+        hashes = tuple(p.decode() for p in prints)
+        if len(set(hashes)) > 1:
+            odd = [rank for rank, h in enumerate(hashes) if h != hashes[0]]
+            self.emit(Notice("error", f"the ranks' weights differ at the end (rank(s) {odd} differ from rank 0): "
+                                      "something trained outside DDP's gradient sync"))
+        return hashes
 
     def _total_steps(self) -> int:
         """Steps of the whole run; 0 when unknown (an iterable dataset without a length and no max_steps)."""
@@ -346,21 +435,26 @@ class Trainer:
         """Forward and backward for one batch, then the optimizer step once its group is complete."""
         s = self.s
         first = not self.accum.open
+        if self.exchange is not None:
+            self.exchange.beat.batch_ready()
         if first:
             s.optimizer.zero_grad(set_to_none=True)
         # Each batch of a group gets its own index (= the step without accumulation), so random augmentation
-        # differs between them.
+        # differs between them; with several ranks, between the ranks too.
         index = self.step * self.accum.every + self.accum.done
-        with s.autocast():
+        if self.ranks is not None:
+            index = index * self.world + self.ranks.rank
+        with self._gradient_sync(), s.autocast():
             out = s.loss_and_metrics(batch, index)
         loss = out.loss
         n = out.samples  # a shape: host metadata, reading it does not sync
         weight = self.accum.weight(n or 1)
         weighted = loss if weight is None else loss * weight
-        if s.scaler is not None:
-            s.scaler.scale(weighted).backward()
-        else:
-            weighted.backward()
+        with self._gradient_sync():
+            if s.scaler is not None:
+                s.scaler.scale(weighted).backward()
+            else:
+                weighted.backward()
         # Everything below stays on the device: no .item(), no sync.
         detached = loss.detach()
         part = weighted.detach()
@@ -375,11 +469,25 @@ class Trainer:
             self.ep_metrics += values
         self.ep_seen += n
         self.ep_batches += 1
-        self.samples_since_emit += n
+        self.samples_since_emit += n * self.world  # the ranks' batches are the same size: the run's throughput
         self.batch_in_epoch += 1
         self.accum.added(n or 1)
         if self.accum.full:
             self._optimizer_step()
+        if self.exchange is not None:
+            self.exchange.beat.step_done()
+
+    def _gradient_sync(self) -> Any:
+        """DDP's no_sync for every batch of an accumulated step but its last (the last all-reduces the sum)."""
+        if self.exchange is None or self.accum.done + 1 >= self.accum.every or self._last_batch_of_epoch():
+            return nullcontext()
+        from .distributed.ddp import without_sync
+
+        return without_sync(self.s.ddp)
+
+    def _last_batch_of_epoch(self) -> bool:
+        per_epoch = self.s.batches_per_epoch
+        return per_epoch is not None and self.batch_in_epoch + 1 >= per_epoch
 
     def _optimizer_step(self) -> None:
         """One optimizer step on the group's gradients: average, clip, warm up, step, schedule, average weights."""
@@ -412,10 +520,16 @@ class Trainer:
         self.step += 1
         self.accum.stepped()
         now = time.perf_counter()  # host time only: no sync
-        if self.buf_n == len(self.loss_buf) or now - self.read_clock >= READ_SECONDS:
+        if self.buf_n == len(self.loss_buf) or self._read_due(now):
             self._read_losses()
             if now - self.emit_clock >= EMIT_SECONDS:
                 self._emit_points()
+
+    def _read_due(self, now: float) -> bool:
+        """Whether a second passed since the losses were last read (several ranks: rank 0's clock, agreed)."""
+        if self.exchange is not None:
+            return self.exchange.read_due
+        return now - self.read_clock >= READ_SECONDS
 
     def _params_with_grad(self) -> list[torch.Tensor]:
         return [p for group in self.s.optimizer.param_groups for p in group["params"] if p.grad is not None]
@@ -431,8 +545,12 @@ class Trainer:
             parts.append(self.norm_buf[None, : self.buf_n])
         if self.metric_names:
             parts.append(self.metric_buf[:, : self.buf_n])
+        values = torch.cat(parts) if len(parts) > 1 else parts[0]
+        if self.ranks is not None:  # the mean over the ranks, reduced on the device before the one read
+            values = self.ranks.sum_(values.clone()) / self.world
+            self.exchange.read_due = False
         # The losses, gradient norms and named metrics in one copy: this is the CPU-GPU sync point.
-        rows = (torch.cat(parts) if len(parts) > 1 else parts[0]).tolist()
+        rows = values.tolist()
         losses = rows.pop(0)
         if self.norm_buf is not None:
             self.out_norms.extend(rows.pop(0))
@@ -482,6 +600,8 @@ class Trainer:
         ))
         self.out_steps, self.out_losses, self.out_lrs, self.out_norms = [], [], [], []
         self.out_metrics = [[] for _ in self.metric_names]
+        if self.exchange is not None and (report := self.exchange.report(self.step)) is not None:
+            self.emit(report)
 
     def _tick(self) -> None:
         """Add the time since the last tick to the active (unpaused) time."""
@@ -528,6 +648,9 @@ class Trainer:
             exc, folder = self.write_error
             self.write_error = None
             self._storage_failed(exc, folder, "the run log could not be written")
+        if self.exchange is not None:
+            self.exchange.boundary(self)  # several ranks: each command at the same step on every rank
+            return
         self._check_batches()
         if self.control.stop_requested.is_set():
             self._request_stop(self.control.stop_reason)
@@ -615,6 +738,10 @@ class Trainer:
                 return
             # Modes and speed paths follow: a thawed backbone trains through autograd, a frozen one may not.
             self.s.trainable_changed()
+            if self.ranks is not None:  # DDP tracks the parameters that train: a new wrapper, on every rank here
+                from .distributed.ddp import wrap
+
+                self.s.ddp = wrap(self.s.model, self.ranks, self.cfg.train.compile)
             # Recorded in the run's configuration, so checkpoints and resumed runs keep the change.
             self.cfg.model.freeze.append(freeze_edit(command.module, command.trainable))
             self.changes += 1
@@ -666,9 +793,10 @@ class Trainer:
         self._emit_points()
         if self.outcome == "diverged":
             return  # nothing to evaluate or save: the run stops here
-        train_loss = float(self.ep_loss) / max(1, self.ep_batches)
-        train_acc = int(self.ep_correct) / max(1, self.ep_seen) if self.s.is_classification else None
-        train_metrics = (self.ep_metrics / max(1, self.ep_batches)).tolist() if self.metric_names else []
+        loss, correct, seen, batches, metrics = self._epoch_sums()
+        train_loss = loss / max(1, batches)
+        train_acc = correct / max(1, seen) if self.s.is_classification else None
+        train_metrics = [m / max(1, batches) for m in metrics]
         results = {split: self._evaluate_split(split) for split in self.s.splits}
         val, test = results.get("val"), results.get("test")
         averaged = self._evaluate_average() if self.ema is not None else {}
@@ -699,6 +827,22 @@ class Trainer:
         self._reset_epoch_totals()
         if self.run_dir is not None:
             self.save("epoch", best=improved)
+
+    def _epoch_sums(self) -> tuple[float, int, int, int, list[float]]:
+        """The epoch's summed batch losses, right predictions, samples, batches and named metrics, over every rank."""
+        loss, correct = self.ep_loss.detach().double(), self.ep_correct.double()
+        counts = torch.tensor([self.ep_seen, self.ep_batches], dtype=torch.float64, device=loss.device)
+        sums = torch.cat([loss[None], correct[None], counts, self.ep_metrics.detach().double()])
+        if self.ranks is not None:
+            self.ranks.sum_(sums)
+        values = sums.tolist()  # one read at the epoch's end
+        return float(values[0]), int(values[1]), int(values[2]), int(values[3]), values[4:]
+
+    def epoch_totals(self) -> dict[str, Any]:
+        """This rank's epoch accumulators as a checkpoint holds them."""
+        return {"loss": self.ep_loss.detach().cpu(), "correct": self.ep_correct.detach().cpu(),
+                "metrics": self.ep_metrics.detach().cpu(), "seen": self.ep_seen, "batches": self.ep_batches,
+                "seconds": self.active_seconds - self._epoch_started}
 
     def _check_early_stop(self, ended: EpochEnded, averaged: dict[str, EvalResult]) -> None:
         """Stop after this epoch when train.early_stop_metric has not improved for its patience."""
@@ -738,10 +882,7 @@ class Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "order": self.order if self.order is not None else s.order(self.epoch),
             "data": s.data_state(),  # an iterable dataset's position
-            "epoch_totals": {"loss": self.ep_loss.detach().cpu(), "correct": self.ep_correct.detach().cpu(),
-                             "metrics": self.ep_metrics.detach().cpu(),
-                             "seen": self.ep_seen, "batches": self.ep_batches,
-                             "seconds": self.active_seconds - self._epoch_started},
+            "epoch_totals": self.epoch_totals(),
             "best_test_accuracy": self.best_test_accuracy,
             "best_test_loss": self.best_test_loss,
             "active_seconds": self.active_seconds,
@@ -749,6 +890,7 @@ class Trainer:
             "save_seq": self.save_seq,
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "early_stop": self.early_stop.state_dict() if self.early_stop is not None else None,
+            "world_size": self.world,  # with several ranks, "ranks" holds each one's RNG state and epoch totals
         }
 
     def _periodic_checkpoint(self) -> None:
@@ -757,9 +899,17 @@ class Trainer:
         if self.run_dir is None or self.stopping or self._epoch_full():
             return  # the end of the run or of the epoch saves anyway
         due_steps = out.checkpoint_steps and self.step % out.checkpoint_steps == 0
-        due_time = out.checkpoint_minutes and time.perf_counter() - self.saved_clock >= out.checkpoint_minutes * 60
+        if self.exchange is not None:
+            due_time, self.exchange.save_due = self.exchange.save_due, False  # rank 0's clock, agreed at a meeting
+        else:
+            due_time = self.checkpoint_time_due(time.perf_counter())
         if due_steps or due_time:
             self.save("periodic")
+
+    def checkpoint_time_due(self, now: float) -> bool:
+        """Whether output.checkpoint_minutes passed since the last checkpoint."""
+        minutes = self.cfg.output.checkpoint_minutes
+        return bool(minutes) and now - self.saved_clock >= minutes * 60
 
     def save(self, reason: str, best: bool = False, hold: bool = True) -> Path | None:
         """Write the checkpoint(s) `reason` calls for; emit CheckpointSaved for each file once it is durable.
@@ -782,6 +932,12 @@ class Trainer:
             self._refuse(f"checkpoint not saved: the loss diverged at step {self.diverged_at}; "
                          "the last good checkpoint is kept", "warning")
             return None
+        # Several ranks: each one's part, on rank 0. A collective, so every rank reaches it whatever rank 0
+        # then decides to write (only rank 0 knows about its disk).
+        entries = self._rank_entries()
+        if self.ranks is not None and not self.ranks.leader:
+            self.saved_clock = time.perf_counter()
+            return None  # rank 0 writes
         if self.stopped_for_space:
             return None  # the run is stopping because the disk is full: nothing more is written
         position = (self.step, self.epoch, self.batch_in_epoch, self.changes)
@@ -801,6 +957,8 @@ class Trainer:
                 self._make_log_durable()
                 self.save_seq += 1
                 state = self.state(reason)
+                if entries is not None:
+                    state["ranks"] = entries
                 folder.mkdir(exist_ok=True)
                 paths = ckpt.save_once(state, [folder / name for name in names])
                 break
@@ -825,6 +983,14 @@ class Trainer:
             self.emit(CheckpointSaved(str(path), self.step, self.epoch, kind, save_id=state["save_id"]))
         return paths[-1]
 
+    def _rank_entries(self) -> list[dict[str, Any]] | None:
+        """Every rank's RNG state, epoch totals and data position, gathered on rank 0 (None elsewhere, or alone)."""
+        if self.ranks is None:
+            return None
+        from .distributed.states import gather_entries, own_entry
+
+        return gather_entries(self.ranks, own_entry(self))
+
     def _make_log_durable(self) -> None:
         """Sync the run log before a checkpoint claims its steps; _LogNotWritten if it failed or fails now."""
         if self.write_error is not None:  # a row of the steps just emitted did not land
@@ -847,6 +1013,12 @@ class Trainer:
         why = ckpt.describe_os_error(exc, folder)
         kept = (f"the last good checkpoint ({self.last_saved[0]}, step {self.last_saved[1]:,}) is kept"
                 if self.last_saved else "no checkpoint of this session was saved yet")
+        if self.ranks is not None:
+            # Several ranks stop together: the stop travels to the others at the next meeting.
+            self._refuse(f"{what}: {why}; {kept}. Stopping every rank")
+            self.stopped_for_space = True
+            self.control.request_checkpoint_and_stop(why)
+            return False
         if self.on_divergence == "pause" and not self.stopping:
             self._refuse(f"{what}: {why}; {kept}. Paused: free some space, then resume")
             self._pause()
@@ -902,12 +1074,7 @@ class Trainer:
         self.order = order if order.numel() == train_size else None
         self.s.load_data_state(state.get("data"))
         totals = state["epoch_totals"]
-        self.ep_loss.copy_(totals["loss"])
-        self.ep_correct.copy_(totals["correct"])
-        metrics = totals.get("metrics")
-        if metrics is not None and metrics.shape == self.ep_metrics.shape:
-            self.ep_metrics.copy_(metrics)
-        self.ep_seen, self.ep_batches = int(totals["seen"]), int(totals["batches"])
+        self._load_totals(totals)
         self.best_test_accuracy = state.get("best_test_accuracy")
         self.best_test_loss = state.get("best_test_loss")
         self.active_seconds = float(state.get("active_seconds", 0.0))
@@ -915,11 +1082,38 @@ class Trainer:
         self.rng_to_restore = state["rng"]
         saved_seq = state.get("save_seq")
         self.save_seq = saved_seq if isinstance(saved_seq, int) and saved_seq > 0 else 0
-        self.restored = [Notice("info", text) for text in notices]
+        self.restored += [Notice("info", text) for text in notices]
         self.restored += [Notice("info", f"resume: {change}") for change in changes]
         if current_lr(s.optimizer) != lr_before:
             self.restored.append(LrChanged(self.step, current_lr(s.optimizer)))
+        self._restore_rank(state)
         self._restore_options(state)
+
+    def _load_totals(self, totals: dict[str, Any]) -> None:
+        self.ep_loss.copy_(totals["loss"])
+        self.ep_correct.copy_(totals["correct"])
+        metrics = totals.get("metrics")
+        if metrics is not None and metrics.shape == self.ep_metrics.shape:
+            self.ep_metrics.copy_(metrics)
+        self.ep_seen, self.ep_batches = int(totals["seen"]), int(totals["batches"])
+
+    def _restore_rank(self, state: dict[str, Any]) -> None:
+        """This rank's own RNG state and epoch totals; another world size continues at the same share of the epoch."""
+        saved = int(state.get("world_size", 1) or 1)
+        if saved == 1 and self.world == 1:
+            return
+        from .distributed.states import entry_for, rescaled_position
+
+        rank = self.ranks.rank if self.ranks is not None else 0
+        entry, notice = entry_for(state, rank, self.world)
+        if notice:
+            self.restored.append(Notice("warning", notice))
+            self.batch_in_epoch = rescaled_position(self.batch_in_epoch, saved, self.world, self.s.batches_per_epoch)
+        if entry is not None:
+            self.rng_to_restore = entry["rng"]
+            self._load_totals(entry["epoch_totals"])
+        elif rank:  # a one-process checkpoint: its epoch totals are rank 0's, the others start theirs at zero
+            self._reset_epoch_totals()
 
     def _restore_options(self, state: dict[str, Any]) -> None:
         """The weight average and the early-stopping counter of a checkpoint (when this run uses them)."""

@@ -46,6 +46,7 @@ from .commands import (
     SaveCheckpoint,
     ScaleLearningRate,
     SetLearningRate,
+    SetTrainable,
     Stop,
 )
 from .config import check_field
@@ -59,6 +60,7 @@ from .events import (
     Evaluated,
     LrChanged,
     Paused,
+    RanksReported,
     Resumed,
     RunFailed,
     RunFinished,
@@ -103,6 +105,8 @@ def command_to_json(command: Command) -> dict[str, Any]:
         return {"cmd": "scale_lr", "factor": command.factor}
     if isinstance(command, SaveCheckpoint):
         return {"cmd": "checkpoint"}
+    if isinstance(command, SetTrainable):
+        return {"cmd": "unfreeze" if command.trainable else "freeze", "module": command.module}
     for name, cls in _SIMPLE.items():
         if isinstance(command, cls):
             return {"cmd": name}
@@ -116,6 +120,11 @@ def command_from_json(request: dict[str, Any]) -> Command:
         return _SIMPLE[name]()
     if name == "checkpoint":
         return SaveCheckpoint("manual")
+    if name in ("freeze", "unfreeze"):
+        module = request.get("module", "")
+        if not isinstance(module, str):
+            raise ValueError(f"{name} needs a module name in 'module' (\"\" for the whole model)")
+        return SetTrainable(module, trainable=name == "unfreeze")
     if name in ("set_lr", "scale_lr"):
         key = "lr" if name == "set_lr" else "factor"
         value = request.get(key)
@@ -127,7 +136,7 @@ def command_from_json(request: dict[str, Any]) -> Command:
         if name == "set_lr" and (why := check_field("optim.lr", float(value))):
             raise ValueError(f"learning rate not changed: optim.lr {why}, got {value:g}")
         return SetLearningRate(float(value)) if name == "set_lr" else ScaleLearningRate(float(value))
-    raise ValueError(f"unknown command {name!r}; known: {', '.join([*_SIMPLE, 'checkpoint', 'set_lr', 'scale_lr', 'status', 'wait'])}")
+    raise ValueError(f"unknown command {name!r}; known: {', '.join([*_SIMPLE, 'checkpoint', 'set_lr', 'scale_lr', 'freeze', 'unfreeze', 'status', 'wait'])}")
 
 
 # ----------------------------------------------------------------------------- socket address
@@ -191,7 +200,7 @@ class ControlServer:
         update: dict[str, Any] = {}
         if isinstance(event, RunStarted):
             update = {"state": "running", "step": event.start_step, "epoch": event.start_epoch + 1,
-                      "total_steps": event.total_steps, "epochs": event.epochs}
+                      "total_steps": event.total_steps, "epochs": event.epochs, "world_size": event.world_size}
         elif isinstance(event, StepMetrics):
             update = {"step": event.last_step, "epoch": event.epoch, "lr": event.lrs[-1], "loss": event.losses[-1]}
         elif isinstance(event, Paused):
@@ -217,6 +226,10 @@ class ControlServer:
             update = {"state": event.state, "paused": False, "step": event.step, "reason": event.reason}
         elif isinstance(event, RunFailed):
             update = {"state": "failed", "paused": False, "reason": event.message}
+        elif isinstance(event, RanksReported):  # several ranks: where each one is, as rank 0 last heard
+            update = {"ranks": [{"rank": r, "host": h, "step": st, "lr": lr, "paused": event.paused}
+                                for r, (h, st, lr) in enumerate(zip(event.hosts, event.steps,
+                                                                    event.lrs or (None,) * len(event.steps)))]}
         with self.cond:
             self.status.update(update)
             if isinstance(event, CommandApplied) and event.ticket in self.waiting:

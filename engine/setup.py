@@ -32,6 +32,7 @@ from .probe import FEATURES_PIPELINE, FrozenBackbone
 from .workload import DataShape, StepOutput
 
 if TYPE_CHECKING:
+    from .distributed.group import Ranks
     from .task import Task
     from .tasks.setup import TaskSetup
 
@@ -64,6 +65,8 @@ class Setup:
     cache_features: bool = False  # training batches are the backbone's cached features
     cache_eval: bool = False  # evaluation runs the head on the backbone's cached features
     route_changes: int = 0  # how often training batches switched between images and features
+    ranks: Ranks | None = None  # several ranks: each trains and evaluates its shard of every split
+    ddp: nn.Module | None = None  # the model behind DistributedDataParallel, for training steps (several ranks)
 
     def autocast(self) -> AbstractContextManager:
         """Mixed-precision context for forward passes (a no-op in fp32)."""
@@ -107,6 +110,8 @@ class Setup:
         inputs = self.pipeline.train_batch(x, step)
         if self.split:
             return self.probe.logits(inputs)  # type: ignore[union-attr]
+        if self.ddp is not None:
+            return self.ddp(inputs)
         return (self.compiled or self.model)(inputs)
 
     def evaluate(self, batches: Batches) -> EvalResult:
@@ -117,7 +122,8 @@ class Setup:
             result = evaluate(self.probe.head, features, FEATURES_PIPELINE, self.num_classes,  # type: ignore[union-attr]
                               self.autocast())
         else:
-            result = evaluate(self.compiled or self.model, batches, self.pipeline, self.num_classes, self.autocast())
+            result = evaluate(self.compiled or self.model, batches, self.pipeline, self.num_classes, self.autocast(),
+                              ranks=self.ranks)
         if training:
             self.train_mode()
         return result
@@ -221,19 +227,21 @@ def check_num_classes(config: RunConfig, bundle: sources.DataBundle) -> None:
                                       f"give at least {classes}, or 0 to take the data set's class count")])
 
 
-def build(config: RunConfig, data: sources.DataBundle | None = None, task: Task | None = None) -> Setup | TaskSetup:
+def build(config: RunConfig, data: sources.DataBundle | None = None, task: Task | None = None,
+          ranks: Ranks | None = None) -> Setup | TaskSetup:
     """Validate `config` and build every object of the run (nothing is written to disk).
 
     `data` replaces loading `config.data.dataset` with splits the caller already holds in memory
     (benchmarks, notebooks); the configured pipeline and batch sizes still apply. A task (`task`, or the
-    factory config.data.task names) builds its own workload instead.
+    factory config.data.task names) builds its own workload instead. With `ranks` (several processes),
+    each split is this rank's shard, on this rank's device.
     """
     if task is not None or config.data.task:
         from .tasks.setup import build_task
 
-        return build_task(config, task)
+        return build_task(config, task, ranks)
     config = cfgmod.check(config).copy()  # the run records live changes (freezes) in its own copy
-    device = resolve_device(config.train.device)
+    device = ranks.device if ranks is not None else resolve_device(config.train.device)
     if config.train.precision == "fp16" and device.type != "cuda":
         raise ConfigError([FieldError("train.precision", "fp16", f"fp16 needs CUDA, the device is {device.type}; "
                                       "use bf16 or fp32")])
@@ -251,20 +259,24 @@ def build(config: RunConfig, data: sources.DataBundle | None = None, task: Task 
     fast = config.train.fast_paths
     if fast:
         use_channels_last(model, device)
-    probe = split_at_head(model, sample) if fast else None
+    # The frozen-backbone shortcuts run the head outside the model DDP wraps: several ranks use the whole model.
+    probe = split_at_head(model, sample) if fast and ranks is None else None
     compiled = torch.compile(model) if config.train.compile else None  # compiles on first use
     optimizer = build_optimizer(config.optim, model)
     d = config.data
     io = dict(resident=d.resident, workers=d.workers, skip_unreadable=d.bad_samples == "skip")
-    train = Batches(bundle.train, d.batch_size, device, shuffle=True, seed=config.train.seed, **io)
-    val = Batches(bundle.val, d.test_batch_size, device, shuffle=False, **io) if bundle.val is not None else None
-    test = Batches(bundle.test, d.test_batch_size, device, shuffle=False, **io)
+    shard = ranks.train_shard if ranks is not None else None
+    evaluation = shard.evaluation if shard is not None else None
+    train = Batches(bundle.train, d.batch_size, device, shuffle=True, seed=config.train.seed, shard=shard, **io)
+    val = Batches(bundle.val, d.test_batch_size, device, shuffle=False, shard=evaluation,
+                  **io) if bundle.val is not None else None
+    test = Batches(bundle.test, d.test_batch_size, device, shuffle=False, shard=evaluation, **io)
     steps_per_epoch = -(-len(train) // config.train.accumulate)  # optimizer steps: one per train.accumulate batches
     scheduler, per_step = build_scheduler(config.optim, optimizer, config.train.epochs, steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     setup = Setup(config, device, bundle, pipeline, input_shape, num_classes, model, optimizer, scheduler,
                   per_step, scaler, train, val, test, precision=precision, probe=probe, compiled=compiled,
-                  sample=sample)
+                  sample=sample, ranks=ranks)
     setup.choose_paths()
     return setup
 

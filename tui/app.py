@@ -28,6 +28,7 @@ from .data.pipeline_editor import PipelineEditor
 from .data.tab import DataTab
 from .frame_clock import FrameClock
 from .train.device_panel import DevicePanel
+from .train.ranks_panel import RanksPanel
 from .train.log_pane import LogPane
 from .attach import RemoteController
 from .messages import EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TaskPreviewDone
@@ -103,6 +104,7 @@ class PtvizApp(App[int]):
                 yield ChartsPane(id="charts")
                 with Horizontal(id="train-bottom"):
                     yield LogPane(id="log")
+                    yield RanksPanel(id="ranks")
                     yield DevicePanel(id="device")
             with TabPane("Data [2]", id="data"):
                 yield DataTab(self.config, task=self.fit_task, unconfirmed_code=self.unconfirmed_code, id="data-tab",
@@ -120,9 +122,11 @@ class PtvizApp(App[int]):
         # Every engine event reaches these five: found once, not per event.
         self._panes = (self.query_one(ChartsPane), self.query_one(LogPane), self.query_one(ModelTab),
                        self.query_one(DataTab), self.query_one(StatusBar))
+        self._ranks = self.query_one(RanksPanel)
         self.frames = FrameClock(self, [self._take_engine_events, self.query_one(ChartsPane).redraw,
                                         self.query_one(StatusBar).flush, self.query_one(LogPane).flush,
-                                        self.query_one(DevicePanel).flush, self.query_one(RunsTab).redraw])
+                                        self.query_one(DevicePanel).flush, self.query_one(RanksPanel).flush,
+                                        self.query_one(RunsTab).redraw])
         self.frames.start()
         self._apply_size()
         install_stop_signals(self)
@@ -363,6 +367,7 @@ class PtvizApp(App[int]):
             charts_pane.history.ingest(event)
         if log:
             log_pane.ingest(event)
+        self._ranks.ingest(event)
         model_tab.engine_event(event)
         data_tab.engine_event(event)
         status.ingest(event)

@@ -58,12 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ptviz-tui",
         description="Train PyTorch models from a terminal cockpit (or headless).",
         epilog="Examples: ptviz-tui  |  ptviz-tui --headless --epochs 3  |  "
-               "ptviz-tui --recipe mnist-mlp --root ~/data --download.  "
+               "ptviz-tui --recipe mnist-mlp --root ~/data --download  |  ptviz-tui --headless --nproc gpu.  "
                "Other commands: ptviz-tui resume RUN_DIR | attach RUN_DIR | runs [DIR] | fork RUN_DIR | "
                "send RUN_DIR COMMAND "
                "(each takes --help).",
     )
     parser.add_argument("--headless", action="store_true", help="train without the cockpit, printing progress")
+    from .launch import add_launch_flags
+
+    add_launch_flags(parser)
     add_config_flags(parser)
     return parser
 
@@ -123,12 +126,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return commands.main(argv)
     args = build_parser().parse_args(argv)
+    from .launch import options_from_args
+
     try:
         config = config_from_args(args)
+        launch = options_from_args(args)
     except ConfigError as exc:
         for error in exc.errors:
             _fail(str(error), EXIT_CONFIG)
         return EXIT_CONFIG
+    if launch.wanted:
+        return _launched(launch, argv, args.headless, config)
     if args.headless:
         from .headless import run_headless
 
@@ -136,6 +144,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .app import run_app
 
     return run_app(config)
+
+
+def _launched(launch, argv: list[str], headless: bool, config: cfgmod.RunConfig) -> int:
+    """Train under torchrun: headless in this terminal, or the cockpit attached to the workers it starts."""
+    from ptviz.engine.distributed.env import from_environ
+
+    if from_environ() is not None:
+        return _fail("this process was started by a launcher already (RANK and WORLD_SIZE are set): drop --nproc "
+                     "and the other launch flags", EXIT_CONFIG)
+    from .launch import launch as run_launched, without_launch_flags
+
+    if headless:
+        return run_launched(launch, without_launch_flags(argv))
+    from .launch import in_cockpit
+
+    return in_cockpit(config, [*argv, "--headless"])
 
 
 def report(exc: BaseException) -> int:

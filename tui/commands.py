@@ -53,14 +53,25 @@ def resume(argv: list[str]) -> int:
         epilog="Flags override the saved configuration, e.g. --epochs 20 to train longer, --lr 0.005 for a new "
                "learning rate from here on; a change that cannot continue the run exactly is refused with the "
                "reason. A model given as your own code (file.py:factory) runs only when you name it again "
-               "(--model, or a yes in the cockpit).",
+               "(--model, or a yes in the cockpit). A run of several processes continues with as many (--nproc "
+               "changes that, and the result is then no longer bit-exact).",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (runs/<date>-<time>-<recipe>)")
     parser.add_argument("--headless", action="store_true", help="continue without the cockpit, printing progress")
     parser.add_argument("--checkpoint", metavar="FILE", help="continue from this checkpoint (a file in "
                         "RUN_DIR/checkpoints such as epoch-0003.pt, or a path) instead of the newest")
+    from .launch import add_launch_flags, options_from_args
+
+    add_launch_flags(parser)
     add_field_flags(parser)
     args = parser.parse_args(argv)
+    from ptviz.engine.distributed.env import from_environ, is_follower
+
+    if is_follower():  # rank 0 of the workers reads the run folder and hands the run to the others
+        from .headless import run_headless
+
+        return run_headless(cfgmod.RunConfig())
+    launch = options_from_args(args)
     run_dir = _run_dir(args.run_dir)
     _refuse_running(run_dir)
 
@@ -79,6 +90,12 @@ def resume(argv: list[str]) -> int:
     if unconfirmed and args.headless:
         raise UserError(_confirm_code_message(run_dir, unconfirmed, argv))
     _check_work_left(run_dir, config, state)
+    if from_environ() is None:
+        launch = _launch_for(state, launch, args.nproc is not None)
+        if launch.wanted:
+            print(f"resuming {run_dir} from {path.name} with {_processes(launch)}: step {state['step']}, "
+                  f"epoch {state['epoch'] + 1}, batch {state['batch_in_epoch']}", flush=True)
+            return _resume_launched(launch, argv, args.headless, config)
     print(f"resuming {run_dir} from {path.name}: step {state['step']}, epoch {state['epoch'] + 1}, "
           f"batch {state['batch_in_epoch']}")
     if args.headless:
@@ -88,6 +105,36 @@ def resume(argv: list[str]) -> int:
     from .app import run_app
 
     return run_app(config, resume=state, run_dir=run_dir, unconfirmed_code=unconfirmed)
+
+
+def _launch_for(state: dict, launch, nproc_given: bool):
+    """The launch that continues a checkpoint: as many processes as wrote it, unless --nproc says otherwise."""
+    from .launch import LaunchOptions
+
+    saved = int(state.get("world_size", 1) or 1)
+    if not nproc_given and launch.nnodes == "1" and saved > 1:
+        launch = LaunchOptions(saved, launch.nnodes, launch.node_rank, launch.rdzv_endpoint, launch.max_restarts)
+    world = launch.nproc * int(launch.nnodes) if launch.nnodes.isdigit() else None
+    if world is not None and world != saved:
+        print(f"ptviz-tui: notice: the run was trained by {saved} process(es) and continues with {world}; the "
+              f"result is no longer bit-exact", file=sys.stderr)
+    return launch
+
+
+def _processes(launch) -> str:
+    nodes = f" on each of {launch.nnodes} machines" if launch.nnodes != "1" else ""
+    return f"{launch.nproc} process{'es' if launch.nproc > 1 else ''}{nodes}"
+
+
+def _resume_launched(launch, argv: list[str], headless: bool, config: cfgmod.RunConfig) -> int:
+    """Continue under torchrun: every worker runs `resume RUN_DIR --headless` (rank 0 reads the folder)."""
+    from .launch import launch as run_launched, without_launch_flags
+
+    if headless:
+        return run_launched(launch, ["resume", *without_launch_flags(argv)])
+    from .launch import in_cockpit
+
+    return in_cockpit(config, ["resume", *argv, "--headless"])
 
 
 def _checkpoint(run_dir: Path, name: str | None) -> tuple[dict, Path]:
@@ -258,9 +305,12 @@ def _shown_state(info) -> str:
     """A run's state for the listing: with its pid, and its owner when that is another user."""
     if info.state == "unknown":
         return "unknown (no permission to read its lock)"
-    if not info.pid:
-        return info.state
-    return f"{info.state} (pid {info.pid}{_other_owner(info.path)})"
+    notes = [f"pid {info.pid}{_other_owner(info.path)}"] if info.pid else []
+    if info.world_size > 1:
+        notes.append(f"{info.world_size} ranks")
+    if info.restarts:
+        notes.append(f"{info.restarts} restart{'s' if info.restarts > 1 else ''}")
+    return f"{info.state} ({', '.join(notes)})" if notes else info.state
 
 
 def _other_owner(path: Path) -> str:

@@ -30,6 +30,7 @@ from ptviz.engine.events import (
     Notice,
     Paused,
     Resumed,
+    RunFailed,
     RunFinished,
     RunStarted,
     StepMetrics,
@@ -113,12 +114,15 @@ class ConsoleSink:
         self.terminal_gone = False
         self.epoch = 1
         self.paused = False
+        self.failed: RunFailed | None = None  # the run's failure, as the engine told it (which rank, several ranks)
 
     def _description(self) -> str:
         return f"paused, epoch {self.epoch}" if self.paused else f"epoch {self.epoch}"
 
     def emit(self, event: Event) -> None:
         """Show one event; once the output is gone (SSH dropped, pipe closed), show nothing and carry on."""
+        if isinstance(event, RunFailed):
+            self.failed = event
         if self.terminal_gone:
             return
         try:
@@ -135,6 +139,10 @@ class ConsoleSink:
             self.console.print(f"[bold]{escape(run_title(event))}[/] ({event.train_size:,} train / "
                                f"{event.test_size:,} test), {event.params_total:,} parameters "
                                f"({event.params_trainable:,} trainable), device {escape(event.device_name)}")
+            if event.world_size > 1:
+                per = event.global_batch // event.world_size
+                self._say(f"{event.world_size} processes (torchrun), global batch {event.global_batch:,} "
+                          f"({per:,} per process)" + (f"; restart {event.restart}" if event.restart else ""))
             if event.run_dir:
                 self._say(f"run directory: {event.run_dir}")
             if options := options_line(event.config):
@@ -187,8 +195,10 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
     `parent` makes the run a fork of another.
     """
     from ptviz.engine.commands import Control
+    from ptviz.engine.distributed.env import is_follower
     from ptviz.engine.loop import train
     from ptviz.engine.signals import checkpoint_on_signals
+    from ptviz.engine.sinks import NullSink
 
     # soft_wrap: long lines (paths) are never broken by Rich, in a terminal or redirected to a file.
     console = OutputMayClose(highlight=False, soft_wrap=True)
@@ -197,7 +207,8 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
         TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:,.0f} samples/s"),
         TimeRemainingColumn(), console=console, transient=True,
     )
-    sink = ConsoleSink(console, progress)
+    follower = is_follower()  # a rank other than 0 of several: rank 0 tells the story, and any rank's failure
+    sink = NullSink() if follower else ConsoleSink(console, progress)
     control = Control()
     received: list[int] = []
     try:
@@ -207,13 +218,20 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
             finally:
                 _stop_progress(progress)
     except KeyboardInterrupt:
-        _print(console, "interrupted")
+        if not follower:
+            _print(console, "interrupted")
         if raise_errors:
             raise
         return 130
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
+        _tell_agent(exc)
         if raise_errors:
             raise
+        if follower and not os.environ.get("PTVIZ_DEBUG"):
+            return report_quietly(exc)
+        failed = getattr(sink, "failed", None)
+        if failed is not None and failed.rank:  # another rank failed first: its error and traceback, not ours
+            return report_rank_failure(failed)
         return report(exc)
     if finished is not None:
         finished.append(result)
@@ -222,6 +240,35 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
     if received:
         return EXIT_SIGNAL_BASE + received[0]
     return EXIT_OK
+
+
+def report_rank_failure(failed: RunFailed) -> int:
+    """Print another rank's failure: its traceback (no terminal shows that rank's output) and one line."""
+    from .cli import EXIT_CONFIG, EXIT_FAILED, _fail
+
+    if failed.traceback:
+        print(f"traceback of rank {failed.rank}:\n{failed.traceback.rstrip()}", file=sys.stderr)
+    return _fail(failed.message, EXIT_CONFIG if failed.user_error else EXIT_FAILED)
+
+
+def report_quietly(exc: BaseException) -> int:
+    """The exit code of a failure, unprinted: rank 0 prints the run's first failure, whichever rank had it."""
+    from .cli import EXIT_CONFIG, EXIT_FAILED
+    from ptviz.engine.errors import UserError
+
+    return EXIT_CONFIG if isinstance(exc, UserError) else EXIT_FAILED
+
+
+def _tell_agent(exc: BaseException) -> None:
+    """Under torchrun, leave the failure in the error file its agent reads (it names the failing rank)."""
+    if not os.environ.get("TORCHELASTIC_ERROR_FILE"):
+        return
+    try:
+        from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
+
+        ErrorHandler().record_exception(exc)
+    except Exception:  # noqa: BLE001 - the agent then reports the exit code alone
+        pass
 
 
 def _stop_progress(progress: Progress) -> None:

@@ -1,12 +1,14 @@
 """Batch iteration: an epoch's order from (seed, epoch) and batches from memory or a DataLoader.
 
 The order of epoch e is a pure function of (seed, e), so a run can restart at any batch of any
-epoch and see exactly the batches an uninterrupted run would have seen.
+epoch and see exactly the batches an uninterrupted run would have seen. With several ranks, each one
+iterates its shard of that order (distributed/shard.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -15,6 +17,9 @@ from ..errors import DataUnavailable
 from .augment import to_device
 from .bad_samples import Note, Substituting
 from .sources import Split
+
+if TYPE_CHECKING:
+    from ..distributed.shard import Shard
 
 
 class _TensorImages(Dataset):
@@ -51,8 +56,10 @@ class Batches:
     """Batches of (uint8 images, labels) on `device` for one split."""
 
     def __init__(self, split: Split, batch_size: int, device: torch.device, *, shuffle: bool,
-                 seed: int = 0, resident: bool = True, workers: int = 0, skip_unreadable: bool = False):
+                 seed: int = 0, resident: bool = True, workers: int = 0, skip_unreadable: bool = False,
+                 shard: Shard | None = None):
         self.split = split
+        self.shard = shard  # several ranks: this rank's part of every epoch
         self.batch_size = batch_size
         self.device = device
         self.shuffle = shuffle
@@ -69,8 +76,9 @@ class Batches:
             self.dataset = Substituting(dataset, split.name, skip_unreadable)
 
     def __len__(self) -> int:
-        """Batches per epoch (the last one may be short)."""
-        return -(-len(self.split) // self.batch_size)
+        """Batches per epoch (the last one may be short); this rank's, with several ranks."""
+        n = len(self.split) if self.shard is None else self.shard.size(len(self.split))
+        return -(-n // self.batch_size)
 
     def order(self, epoch: int) -> torch.Tensor:
         """Sample indices of epoch `epoch` in visiting order."""
@@ -83,8 +91,11 @@ class Batches:
 
     def epoch(self, epoch: int, start: int = 0, order: torch.Tensor | None = None
               ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches of `epoch` (in `order` when given) from batch index `start` on."""
-        order = (self.order(epoch) if order is None else order)[start * self.batch_size:]
+        """Batches of `epoch` (in `order` when given; this rank's part of it) from batch index `start` on."""
+        order = self.order(epoch) if order is None else order
+        if self.shard is not None:
+            order = self.shard.of(order)
+        order = order[start * self.batch_size:]
         if self.resident:
             order = to_device(order, self.device)
             for i in range(0, order.shape[0], self.batch_size):

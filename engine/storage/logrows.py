@@ -24,6 +24,7 @@ from ..events import (
     LrChanged,
     Notice,
     Paused,
+    RanksReported,
     Resumed,
     RunFailed,
     RunFinished,
@@ -35,7 +36,7 @@ from ..events import (
 KINDS: dict[type, str] = {
     RunStarted: "started", Evaluated: "eval", EpochEnded: "epoch", Paused: "paused", Resumed: "resumed",
     LrChanged: "lr", CheckpointSaved: "checkpoint", Notice: "notice", Diverged: "diverged",
-    RunFinished: "finished", RunFailed: "failed", TrainableChanged: "trainable",
+    RunFinished: "finished", RunFailed: "failed", TrainableChanged: "trainable", RanksReported: "ranks",
 }
 EVENT_OF_KIND = {kind: cls for cls, kind in KINDS.items()}
 

@@ -218,6 +218,8 @@ class RunLog:
         # A resume that fails before its first step changed nothing: the run keeps the state it had.
         self.kept_state = previous if resume is not None and previous.get("state") in KEPT_STATES else None
         self.summary: dict[str, Any] = {"started_at": previous.get("started_at") or _now()}
+        if isinstance(previous.get("restarts"), int):  # torchrun's restarts over the run's life
+            self.summary["restarts"] = previous["restarts"]
         if resume is not None:  # what the resumed run carries on from: its best result and checkpoints
             self.summary["best_test_accuracy"] = resume.get("best_test_accuracy")
             for key in ("best_checkpoint", "last_checkpoint"):
@@ -295,7 +297,11 @@ class RunLog:
         if isinstance(event, RunStarted):
             s.update(state="running", reason="", pid=os.getpid(), recipe=event.config.get("recipe"),
                      step=event.start_step, epoch=event.start_epoch, total_steps=event.total_steps,
-                     epochs=event.epochs, steps_per_epoch=event.steps_per_epoch, updated_at=_now())
+                     epochs=event.epochs, steps_per_epoch=event.steps_per_epoch, world_size=event.world_size,
+                     updated_at=_now())
+            s.pop("failed_rank", None)
+            if event.restart:  # torchrun's agent restarted the workers after a failure: count it
+                s["restarts"] = s.get("restarts", 0) + 1
         elif isinstance(event, EpochEnded):
             # The averaged weights pick the best epoch when there are any (the loop's best.pt does the same).
             score = event.ema_test_accuracy if event.ema_test_accuracy is not None else event.test_accuracy
@@ -321,6 +327,8 @@ class RunLog:
                      seconds=round(event.seconds, 3), train_loss=event.train_loss, test_loss=event.test_loss,
                      test_accuracy=event.test_accuracy, best_test_accuracy=event.best_test_accuracy,
                      ended_at=_now(), updated_at=_now())
+            if event.replicas:  # several ranks: one fingerprint of the final weights per rank
+                s["replicas"] = list(event.replicas)
             s.pop("pid", None)
         elif isinstance(event, RunFailed) and self.kept_state is not None:
             s.clear()
@@ -330,6 +338,8 @@ class RunLog:
             interrupted = event.message.startswith("KeyboardInterrupt")
             s.update(state="interrupted" if interrupted else "failed", reason=event.message, step=event.step,
                      ended_at=_now(), updated_at=_now())
+            if event.rank is not None:
+                s.update(failed_rank=event.rank, traceback=event.traceback)
             s.pop("pid", None)
         else:
             return

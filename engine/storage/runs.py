@@ -29,6 +29,8 @@ class RunInfo:
     pid: int | None
     updated: float  # modification time of the newest log file
     problem: str = ""  # why a damaged run's record cannot be read
+    world_size: int = 1  # processes that trained it together (torchrun)
+    restarts: int = 0  # how often torchrun's agent restarted its workers after a failure
 
 
 def last_step(run_dir: Path) -> int | None:
@@ -52,7 +54,8 @@ def last_step(run_dir: Path) -> int | None:
 SUMMARY_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "state": ((str,), "text"), "step": ((int,), "a whole number"), "total_steps": ((int,), "a whole number"),
     "epoch": ((int,), "a whole number"), "epochs": ((int,), "a whole number"),
-    "best_test_accuracy": ((int, float), "a number"),
+    "best_test_accuracy": ((int, float), "a number"), "world_size": ((int,), "a whole number"),
+    "restarts": ((int,), "a whole number"),
 }
 
 
@@ -94,7 +97,8 @@ def run_info(run_dir: Path) -> RunInfo:
     return RunInfo(path=run_dir, state=state, step=int(step or 0), total_steps=summary.get("total_steps"),
                    epoch=int(summary.get("epoch") or 0), epochs=summary.get("epochs"),
                    best_test_accuracy=summary.get("best_test_accuracy"), pid=pid if pid and pid > 0 else None,
-                   updated=max(times, default=run_dir.stat().st_mtime), problem=problem)
+                   updated=max(times, default=run_dir.stat().st_mtime), problem=problem,
+                   world_size=int(summary.get("world_size") or 1), restarts=int(summary.get("restarts") or 0))
 
 
 def _state_without_lock(run_dir: Path, summary: dict) -> tuple[str, int | None]:

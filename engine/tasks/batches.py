@@ -5,13 +5,14 @@ Map-style datasets visit a permutation that is a pure function of (seed, epoch) 
 workers, sees the samples and augmentations an uninterrupted run would. Iterable datasets are read in the
 training process; their position is restored with their own state_dict()/load_state_dict() when they have
 them, or by iterating the epoch again (after set_epoch(epoch), when they have it) and skipping forward.
+With several ranks, each rank fetches its shard of a map-style dataset's order (distributed/shard.py).
 """
 
 from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, default_collate
@@ -20,6 +21,9 @@ from ..errors import TaskError
 from ..models.user import USER_CODE_ERRORS, defined_at, where, where_in_text
 from .contract import batch_size
 from .seeding import EVAL_EPOCH, SeededSamples, seeded_chunks
+
+if TYPE_CHECKING:
+    from ..distributed.shard import Shard
 
 
 def describe_dataset(what: str, dataset: Any) -> str:
@@ -94,8 +98,10 @@ class TaskBatches:
     """Batches of one split of a Task on the training device."""
 
     def __init__(self, dataset: Any, name: str, batch_size: int, device: torch.device, *, shuffle: bool,
-                 seed: int, workers: int = 0, collate: Callable[[list[Any]], Any] | None = None):
+                 seed: int, workers: int = 0, collate: Callable[[list[Any]], Any] | None = None,
+                 shard: Shard | None = None):
         self.dataset = dataset
+        self.shard = shard  # several ranks: this rank's part of every epoch (map-style datasets)
         self.name = name
         self.batch_size = batch_size
         self.device = device
@@ -106,6 +112,10 @@ class TaskBatches:
         self.origin = describe_dataset(f"task.{name}", dataset)
         self.collate = CheckedCollate(collate, self.origin)
         self.samples: int | None = self._length()
+        if shard is not None and self.iterable:
+            raise TaskError(f"{self.origin} is an IterableDataset: several ranks cannot split it into equal, "
+                            f"exact shards; give the task a map-style Dataset (with __len__ and __getitem__), or "
+                            f"train it in one process")
         self.position = (0, 0)  # (epoch, samples read) of the iterable's current epoch
         self.resume_state: dict[str, Any] | None = None
 
@@ -118,8 +128,11 @@ class TaskBatches:
             raise TaskError(f"{self.origin}: a map-style dataset needs __len__") from None
 
     def __len__(self) -> int:
-        """Batches per epoch (the last one may be short); 0 when the dataset has no length."""
-        return -(-self.samples // self.batch_size) if self.samples is not None else 0
+        """Batches per epoch (the last one may be short; this rank's with several); 0 when the dataset has no length."""
+        if self.samples is None:
+            return 0
+        n = self.samples if self.shard is None else self.shard.size(self.samples)
+        return -(-n // self.batch_size)
 
     @property
     def batches_per_epoch(self) -> int | None:
@@ -142,6 +155,8 @@ class TaskBatches:
             batches = map(self.collate, self._stream(epoch, start))
         else:
             order = self.order(epoch) if order is None else order
+            if self.shard is not None:
+                order = self.shard.of(order)
             keys = [(epoch, int(i)) for i in order[start * self.batch_size:].tolist()]
             loader = DataLoader(SeededSamples(self.dataset, self.seed), batch_size=self.batch_size, sampler=keys,
                                 num_workers=self.workers, collate_fn=self.collate, pin_memory=pin,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..evaluate import MAX_WRONG, EvalResult
+from ..evaluate import MAX_WRONG, EvalResult, reduce_over_ranks
 from .contract import batch_size, check_logits, labels_of, metric_values
 
 if TYPE_CHECKING:
@@ -52,14 +52,24 @@ def evaluate(setup: TaskSetup, split: str) -> EvalResult:
     finally:
         for module, training in modes:
             module.training = training
-    values = torch.cat([loss_sum[None], metric_sums]).tolist()  # the one sync of the pass
+    sums = torch.cat([loss_sum[None], metric_sums, torch.tensor([float(seen)], device=device)])
+    rows_found = torch.cat(wrong)[:MAX_WRONG] if wrong else torch.zeros((0, 3), dtype=torch.long, device=device)
+    if setup.ranks is not None:  # each rank evaluated its shard: add up, as one process over the whole split
+        if confusion is None:  # a rank whose shard is empty still takes part
+            k = len(setup.class_names) if setup.is_classification else 0
+            confusion = torch.zeros(k * k, dtype=torch.long, device=device) if k else None
+        parts = [sums] + ([confusion] if confusion is not None else [])
+        sums, *rest, rows_found = reduce_over_ranks(setup.ranks, setup.split_batches[split], *parts, rows_found)
+        confusion = rest[0] if rest else None
+    values = sums.tolist()  # the one sync of the pass
+    seen = int(values[-1])
     total = max(1, seen)
     result = EvalResult(loss=values[0] / total, accuracy=None, samples=seen, confusion=(), wrong=(),
-                        metrics={name: v / total for name, v in zip(names, values[1:])})
+                        metrics={name: v / total for name, v in zip(names, values[1:-1])})
     if confusion is not None:
         k = int(round(confusion.numel() ** 0.5))
         matrix = confusion.view(k, k).cpu()
-        rows = torch.cat(wrong)[:MAX_WRONG].cpu().tolist() if wrong else []
+        rows = rows_found.cpu().tolist()
         result.accuracy = int(matrix.diagonal().sum()) / total
         result.confusion = tuple(tuple(int(v) for v in row) for row in matrix.tolist())
         result.wrong = tuple((int(a), int(b), int(c)) for a, b, c in rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,9 @@ from ..models.user import LOAD_LOCK, USER_CODE_ERRORS, where
 from ..optim import build_optimizer, build_scheduler
 from ..task import Task, check_task, load_task
 from ..workload import DataShape, StepOutput
+
+if TYPE_CHECKING:
+    from ..distributed.group import Ranks
 from .batches import TaskBatches
 from .contract import (
     batch_size,
@@ -76,21 +79,25 @@ class OutputCapture:
 class TaskSetup:
     """The workload of a user's Task (see workload.Workload)."""
 
-    def __init__(self, config: RunConfig, task: Task, device: torch.device):
+    def __init__(self, config: RunConfig, task: Task, device: torch.device, ranks: Ranks | None = None):
         self.config = config
         self.task = task
         self.device = device
+        self.ranks = ranks  # several ranks: each trains and evaluates its shard of every split
         self.model: nn.Module = task.model
+        self.ddp: nn.Module | None = None  # the model behind DistributedDataParallel, for training steps
         self.kind = task.resolved_kind
         self.is_classification = task.is_classification
         self.loss_fn = task.loss or cross_entropy
         self.who_loss = function_name("task.loss", task.loss) if task.loss else "the default cross-entropy loss"
         self.who_metrics = function_name("task.metrics", task.metrics)
         d, seed = config.data, config.train.seed
+        shard = ranks.train_shard if ranks is not None else None
         self.train = TaskBatches(task.train, "train", d.batch_size, device, shuffle=True, seed=seed,
-                                 workers=d.workers, collate=task.collate)
+                                 workers=d.workers, collate=task.collate, shard=shard)
         self.split_batches = {name: TaskBatches(data, name, d.test_batch_size, device, shuffle=False, seed=seed,
-                                                workers=d.workers, collate=task.collate)
+                                                workers=d.workers, collate=task.collate,
+                                                shard=shard.evaluation if shard is not None else None)
                               for name, data in (("val", task.val), ("test", task.test)) if data is not None}
         self.capture = OutputCapture(self.model) if self.is_classification else None
         self.metric_names: tuple[str, ...] = ()
@@ -109,8 +116,10 @@ class TaskSetup:
         """(loss, named values, logits or None) of one batch; the user's errors become TaskErrors."""
         if self.capture is not None:
             self.capture.arm()
+        # A training step goes through DDP (several ranks), whose forward syncs the gradients of its backward.
+        model = self.ddp if self.ddp is not None and step is not None else self.model
         try:
-            out = self.loss_fn(self.model, batch)
+            out = self.loss_fn(model, batch)
         except TaskError:
             raise
         except USER_CODE_ERRORS as exc:
@@ -241,12 +250,12 @@ class TaskSetup:
         return count_parameters(self.model)
 
 
-def build_task(config: RunConfig, task: Task | None = None) -> TaskSetup:
+def build_task(config: RunConfig, task: Task | None = None, ranks: Ranks | None = None) -> TaskSetup:
     """Validate `config`, get the task (given, or from the factory config.data.task names) and check it."""
     from ..setup import seed_everything
 
     config = cfgmod.check(config).copy()
-    device = resolve_device(config.train.device)
+    device = ranks.device if ranks is not None else resolve_device(config.train.device)
     if config.train.precision == "fp16" and device.type != "cuda":
         raise ConfigError([FieldError("train.precision", "fp16", f"fp16 needs CUDA, the device is {device.type}; "
                                       "use bf16 or fp32")])
@@ -262,7 +271,7 @@ def build_task(config: RunConfig, task: Task | None = None) -> TaskSetup:
         if config.model.freeze_backbone:
             freeze_backbone(task.model)
         apply_freeze_edits(task.model, config.model.freeze)
-        setup = TaskSetup(config, task, device)
+        setup = TaskSetup(config, task, device, ranks)
         setup.check_contract()
     setup.precision = resolve_precision(config.train.precision, device, setup.model)
     use_channels_last(setup.model, device)

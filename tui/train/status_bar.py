@@ -59,6 +59,8 @@ class StatusBar(Static):
         self.elapsed = 0.0
         self.lr: float | None = None
         self.device = ""
+        self.world_size = 1  # processes training together (torchrun)
+        self.global_batch = 0  # samples per optimizer step over every rank
         self._note = ""
         self._metrics_waiting = False  # step metrics arrived that the line does not show yet
 
@@ -87,6 +89,7 @@ class StatusBar(Static):
             self.step = self.start_step = event.start_step
             self.epoch = event.start_epoch + 1
             self.device = event.device_name
+            self.world_size, self.global_batch = event.world_size, event.global_batch
             self.elapsed = 0.0
             self.samples_per_s = 0.0
             self.lr = None
@@ -151,6 +154,9 @@ class StatusBar(Static):
         if compact and device.startswith("CPU ("):  # 'CPU (2 threads)' -> 'CPU×2'
             device = "CPU×" + device[5:].split()[0]
         t.append(f"  {device}", "dim")
+        if self.world_size > 1:
+            t.append(f" ×{self.world_size}" if compact else
+                     f"  ×{self.world_size} ranks, global batch {self.global_batch:,}", "dim")
         if self.note:
             t.append(f"  {self.note}", "italic")
         return t
