@@ -50,6 +50,12 @@ def _p5(args: argparse.Namespace) -> list[Result]:
     return p5_startup.run(args)
 
 
+def _p9(args: argparse.Namespace) -> list[Result]:
+    from benchmarks import p9_health
+
+    return p9_health.run(args)
+
+
 # Each case is a function of the parsed arguments returning its rows.
 CASES: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
     "P1": _p1,
@@ -57,6 +63,7 @@ CASES: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
     "P3": _p3,
     "P4": _p4,
     "P5": _p5,
+    "P9": _p9,
 }
 
 
