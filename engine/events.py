@@ -206,7 +206,7 @@ class LrSwept:
 
     lrs: tuple[float, ...]
     losses: tuple[float, ...]  # each step's raw loss
-    smoothed: tuple[float, ...]  # exponentially smoothed, bias-corrected (as fastai and Lightning smooth)
+    smoothed: tuple[float, ...]  # centred moving average (no lag), the curve the suggestion is taken on
     suggestion: float | None  # the steepest descent of the smoothed loss; None until found
     done: bool
     reason: str = ""  # why it ended: "swept to 10", "the loss ran away at lr 3.2", "stopped"

@@ -1,10 +1,13 @@
 """The learning-rate finder: an exponential sweep of the learning rate on a copy of the weights and optimizer.
 
 Leslie Smith's range test as fastai's `lr_find` and Lightning's `Tuner.lr_find` run it: one batch per step,
-the rate growing geometrically from `start` to `end`, the loss smoothed exponentially (beta 0.98, bias
-corrected), the sweep stopped once the smoothed loss runs away (4× its best, or not finite). The suggestion
-is the rate where the smoothed loss falls fastest against log(lr), the steepest descent (Lightning's
-`suggestion()`; fastai's `valley` is a close relative), skipping the first ten points and the last.
+the rate growing geometrically from `start` to `end`, the sweep stopped once the exponentially smoothed loss
+(beta 0.98, bias corrected) runs away (4× its best, or not finite). The suggestion is their rule too: the
+rate where the smoothed loss falls fastest against log(lr), the steepest descent, skipping the first ten
+points. It is taken on a centred moving average of the loss, up to the curve's lowest point: the exponential
+average lags about 50 steps behind, which over a 100-step sweep is four decades of rate, and moves the
+steepest point toward where training blows up (digits-mlp: 0.2, which reaches 76-87% in 10 epochs; the
+centred curve's steepest point, about 0.09, reaches 96-97%).
 
 The sweep trains the run's own modules on clones of their parameters and buffers, with a deep copy of the
 optimizer's state: the run's tensors are never written, and the RNG streams and the data position are put
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 BETA = 0.98  # smoothing of the loss (fastai, Lightning)
 RUNAWAY = 4.0  # the sweep stops once the smoothed loss exceeds this many times its best (Lightning's default)
 SKIP_BEGIN, SKIP_END = 10, 1  # points the suggestion leaves out at each end (Lightning's defaults)
+CENTRED_HALF = 4  # the suggestion's curve averages each loss with the 4 either side (under half a decade)
 PROGRESS_EVERY = 5  # steps between progress reports
 
 
@@ -52,11 +56,24 @@ def smooth(losses: list[float], beta: float = BETA) -> list[float]:
     return out
 
 
+def centred(losses: list[float], half: int = CENTRED_HALF) -> list[float]:
+    """Mean of each loss and the `half` either side (fewer at the ends): smoothing without lag."""
+    x = np.asarray(losses, dtype=np.float64)
+    sums = np.concatenate([[0.0], np.cumsum(x)])
+    idx = np.arange(len(x))
+    lo, hi = np.maximum(0, idx - half), np.minimum(len(x), idx + half + 1)
+    return ((sums[hi] - sums[lo]) / (hi - lo)).tolist()
+
+
 def suggest(lrs: list[float], smoothed: list[float]) -> float | None:
-    """The learning rate of the steepest descent of the smoothed loss against log10(lr), or None if too short."""
+    """The learning rate of the steepest descent of the smoothed loss against log10(lr), looked for between the
+    first ten points and the curve's lowest point; None if too short."""
     skip_begin = min(SKIP_BEGIN, len(lrs) // 10)
     end = len(lrs) - SKIP_END
     idx = [i for i in range(skip_begin, end) if math.isfinite(smoothed[i])]
+    if idx:
+        lowest = min(idx, key=lambda i: smoothed[i])
+        idx = [i for i in idx if i <= lowest]
     if len(idx) < 3:
         return None
     x = np.log10(np.array([lrs[i] for i in idx]))
@@ -130,7 +147,7 @@ def sweep(work: Workload, *, start: float = 1e-7, end: float = 10.0, steps: int 
                 loss = _step(work, opt, scaler, params, batch, i, clip_norm)
                 lrs.append(lr)
                 losses.append(loss)
-                smoothed = smooth(losses)[-1]
+                smoothed = smooth(losses)[-1]  # the runaway check's curve: causal, as it decides as it goes
                 best = min(best, smoothed)
                 if not math.isfinite(smoothed) or smoothed > RUNAWAY * best:
                     reason = f"the loss ran away at lr {lr:.3g}"
@@ -182,7 +199,7 @@ def _step(work: Workload, opt: torch.optim.Optimizer, scaler: Any, params: list[
 
 
 def _result(lrs: list[float], losses: list[float], done: bool, reason: str, run_step: int) -> LrSwept:
-    smoothed = smooth(losses)
+    smoothed = centred(losses)
     return LrSwept(tuple(lrs), tuple(losses), tuple(smoothed), suggest(lrs, smoothed) if done else None, done,
                    reason, run_step)
 
