@@ -193,6 +193,7 @@ class LayerStats:
     act_means: tuple[float, ...] = ()
     act_stds: tuple[float, ...] = ()
     histograms: tuple[Histogram, ...] = ()  # for TensorBoard only (never in metrics.jsonl)
+    ranks: tuple[int, ...] = ()  # dimensions of each parameter tensor (the ratio rule is for 2 or more)
 
     def update_ratios(self) -> tuple[float, ...]:
         """||update|| / ||weights|| per parameter tensor (inf for a tensor that was all zeros)."""

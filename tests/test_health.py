@@ -104,7 +104,9 @@ def test_layer_rows_are_compact_read_back_as_events_and_resume_exactly(digits_co
     run = only_run(config)
     rows = [r for r in read_rows(run / "metrics.jsonl") if r["kind"] == "layers"]
     assert [r["step"] for r in rows] == [5, 10, 15, 20]
-    assert set(rows[0]) == {"kind", "step", "params", "grad", "weight", "update", "acts", "dead", "mean", "std", "wall"}
+    assert set(rows[0]) == {"kind", "step", "params", "grad", "weight", "update", "acts", "dead", "mean", "std", "rank",
+                            "wall"}
+    assert rows[0]["rank"] == [2, 1, 2, 1, 2, 1]
     assert rows[0]["acts"] == ["relu1", "relu2"]
     assert all(len(f"{v}") <= 11 for v in rows[0]["grad"])  # four significant digits
     back = [e for e in events_of(read_rows(run / "metrics.jsonl")) if isinstance(e, LayerStats)]

@@ -17,15 +17,16 @@ from test_spike_rollback import spike_config
 
 def sample(step, ratio=1e-3, dead=0.1):
     """A LayerStats of digits-mlp's layers with every weight's update ratio `ratio`."""
-    params = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias")
-    return LayerStats(step, params, (2.0, 0.1) * 3, (10.0, 1.0) * 3, (10 * ratio, ratio) * 3, ("relu1", "relu2"),
-                      (dead, 0.9), (0.5, 0.5), (1.0, 1.0))
+    params = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias", "bn.weight")
+    return LayerStats(step, params, (2.0, 0.1) * 3 + (1.0,), (10.0, 1.0) * 3 + (1.0,),
+                      (10 * ratio, ratio) * 3 + (1.0,), ("relu1", "relu2"), (dead, 0.9), (0.5, 0.5), (1.0, 1.0),
+                      ranks=(2, 1) * 3 + (1,))
 
 
 async def test_model_tab_shows_live_columns_a_heatmap_and_the_layer_notice(digits_config):
     """Samples fill the tree's grad / log upd / dead columns (rolled up per module), and the heatmap's rows."""
     app = PtvizApp(digits_config)
-    async with app.run_test(size=(200, 60)) as pilot:
+    async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("3")
         await settle(pilot)
         pane = app.query_one(ModelPane)
@@ -39,7 +40,8 @@ async def test_model_tab_shows_live_columns_a_heatmap_and_the_layer_notice(digit
         fc1, relu2, model = (pane.health.latest[k] for k in ("fc1", "relu2", ""))
         assert fc1.grad_norm == math.hypot(2.0, 0.1) and round(fc1.log_ratio, 6) == round(math.log10(0.05), 6)
         assert relu2.dead == 0.9 and model.dead == 0.9  # the model shows its worst activation
-        assert pane.health.layers == ["fc1", "fc2", "fc3"] and pane.health.steps == [50, 100, 150]
+        assert pane.health.layers == ["fc1", "fc2", "fc3"]  # a norm's scale (one dimension) has no row
+        assert pane.health.steps == [50, 100, 150]
         heatmap = app.query_one(HealthHeatmap)
         assert heatmap.display and heatmap.size.height == 4  # a title and one row per layer
         rendered = str(heatmap.render())

@@ -34,6 +34,7 @@ class _Sample:
     act_stats: torch.Tensor | None  # (m, 3): dead share, mean, std
     hist_tags: tuple[tuple[str, int], ...]  # (tag, numel) per histogram
     hists: torch.Tensor | None  # (k, histograms.WIDTH)
+    ranks: tuple[int, ...]  # dimensions of each parameter
 
 
 class HealthSampler:
@@ -114,7 +115,8 @@ class HealthSampler:
         if self.histograms and named:
             tags = tuple((f"{kind}/{n}", p.numel()) for kind in ("weights", "grads") for n, p in named)
             hists = torch.stack([histograms.summarize(p) for _, p in named] + self._grad_hists)
-        self.pending.append(_Sample(step, tuple(n for n, _ in named), norms, activations, act_stats, tags, hists))
+        self.pending.append(_Sample(step, tuple(n for n, _ in named), norms, activations, act_stats, tags, hists,
+                                    tuple(p.dim() for _, p in named)))
         self._before, self._named, self._grad_hists = [], [], []
         self._grad_norms = self._weight_norms = None
 
@@ -141,7 +143,7 @@ class HealthSampler:
                 at += histograms.WIDTH
             out.append(LayerStats(sample.step, sample.params, tuple(grad), tuple(weight), tuple(update),
                                   sample.activations, tuple(acts[0::3]), tuple(acts[1::3]), tuple(acts[2::3]),
-                                  tuple(found)))
+                                  tuple(found), sample.ranks))
         return out
 
     def discard(self) -> None:

@@ -46,7 +46,8 @@ EVENT_OF_KIND = {kind: cls for cls, kind in KINDS.items()}
 STEP_KEYS = ("kind", "step", "epoch", "epoch_step", "loss", "lr", "elapsed", "samples_per_s", "wall", "grad_norm")
 # A "layers" row's list keys and the LayerStats fields they hold.
 LAYER_KEYS = {"params": "params", "grad": "grad_norms", "weight": "weight_norms", "update": "update_norms",
-              "acts": "activations", "dead": "dead", "mean": "act_means", "std": "act_stds"}
+              "acts": "activations", "dead": "dead", "mean": "act_means", "std": "act_stds", "rank": "ranks"}
+_LAYER_TEXT, _LAYER_INT = ("params", "acts"), ("rank",)
 
 
 def _finite(value: Any) -> Any:
@@ -73,7 +74,7 @@ def rows_of(event: Event, wall: float) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"kind": "layers", "step": event.step}
         for key, name in LAYER_KEYS.items():
             values = getattr(event, name)
-            row[key] = list(values) if key in ("params", "acts") else [_short(v) for v in values]
+            row[key] = list(values) if key in _LAYER_TEXT + _LAYER_INT else [_short(v) for v in values]
         return [{**row, "wall": round(wall, 3)}]
     kind = KINDS.get(type(event))
     if kind is None:
@@ -149,7 +150,9 @@ def _layer_event(row: dict[str, Any]) -> LayerStats | None:
     try:
         values = {name: tuple(row.get(key) or ()) for key, name in LAYER_KEYS.items()}
         for key, name in LAYER_KEYS.items():
-            if key not in ("params", "acts"):
+            if key in _LAYER_INT:
+                values[name] = tuple(int(v) for v in values[name])
+            elif key not in _LAYER_TEXT:
                 values[name] = tuple(float("nan") if v is None else float(v) for v in values[name])
         return LayerStats(step=int(row["step"]), **values)
     except (KeyError, TypeError, ValueError):

@@ -83,10 +83,12 @@ class HealthHistory:
 
 
 def _own_ratios(stats: LayerStats) -> dict[str, float]:
-    """log10 update ratio of each module's own weight tensors (biases and norm scales do not follow the rule)."""
+    """log10 update ratio of each module's own weight matrices and kernels (biases and normalisation scales, one
+    dimension, do not follow the rule; a log without ranks counts every tensor named weight)."""
     sums: dict[str, list[float]] = {}
-    for name, weight, update, grad in zip(stats.params, stats.weight_norms, stats.update_norms, stats.grad_norms):
-        if not name.endswith("weight"):
+    ranks = stats.ranks or (2,) * len(stats.params)
+    for name, weight, update, rank in zip(stats.params, stats.weight_norms, stats.update_norms, ranks):
+        if not name.endswith("weight") or rank < 2:
             continue
         module = name.rpartition(".")[0]
         acc = sums.setdefault(module, [0.0, 0.0])

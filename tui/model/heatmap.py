@@ -16,7 +16,7 @@ from textual.widget import Widget
 from .health import HealthHistory
 
 CENTER, SPAN = -3.0, 2.0  # log10 ratio of the rule of thumb, and how far either way the colour scale reaches
-LABEL_WIDTH = 14
+LABEL_WIDTH = 14  # cells for a layer's name at least (a fifth of the width when wider)
 CELL = "█"
 
 
@@ -51,7 +51,7 @@ class HealthHeatmap(Widget):
     """Draws a HealthHistory's update ratios; shows as many layers as fit, then says how many more there are."""
 
     DEFAULT_CSS = """
-    HealthHeatmap { height: auto; max-height: 12; display: none; }
+    HealthHeatmap { height: auto; max-height: 50%; display: none; }
     HealthHeatmap.-shown { display: block; }
     """
 
@@ -75,16 +75,17 @@ class HealthHeatmap(Widget):
         width, height = self.size.width, self.size.height
         if h is None or not h.layers or width < LABEL_WIDTH + 4:
             return Text("")
-        columns = width - LABEL_WIDTH - 1
+        label_width = min(max(len(layer) for layer in h.layers), max(LABEL_WIDTH, width // 5))
+        columns = width - label_width - 1
         values = reduce(np.array([h.ratios[layer] for layer in h.layers], dtype=np.float64), columns)
         first, last = h.steps[0], h.steps[-1]
-        text = Text(f"update/weight ratio, log10 (~-3 is healthy), steps {first:,}–{last:,}"[:width], style="bold")
+        text = Text(f"log10 update/weight ratio (-3 healthy), steps {first:,}–{last:,}"[:width], style="bold")
         rows = max(0, height - 1)
         shown = h.layers if len(h.layers) <= rows else h.layers[:max(0, rows - 1)]
         for layer, row in zip(shown, values):
             text.append("\n")
-            label = layer if len(layer) <= LABEL_WIDTH else "…" + layer[-(LABEL_WIDTH - 1):]
-            text.append(label.ljust(LABEL_WIDTH) + " ", style="dim")
+            label = layer if len(layer) <= label_width else "…" + layer[-(label_width - 1):]
+            text.append(label.ljust(label_width) + " ", style="dim")
             for value in row.tolist():
                 text.append(CELL, style=colour(value))
         if len(shown) < len(h.layers):

@@ -60,8 +60,8 @@ class RollbackScreen(ModalScreen[Rollback | None]):
         if why is not None:
             self.query_one("#rollback-reason", Static).update(why)
             return
-        rate = float(lr) if lr else None
-        self.dismiss(Rollback(int(skip), rate if rate != self.lr else None))
+        unchanged = not lr or (self.lr is not None and lr == f"{self.lr:g}")  # the field's default: keep the rate
+        self.dismiss(Rollback(int(skip), None if unchanged else float(lr)))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
