@@ -5,7 +5,8 @@ Per-step values stay on the device; the loop reads them once every `log_interval
 when those steps take longer, so the logs on disk are never more than about a second behind.
 With a run directory, the loop also logs there (runlog.py), serves its control socket (remote.py)
 and writes checkpoints: last.pt, best.pt, epoch-NNNN.pt every N epochs (keeping K), and last.pt every
-N steps or minutes. Once the loss diverged no checkpoint is written, so the last good one is kept.
+N steps or minutes. Once the loss diverged no checkpoint is written, so the last good one is kept; a write
+that fails (a full disk) keeps the last good one too, and pauses the run or stops it cleanly.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any, Literal
 
 import torch
 
+from . import cpu_threads
+from . import resume as resuming
 from .storage import checkpoint as ckpt
 from .commands import (
     Command,
@@ -89,8 +92,9 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
     """Train `config` to the end (or until stopped) on the calling thread; RunFailed is emitted on error.
 
     `resume` is a loaded checkpoint to continue from, `run_dir` an existing run directory to continue in
-    (its logs are cut back to the checkpoint). A NaN or infinite loss stops the run, or pauses it with
-    on_divergence="pause". With `listen`, other processes can drive the run through its control socket.
+    (its logs are cut back to the checkpoint). A NaN or infinite loss, or a checkpoint or log that cannot be
+    written (a full disk), stops the run, or pauses it with on_divergence="pause".
+    With `listen`, other processes can drive the run through its control socket.
     `task` trains a Task object (ptviz.fit) instead of what config.data names.
     """
     sink = sink or NullSink()
@@ -98,8 +102,12 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
     trainer = None
     with ExitStack() as outputs:
         try:
+            probe = cpu_threads.LoadProbe()  # other processes' load, measured while the run is set up
             setup = build(config, task=task)  # a task that breaks its contract fails here, before anything is written
             trainer = Trainer(setup, sink, control, on_divergence=on_divergence)
+            # Set here, on the training thread, for this run only (the count is process-wide).
+            trainer.threads = outputs.enter_context(
+                cpu_threads.using(cpu_threads.choose(config.train.threads, trainer.s.device, probe)))
             if resume is not None:
                 trainer.restore(resume)  # a checkpoint that does not fit fails here, before anything is written
             if run_dir is None and config.output.runs_dir:
@@ -109,6 +117,7 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
                                             setup.describe().metrics)
                 sink = trainer.sink = FanOut(log, server, sink)
                 trainer.run_dir, trainer.before_save = run_dir, log.sync
+                log.on_error = trainer.log_failed
                 trainer.rewind_log = log.rewind
                 if trainer.health.sampler is not None:
                     trainer.health.sampler.histograms = log.tb is not None  # TensorBoard shows them
@@ -140,6 +149,14 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, UserError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}".strip()
+
+
+class _LogNotWritten(OSError):
+    """The run log failed to become durable before a checkpoint: `cause` is the write's error."""
+
+    def __init__(self, cause: OSError, folder: Path):
+        super().__init__(cause.errno, cause.strerror)
+        self.cause, self.folder = cause, folder
 
 
 class Trainer:
@@ -195,10 +212,18 @@ class Trainer:
         self.best_test_accuracy: float | None = None
         self.best_test_loss: float | None = None  # what "best" means when the work is not classification
         self.last_epoch: EpochEnded | None = None
+        self.changes = 0  # commands applied that change what a checkpoint holds (lr, trainable parameters)
+        self.saved: tuple[tuple[int, ...], Path, str] | None = None  # (position, last.pt, save_id) of the last save
         self.rng_to_restore: dict[str, Any] | None = None  # a checkpoint's RNG state, set just before training
+        self.threads: cpu_threads.ThreadChoice | None = None  # set by train(); None leaves torch's count as it is
+        self.restored: list[Any] = []  # what a resume changed (notices, lr), told right after RunStarted
+        self.save_seq = 0  # saves so far: orders checkpoints of one step (see checkpoint.stored_checkpoints)
+        self.last_saved: tuple[str, int] | None = None  # (file name, step) of the newest durable checkpoint
+        self.write_error: tuple[OSError, Path] | None = None  # a log write that failed, handled at the boundary
+        self.holding_for_space = False  # a failed save waits (paused) for space; nested saves wait with it
+        self.stopped_for_space = False  # a failed write stopped the run: no final save is attempted
         self.unreadable: set[str] = set()  # image files named in a warning as skipped
         self._looked: dict[int, int] = {}  # id(batches) -> how many of its unreadable files were looked at
-        self.notices: list[Notice] = []  # found while restoring, emitted once the run has started
         self._build_options()
         # Layer health, the spike guard and what a rollback leaves out (engine/health/).
         self.health = HealthMonitor(self.cfg, self._model(), setup.scaler)
@@ -236,21 +261,25 @@ class Trainer:
         """Train every remaining epoch; returns (and emits) RunFinished."""
         cfg = self.cfg
         total, trainable = self.s.parameter_counts
+        auto_threads = self.threads is not None and self.threads.why.startswith("auto")
         data = self.s.describe()
         self.emit(RunStarted(
             config=cfg.to_dict(), run_dir=str(self.run_dir) if self.run_dir else None,
-            device=str(self.s.device), device_name=device_name(self.s.device),
+            device=str(self.s.device), device_name=device_name(self.s.device, auto_threads),
             params_total=total, params_trainable=trainable,
             train_size=data.train_size, val_size=data.val_size, test_size=data.test_size,
             steps_per_epoch=self.accum.steps_per_epoch(self.s.batches_per_epoch) or 0,
             total_steps=self._total_steps(), epochs=cfg.train.epochs,
             class_names=data.class_names, input_shape=data.input_shape, resident=data.resident,
             start_step=self.step, start_epoch=self.epoch, task_kind=data.kind, metrics=data.metrics, task=data.name,
+            threads=torch.get_num_threads(), threads_why=self.threads.why if self.threads else "",
         ))
+        for event in self.restored:
+            self.emit(event)
         if not data.name and (warning := random_backbone_warning(cfg.model, self.s.model)):
             self.emit(Notice("warning", warning))
         self._note_unreadable(self.s.unreadable_up_front(), up_front=True)
-        for notice in [*self.notices, *self.health.notes]:
+        for notice in self.health.notes:
             self.emit(notice)
         self._tick()
         if self.rng_to_restore is not None:
@@ -265,7 +294,7 @@ class Trainer:
         self._read_losses()
         self._emit_points()
         self._tick()
-        if self.run_dir is not None and self.diverged_at is None:
+        if self.run_dir is not None and self.diverged_at is None and not self.stopped_for_space:
             self.save("final" if self.outcome == "finished" else "stopped")
         last = self.last_epoch
         finished = RunFinished(
@@ -538,6 +567,10 @@ class Trainer:
 
     def _boundary(self) -> None:
         """Apply queued commands; while paused, wait here for Resume or Stop."""
+        if self.write_error is not None and not self.stopping:
+            exc, folder = self.write_error
+            self.write_error = None
+            self._storage_failed(exc, folder, "the run log could not be written")
         self._check_batches()
         if self.control.stop_requested.is_set():
             self._request_stop(self.control.stop_reason)
@@ -585,6 +618,7 @@ class Trainer:
             self._pause()
         elif isinstance(command, Resume):
             if self.paused:
+                self.write_error = None  # failures while paused are retried now; a new one pauses again
                 if self.spiked:  # going on after a spike accepts it: checkpoints are written again
                     self.diverged_at, self.spiked = None, False
                 self._tick()
@@ -594,7 +628,7 @@ class Trainer:
         elif isinstance(command, Stop):
             self._request_stop(self.control.stop_reason)
         elif isinstance(command, SaveCheckpoint):
-            self.save(command.reason)
+            self.save(command.reason, hold=False)  # on a full disk the command is answered at once, refused
         elif isinstance(command, EvaluateNow):
             split = next((name for name in ("test", "val") if name in self.s.splits), None)
             if split is None:
@@ -614,6 +648,7 @@ class Trainer:
                 how = f" ({before:g} scaled by {command.factor:g})" if scaled else ""
                 self._refuse(f"learning rate not changed{how}: {exc}")
                 return
+            self.changes += 1
             self.emit(LrChanged(self.step, lr))
             if self.warmup.active(self.step + 1):
                 self.emit(Notice("info", f"warm-up: the learning rate ramps up to {lr:.4g} by step "
@@ -634,6 +669,7 @@ class Trainer:
             self.s.trainable_changed()
             # Recorded in the run's configuration, so checkpoints and resumed runs keep the change.
             self.cfg.model.freeze.append(freeze_edit(command.module, command.trainable))
+            self.changes += 1
             self.emit(TrainableChanged(self.step, command.module, command.trainable, trainable, total))
             if trainable == 0:  # a backward pass with nothing to train would fail: hold until something thaws
                 self.emit(Notice("warning", "no parameter is trainable; paused until a module is unfrozen"))
@@ -714,9 +750,7 @@ class Trainer:
         self.order = None
         self._reset_epoch_totals()
         if self.run_dir is not None:
-            self.save("epoch")
-            if improved:
-                self.save("best")
+            self.save("epoch", best=improved)
 
     def _check_early_stop(self, ended: EpochEnded, averaged: dict[str, EvalResult]) -> None:
         """Stop after this epoch when train.early_stop_metric has not improved for its patience."""
@@ -764,6 +798,7 @@ class Trainer:
             "best_test_loss": self.best_test_loss,
             "active_seconds": self.active_seconds,
             "rng": ckpt.rng_state(),
+            "save_seq": self.save_seq,
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "early_stop": self.early_stop.state_dict() if self.early_stop is not None else None,
             "health": self.health.state_dict(),
@@ -779,11 +814,15 @@ class Trainer:
         if due_steps or due_time:
             self.save("periodic")
 
-    def save(self, reason: str) -> Path | None:
+    def save(self, reason: str, best: bool = False, hold: bool = True) -> Path | None:
         """Write the checkpoint(s) `reason` calls for; emit CheckpointSaved for each file once it is durable.
 
-        "epoch" writes epoch-NNNN.pt (every output.checkpoint_every epochs, keeping output.keep) and
-        last.pt, "best" writes best.pt, anything else last.pt. Nothing is written after divergence.
+        "epoch" writes epoch-NNNN.pt (every output.checkpoint_every epochs, keeping output.keep), last.pt and,
+        with `best`, best.pt; "best" writes best.pt, anything else last.pt. The state is serialized once and
+        the other names link to that file. A "final" save at the position of the last save writes nothing:
+        last.pt already holds that state. Nothing is written after divergence.
+        A write that fails stops the run, or pauses it; with `hold`, the save waits there and is tried
+        again when the user resumes.
         """
         if self.run_dir is None:
             self._refuse("checkpoint not saved: output.runs_dir is empty, so this run has no folder", "warning")
@@ -797,22 +836,88 @@ class Trainer:
             self._refuse(f"checkpoint not saved: the loss {how} at step {self.diverged_at}; "
                          "the last good checkpoint is kept", "warning")
             return None
+        if self.stopped_for_space:
+            return None  # the run is stopping because the disk is full: nothing more is written
+        position = (self.step, self.epoch, self.batch_in_epoch, self.changes)
+        if reason == "final" and self.saved is not None and self.saved[0] == position:
+            _, last, save_id = self.saved
+            self.emit(CheckpointSaved(str(last), self.step, self.epoch, reason, save_id=save_id))
+            return last
         out, folder = self.cfg.output, self.run_dir / "checkpoints"
         names = {"best": ["best.pt"]}.get(reason, ["last.pt"])
         numbered = reason == "epoch" and out.checkpoint_every and self.epoch % out.checkpoint_every == 0
         if numbered:
             names.insert(0, f"epoch-{self.epoch:04d}.pt")
-        if self.before_save is not None:
-            self.before_save()
-        state = self.state(reason)
-        folder.mkdir(exist_ok=True)
-        paths = [ckpt.atomic_save(state, folder / name) for name in names]
+        if best and reason == "epoch":
+            names.append("best.pt")
+        while True:
+            try:
+                self._make_log_durable()
+                self.save_seq += 1
+                state = self.state(reason)
+                folder.mkdir(exist_ok=True)
+                paths = ckpt.save_once(state, [folder / name for name in names])
+                break
+            except OSError as exc:  # a full disk: the files that were there are untouched
+                if isinstance(exc, _LogNotWritten):  # the log's own trouble, named as such
+                    paused = self._storage_failed(exc.cause, exc.folder, "the run log could not be written")
+                else:
+                    paused = self._storage_failed(exc, folder, "checkpoint not saved")
+                if not (paused and hold) or self.holding_for_space:
+                    return None
+                self._hold_for_space()
+                if self.stopping:
+                    return None  # run() tries once more on the way out
         if numbered:
             ckpt.prune_numbered(folder, out.keep)  # only now that the new one is on disk
         self.saved_clock = time.perf_counter()
+        self.last_saved = (paths[-1].name, self.step)
+        if "last.pt" in names:
+            self.saved = (position, folder / "last.pt", state["save_id"])
         for path in paths:
-            self.emit(CheckpointSaved(str(path), self.step, self.epoch, reason, save_id=state["save_id"]))
+            kind = "best" if path.name == "best.pt" else reason
+            self.emit(CheckpointSaved(str(path), self.step, self.epoch, kind, save_id=state["save_id"]))
         return paths[-1]
+
+    def _make_log_durable(self) -> None:
+        """Sync the run log before a checkpoint claims its steps; _LogNotWritten if it failed or fails now."""
+        if self.write_error is not None:  # a row of the steps just emitted did not land
+            exc, folder = self.write_error
+            self.write_error = None
+            raise _LogNotWritten(exc, folder)
+        try:
+            if self.before_save is not None:
+                self.before_save()
+        except OSError as exc:
+            raise _LogNotWritten(exc, self.run_dir) from exc
+
+    def log_failed(self, exc: OSError, folder: Path) -> None:
+        """The run log could not be written (called by RunLog on this thread); handled at the next boundary."""
+        if self.write_error is None:
+            self.write_error = (exc, folder)
+
+    def _storage_failed(self, exc: OSError, folder: Path, what: str) -> bool:
+        """Say why a write failed and what is kept; pause (True: worth waiting for space) or stop (False)."""
+        why = ckpt.describe_os_error(exc, folder)
+        kept = (f"the last good checkpoint ({self.last_saved[0]}, step {self.last_saved[1]:,}) is kept"
+                if self.last_saved else "no checkpoint of this session was saved yet")
+        if self.on_divergence == "pause" and not self.stopping:
+            self._refuse(f"{what}: {why}; {kept}. Paused: free some space, then resume")
+            self._pause()
+            return True
+        self._refuse(f"{what}: {why}; {kept}. Stopping")
+        if not self.stopping:
+            self.stopped_for_space = True
+            self._request_stop(why)
+        return False
+
+    def _hold_for_space(self) -> None:
+        """Wait, paused, for Resume (then the save is tried again) or Stop; saves asked for meanwhile wait too."""
+        self.holding_for_space = True
+        try:
+            self._boundary()
+        finally:
+            self.holding_for_space = False
 
     def _weights_finite(self) -> bool:
         """Whether every parameter is finite (one sync per checkpoint, never per step)."""
@@ -820,8 +925,14 @@ class Trainer:
         return bool(torch.stack([torch.isfinite(p).all() for p in params]).all()) if params else True
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint written by `state()`."""
+        """Continue from a checkpoint written by `state()`; refuses one this run cannot continue exactly."""
         s = self.s
+        problem = ckpt.position_problem(state) or ckpt.check_rng_state(state["rng"])
+        if problem:
+            raise CheckpointError(f"the checkpoint's position is invalid: {problem}")
+        train_size = s.describe().train_size
+        notices = resuming.check_position(state, train_size, self.cfg.data.batch_size)
+        resuming.check_optimizer(state, self.cfg)
         model = getattr(s.model, "_orig_mod", s.model)
         try:
             model.load_state_dict(state["model"])
@@ -834,10 +945,15 @@ class Trainer:
             s.scheduler.load_state_dict(state["scheduler"])
         if s.scaler is not None and state.get("scaler") is not None:
             s.scaler.load_state_dict(state["scaler"])
+        lr_before = current_lr(s.optimizer)
+        steps_per_epoch = self.accum.steps_per_epoch(s.batches_per_epoch) or 0  # optimizer steps, as schedules count
+        changes = resuming.apply_optimizer_flags(state, self.cfg, s.optimizer, s.scheduler, steps_per_epoch)
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
-        self.order = state["order"]
+        # At an epoch boundary over a resized split, the next epoch's order is drawn for the new size.
+        order = state["order"]
+        self.order = order if order.numel() == train_size else None
         self.s.load_data_state(state.get("data"))
         totals = state["epoch_totals"]
         self.ep_loss.copy_(totals["loss"])
@@ -851,6 +967,12 @@ class Trainer:
         self.active_seconds = float(state.get("active_seconds", 0.0))
         self._epoch_started = self.active_seconds - float(totals.get("seconds", 0.0))
         self.rng_to_restore = state["rng"]
+        saved_seq = state.get("save_seq")
+        self.save_seq = saved_seq if isinstance(saved_seq, int) and saved_seq > 0 else 0
+        self.restored = [Notice("info", text) for text in notices]
+        self.restored += [Notice("info", f"resume: {change}") for change in changes]
+        if current_lr(s.optimizer) != lr_before:
+            self.restored.append(LrChanged(self.step, current_lr(s.optimizer)))
         self._restore_options(state)
         self.health.load_state_dict(state.get("health"))
 
@@ -864,7 +986,7 @@ class Trainer:
                     raise CheckpointError(f"the checkpoint's averaged weights do not fit this model: {exc}") from None
             else:  # the average was switched on for the resumed run
                 self.ema = WeightAverage(self._model(), self.ema.decay)
-                self.notices.append(Notice("info", "the checkpoint holds no weight average: it starts from the "
+                self.restored.append(Notice("info", "the checkpoint holds no weight average: it starts from the "
                                                    "resumed weights"))
         if self.early_stop is not None and state.get("early_stop") is not None:
             self.early_stop.load_state_dict(state["early_stop"])

@@ -81,8 +81,8 @@ class Workload(Protocol):
     def train_mode(self) -> None:
         """Put the model in training mode for the step loop."""
 
-    def order(self, epoch: int) -> torch.Tensor | None:
-        """Sample order of `epoch`, a pure function of (seed, epoch); None when the data set orders itself."""
+    def order(self, epoch: int) -> torch.Tensor:
+        """Sample order of `epoch`, a pure function of (seed, epoch) (0..n-1 when the data set orders itself)."""
 
     def epoch_batches(self, epoch: int, start: int, order: torch.Tensor | None) -> Iterator[Any]:
         """Batches of `epoch` from batch `start` on, on the training device."""

@@ -17,6 +17,7 @@ from ptviz.engine.loop import train
 from ptviz.engine.session import TrainingSession
 from ptviz.engine.sinks import ListSink
 from ptviz.tui.cli import main
+from ptviz.engine.recipes import recipe
 
 
 def small(config, epochs=2):
@@ -75,8 +76,9 @@ def test_pickle_payload_is_refused_and_runs_nothing(tmp_path, as_zip, capsys):
         torch.save({"format": ckpt.FORMAT, "model": Payload(marker)}, path)
     else:
         path.write_bytes(pickle.dumps({"format": ckpt.FORMAT, "model": Payload(marker)}, protocol=2))
-    with pytest.raises(CheckpointError, match="refused: it holds objects a checkpoint never contains"):
+    with pytest.raises(CheckpointError, match=r"refused: it names (io|builtins)\.open, code that a checkpoint never") as refused:
         ckpt.load_checkpoint(path)
+    assert "weights_only" not in str(refused.value)
     assert not marker.exists()
     # The same file as a run's only checkpoint: `resume` says why and exits 2, still running nothing.
     run = tmp_path / "runs" / "r1"
@@ -227,3 +229,193 @@ def test_losses_reach_the_log_on_time_even_with_a_long_log_interval(digits_confi
     steps = [s for e in events_of(read_rows(only_run(config) / "metrics.jsonl")) if isinstance(e, StepMetrics)
              for s in e.steps]
     assert steps == list(range(1, 13))
+
+
+def test_an_epoch_serializes_its_state_once_and_links_every_name(tmp_path, monkeypatch):
+    """Recipe B's epoch (ResNet-18, frozen backbone) writes one checkpoint's worth of bytes for epoch, last
+    and best, and the run's final save adds none: the names are one file, and it loads."""
+    import shutil
+
+    config = recipe("cifar10-resnet18")
+    config.data.dataset, config.data.fake_size, config.data.test_batch_size = "fake", 10, 10
+    config.model.pretrained = False
+    config.train.epochs = 1
+    config.output.runs_dir = str(tmp_path / "runs")
+    config.output.checkpoint_minutes = 0
+    config.output.tensorboard = False
+    written, real_save = [], torch.save
+
+    class Counting:
+        """The file torch.save writes to, counting the bytes."""
+
+        def __init__(self, f):
+            self.f, self.bytes = f, 0
+
+        def write(self, data):
+            self.bytes += len(data)
+            return self.f.write(data)
+
+        def flush(self):
+            self.f.flush()
+
+    def counting_save(obj, f, *args, **kwargs):
+        counted = Counting(f)
+        real_save(obj, counted, *args, **kwargs)
+        written.append(counted.bytes)
+
+    copies = []
+    monkeypatch.setattr(torch, "save", counting_save)
+    monkeypatch.setattr(shutil, "copyfile", lambda *a, **k: copies.append(a))
+    sink = ListSink()
+    train(config, sink)
+    folder = only_run(config) / "checkpoints"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["best.pt", "epoch-0001.pt", "last.pt"]
+    (size,) = written  # one serialization for the whole run
+    assert {(folder / n).stat().st_size for n in names} == {size} and not copies
+    assert len({(folder / n).stat().st_ino for n in names}) == 1  # hard links: the bytes are on disk once
+    state = ckpt.load_checkpoint(folder / "best.pt")
+    assert state["step"] == 1 and set(state["model"]) >= {"fc.weight", "fc.bias"}
+    assert [(e.reason, Path(e.path).name) for e in sink.of(CheckpointSaved)] == [
+        ("epoch", "epoch-0001.pt"), ("epoch", "last.pt"), ("best", "best.pt"), ("final", "last.pt")]
+    assert len({e.save_id for e in sink.of(CheckpointSaved)}) == 1
+
+
+def test_replacing_or_pruning_one_name_never_changes_a_linked_one(tmp_path):
+    """A newer last.pt and the pruning of old epochs leave best.pt, linked to an older state, as it was."""
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    ckpt.save_once({"state": torch.arange(4)}, [folder / "epoch-0001.pt", folder / "last.pt", folder / "best.pt"])
+    best_bytes = (folder / "best.pt").read_bytes()
+    ckpt.save_once({"state": torch.arange(8)}, [folder / "epoch-0002.pt", folder / "last.pt"])
+    ckpt.prune_numbered(folder, keep=1)
+    assert sorted(p.name for p in folder.iterdir()) == ["best.pt", "epoch-0002.pt", "last.pt"]
+    assert (folder / "best.pt").read_bytes() == best_bytes
+    assert torch.load(folder / "best.pt", weights_only=True)["state"].tolist() == [0, 1, 2, 3]
+    assert torch.load(folder / "last.pt", weights_only=True)["state"].tolist() == list(range(8))
+    assert (folder / "last.pt").stat().st_ino == (folder / "epoch-0002.pt").stat().st_ino
+
+
+def test_names_are_copies_where_the_filesystem_has_no_hard_links(tmp_path, monkeypatch):
+    import os
+
+    def no_links(src, dst, *args, **kwargs):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    paths = ckpt.save_once({"state": torch.ones(3)}, [tmp_path / "epoch-0001.pt", tmp_path / "last.pt"])
+    assert paths[0].read_bytes() == paths[1].read_bytes() and paths[0].stat().st_ino != paths[1].stat().st_ino
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_hostile_os_system_payload_is_refused_by_name_without_torch_advice(tmp_path):
+    """The refusal names the object torch refused and never repeats torch's advice to load with weights_only=False."""
+    import os
+
+    class System:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    path = tmp_path / "last.pt"
+    torch.save({"format": ckpt.FORMAT, "model": System()}, path)
+    with pytest.raises(CheckpointError) as refused:
+        ckpt.load_checkpoint(path)
+    message = str(refused.value)
+    assert f"{path}: refused: it names {os.system.__module__}.system, code that a checkpoint never contains" in message
+    assert "weights_only" not in message and "trust" not in message and "\n" not in message
+    assert not (tmp_path / "ran").exists()
+
+
+def record_span(path, name_part):
+    """(start, length) of the bytes of the zip record whose name contains `name_part` (stored, uncompressed)."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if name_part in i.filename), key=lambda i: i.file_size)
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        header = fh.read(30)
+    name_len, extra_len = struct.unpack("<HH", header[26:30])
+    return info.header_offset + 30 + name_len + extra_len, info.file_size
+
+
+def test_a_flipped_bit_in_the_tensor_data_is_refused_and_resume_falls_back(digits_config):
+    config = small(digits_config, epochs=2)
+    config.train.max_steps = 18
+    train(config)
+    run = only_run(config)
+    last = run / "checkpoints" / "last.pt"
+    start, length = record_span(last, "/data/")  # the largest tensor: the first layer's weights
+    data = bytearray(last.read_bytes())
+    data[start + length // 2] ^= 0x04
+    last.write_bytes(bytes(data))
+    assert torch.load(last, weights_only=True)["step"] == 18  # torch itself reads the damaged file silently
+    with pytest.raises(CheckpointError, match=r"last\.pt: damaged: the data of .*/data/\d+ .* does not match the "
+                                              r"checksum stored with it"):
+        ckpt.load_checkpoint(last)
+    state, path, skipped = ckpt.load_newest(run)
+    assert state["step"] == 12 and path.name != "last.pt" and "damaged" in skipped[0]
+
+
+@pytest.mark.parametrize("field, value, why", [
+    ("step", -5, "step is -5, not a whole number ≥ 0"),
+    ("step", 3.5, "step is 3.5, not a whole number ≥ 0"),
+    ("epoch", -1, "epoch is -1, not a whole number ≥ 0"),
+    ("batch_in_epoch", 99, "batch_in_epoch 99 is past step 18"),
+    ("order", "duplicate", "order is not a permutation of the 1,438 training samples"),
+    ("order", "floats", "order is not a list of sample indices"),
+])
+def test_position_fields_out_of_range_are_refused_and_the_one_before_used(digits_config, field, value, why):
+    config = small(digits_config, epochs=2)
+    config.train.max_steps = 18
+    train(config)
+    run = only_run(config)
+    last = run / "checkpoints" / "last.pt"
+    state = ckpt.load_checkpoint(last)
+    if value == "duplicate":
+        state["order"][1] = state["order"][0]
+    elif value == "floats":
+        state["order"] = state["order"].float()
+    else:
+        state[field] = value
+    ckpt.atomic_save(state, last)
+    with pytest.raises(CheckpointError, match=f"last.pt: invalid position: {why}"):
+        ckpt.load_checkpoint(last)
+    assert ckpt.load_newest(run)[0]["step"] == 12
+
+
+def test_the_newest_checkpoint_is_chosen_by_step_not_by_modification_time(digits_config):
+    """A `touch` on an older checkpoint must not make resume cut the log back to it."""
+    import os
+
+    config = small(digits_config, epochs=2)
+    config.train.max_steps = 18
+    train(config)
+    run = only_run(config)
+    folder = run / "checkpoints"
+    future = folder.joinpath("last.pt").stat().st_mtime + 60
+    os.utime(folder / "epoch-0001.pt", (future, future))
+    state, path, skipped = ckpt.load_newest(run)
+    assert (path.name, state["step"], skipped) == ("last.pt", 18, [])
+    # Two saves at one step (epoch end, then best): the later save comes first.
+    assert [p.name for p in ckpt.stored_checkpoints(folder)][:3] == ["last.pt", "best.pt", "epoch-0001.pt"]
+
+
+def test_a_temp_file_from_a_save_killed_at_the_first_checkpoint_is_removed_on_resume(digits_config, capsys):
+    """Killed during its very first save: `runs` lists the run, `resume` says what to do and removes the leftover."""
+    config = small(digits_config, epochs=1)
+    config.train.max_steps = 3
+    train(config)
+    run = only_run(config)
+    for pt in (run / "checkpoints").glob("*.pt"):
+        pt.unlink()
+    leftover = run / "checkpoints" / ".last.pt.4242.tmp"
+    leftover.write_bytes(b"PK\x03\x04 half a checkpoint")
+    assert main(["runs", str(run.parent)]) == 0
+    assert run.name in capsys.readouterr().out
+    assert main(["resume", str(run), "--headless"]) == 2
+    err = capsys.readouterr().err
+    assert "holds no checkpoint: it ended before its first one was saved" in err
+    assert f"ptviz-tui --config {run / 'config.toml'}" in err and "Traceback" not in err
+    assert not leftover.exists()

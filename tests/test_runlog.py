@@ -6,7 +6,7 @@ import sys
 from ptviz.engine.events import CheckpointSaved, EpochEnded, Paused, StepMetrics
 from ptviz.engine.storage.logrows import encode, rows_of, rows_up_to_checkpoint
 from ptviz.engine.remote import LogFollower
-from ptviz.engine.storage.runlog import history
+from ptviz.engine.storage import history
 
 
 def step_rows(first, last, epoch=1):
@@ -32,9 +32,9 @@ def test_log_is_cut_right_after_the_checkpoints_own_row():
 def test_history_before_a_resume_ends_at_its_checkpoint(tmp_path):
     rows = [*step_rows(1, 10), *checkpoint_row(10, "a"), *step_rows(11, 14)]
     (tmp_path / "metrics.jsonl").write_text(encode(rows))
-    steps = [s for e in history(tmp_path, {"save_id": "a", "step": 10}) if isinstance(e, StepMetrics) for s in e.steps]
-    assert steps == list(range(1, 11))
-    assert len([e for e in history(tmp_path) if isinstance(e, StepMetrics) for _ in e.steps]) == 14
+    cut = history.checkpoint_cut(tmp_path, "a", 10)
+    assert history.load(tmp_path, cut=cut).series["loss"].x.tolist() == list(range(1, 11))
+    assert history.load(tmp_path).steps == 14
 
 
 def test_non_finite_losses_are_written_as_null_and_read_back_as_nan(tmp_path):
@@ -93,3 +93,30 @@ def test_a_resumed_run_keeps_its_best_result_and_checkpoints_in_the_summary(tmp_
     assert summary["best_checkpoint"] == "checkpoints/best.pt"
     assert "last_checkpoint" not in summary  # a file that is no longer there is not named
     assert summary["started_at"] == "2026-11-29T08:00:00"
+
+
+def test_runs_lists_a_damaged_summary_as_damaged_with_the_reason_and_the_rest_as_usual(tmp_path, capsys):
+    import json
+
+    from ptviz.tui.cli import main
+
+    summaries = {
+        "20260101-000000-good": json.dumps({"state": "finished", "step": 24, "total_steps": 24, "epoch": 2,
+                                            "epochs": 2, "best_test_accuracy": 0.9}),
+        "20260101-000001-cut": '{"state": "finished", "step": 2',
+        "20260101-000002-typed": json.dumps({"state": "finished", "best_test_accuracy": "high"}),
+        "20260101-000003-list": "[1, 2]",
+    }
+    for name, text in summaries.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.toml").write_text('recipe = "digits-mlp"\n')
+        (tmp_path / name / "summary.json").write_text(text)
+    assert main(["runs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    table = {line.split()[0]: line.split()[1] for line in out[1:5]}
+    assert table == {"20260101-000000-good": "finished", "20260101-000001-cut": "damaged",
+                     "20260101-000002-typed": "damaged", "20260101-000003-list": "damaged"}
+    assert "90.00%" in out[1]
+    assert out[5].startswith("20260101-000001-cut: damaged: summary.json: not valid JSON (")
+    assert out[6] == '20260101-000002-typed: damaged: summary.json: best_test_accuracy is "high", not a number'
+    assert out[7] == "20260101-000003-list: damaged: summary.json: holds a list, not an object"

@@ -11,6 +11,7 @@ from ptviz.engine.loop import train
 from ptviz.engine.session import TrainingSession
 from ptviz.engine.sinks import ListSink
 from ptviz.engine.storage import checkpoint as ckpt
+from ptviz.engine.storage import history
 from ptviz.engine.storage.logrows import read_rows
 from ptviz.tui.cli import main
 
@@ -90,6 +91,9 @@ async def test_a_spike_at_step_k_pauses_at_k_and_rollback_restores_the_checkpoin
     rows = read_rows(run / "metrics.jsonl")
     steps = [r["step"] for r in rows if r["kind"] == "step"]
     assert steps == list(range(1, 35))  # each step stands once
+    assert history.read_steps(run)["step"].tolist() == steps  # and so in the binary copy readers take
+    kinds = [type(e).__name__ for e in history.events(run)]
+    assert kinds.count("RolledBack") == 1 and "Diverged" not in kinds
     (rollback,) = [i for i, r in enumerate(rows) if r["kind"] == "rollback"]
     assert rows[rollback - 1]["kind"] == "checkpoint" and rows[rollback - 1]["step"] == 24
     assert (rows[rollback]["from_step"], rows[rollback]["to_step"]) == (30, 24)

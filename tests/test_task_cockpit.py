@@ -170,3 +170,26 @@ async def test_fit_opens_the_cockpit_and_trains_the_task_once_the_tabs_have_look
         await wait_for(pilot, lambda: app.run_state == "finished", what="the run fit started")
         assert app.query_one(TaskDataView).view is not None and app.query_one(ModelPane).summary is not None
     assert len(finished) == 1 and finished[0].step == 4 and finished[0].test_metrics.keys() == {"mae", "max_error"}
+
+
+async def test_a_run_folders_task_is_not_imported_before_a_yes(digits_config, tmp_path):
+    """A cockpit on a run folder that names a task (attach, resume) shows neither its samples nor its model, and
+    runs none of its code, until the user confirms; then both tabs load it."""
+    from ptviz.engine import trust
+    from ptviz.tui.screens.confirm import ConfirmScreen
+
+    marker = tmp_path / "task-code-ran"
+    path = write_task(tmp_path, "marked", f"open({str(marker)!r}, 'a').write('loaded\\n')\n" + TWO_METRICS)
+    config = with_task(digits_config, f"{path}:make")
+    app = PtvizApp(config, unconfirmed_code=trust.user_code(config))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm screen")
+        assert f"data.task = {path}:make" in app.screen.question
+        view = app.query_one(TaskDataView)
+        await wait_for(pilot, lambda: "whose code runs only once you confirm it" in " ".join(rendered(
+            view.query_one("#task-status").content).split()), what="the Data tab to hold the task")  # it wraps
+        assert "not built" in app.query_one(ModelPane).error and not marker.exists()
+        await pilot.press("y")
+        await wait_for(pilot, lambda: view.view is not None and app.query_one(ModelPane).summary is not None,
+                       what="both previews")
+    assert marker.exists()

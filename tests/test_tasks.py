@@ -273,9 +273,29 @@ def test_resume_names_the_task_again_or_refuses(tmp_path, capsys):
     (run,) = run_dirs(tmp_path)
     capsys.readouterr()
     assert cli_main(["resume", str(run), "--headless", "--epochs", "2"]) == 2
-    assert f"--task {spec}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "names code that resuming would import and run" in err and f"data.task = {spec}" in err
+    assert f"--task {spec}" in err  # the command that confirms it
     assert cli_main(["resume", str(run), "--headless", "--epochs", "2", "--task", spec]) == 0
     assert ckpt.load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 64
+
+
+def test_a_fit_run_resumes_from_its_script_not_the_command_line(tmp_path, monkeypatch, capsys):
+    from torch.utils.data import TensorDataset
+
+    monkeypatch.chdir(tmp_path)
+    x = torch.randn(32, 2)
+
+    def task():
+        return ptviz.Task(model=torch.nn.Linear(2, 1), train=TensorDataset(x, x[:, :1]), kind="regression",
+                          loss=lambda m, b: (m(b[0]) - b[1]).pow(2).mean(), name="mine")
+
+    first = ptviz.fit(task(), headless=True, epochs=1, batch_size=8, runs_dir="runs")
+    (run,) = run_dirs(tmp_path)
+    assert first.step == 4 and cli_main(["resume", str(run), "--headless", "--epochs", "2"]) == 2
+    assert "ptviz.fit(task, resume=" in capsys.readouterr().err
+    again = ptviz.fit(task(), headless=True, resume=run, epochs=2)
+    assert again.step == 8 and again.state == "finished"
 
 
 def test_a_task_error_mid_run_names_the_step_and_the_line(digits_config, tmp_path):

@@ -26,7 +26,7 @@ from ptviz.engine.setup import build
 from ptviz.engine.sinks import ListSink
 from ptviz.engine.storage import checkpoint as ckpt
 from ptviz.engine.storage.logrows import read_rows
-from ptviz.engine.storage.runlog import history
+from ptviz.engine.storage.history import Follower
 from ptviz.engine.train_options.accumulate import Accumulation
 from ptviz.engine.train_options.clipping import GradClipper
 from ptviz.engine.train_options.early_stop import EarlyStopping
@@ -162,7 +162,7 @@ def test_grad_norms_reach_the_log_csv_and_read_back(digits_config):
     assert len(norms) == 23 and all(v > 0 for v in norms)
     rows = [r for r in read_rows(run_dir / "metrics.jsonl") if r["kind"] == "step"]
     assert [r["grad_norm"] for r in rows] == norms
-    back = [v for e in history(run_dir) if isinstance(e, StepMetrics) for v in e.grad_norms]
+    back = [v for e in Follower(run_dir).poll() if isinstance(e, StepMetrics) for v in e.grad_norms]
     assert back == norms  # what a resumed or attached cockpit charts
     header, *lines = (run_dir / "metrics.csv").read_text().splitlines()
     assert header.endswith(",test_acc,grad_norm")
@@ -214,7 +214,10 @@ def test_warmup_against_a_plain_loop_step_by_step(digits_config):
         assert torch.equal(weights(trainer)[name], tensor), name
 
 
-def test_a_rate_set_during_warmup_is_the_ramps_target(digits_config):
+def test_a_rate_set_during_warmup_is_the_ramps_target(digits_config, monkeypatch):
+    from ptviz.engine import loop
+    monkeypatch.setattr(loop, "READ_SECONDS", 0.0)  # every step's point is handed over: the rate is set inside
+    monkeypatch.setattr(loop, "EMIT_SECONDS", 0.0)  # the warm-up however fast the machine is
     config = plain_sgd(digits_config, batch_size=128, epochs=2, warmup_steps=10)
     config.train.log_interval = 1
     sink = ListSink()
@@ -535,3 +538,25 @@ def test_the_average_of_a_backbone_that_trained_for_a_while_is_not_evaluated_on_
     result = evaluate(fresh, setup.test, setup.pipeline, setup.num_classes)
     assert ended.ema_test_loss == pytest.approx(result.loss, rel=1e-5)
     assert ended.ema_test_accuracy == result.accuracy
+
+
+def test_a_one_cycle_run_with_accumulation_resumes_exactly(digits_config):
+    """One-cycle counts optimizer steps (23 batches in pairs: 12 an epoch); a run stopped at step 15 resumes
+    onto the same cycle and ends with the uninterrupted run's weights."""
+    config = plain_sgd(digits_config, batch_size=64, accumulate=2, epochs=2, write=True)
+    config.optim.scheduler = "one-cycle"
+    whole = config.copy()
+    whole.output.runs_dir = str(Path(config.output.runs_dir).parent / "whole")
+    train(whole)
+    (whole_dir,) = Path(whole.output.runs_dir).iterdir()
+    expected = ckpt.load_checkpoint(whole_dir / "checkpoints" / "last.pt")
+    assert expected["scheduler"]["total_steps"] == 24
+    config.train.max_steps = 15
+    train(config.copy())
+    (run_dir,) = Path(config.output.runs_dir).iterdir()
+    config.train.max_steps = 0
+    train(config, resume=ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt"), run_dir=run_dir)
+    got = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert got["step"] == 24
+    for name, tensor in expected["model"].items():
+        assert torch.equal(got["model"][name], tensor), name

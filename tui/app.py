@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from textual import on, work
@@ -15,11 +16,12 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from ptviz.engine import config as cfgmod
+from ptviz.engine import trust
 from ptviz.engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate
 from ptviz.engine.events import Diverged, Paused, Resumed, RolledBack, RunFailed, RunFinished, RunStarted
 from ptviz.engine.recipes import recipe
 
-from .train.charts import ChartsPane
+from .train.charts import HISTORY_BUCKETS, ChartsPane
 from .config_form import ConfigForm
 from .data.pipeline_editor import PipelineEditor
 from .data.tab import DataTab
@@ -27,8 +29,8 @@ from .frame_clock import FrameClock
 from .train.device_panel import DevicePanel
 from .train.log_pane import LogPane
 from .attach import RemoteController
-from .messages import EngineEvent, EngineEventsWaiting, LogRequested, TaskPreviewDone
 from .lr_finder import LrFinder
+from .messages import EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TaskPreviewDone
 from .model.tab import ModelTab
 from .runner import TRAINING_GROUP, RunController
 from .shutdown import install_stop_signals
@@ -40,6 +42,7 @@ from .train.status_bar import StatusBar
 from .threads import ThreadPerTask
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
+HISTORY_LOG_EVENTS = 200  # an attached run's past events the log shows (its charts show all of them)
 
 class PtvizApp(App[int]):
     """Configure, watch and control a training run."""
@@ -75,9 +78,12 @@ class PtvizApp(App[int]):
     """idle, running, paused, finished, stopped or failed."""
 
     def __init__(self, config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
-                 attach: Path | None = None, task: object = None, finished: list | None = None):
+                 attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None,
+                 task: object = None, finished: list | None = None):
         super().__init__()
         self.config = config.copy()
+        # User code a run folder names (trust.user_code) that runs only after the user says yes.
+        self.unconfirmed_code = dict(unconfirmed_code or {})
         self.resume_state = resume
         self.resume_dir = run_dir
         self.runner = RemoteController(self, attach) if attach is not None else RunController(self)
@@ -98,16 +104,20 @@ class PtvizApp(App[int]):
                 with Horizontal(id="train-bottom"):
                     yield LogPane(id="log")
                     yield DevicePanel(id="device")
-            load_code = not self.runner.remote_run  # an attached run's task code runs in its own process only
             with TabPane("Data [2]", id="data"):
-                yield DataTab(self.config, task=self.fit_task, load_code=load_code, id="data-tab", classes="split")
+                yield DataTab(self.config, task=self.fit_task, unconfirmed_code=self.unconfirmed_code, id="data-tab",
+                              classes="split")
             with TabPane("Model [3]", id="model"):
-                yield ModelTab(self.config, task=self.fit_task, load_code=load_code, id="model-tab", classes="split")
+                yield ModelTab(self.config, id="model-tab", classes="split", unconfirmed_code=self.unconfirmed_code,
+                               task=self.fit_task)
         yield StatusBar(id="status")
         yield Footer()
 
     def on_mount(self) -> None:
         asyncio.get_running_loop().set_default_executor(ThreadPerTask())  # where Textual runs thread workers
+        # Every engine event reaches these five: found once, not per event.
+        self._panes = (self.query_one(ChartsPane), self.query_one(LogPane), self.query_one(ModelTab),
+                       self.query_one(DataTab), self.query_one(StatusBar))
         self.frames = FrameClock(self, [self._take_engine_events, self.query_one(ChartsPane).redraw,
                                         self.query_one(StatusBar).flush, self.query_one(LogPane).flush,
                                         self.query_one(DevicePanel).flush])
@@ -126,6 +136,8 @@ class PtvizApp(App[int]):
         if self.resume_state is not None:
             self._replay_history()
             self.action_start()
+        elif self.unconfirmed_code:
+            self._ask_to_run_code("showing its model")
         elif self.fit_task is not None:
             log.say("training starts once the Data and Model tabs have read the task", "dim")
 
@@ -138,14 +150,38 @@ class PtvizApp(App[int]):
             if not self._previews_waited:
                 self.action_start()
 
-    def _replay_history(self) -> None:
-        """Show a resumed run's history up to its checkpoint before it continues."""
-        from ptviz.engine.events import RunFinished
-        from ptviz.engine.storage.runlog import history
+    def _ask_to_run_code(self, purpose: str, then: Callable[[], None] | None = None) -> None:
+        """Show the user code the run folder names; import it (then call `then`) only after a yes."""
+        shown = "\n".join(f"  {trust.describe(path, spec)}"
+                          for path, spec in trust.pending(self.config, self.unconfirmed_code).items())
+        log = self.query_one(LogPane)
 
-        for event in history(self.resume_dir, resume=self.resume_state):
-            if not isinstance(event, (RunFinished, RunFailed)):
-                self.query_one(ChartsPane).history.ingest(event)
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                log.say("not run: the run folder's code was not confirmed. Name your own (model.name in the Model "
+                        "tab, data.task in the Data tab) and press s, or quit with q", "yellow")
+                return
+            self.unconfirmed_code.clear()
+            log.say("confirmed: the run folder's code may run", "bold")
+            self.query_one(ModelTab).schedule_preview()
+            self.query_one(DataTab).refresh_pane()
+            if then is not None:
+                then()
+
+        self.push_screen(ConfirmScreen(f"This run folder names code that {purpose} imports and runs:\n{shown}\n\n"
+                                       "Run it? Say yes only if you trust where the folder came from."), answered)
+
+    def _replay_history(self) -> None:
+        """Show a resumed run's history up to its checkpoint (reduced to chart width) before it continues."""
+        from ptviz.engine.storage import history
+
+        state = self.resume_state
+        cut = history.checkpoint_cut(self.resume_dir, state.get("save_id", ""), int(state["step"]))
+        snapshot = history.load(self.resume_dir, buckets=HISTORY_BUCKETS, cut=cut)
+        self.query_one(ChartsPane).history.load(snapshot)
+        model_tab = self.query_one(ModelTab)
+        for event in snapshot.events:  # the layer health sampled up to the checkpoint
+            model_tab.engine_event(event)
 
     def on_resize(self) -> None:
         self._apply_size()
@@ -209,6 +245,9 @@ class PtvizApp(App[int]):
         if errors:
             self.query_one(LogPane).say("start refused: " + "; ".join(errors), "bold red")
             self.notify("fix the marked fields first:\n" + "\n".join(errors), severity="error", timeout=6)
+            return
+        if trust.pending(self.config, self.unconfirmed_code):
+            self._ask_to_run_code("resuming" if self.resume_state is not None else "training", self.action_start)
             return
         charts = self.query_one(ChartsPane)
         if self.resume_state is None:
@@ -293,6 +332,21 @@ class PtvizApp(App[int]):
     def _engine_event(self, message: EngineEvent) -> None:
         self._ingest(message.event)
 
+    @on(HistoryLoaded)
+    def _history_loaded(self, message: HistoryLoaded) -> None:
+        """An attached run's history: the charts take its reduced series, the other panes its events (the log
+        only the last few: thousands of lines would take seconds to lay out and say little)."""
+        snapshot = message.snapshot
+        self.query_one(ChartsPane).history.load(snapshot)
+        events = [*snapshot.events, *([snapshot.last] if snapshot.last else [])]
+        first_logged = max(0, len(snapshot.events) - HISTORY_LOG_EVENTS)
+        if first_logged:
+            self.query_one(LogPane).say(f"the log holds {snapshot.steps:,} steps and {len(snapshot.events):,} other "
+                                        f"events; the last {HISTORY_LOG_EVENTS} follow", "dim")
+        for i, event in enumerate(events):
+            self._ingest(event, charts=False, log=i >= first_logged)
+        self.runner.took_history(message.follower)
+
     @on(EngineEventsWaiting)
     def _engine_events(self, message: EngineEventsWaiting) -> None:
         for event in message.inbox.take():
@@ -306,14 +360,16 @@ class PtvizApp(App[int]):
             self._ingest(event)
         return bool(events)
 
-    def _ingest(self, event: object) -> None:
-        """Hand one engine event to every pane that shows it."""
-        self.query_one(ChartsPane).history.ingest(event)
-        self.query_one(LogPane).ingest(event)
-        self.query_one(ModelTab).engine_event(event)
-        self.query_one(DataTab).engine_event(event)
+    def _ingest(self, event: object, charts: bool = True, log: bool = True) -> None:
+        """Hand one engine event to every pane that shows it (the charts and log unless told otherwise)."""
+        charts_pane, log_pane, model_tab, data_tab, status = self._panes
+        if charts:
+            charts_pane.history.ingest(event)
+        if log:
+            log_pane.ingest(event)
+        model_tab.engine_event(event)
+        data_tab.engine_event(event)
         self.lr_finder.ingest(event)
-        status = self.query_one(StatusBar)
         status.ingest(event)
         self.current_lr = status.lr if status.lr is not None else self.current_lr
         if isinstance(event, (RunStarted, Resumed)):
@@ -419,9 +475,11 @@ class PtvizApp(App[int]):
 
 
 def run_app(config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
-            attach: Path | None = None, task: object = None, finished: list | None = None) -> int:
+            attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None, task: object = None,
+            finished: list | None = None) -> int:
     """Open the cockpit on `config` (training `task` at once when given); returns the process exit code."""
-    app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach, task=task, finished=finished)
+    app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach, unconfirmed_code=unconfirmed_code,
+                   task=task, finished=finished)
     code = app.run()
     if not app.runner.remote_run and not app.runner.join(timeout=120):  # the UI is gone; the work is not lost
         print("ptviz-tui: the training thread did not stop in time", file=sys.stderr)

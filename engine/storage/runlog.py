@@ -4,21 +4,30 @@ metrics.jsonl is the record: one row per training step plus one per other event 
 and flushed to the operating system as events arrive (the loop hands over points up to ten times a
 second), and fsynced before every checkpoint. metrics.csv holds the same numbers in the layout of
 Lightning's CSVLogger, with columns for a task's named metrics (train_mae, train_mae_epoch, val_mae,
-test_mae). On resume both are cut back to where the checkpoint was taken, so every step has exactly one row;
-a rollback in place (rewind) cuts them back the same way.
+test_mae). steps.bin and events.idx are a binary copy for readers (steplog.py, history.py).
+On resume every file is truncated where the checkpoint was taken (nothing is rewritten), so every step
+has exactly one row; a rollback in place (rewind) cuts them back the same way. A write that fails (a full
+disk) is reported to `on_error` and written again later, never half; summary.json records how the run
+ended even then.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import logrows
+import numpy as np
+
+from . import logrows, steplog
+from .appendfile import AppendFile
 from ..config import TrainConfig
+from .history import Cut, LogRecords
 from ..events import (
     CheckpointSaved,
     Diverged,
@@ -43,6 +52,7 @@ CSV_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_loss_epoch", "train_a
                "val_loss", "val_acc", "test_loss", "test_acc")
 GRAD_NORM_COLUMNS = ("grad_norm",)  # with train.clip_norm
 EMA_COLUMNS = ("ema_val_loss", "ema_val_acc", "ema_test_loss", "ema_test_acc")  # with train.ema_decay
+KEPT_STATES = ("finished", "stopped", "diverged")  # outcomes a resume that fails before training leaves as they were
 
 
 def csv_columns(metrics: tuple[str, ...] = (), train: TrainConfig | None = None) -> tuple[str, ...]:
@@ -94,15 +104,29 @@ def csv_row(row: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def write_json(path: Path, data: dict[str, Any], durable: bool = False) -> None:
-    """Replace a small JSON file atomically (fsynced when `durable`)."""
+    """Replace a small JSON file atomically (fsynced when `durable`).
+
+    On a full disk, where no new file fits, the file is rewritten in place: a summary fits the disk
+    block it already holds, so the run's final state is still recorded.
+    """
+    text = json.dumps(data, indent=2, allow_nan=False, default=str) + "\n"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, allow_nan=False, default=str)
-        fh.write("\n")
-        if durable:
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not path.is_file():
+            raise
+        with open(path, "r+b") as fh:
+            fh.write(text.encode("utf-8"))
+            fh.truncate()
             fh.flush()
             os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -180,27 +204,37 @@ class TensorBoardWriter:
 
 
 class RunLog:
-    """EventSink writing the run directory's logs; `resume` (a checkpoint) first cuts them back to it."""
+    """EventSink writing the run directory's logs; `resume` (a checkpoint) first cuts them back to it.
+
+    A write that fails is handed to `on_error(exc, folder)` (the loop pauses or stops there) and tried
+    again with the next event; emit() itself never raises for it, so other sinks still see every event.
+    `metrics` names a task's metrics, each with its columns in metrics.csv.
+    """
 
     def __init__(self, run_dir: Path, resume: dict[str, Any] | None = None, tensorboard: bool = True,
-                 metrics: tuple[str, ...] = (), train: TrainConfig | None = None):
+                 on_error: Callable[[OSError, Path], None] | None = None, metrics: tuple[str, ...] = (),
+                 train: TrainConfig | None = None):
         self.run_dir = Path(run_dir)
+        self.on_error = on_error
         self.columns = csv_columns(metrics, train)
-        self._options = {"tensorboard": tensorboard, "metrics": metrics, "train": train}  # for rewind()
+        self._options = {"tensorboard": tensorboard, "on_error": on_error, "metrics": metrics,
+                         "train": train}  # for rewind()
         jsonl, csv_path = self.run_dir / METRICS_JSONL, self.run_dir / METRICS_CSV
-        if resume is not None:
-            kept = logrows.rows_up_to_checkpoint(logrows.read_rows(jsonl), resume.get("save_id", ""),
-                                                 int(resume["step"]))
-            logrows.rewrite(jsonl, kept)
-            self._rewrite_csv(csv_path, kept)
-        self.jsonl = open(jsonl, "a", encoding="utf-8")
-        fresh_csv = not csv_path.exists() or csv_path.stat().st_size == 0
-        self.csv = open(csv_path, "a", encoding="utf-8")
-        if fresh_csv:
-            self.csv.write(",".join(self.columns) + "\n")
+        records = LogRecords(self.run_dir)
+        # A resume keeps the log up to its checkpoint; otherwise every complete row (a partial last line goes).
+        cut = (records.checkpoint_cut(resume.get("save_id", ""), int(resume["step"])) if resume is not None
+               else records.cut_at(records.end))
+        if jsonl.exists() and jsonl.stat().st_size > cut.jsonl:
+            os.truncate(jsonl, cut.jsonl)
+        _cut_csv(csv_path, cut.csv_lines, jsonl, self.columns)
+        self.copy = _cut_copy(self.run_dir, records, cut)
+        self.jsonl = AppendFile(jsonl)
+        self.csv = AppendFile(csv_path)
         purge = int(resume["step"]) + 1 if resume is not None else None
         self.tb = TensorBoardWriter.open(self.run_dir / TENSORBOARD_DIR, purge) if tensorboard else None
         previous = read_json(self.run_dir / SUMMARY_JSON)
+        # A resume that fails before its first step changed nothing: the run keeps the state it had.
+        self.kept_state = previous if resume is not None and previous.get("state") in KEPT_STATES else None
         self.summary: dict[str, Any] = {"started_at": previous.get("started_at") or _now()}
         if resume is not None:  # what the resumed run carries on from: its best result and checkpoints
             self.summary["best_test_accuracy"] = resume.get("best_test_accuracy")
@@ -208,26 +242,45 @@ class RunLog:
                 if isinstance(previous.get(key), str) and (self.run_dir / previous[key]).is_file():
                     self.summary[key] = previous[key]
 
-    def _rewrite_csv(self, path: Path, rows: list[dict[str, Any]]) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(",".join(self.columns) + "\n" + csv_lines(rows, self.columns), encoding="utf-8")
-        os.replace(tmp, path)
-
     def emit(self, event: Event) -> None:
         """Append the event's rows to every log and flush them to the operating system."""
         wall = time.time()
         rows = logrows.rows_of(event, wall)
         if not rows:
             return
-        self.jsonl.write(logrows.encode(rows))
-        self.jsonl.flush()
-        self.csv.write(csv_lines(rows, self.columns))
-        self.csv.flush()
+        if isinstance(event, StepMetrics):
+            self.kept_state = None  # the resumed run has trained: from here on its own outcome counts
+        lines = logrows.encode_lines(rows)
+        text = "".join(lines)
+        start = self.jsonl.size + len(self.jsonl.pending)  # where these rows land once all queued is written
+        self.jsonl.add(text)
+        self.csv.add(csv_lines(rows, self.columns))
+        # The copy follows the JSONL; a reader takes only records whose rows are in it, and parses the rest.
+        if isinstance(event, StepMetrics):
+            ascii_only = len(text.encode()) == len(text)
+            lengths = [len(line) if ascii_only else len(line.encode()) for line in lines]
+            self.copy.add_steps(steplog.step_records(event, rows, start + np.cumsum(lengths)))
+        else:
+            record = steplog.event_record(start, start + len(text.encode()), self.copy.steps, rows[0])
+            self.copy.add_events(np.array([record], steplog.EVENT_DTYPE))
+        self._attempt(self.jsonl.flush, self.csv.flush, self.copy.flush)
         if self.tb is not None:
-            self.tb.write(event, wall)
-        self._summarise(event)
+            try:
+                self.tb.write(event, wall)
+            except OSError:
+                self.tb = None  # TensorBoard files only repeat metrics.jsonl: drop them rather than the run
+        self._attempt(lambda: self._summarise(event))
         if isinstance(event, (CheckpointSaved, Paused, Diverged, RunFinished, RunFailed)):
-            self.sync()
+            self._attempt(self.sync)
+
+    def _attempt(self, *writes: Callable[[], None]) -> None:
+        """Run each write; a failure goes to on_error, and the others are still tried."""
+        for write in writes:
+            try:
+                write()
+            except OSError as exc:
+                if self.on_error is not None:
+                    self.on_error(exc, self.run_dir)
 
     def rewind(self, checkpoint: dict[str, Any]) -> None:
         """Cut every log back to where `checkpoint` was taken, as a resume from it does (a rollback in place)."""
@@ -237,18 +290,22 @@ class RunLog:
         self.summary = {**summary, **self.summary}
 
     def sync(self) -> None:
-        """Make everything logged so far durable (called before each checkpoint is written)."""
-        for fh in (self.jsonl, self.csv):
-            fh.flush()
-            os.fsync(fh.fileno())
+        """Make everything logged so far durable (called before each checkpoint is written); OSError if it cannot."""
+        for log in (self.jsonl, self.csv):
+            log.sync()
+        self.copy.sync()
 
     def close(self) -> None:
         """Flush and close every log."""
-        self.sync()
+        self._attempt(self.sync)
         self.jsonl.close()
         self.csv.close()
+        self.copy.close()
         if self.tb is not None:
-            self.tb.close()
+            try:
+                self.tb.close()
+            except OSError:
+                pass
 
     def __enter__(self) -> RunLog:
         return self
@@ -293,6 +350,10 @@ class RunLog:
                      test_accuracy=event.test_accuracy, best_test_accuracy=event.best_test_accuracy,
                      ended_at=_now(), updated_at=_now())
             s.pop("pid", None)
+        elif isinstance(event, RunFailed) and self.kept_state is not None:
+            s.clear()
+            s.update(self.kept_state, resume_failed=event.message, updated_at=_now())
+            s.pop("pid", None)
         elif isinstance(event, RunFailed):
             interrupted = event.message.startswith("KeyboardInterrupt")
             s.update(state="interrupted" if interrupted else "failed", reason=event.message, step=event.step,
@@ -303,6 +364,55 @@ class RunLog:
         write_json(self.run_dir / SUMMARY_JSON, _clean(s), durable=isinstance(event, (RunFinished, RunFailed)))
 
 
+def _cut_csv(path: Path, lines: int, jsonl: Path, columns: tuple[str, ...]) -> None:
+    """Truncate metrics.csv after its header and `lines` lines; written again from the JSONL if it has fewer."""
+    offset = _line_end(path, lines + 1)
+    if offset is not None:
+        if path.stat().st_size > offset:
+            os.truncate(path, offset)
+        return
+    # Missing or damaged: rebuilt from the record (the slow path; a healthy run never takes it).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(",".join(columns) + "\n")
+        fh.write(csv_lines(logrows.read_rows(jsonl), columns) if lines else "")
+    os.replace(tmp, path)
+
+
+def _line_end(path: Path, count: int, chunk: int = 8 << 20) -> int | None:
+    """The offset just past the first `count` lines of a file, or None when it has fewer."""
+    if count <= 0:
+        return 0
+    seen = offset = 0
+    try:
+        with open(path, "rb") as fh:
+            while data := fh.read(chunk):
+                found = data.count(b"\n")
+                if seen + found >= count:
+                    newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+                    return offset + int(newlines[count - seen - 1]) + 1
+                seen += found
+                offset += len(data)
+    except OSError:
+        pass
+    return None
+
+
+def _cut_copy(run_dir: Path, records: LogRecords, cut: Cut) -> steplog.StepLogWriter:
+    """Open the binary copy holding exactly the rows before `cut`: its own records, then any it lacked."""
+    binary_steps, binary_events = len(records.binary_steps), records.binary_events
+    writer = steplog.StepLogWriter(run_dir, min(binary_steps, cut.steps), min(binary_events, cut.events))
+    if writer.steps == min(binary_steps, cut.steps):  # the files were whole: add the rows only the JSONL held
+        writer.add_steps(records.tail_steps[: max(0, cut.steps - binary_steps)])
+        writer.add_events(records.event_records[binary_events: cut.events])
+    else:  # the copy changed under us and was started afresh: every row before the cut, from the JSONL
+        rows = steplog.scan_file(run_dir / METRICS_JSONL, 0, cut.jsonl)
+        writer.add_steps(rows.steps)
+        writer.add_events(rows.events)
+    writer.sync()
+    return writer
+
+
 def _clean(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: (_clean(v) if isinstance(v, dict) else None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in summary.items()}
@@ -310,11 +420,3 @@ def _clean(summary: dict[str, Any]) -> dict[str, Any]:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def history(run_dir: Path, resume: dict[str, Any] | None = None) -> list[Event]:
-    """The events a run's log holds (up to `resume`'s checkpoint when given): charts start from these."""
-    rows = logrows.read_rows(Path(run_dir) / METRICS_JSONL)
-    if resume is not None:
-        rows = logrows.rows_up_to_checkpoint(rows, resume.get("save_id", ""), int(resume["step"]))
-    return logrows.events_of(rows)

@@ -126,11 +126,11 @@ class TaskBatches:
         """Batches per epoch, None when the dataset has no length."""
         return len(self) if self.samples is not None else None
 
-    def order(self, epoch: int) -> torch.Tensor | None:
-        """Sample indices of `epoch` in visiting order (None for an iterable dataset: it orders itself)."""
-        if self.iterable:
-            return None
+    def order(self, epoch: int) -> torch.Tensor:
+        """Sample indices of `epoch` in visiting order (an iterable dataset orders itself: 0..n-1 records its size)."""
         n = self.samples or 0
+        if self.iterable:
+            return torch.arange(n)
         if not self.shuffle:
             return torch.arange(n)
         return torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
@@ -184,7 +184,7 @@ class TaskBatches:
 
     def evaluation(self) -> Iterator[Any]:
         """Every batch in index order, under the evaluation seeds (the same at every evaluation)."""
-        return self.epoch(EVAL_EPOCH, 0, order=None if self.iterable else torch.arange(self.samples or 0))
+        return self.epoch(EVAL_EPOCH, 0, order=torch.arange(self.samples or 0))
 
     def first_batch(self) -> Any:
         """The first batch in index order, read in this process (checks at setup and previews)."""

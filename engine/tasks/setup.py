@@ -190,8 +190,8 @@ class TaskSetup:
         """Training mode for the step loop."""
         self.model.train()
 
-    def order(self, epoch: int) -> torch.Tensor | None:
-        """Sample order of `epoch` (None for an iterable dataset)."""
+    def order(self, epoch: int) -> torch.Tensor:
+        """Sample order of `epoch` (0..n-1 for an iterable dataset, which orders itself)."""
         return self.train.order(epoch)
 
     def epoch_batches(self, epoch: int, start: int, order: torch.Tensor | None) -> Iterator[Any]:

@@ -14,6 +14,7 @@ from textual.timer import Timer
 from textual.widgets import Label, Select
 
 from ptviz.engine import config as cfgmod
+from ptviz.engine import trust
 from ptviz.engine.events import Evaluated, RunStarted
 from ptviz.engine.recipes import RECIPES
 
@@ -49,11 +50,12 @@ class DataTab(Horizontal):
         text: str
         details: str
 
-    def __init__(self, config: cfgmod.RunConfig, *, task: Any = None, load_code: bool = True, **kwargs):
+    def __init__(self, config: cfgmod.RunConfig, *, task: Any = None, unconfirmed_code: dict[str, str] | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.config = config  # the app's working copy, edited in place
         self.fit_task = task  # a Task object handed to ptviz.fit, else None (config.data.task names a factory)
-        self.load_code = load_code  # False when attached: never run code a run folder names
+        self.unconfirmed_code = unconfirmed_code if unconfirmed_code is not None else {}  # the app's, shared
         self.task_page = 0
         self.class_names: tuple[str, ...] = ()
         self._timer: Timer | None = None
@@ -105,9 +107,9 @@ class DataTab(Horizontal):
         self.query_one(TaskDataView).display = task
         if not task:
             self.query_one(DataPane).show_config(self.config)
-        elif not self.load_code:
-            self.query_one(TaskDataView).status(f"task {self.config.data.task}: not loaded for an attached run "
-                                                "(its code runs in the training process only)")
+        elif "data.task" in trust.pending(self.config, self.unconfirmed_code):  # loading it would import it
+            self.query_one(TaskDataView).status(f"not loaded: this run folder names the task {self.config.data.task}, "
+                                                "whose code runs only once you confirm it")
         else:
             self.query_one(TaskDataView).status(f"loading task {self.config.data.task or 'from ptviz.fit'}…")
             self.load_task_view(self.config.copy(), self.fit_task, self.task_page)

@@ -67,10 +67,11 @@ class HealthHistory:
             self.steps = self.steps[:keep]
             for values in self.ratios.values():
                 del values[keep:]
-        if len(self.steps) >= MAX_SAMPLES:
-            self.steps = self.steps[1:]
+        if len(self.steps) >= MAX_SAMPLES:  # the older half goes at once: a long attached log loads in linear time
+            drop = MAX_SAMPLES // 2
+            self.steps = self.steps[drop:]
             for values in self.ratios.values():
-                del values[:1]
+                del values[:drop]
         self.steps.append(stats.step)
         self.latest = rollup(stats)
         own = _own_ratios(stats)

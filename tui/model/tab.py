@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.timer import Timer
 
 from ptviz.engine import config as cfgmod
+from ptviz.engine import trust
 from ptviz.engine.commands import SetTrainable
 from ptviz.engine.events import LayerStats, Notice, RunStarted, TrainableChanged
 
@@ -48,11 +49,12 @@ class ModelTab(Horizontal):
         details: str
         spec: str
 
-    def __init__(self, config: cfgmod.RunConfig, *, task: Any = None, load_code: bool = True, **kwargs):
+    def __init__(self, config: cfgmod.RunConfig, unconfirmed_code: dict[str, str] | None = None, *,
+                 task: Any = None, **kwargs):
         super().__init__(**kwargs)
         self.config = config  # the app's working copy, edited in place
+        self.unconfirmed_code = unconfirmed_code if unconfirmed_code is not None else {}  # the app's, shared
         self.fit_task = task  # a Task object handed to ptviz.fit, else None
-        self.load_code = load_code  # False when attached: never run code a run folder names
         self.preview_model = None
         self._timer: Timer | None = None
         self._warned = ""  # the configuration warning last written to the log
@@ -79,10 +81,14 @@ class ModelTab(Horizontal):
         self._timer = self.set_timer(DEBOUNCE_SECONDS, self._build_preview)
 
     def _build_preview(self) -> None:
+        held = trust.pending(self.config, self.unconfirmed_code)
+        if held:  # building the preview would import it
+            pane = self.query_one(ModelPane)
+            pane.spec = self.config.model.name
+            pane.error = (f"not built: this run folder names code ({', '.join(held.values())}) that runs only "
+                          "once you confirm it")
+            return
         if self.fit_task is not None or self.config.data.task:
-            if not self.load_code:
-                self.query_one(ModelPane).error = "an attached run's task is not loaded here"
-                return
             self.build_task_preview(self.config.copy(), self.fit_task)
         else:
             self.build_preview(self.config.copy())
