@@ -99,3 +99,18 @@ async def test_a_spike_pauses_the_cockpit_and_r_rolls_back_with_a_lower_lr(digit
         assert app.run_state == "paused" and app.spike_step is None
         await pilot.press("p")
         await wait_for(pilot, lambda: app.run_state == "finished", timeout=120, what="finished")
+
+
+def test_heatmap_reduction_keeps_the_sample_furthest_from_the_rule_and_colours_both_ways():
+    """Reduced to fewer columns, a single excursion survives; a layer that did not move is blue, not red."""
+    import numpy as np
+
+    from ptviz.tui.model.heatmap import colour, reduce
+
+    values = np.full((2, 100), -3.0)
+    values[0, 37] = -0.5  # one sample far too high
+    values[1, 80] = -np.inf  # one step that moved nothing
+    reduced = reduce(values, 10)
+    assert reduced.shape == (2, 10) and reduced[0, 3] == -0.5 and reduced[1, 8] == -np.inf
+    assert np.count_nonzero(reduced != -3.0) == 2
+    assert colour(-3.0) == "#00f000" and colour(-np.inf) == "#0028ff" and colour(np.inf) == "#ff2800"

@@ -38,10 +38,11 @@ def dead_style(dead: float | None) -> str:
     return "red" if dead > 0.5 else "yellow" if dead > 0.2 else "green"
 
 
-def _log10(value: float) -> float | None:
+def _log10(value: float) -> float:
+    """log10 of a ratio: -inf for a layer the step did not move, inf for one that was all zeros or overflowed."""
     if not math.isfinite(value):
         return math.inf
-    return math.log10(value) if value > 0 else None
+    return math.log10(value) if value > 0 else -math.inf
 
 
 class HealthHistory:

@@ -39,7 +39,7 @@ def colour(log_ratio: float) -> str:
     """Blue below the rule of thumb, green at it, red above (an RGB hex colour)."""
     if math.isnan(log_ratio):
         return "#303030"
-    t = max(-1.0, min(1.0, (log_ratio - CENTER) / SPAN)) if math.isfinite(log_ratio) else 1.0
+    t = max(-1.0, min(1.0, (log_ratio - CENTER) / SPAN))  # ±inf land on the ends
     if t < 0:
         r, g, b = 0, int(200 * (1 + t) + 40), int(-t * 255)
     else:

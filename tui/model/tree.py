@@ -56,7 +56,8 @@ def _grad_cell(h: ModuleHealth) -> tuple[str, str]:
 def _ratio_cell(h: ModuleHealth) -> tuple[str, str]:
     if h.log_ratio is None:
         return "", ""
-    return (f"{h.log_ratio:.1f}" if math.isfinite(h.log_ratio) else "inf"), ratio_style(h.log_ratio)
+    shown = f"{h.log_ratio:.1f}" if math.isfinite(h.log_ratio) else ("-inf" if h.log_ratio < 0 else "inf")
+    return shown, ratio_style(h.log_ratio)
 
 
 def _dead_cell(h: ModuleHealth) -> tuple[str, str]:
