@@ -12,6 +12,7 @@ from ptviz.engine.health.sampler import HealthSampler
 from ptviz.engine.loop import train
 from ptviz.engine.sinks import ListSink
 from ptviz.engine.storage import checkpoint as ckpt
+from ptviz.engine.storage import history
 from ptviz.engine.storage.logrows import events_of, read_rows
 
 from test_checkpoints import only_run, small
@@ -111,6 +112,8 @@ def test_layer_rows_are_compact_read_back_as_events_and_resume_exactly(digits_co
     assert all(len(f"{v}") <= 11 for v in rows[0]["grad"])  # four significant digits
     back = [e for e in events_of(read_rows(run / "metrics.jsonl")) if isinstance(e, LayerStats)]
     assert [e.step for e in back] == [5, 10, 15, 20] and back[0].params[0] == "fc1.weight"
+    attached = [e for e in history.events(run) if isinstance(e, LayerStats)]  # what attach and resume read
+    assert attached == back and attached[0].ranks == (2, 1, 2, 1, 2, 1)
     # Resume from the end of epoch 1 (step 12): the rows from there on are written again, identically.
     state = ckpt.load_checkpoint(run / "checkpoints" / "epoch-0001.pt")
     train(config, resume=state, run_dir=run)
@@ -172,3 +175,36 @@ def test_the_run_tells_a_layer_far_off_in_its_log(digits_config):
     assert any("update/weight ratio" in t and "the learning rate is high" in t for t in texts), texts
     logged = [r["text"] for r in read_rows(only_run(config) / "metrics.jsonl") if r["kind"] == "notice"]
     assert set(texts) <= set(logged)
+
+
+def test_sampled_steps_never_read_the_device(digits_config, monkeypatch):
+    """A convnet trained whole with health on every step (hooks, norms, update copies, TensorBoard histograms) and
+    the spike guard: no value reaches the host inside a step; the samples come out at the read point."""
+    from ptviz.engine.loop import Trainer
+
+    from test_fastpath import HostReads, probe_config, run_probe
+
+    config = probe_config(digits_config, cache=False, steps=6)
+    config.model.freeze_backbone = False
+    config.train.log_interval = 1000  # no interval read inside these steps
+    config.train.health_interval, config.train.spike_factor = 1, 5.0
+    reads = HostReads()
+    step = Trainer._step
+
+    def watched(self, batch):
+        with reads:
+            step(self, batch)
+
+    monkeypatch.setattr(Trainer, "_step", watched)
+    original = Trainer.__init__
+
+    def with_histograms(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.health.sampler.histograms = True
+
+    monkeypatch.setattr(Trainer, "__init__", with_histograms)
+    _, trainer = run_probe(config)
+    assert trainer.step == 6 and reads.seen == []
+    samples = trainer.sink.of(LayerStats)
+    assert [s.step for s in samples] == [1, 2, 3, 4, 5, 6]
+    assert samples[0].activations and len(samples[0].histograms) == 2 * len(samples[0].params)

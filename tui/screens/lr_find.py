@@ -62,7 +62,7 @@ class LrFindScreen(ModalScreen[float | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield LrChart(id="lr-find-chart")
-            yield Static(f"sweeping on a copy of the model… Escape closes (and stops an idle sweep)",
+            yield Static("sweeping on a copy of the model… Escape closes (and stops an idle sweep)",
                          id="lr-find-status")
 
     def show(self, result: LrSwept) -> None:
