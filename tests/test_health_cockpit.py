@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from cockpit_helpers import settle, type_into, wait_for
 from ptviz.engine.events import LayerStats, Notice, RolledBack
 from ptviz.tui.app import PtvizApp
@@ -114,3 +116,35 @@ def test_heatmap_reduction_keeps_the_sample_furthest_from_the_rule_and_colours_b
     assert reduced.shape == (2, 10) and reduced[0, 3] == -0.5 and reduced[1, 8] == -np.inf
     assert np.count_nonzero(reduced != -3.0) == 2
     assert colour(-3.0) == "#00f000" and colour(-np.inf) == "#0028ff" and colour(np.inf) == "#ff2800"
+
+
+async def test_lr_finder_on_a_paused_run_sets_the_suggestion_on_that_run(digits_config):
+    """L on a paused run sweeps a copy of it (the run stays at its step); Enter sets the rate on the run."""
+    from ptviz.engine.events import LrChanged
+
+    digits_config.train.epochs, digits_config.train.log_interval = 1000, 1
+    app = PtvizApp(digits_config)
+    changed = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        original = app._ingest
+
+        def ingest(event, *args, **kwargs):
+            if isinstance(event, LrChanged):
+                changed.append(event)
+            original(event, *args, **kwargs)
+
+        app._ingest = ingest
+        await settle(pilot)
+        await pilot.press("s", "p")  # paused at the first step boundary: the sweep starts from fresh weights
+        await wait_for(pilot, lambda: app.run_state == "paused", what="paused")
+        await pilot.press("L")
+        await wait_for(pilot, lambda: isinstance(app.screen, LrFindScreen), what="finder screen")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.result is not None and screen.result.done, timeout=120, what="sweep")
+        assert screen.result.suggestion is not None and app.run_state == "paused"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: bool(changed), what="lr changed")
+        assert changed[-1].lr == pytest.approx(screen.result.suggestion)
+        assert not app.lr_finder.busy
+        await pilot.press("x")
+        await wait_for(pilot, lambda: not app.runner.active, what="stopped")
