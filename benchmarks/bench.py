@@ -74,6 +74,12 @@ def _p9(args: argparse.Namespace) -> list[Result]:
     return p9_health.run(args)
 
 
+def _p13(args: argparse.Namespace) -> list[Result]:
+    from benchmarks import p13_runs
+
+    return p13_runs.run(args)
+
+
 # Each case is a function of the parsed arguments returning its rows.
 CASES: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
     "P1": _p1,
@@ -85,6 +91,7 @@ CASES: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
     "P7": _p7,
     "P8": _p8,
     "P9": _p9,
+    "P13": _p13,
 }
 
 

@@ -65,6 +65,7 @@ from .lr_find import sweep_in_run
 from .models.registry import freeze_edit, random_backbone_warning, set_trainable
 from .optim import current_lr, set_lr
 from .remote import CONTROL_SOCKETS, ControlServer
+from .storage.lineage import Lineage, write_lineage
 from .storage.rundir import RunLock, create_run_dir, write_config
 from .storage.runlog import RunLog
 from .setup import build
@@ -88,7 +89,8 @@ OnDivergence = Literal["stop", "pause"]
 
 def train(config: RunConfig, sink: EventSink | None = None, control: Control | None = None, *,
           resume: dict[str, Any] | None = None, run_dir: Path | None = None,
-          on_divergence: OnDivergence = "stop", listen: bool = True, task: Task | None = None) -> RunFinished:
+          on_divergence: OnDivergence = "stop", listen: bool = True, task: Task | None = None,
+          parent: Lineage | None = None) -> RunFinished:
     """Train `config` to the end (or until stopped) on the calling thread; RunFailed is emitted on error.
 
     `resume` is a loaded checkpoint to continue from, `run_dir` an existing run directory to continue in
@@ -96,6 +98,8 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
     written (a full disk), stops the run, or pauses it with on_divergence="pause".
     With `listen`, other processes can drive the run through its control socket.
     `task` trains a Task object (ptviz.fit) instead of what config.data names.
+    `parent` makes the run a fork of another: `resume` is then that run's checkpoint, and the new run
+    directory records where it branched (see fork.py).
     """
     sink = sink or NullSink()
     control = control or Control()
@@ -112,6 +116,8 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
                 trainer.restore(resume)  # a checkpoint that does not fit fails here, before anything is written
             if run_dir is None and config.output.runs_dir:
                 run_dir = create_run_dir(setup.config, name=setup.describe().name)
+                if parent is not None:
+                    write_lineage(run_dir, parent)
             if run_dir is not None:
                 log, server = _open_run_dir(outputs, run_dir, setup.config, control, resume, listen,
                                             setup.describe().metrics)

@@ -20,10 +20,23 @@ def test_rows_fill_the_chart_exactly_with_title_frame_ticks_and_legend():
     assert lines[0].strip() == "loss / step"
     assert lines[1].lstrip().startswith("┌") and lines[-2].lstrip().startswith("└")
     assert lines[2].startswith("99┤") and lines[13].startswith(" 0┤")  # top and bottom ticks: the data's range
-    assert "⢕⢕ raw" in lines[2]
+    assert lines[2].endswith("⢕⢕ raw │")  # the line starts top left, so the legend takes the free top-right corner
     assert lines[-1].split()[0] == "1" and lines[-1].split()[-1] == "100"
-    legend_runs = [run for run in rows[2] if run[1] == "cyan"]
-    assert legend_runs and legend_runs[0][0].endswith("⢕⢕")  # the mark in the series colour, after the data dot
+    assert [run for run in rows[2] if run[1] == "cyan"][-1][0] == "⢕⢕"  # the mark in the series colour
+
+
+def test_a_legend_never_covers_a_line():
+    """Where every corner of the plot holds dots, the legend goes above the frame, entries side by side."""
+    x = np.arange(200, dtype=float)
+    traces = [Trace(x, np.sin(x / 7 + k), colour, f"run {k}") for k, colour in enumerate(("cyan", "yellow", "green"))]
+    rows = draw(50, 14, "loss", traces)
+    lines = plain(rows)
+    assert len(lines) == 14 and all(len(line) == 50 for line in lines)
+    assert lines[1].startswith("⢕⢕ run 0  ⢕⢕ run 1  ⢕⢕ run 2") and lines[2].lstrip().startswith("┌")
+    assert [run[1] for run in rows[1] if "⢕" in run[0]] == ["cyan", "yellow", "green"]
+    assert not any("run" in line for line in lines[3:])
+    crowded = plain(draw(14, 14, "loss", traces))  # too narrow for two entries a row: they wrap
+    assert [line.rstrip() for line in crowded[1:4]] == ["⢕⢕ run 0", "⢕⢕ run 1", "⢕⢕ run 2"]
 
 
 def test_a_falling_line_runs_from_top_left_to_bottom_right():

@@ -20,6 +20,7 @@ from ptviz.engine import trust
 from ptviz.engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate
 from ptviz.engine.events import Diverged, Paused, Resumed, RolledBack, RunFailed, RunFinished, RunStarted
 from ptviz.engine.recipes import recipe
+from ptviz.engine.storage.lineage import Lineage
 
 from .train.charts import HISTORY_BUCKETS, ChartsPane
 from .config_form import ConfigForm
@@ -32,6 +33,7 @@ from .attach import RemoteController
 from .lr_finder import LrFinder
 from .messages import EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TaskPreviewDone
 from .model.tab import ModelTab
+from .runs.tab import RunsTab
 from .runner import TRAINING_GROUP, RunController
 from .shutdown import install_stop_signals
 from .screens.confirm import ConfirmScreen
@@ -69,8 +71,9 @@ class PtvizApp(App[int]):
         Binding("1", "show_tab('train')", "Train", show=False),
         Binding("2", "show_tab('data')", "Data", show=False),
         Binding("3", "show_tab('model')", "Model", show=False),
-        Binding("4", "focus_pane('log')", "Log", show=False),
-        Binding("5", "focus_pane('device')", "Device", show=False),
+        Binding("4", "show_tab('runs')", "Runs", show=False),
+        Binding("5", "focus_pane('log')", "Log", show=False),
+        Binding("6", "focus_pane('device')", "Device", show=False),
         Binding("escape", "blur", show=False),
     ]
 
@@ -79,13 +82,16 @@ class PtvizApp(App[int]):
 
     def __init__(self, config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
                  attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None,
-                 task: object = None, finished: list | None = None):
+                 task: object = None, finished: list | None = None, parent: Lineage | None = None,
+                 tab: str = "train"):
         super().__init__()
         self.config = config.copy()
         # User code a run folder names (trust.user_code) that runs only after the user says yes.
         self.unconfirmed_code = dict(unconfirmed_code or {})
         self.resume_state = resume
         self.resume_dir = run_dir
+        self.resume_parent = parent  # set when the run to start is a fork of another (resume is then its checkpoint)
+        self.initial_tab = tab
         self.runner = RemoteController(self, attach) if attach is not None else RunController(self)
         self.current_lr: float | None = None
         self.signalled: int | None = None
@@ -110,6 +116,8 @@ class PtvizApp(App[int]):
             with TabPane("Model [3]", id="model"):
                 yield ModelTab(self.config, id="model-tab", classes="split", unconfirmed_code=self.unconfirmed_code,
                                task=self.fit_task)
+            with TabPane("Runs [4]", id="runs"):
+                yield RunsTab(self.config, id="runs-tab")
         yield StatusBar(id="status")
         yield Footer()
 
@@ -120,7 +128,7 @@ class PtvizApp(App[int]):
                        self.query_one(DataTab), self.query_one(StatusBar))
         self.frames = FrameClock(self, [self._take_engine_events, self.query_one(ChartsPane).redraw,
                                         self.query_one(StatusBar).flush, self.query_one(LogPane).flush,
-                                        self.query_one(DevicePanel).flush])
+                                        self.query_one(DevicePanel).flush, self.query_one(RunsTab).redraw])
         self.frames.start()
         self._apply_size()
         install_stop_signals(self)
@@ -140,6 +148,8 @@ class PtvizApp(App[int]):
             self._ask_to_run_code("showing its model")
         elif self.fit_task is not None:
             log.say("training starts once the Data and Model tabs have read the task", "dim")
+        if self.initial_tab != "train":
+            self.call_after_refresh(self.action_show_tab, self.initial_tab)
 
     @on(TaskPreviewDone)
     def _task_preview_done(self, message: TaskPreviewDone) -> None:
@@ -176,8 +186,12 @@ class PtvizApp(App[int]):
         from ptviz.engine.storage import history
 
         state = self.resume_state
-        cut = history.checkpoint_cut(self.resume_dir, state.get("save_id", ""), int(state["step"]))
-        snapshot = history.load(self.resume_dir, buckets=HISTORY_BUCKETS, cut=cut)
+        source = self.resume_dir or (Path(self.resume_parent.parent) if self.resume_parent else None)
+        if source is None:
+            return
+        # A fork (no save_id of its own) shows its parent's history up to the branch step.
+        cut = history.checkpoint_cut(source, state.get("save_id", ""), int(state["step"]))
+        snapshot = history.load(source, buckets=HISTORY_BUCKETS, cut=cut)
         self.query_one(ChartsPane).history.load(snapshot)
         model_tab = self.query_one(ModelTab)
         for event in snapshot.events:  # the layer health sampled up to the checkpoint
@@ -192,6 +206,7 @@ class PtvizApp(App[int]):
             self.query_one(DataTab).set_compact(compact)
         self.screen.set_class(compact, "-compact")
         self.query_one(ChartsPane).set_class(compact, "-compact")
+        self.query_one(RunsTab).set_compact(compact)
 
     # ------------------------------------------------------------------ configuration
 
@@ -252,8 +267,9 @@ class PtvizApp(App[int]):
         charts = self.query_one(ChartsPane)
         if self.resume_state is None:
             charts.history.clear()
-        self.runner.start(self.config.copy(), resume=self.resume_state, run_dir=self.resume_dir, task=self.fit_task)
-        self.resume_state = self.resume_dir = None
+        self.runner.start(self.config.copy(), resume=self.resume_state, run_dir=self.resume_dir, task=self.fit_task,
+                          parent=self.resume_parent)
+        self.resume_state = self.resume_dir = self.resume_parent = None
         self.run_state = "running"
 
     def action_pause_resume(self) -> None:
@@ -326,6 +342,24 @@ class PtvizApp(App[int]):
         if not self.runner.send(command):
             self.notify("no run is going (press s to start)", severity="warning")
 
+    @on(RunsTab.ForkRequested)
+    def _fork_requested(self, message: RunsTab.ForkRequested) -> None:
+        """Train a fork checked in the Runs view, in this cockpit (its parent's history first on the charts)."""
+        if self.runner.active or self.runner.remote_run:
+            self.notify("a run is going in this cockpit; stop it first (x), or fork from the command line: "
+                        "ptviz-tui fork RUN --headless", severity="warning", timeout=6)
+            return
+        plan = message.plan
+        self.config.__dict__.update(plan.config.copy().__dict__)  # the tabs hold a reference to this object
+        for form in self.query(ConfigForm):
+            form.load(self.config)
+        self.resume_state, self.resume_dir, self.resume_parent = plan.state, None, plan.lineage
+        self.query_one(ChartsPane).history.clear()
+        self._replay_history()
+        self.action_start()
+        self.query_one(LogPane).say(f"fork of {plan.lineage.parent_name} from {plan.lineage.checkpoint} "
+                                    f"(step {plan.lineage.step:,}) started", "bold")
+
     # ------------------------------------------------------------------ engine events
 
     @on(EngineEvent)
@@ -372,6 +406,8 @@ class PtvizApp(App[int]):
         self.lr_finder.ingest(event)
         status.ingest(event)
         self.current_lr = status.lr if status.lr is not None else self.current_lr
+        if isinstance(event, RunStarted):
+            self.query_one(RunsTab).run_started(event.run_dir)
         if isinstance(event, (RunStarted, Resumed)):
             self.run_state = "running"
         elif isinstance(event, Paused):
@@ -423,7 +459,7 @@ class PtvizApp(App[int]):
     def action_show_tab(self, tab: str) -> None:
         """Switch tab and put the keyboard on what the tab shows (Tab reaches the form fields)."""
         self.query_one(TabbedContent).active = tab
-        target = {"data": "#grid", "model": "#model-tree"}.get(tab)
+        target = {"data": "#grid", "model": "#model-tree", "runs": "#runs-table"}.get(tab)
         if tab == "data" and self.query_one(DataTab).has_task:
             target = "#task-table" if self.query_one("#task-table").display else "#task-images-scroll"
         if target:
@@ -476,10 +512,11 @@ class PtvizApp(App[int]):
 
 def run_app(config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
             attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None, task: object = None,
-            finished: list | None = None) -> int:
-    """Open the cockpit on `config` (training `task` at once when given); returns the process exit code."""
+            finished: list | None = None, parent: Lineage | None = None, tab: str = "train") -> int:
+    """Open the cockpit on `config` (training `task` at once when given, showing `tab` first); returns the
+    process exit code."""
     app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach, unconfirmed_code=unconfirmed_code,
-                   task=task, finished=finished)
+                   task=task, finished=finished, parent=parent, tab=tab)
     code = app.run()
     if not app.runner.remote_run and not app.runner.join(timeout=120):  # the UI is gone; the work is not lost
         print("ptviz-tui: the training thread did not stop in time", file=sys.stderr)

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ptviz.engine.config import TASK_FROM_FIT, RunConfig
+from ptviz.engine.storage.lineage import Lineage
 from ptviz.engine.events import (
     CheckpointSaved,
     EpochEnded,
@@ -178,10 +179,12 @@ class OutputMayClose(Console):
 
 
 def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | None = None, *,
-                 task: Task | None = None, raise_errors: bool = False, finished: list | None = None) -> int:
+                 task: Task | None = None, raise_errors: bool = False, finished: list | None = None,
+                 parent: Lineage | None = None) -> int:
     """Train `config` (or `task`) in this process; the exit code says how it ended (see the module docstring).
 
-    With `raise_errors` a failure is raised rather than printed (ptviz.fit); `finished` receives RunFinished.
+    With `raise_errors` a failure is raised rather than printed (ptviz.fit); `finished` receives RunFinished;
+    `parent` makes the run a fork of another.
     """
     from ptviz.engine.commands import Control
     from ptviz.engine.loop import train
@@ -200,7 +203,7 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
     try:
         with checkpoint_on_signals(control) as received:
             try:
-                result = train(config, sink, control, resume=resume, run_dir=run_dir, task=task)
+                result = train(config, sink, control, resume=resume, run_dir=run_dir, task=task, parent=parent)
             finally:
                 _stop_progress(progress)
     except KeyboardInterrupt:

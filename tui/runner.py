@@ -77,8 +77,9 @@ class RunController:
         return self.worker is not None and not self.finished.is_set()
 
     def start(self, config: RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
-              task: Any = None) -> Worker:
-        """Start training `config` (or the Task `task`) on a thread worker (the engine's blocking train function)."""
+              task: Any = None, parent: Any = None) -> Worker:
+        """Start training `config` (or the Task `task`) on a thread worker (the engine's blocking train function);
+        `parent` for a fork."""
         from ptviz.engine.loop import train
 
         self.control = Control()
@@ -86,7 +87,7 @@ class RunController:
         self.sink = sink = PostMessageSink(self.app)
         # A NaN pauses the cockpit's run (the user decides), where headless stops it.
         job = partial(self._train, partial(train, config, sink, self.control, resume=resume, run_dir=run_dir,
-                                           on_divergence="pause", task=task))
+                                           on_divergence="pause", task=task, parent=parent))
         self.worker = self.app.run_worker(job, name="training", group=TRAINING_GROUP, description="training",
                                           thread=True, exclusive=True, exit_on_error=False)
         return self.worker

@@ -58,6 +58,7 @@ class Snapshot:
     steps: int  # step rows read
     last: StepMetrics | None  # the last step row, for status lines
     end: int  # bytes of metrics.jsonl read (complete rows only): a Follower goes on from here
+    skipped: int = 0  # lines of metrics.jsonl parsed here that were not rows (garbled) and were left out
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def load(run_dir: Path | str, buckets: int = 2000, columns: Sequence[str] = DEFA
     series = _reduce(log.step_chunks(), log.step_count, buckets, columns)
     last = log.last_step()
     return Snapshot(series=series, events=log.events(), steps=log.step_count,
-                    last=_step_event(last) if last is not None else None, end=log.end)
+                    last=_step_event(last) if last is not None else None, end=log.end, skipped=log.skipped)
 
 
 def read_steps(run_dir: Path | str, start: int = 0, stop: int | None = None, cut: Cut | None = None) -> np.ndarray:
@@ -117,6 +118,7 @@ class Follower:
         self.offset = offset
         self.inode: int | None = None
         self.cut_back = False
+        self.skipped = 0  # lines read so far that were not rows (garbled)
 
     def poll(self) -> list[Event]:
         """Events of the complete rows written since the last poll (the first poll reads from the offset)."""
@@ -141,6 +143,7 @@ class Follower:
                 fh.seek(self.offset)
                 scanned = steplog.scan(fh.read(info.st_size - self.offset), self.offset)
         self.offset = scanned.end
+        self.skipped += scanned.skipped
         return events_in_order(scanned.steps, scanned.events, scanned.rows)
 
 
@@ -204,6 +207,7 @@ class LogRecords:
         self.binary_events = len(idx)
         self._tail_rows = tail.rows if tail is not None else []
         self.end = tail.end if tail is not None else covered
+        self.skipped = tail.skipped if tail is not None else 0
         self.step_count = n_steps + len(self.tail_steps)
 
     # Step records: the memory-mapped copy, then the parsed tail, read a chunk at a time.

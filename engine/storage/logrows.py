@@ -32,12 +32,14 @@ from ..events import (
     RunFinished,
     RunStarted,
     StepMetrics,
+    TrainableChanged,
 )
 
 KINDS: dict[type, str] = {
     RunStarted: "started", Evaluated: "eval", EpochEnded: "epoch", Paused: "paused", Resumed: "resumed",
     LrChanged: "lr", CheckpointSaved: "checkpoint", Notice: "notice", Diverged: "diverged",
-    RunFinished: "finished", RunFailed: "failed", LayerStats: "layers", RolledBack: "rollback",
+    RunFinished: "finished", RunFailed: "failed", TrainableChanged: "trainable", LayerStats: "layers",
+    RolledBack: "rollback",
 }
 EVENT_OF_KIND = {kind: cls for cls, kind in KINDS.items()}
 

@@ -117,6 +117,7 @@ class Scanned:
     events: np.ndarray  # EVENT_DTYPE, "steps" counted from the start of the stretch
     rows: list[dict[str, Any]]  # the decoded non-step rows, one per event record
     end: int  # offset just past the last complete line
+    skipped: int = 0  # lines that are not rows (garbled), left out
 
 
 _STEP_PREFIX = b'{"kind":"step","step":'
@@ -148,9 +149,11 @@ def scan(data: bytes, base: int) -> Scanned:
         steps, is_step = np.empty(0, STEP_DTYPE), np.zeros_like(is_step)
     others = np.flatnonzero(~is_step)
     extra_steps, events, rows = [], [], []
+    skipped = 0
     for i in others:
         row = logrows.decode_line(data[starts[i]:ends[i]])
         if row is None:
+            skipped += ends[i] - starts[i] > 1  # an empty line is no loss
             continue
         if row["kind"] == "step":
             extra_steps.append(_step_record(row, base + int(ends[i])))
@@ -163,7 +166,7 @@ def scan(data: bytes, base: int) -> Scanned:
     records = np.array([event_record(start, end, 0, row) for start, end, _, row in events], EVENT_DTYPE)
     if len(records):
         records["steps"] = np.searchsorted(steps["end"], records["start"], side="right")
-    return Scanned(steps, records, rows, base + complete)
+    return Scanned(steps, records, rows, base + complete, int(skipped))
 
 
 def _fast_steps(data: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
@@ -202,7 +205,7 @@ def _step_record(row: dict[str, Any], end: int) -> tuple:
 def scan_file(path: Path, start: int, stop: int, chunk: int = 16 << 20) -> Scanned:
     """`scan` over [start, stop) of a file, read `chunk` bytes at a time (records are joined at the end)."""
     steps, events, rows = [], [], []
-    offset, before = start, 0
+    offset, before, skipped = start, 0, 0
     with open(path, "rb") as fh:
         while offset < stop:
             fh.seek(offset)
@@ -220,9 +223,10 @@ def scan_file(path: Path, start: int, stop: int, chunk: int = 16 << 20) -> Scann
             steps.append(part.steps)
             events.append(part.events)
             rows.extend(part.rows)
+            skipped += part.skipped
             offset = part.end
     return Scanned(np.concatenate(steps) if steps else np.empty(0, STEP_DTYPE),
-                   np.concatenate(events) if events else np.empty(0, EVENT_DTYPE), rows, offset)
+                   np.concatenate(events) if events else np.empty(0, EVENT_DTYPE), rows, offset, skipped)
 
 
 # ----------------------------------------------------------------------------- writing
