@@ -42,6 +42,8 @@ class HealthAdvisor:
         """Notices (warning texts) this sample calls for."""
         out: list[str] = []
         held: set[str] = set()
+        if stats.ranks:  # the sample says; a model with lazy parameters has no ranks before its first batch
+            self.ranks.update(zip(stats.params, stats.ranks))
         for name, ratio in zip(stats.params, stats.update_ratios()):
             if self.ranks.get(name, 2) < 2:
                 continue

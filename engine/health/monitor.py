@@ -31,7 +31,7 @@ class HealthMonitor:
         # Hooks on a compiled model's modules would make torch.compile trace it again: parameters only, then.
         self.sampler = (HealthSampler(model, t.health_interval, scaler, activations=not t.compile)
                         if t.health_interval > 0 else None)
-        self.advisor = HealthAdvisor({n: p.dim() for n, p in model.named_parameters()})
+        self.advisor = HealthAdvisor()  # each sample carries its tensors' ranks
         self.spikes = SpikeGuard(t.spike_factor) if t.spike_factor > 0 else None
         self.skips = BatchSkips()
         self.notes: list[Notice] = []
