@@ -219,6 +219,8 @@ class RunLog:
         self.columns = csv_columns(metrics, train)
         self._options = {"tensorboard": tensorboard, "on_error": on_error, "metrics": metrics,
                          "train": train}  # for rewind()
+        # The step rows' extra values, kept as columns of the binary copy too.
+        extras = steplog.union(GRAD_NORM_COLUMNS if train is not None and train.clip_norm > 0 else (), metrics)
         jsonl, csv_path = self.run_dir / METRICS_JSONL, self.run_dir / METRICS_CSV
         records = LogRecords(self.run_dir)
         # A resume keeps the log up to its checkpoint; otherwise every complete row (a partial last line goes).
@@ -227,7 +229,7 @@ class RunLog:
         if jsonl.exists() and jsonl.stat().st_size > cut.jsonl:
             os.truncate(jsonl, cut.jsonl)
         _cut_csv(csv_path, cut.csv_lines, jsonl, self.columns)
-        self.copy = _cut_copy(self.run_dir, records, cut)
+        self.copy = _cut_copy(self.run_dir, records, cut, extras)
         self.jsonl = AppendFile(jsonl)
         self.csv = AppendFile(csv_path)
         purge = int(resume["step"]) + 1 if resume is not None else None
@@ -259,7 +261,7 @@ class RunLog:
         if isinstance(event, StepMetrics):
             ascii_only = len(text.encode()) == len(text)
             lengths = [len(line) if ascii_only else len(line.encode()) for line in lines]
-            self.copy.add_steps(steplog.step_records(event, rows, start + np.cumsum(lengths)))
+            self.copy.add_steps(steplog.step_records(event, rows, start + np.cumsum(lengths), self.copy.extras))
         else:
             record = steplog.event_record(start, start + len(text.encode()), self.copy.steps, rows[0])
             self.copy.add_events(np.array([record], steplog.EVENT_DTYPE))
@@ -398,14 +400,21 @@ def _line_end(path: Path, count: int, chunk: int = 8 << 20) -> int | None:
     return None
 
 
-def _cut_copy(run_dir: Path, records: LogRecords, cut: Cut) -> steplog.StepLogWriter:
-    """Open the binary copy holding exactly the rows before `cut`: its own records, then any it lacked."""
+def _cut_copy(run_dir: Path, records: LogRecords, cut: Cut, extras: tuple[str, ...] = ()) -> steplog.StepLogWriter:
+    """Open the binary copy holding exactly the rows before `cut`: its own records, then any it lacked.
+
+    Its step records get the `extras` columns and those the log already has (a resume that stops clipping
+    keeps the grad norms logged so far).
+    """
     binary_steps, binary_events = len(records.binary_steps), records.binary_events
-    writer = steplog.StepLogWriter(run_dir, min(binary_steps, cut.steps), min(binary_events, cut.events))
+    extras = steplog.union(records.extras, extras)
+    writer = steplog.StepLogWriter(run_dir, min(binary_steps, cut.steps), min(binary_events, cut.events), extras)
     if writer.steps == min(binary_steps, cut.steps):  # the files were whole: add the rows only the JSONL held
         writer.add_steps(records.tail_steps[: max(0, cut.steps - binary_steps)])
         writer.add_events(records.event_records[binary_events: cut.events])
-    else:  # the copy changed under us and was started afresh: every row before the cut, from the JSONL
+    else:  # the copy changed under us or gains columns: both files again, every row before the cut from the JSONL
+        writer.close()
+        writer = steplog.StepLogWriter(run_dir, 0, 0, extras)
         rows = steplog.scan_file(run_dir / METRICS_JSONL, 0, cut.jsonl)
         writer.add_steps(rows.steps)
         writer.add_events(rows.events)

@@ -15,9 +15,9 @@ from ..errors import TaskError
 from ..models.user import defined_at
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
-# Names a step row of metrics.jsonl already uses, and what ptviz reports itself.
+# Names a step row of metrics.jsonl already uses (its binary copy's "end" too), and what ptviz reports itself.
 RESERVED = frozenset({"kind", "step", "epoch", "epoch_step", "loss", "lr", "elapsed", "samples_per_s", "wall",
-                      "accuracy"})
+                      "grad_norm", "end", "accuracy"})
 LABEL_KEYS = ("label", "labels", "target", "targets", "y")
 
 

@@ -94,13 +94,16 @@ class RunHistory:
 
     def load(self, snapshot) -> None:
         """Show a history read from a run's log (ptviz.engine.storage.history.Snapshot): the step series
-        arrive reduced, the epoch series from its other events."""
+        arrive reduced (grad norms and a task's named metrics among them), the epoch series from its other events."""
         self.clear()
         for event in snapshot.events:
             if not isinstance(event, LrChanged):  # the step rows after it carry the new rate
                 self.ingest(event)
-        for series, column in ((self.step_loss, "loss"), (self.lr, "lr"), (self.throughput, "samples_per_s")):
-            reduced = snapshot.series[column]
+        columns = {"loss": self.step_loss, "lr": self.lr, "samples_per_s": self.throughput, "grad_norm": self.grad_norm}
+        for column, reduced in snapshot.series.items():
+            if column not in columns and not np.isfinite(reduced.y).any():
+                continue  # a metric the task evaluates but never logs per step
+            series = columns[column] if column in columns else self.metric(column).step
             series.load(reduced.x, reduced.y, reduced.sums, reduced.counts)
 
     def ingest(self, event: object) -> None:
@@ -154,7 +157,7 @@ class RunHistory:
         found = self.metrics.get(name)
         if found is None:
             found = self.metrics[name] = MetricHistory()
-            self.layout = (self.classification, tuple(self.metrics))
+            self.layout = (self.classification, tuple(self.metrics), bool(self.clip_norm))
         return found
 
     @property
@@ -460,7 +463,7 @@ class ChartsPane(Grid):
         """Show the charts the run needs: accuracy only for classification, grad norm when it clips, one per named
         metric of a task."""
         layout = self.history.layout
-        if layout == self._layout:
+        if layout == self._layout or not self.query(AccuracyChart):  # none: the app is closing, its charts gone
             return
         self._layout = layout
         classification, names, clipping = layout
