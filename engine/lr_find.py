@@ -149,7 +149,9 @@ def sweep(work: Workload, *, start: float = 1e-7, end: float = 10.0, steps: int 
                 losses.append(loss)
                 smoothed = smooth(losses)[-1]  # the runaway check's curve: causal, as it decides as it goes
                 best = min(best, smoothed)
-                if not math.isfinite(smoothed) or smoothed > RUNAWAY * best:
+                # Judged from the eleventh step: the first few averages rest on a handful of batches, and one lucky
+                # low loss among them would call the sweep off (a trained model's losses vary several-fold).
+                if not math.isfinite(smoothed) or (i >= SKIP_BEGIN and smoothed > RUNAWAY * best):
                     reason = f"the loss ran away at lr {lr:.3g}"
                     break
                 if report is not None and (i + 1) % PROGRESS_EVERY == 0:

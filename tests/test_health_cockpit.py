@@ -123,6 +123,7 @@ async def test_lr_finder_on_a_paused_run_sets_the_suggestion_on_that_run(digits_
     from ptviz.engine.events import LrChanged
 
     digits_config.train.epochs, digits_config.train.log_interval = 1000, 1
+    digits_config.optim.lr = 1e-6  # whenever the pause lands, the weights are nearly the initial ones
     app = PtvizApp(digits_config)
     changed = []
     async with app.run_test(size=(120, 40)) as pilot:
@@ -135,7 +136,9 @@ async def test_lr_finder_on_a_paused_run_sets_the_suggestion_on_that_run(digits_
 
         app._ingest = ingest
         await settle(pilot)
-        await pilot.press("s", "p")  # paused at the first step boundary: the sweep starts from fresh weights
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.run_state == "running", what="running")
+        await pilot.press("p")
         await wait_for(pilot, lambda: app.run_state == "paused", what="paused")
         await pilot.press("L")
         await wait_for(pilot, lambda: isinstance(app.screen, LrFindScreen), what="finder screen")
