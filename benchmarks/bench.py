@@ -68,6 +68,12 @@ def _p8(args: argparse.Namespace) -> list[Result]:
     return p8_checkpoints.run(args)
 
 
+def _p10(args: argparse.Namespace) -> list[Result]:
+    from benchmarks import p10_health
+
+    return p10_health.run(args)
+
+
 def _p13(args: argparse.Namespace) -> list[Result]:
     from benchmarks import p13_runs
 
@@ -91,6 +97,7 @@ CASES: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
     "P7": _p7,
     "P8": _p8,
     "P9": _p9,
+    "P10": _p10,
     "P13": _p13,
 }
 

@@ -63,8 +63,27 @@ class SetTrainable(CommandBase):
     trainable: bool
 
 
+@dataclass(frozen=True)
+class FindLr(CommandBase):
+    """Sweep the learning rate exponentially from `start` to `end` over `steps` steps on a copy of the weights and
+    optimizer (the run itself is left exactly as it was) and suggest one; answered by LrSwept events."""
+
+    start: float = 1e-7
+    end: float = 10.0
+    steps: int = 100
+
+
+@dataclass(frozen=True)
+class Rollback(CommandBase):
+    """Go back to the newest checkpoint in place; leave out the batches of the steps within `skip` of the spike
+    (0: none) and set the learning rate to `lr` when given."""
+
+    skip: int = 0
+    lr: float | None = None
+
+
 Command = (Pause | Resume | Stop | SaveCheckpoint | EvaluateNow | SetLearningRate | ScaleLearningRate
-           | SetTrainable)
+           | SetTrainable | FindLr | Rollback)
 
 
 class Control:

@@ -157,6 +157,12 @@ class TrainConfig:
     """Smallest change of the watched result that counts as an improvement."""
     early_stop_mode: str = field(default="auto", metadata=_rule(choices=EARLY_STOP_MODES))
     """Whether the watched result improves by falling (min) or rising (max); auto: accuracies rise, the rest fall."""
+    health_interval: int = field(default=50, metadata=_rule(min=0, max=1_000_000))
+    """Optimizer steps between samples of per-layer health (gradient and weight norms, update/weight ratio, dead
+    units), read with the loss and shown in the Model tab (0: off, and no hook is ever registered)."""
+    spike_factor: float = field(default=0.0, metadata=_rule(min=0.0, max=1e6))
+    """A step loss above this multiple of the median of the last 100 counts as a spike and is handled like a NaN
+    loss: the cockpit pauses (roll back with R), headless stops (0: off; 1 or less is refused)."""
 
 
 @dataclass
@@ -424,6 +430,9 @@ def _option_conflicts(config: RunConfig) -> list[FieldError]:
     if o.warmup_steps and o.scheduler == "one-cycle":
         errors.append(FieldError("optim.warmup_steps", o.warmup_steps, "one-cycle warms up by itself (its first "
                                  "30% of steps); set 0 or choose another scheduler"))
+    if 0 < t.spike_factor <= 1:
+        errors.append(FieldError("train.spike_factor", t.spike_factor, "must be above 1 (a loss above its own median "
+                                 "is no spike), or 0 for off"))
     metric = t.early_stop_metric
     if metric.startswith("ema_") and t.ema_decay == 0:
         errors.append(FieldError("train.early_stop_metric", metric, "needs the weight average: set train.ema_decay"))

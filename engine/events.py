@@ -160,11 +160,77 @@ class Notice:
 
 @dataclass(frozen=True)
 class Diverged:
-    """The loss became NaN or infinite; the run stops or pauses, and no checkpoint is written from here on."""
+    """The loss became NaN or infinite, or spiked (`median` set); the run stops or pauses, and no checkpoint is
+    written until it is rolled back (or, after a spike, resumed as it is)."""
 
     step: int
     value: float
     action: str  # "stop" | "pause"
+    median: float | None = None  # a spike: the running median of the step loss the value was compared with
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A tensor's values in buckets, as TensorBoard's add_histogram_raw takes them."""
+
+    tag: str  # "weights/fc1.weight", "grads/fc1.weight"
+    min: float
+    max: float
+    num: int
+    sum: float
+    sum_squares: float
+    bucket_limits: tuple[float, ...]  # right edge of each bucket
+    bucket_counts: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Per-layer health of one sampled optimizer step (train.health_interval): norms per parameter tensor that
+    had a gradient, and statistics per activation module (ReLU and friends) of the step's first batch."""
+
+    step: int
+    params: tuple[str, ...]  # parameter names as in named_parameters()
+    grad_norms: tuple[float, ...]  # L2 norm of each gradient before clipping (unscaled under fp16)
+    weight_norms: tuple[float, ...]  # L2 norm of each tensor before the step
+    update_norms: tuple[float, ...]  # L2 norm of what the step changed, ||new - old||
+    activations: tuple[str, ...] = ()  # module names
+    dead: tuple[float, ...] = ()  # share of units that never fired over the batch (saturated, for tanh/sigmoid)
+    act_means: tuple[float, ...] = ()
+    act_stds: tuple[float, ...] = ()
+    histograms: tuple[Histogram, ...] = ()  # for TensorBoard only (never in metrics.jsonl)
+    ranks: tuple[int, ...] = ()  # dimensions of each parameter tensor (the ratio rule is for 2 or more)
+
+    def update_ratios(self) -> tuple[float, ...]:
+        """||update|| / ||weights|| per parameter tensor (inf for a tensor that was all zeros)."""
+        return tuple(u / w if w > 0 else (0.0 if u == 0 else float("inf"))
+                     for u, w in zip(self.update_norms, self.weight_norms))
+
+
+@dataclass(frozen=True)
+class LrSwept:
+    """A learning-rate sweep (lr-find) on a copy of the weights and optimizer went on, or ended (`done`)."""
+
+    lrs: tuple[float, ...]
+    losses: tuple[float, ...]  # each step's raw loss
+    smoothed: tuple[float, ...]  # centred moving average (no lag), the curve the suggestion is taken on
+    suggestion: float | None  # the steepest descent of the smoothed loss; None until found
+    done: bool
+    reason: str = ""  # why it ended: "swept to 10", "the loss ran away at lr 3.2", "stopped"
+    step: int = 0  # the run's step it was taken at (0 before a run)
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    """The live run went back to a checkpoint in place: weights, optimizer, position and RNG; the logs were cut
+    back to it."""
+
+    from_step: int
+    to_step: int
+    to_epoch: int  # 0-based epoch the checkpoint was taken in
+    checkpoint: str  # file name
+    spike_step: int | None = None  # the step whose loss spiked or diverged, if any
+    skipped: tuple[tuple[int, int], ...] = ()  # (epoch, batch) positions that will be left out
+    lr: float | None = None  # the learning rate set with the rollback, if any
 
 
 @dataclass(frozen=True)
@@ -212,5 +278,6 @@ class RanksReported:
 
 
 Event = (RunStarted | StepMetrics | Evaluated | EpochEnded | Paused | Resumed | LrChanged | TrainableChanged
-         | CheckpointSaved | CommandApplied | Notice | Diverged | RunFinished | RunFailed | RanksReported)
+         | CheckpointSaved | CommandApplied | Notice | Diverged | LayerStats | LrSwept | RolledBack | RunFinished
+         | RunFailed | RanksReported)
 TERMINAL = (RunFinished, RunFailed)

@@ -31,8 +31,10 @@ from .commands import (
     Command,
     Control,
     EvaluateNow,
+    FindLr,
     Pause,
     Resume,
+    Rollback,
     SaveCheckpoint,
     ScaleLearningRate,
     SetLearningRate,
@@ -60,6 +62,9 @@ from .events import (
     StepMetrics,
     TrainableChanged,
 )
+from .health.monitor import HealthMonitor
+from .health.rollback import Rewound, roll_back
+from .lr_find import sweep_in_run
 from .models.registry import freeze_edit, random_backbone_warning, set_trainable
 from .optim import current_lr, set_lr
 from .remote import CONTROL_SOCKETS, ControlServer
@@ -139,6 +144,9 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
                 trainer.run_dir, trainer.before_save = run_dir, log.sync
                 log.on_error = trainer.log_failed
                 _note_job(setup.config, run_dir)
+                trainer.rewind_log = log.rewind
+                if trainer.health.sampler is not None:
+                    trainer.health.sampler.histograms = log.tb is not None  # TensorBoard shows them
             return trainer.run()
         except BaseException as exc:
             # User errors are one clear line; their traceback only matters when it points into user code.
@@ -280,6 +288,12 @@ class Trainer:
         self.world = 1
         self.read_seconds = READ_SECONDS
         self._build_options()
+        # Layer health, the spike guard and what a rollback leaves out (engine/health/).
+        self.health = HealthMonitor(self.cfg, self._model(), setup.scaler)
+        self.out_health: list[Any] = []  # LayerStats and their notices read but not yet emitted
+        self.spiked = False  # diverged_at is a loss spike, which resuming as it is accepts
+        self.rewound = False  # a rollback happened at this boundary: the epoch loop starts again from it
+        self.rewind_log: Callable[[dict[str, Any]], None] | None = None  # cuts the run's logs back to a checkpoint
 
     def join(self, ranks: Any) -> None:
         """Train as one rank of several: DDP for the steps, a meeting every few steps for commands."""
@@ -341,13 +355,18 @@ class Trainer:
         if not data.name and (warning := random_backbone_warning(cfg.model, self.s.model)):
             self.emit(Notice("warning", warning))
         self._note_unreadable(self.s.unreadable_up_front(), up_front=True)
+        for notice in self.health.notes:
+            self.emit(notice)
         self._tick()
         if self.rng_to_restore is not None:
             ckpt.set_rng_state(self.rng_to_restore)  # last, so nothing set up since the restore consumed it
             self.rng_to_restore = None
         while self.epoch < cfg.train.epochs and not self.stopping:
-            if self._train_epoch():
-                self._end_epoch()
+            try:
+                if self._train_epoch():
+                    self._end_epoch()
+            except Rewound:
+                continue  # rolled back at a boundary: train on from the checkpoint's position
         self._read_losses()
         self._emit_points()
         self._tick()
@@ -410,6 +429,9 @@ class Trainer:
                         return False
                     if self.s.route_changes != route:
                         break  # a freeze switched between images and cached features: fetch this batch as the other
+                if self.health.skips.skips(self.step + 1, self.epoch, self.batch_in_epoch, self.accum.open):
+                    self.batch_in_epoch += 1  # left out by a rollback
+                    continue
                 self._step(batch)
                 if self.accum.open:  # the group waits for more batches
                     continue
@@ -444,7 +466,8 @@ class Trainer:
         index = self.step * self.accum.every + self.accum.done
         if self.ranks is not None:
             index = index * self.world + self.ranks.rank
-        with self._gradient_sync(), s.autocast():
+        watch = self.health.watching(self.step + 1) if first else nullcontext()  # hooks on sampled steps only
+        with self._gradient_sync(), s.autocast(), watch:
             out = s.loss_and_metrics(batch, index)
         loss = out.loss
         n = out.samples  # a shape: host metadata, reading it does not sync
@@ -498,6 +521,7 @@ class Trainer:
             self.group_loss = self.group_loss * factor
             if self.group_metrics is not None:
                 self.group_metrics = self.group_metrics * factor
+        sampled = self.health.before_step(self.step + 1)  # per-layer health, on the device
         if self.clipper is not None:
             if s.scaler is not None:
                 s.scaler.unscale_(s.optimizer)  # clip the true gradients; scaler.step() then does not unscale again
@@ -508,6 +532,8 @@ class Trainer:
                 s.scaler.update()
             else:
                 s.optimizer.step()
+        if sampled:
+            self.health.after_step()
         if s.scheduler is not None and s.scheduler_per_step:
             s.scheduler.step()
         if self.ema is not None:
@@ -563,23 +589,33 @@ class Trainer:
         self.out_lrs.extend(self.buf_lrs)
         self.buf_n = 0
         self.buf_lrs = []
+        self.out_health.extend(self.health.read())  # layer samples since the last read: their copy waits for nothing
         bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
         if bad is not None:
             self._diverged(first + bad, losses[bad])
+        elif (spike := self.health.check(first, losses)) is not None:
+            self._diverged(*spike)
 
-    def _diverged(self, step: int, value: float) -> None:
-        """Alert, then stop or pause; from now on save() refuses, so the last good checkpoint stays."""
+    def _diverged(self, step: int, value: float, median: float | None = None) -> None:
+        """Alert, then stop or pause; from now on save() refuses, so the last good checkpoint stays.
+
+        `median` marks a loss spike (train.spike_factor): resuming as it is accepts it, and saves go on.
+        """
         if self.diverged_at is None:
-            self.diverged_at = step
+            self.diverged_at, self.spiked = step, median is not None
         self._emit_points()  # the diverged step's point comes before the alert
         action = self.on_divergence
-        self.emit(Diverged(step, value, action))
+        self.emit(Diverged(step, value, action, median))
         verb = "pausing" if action == "pause" else "stopping"
-        self.emit(Notice("error", f"loss became {value} at step {step}; {verb} (the last good checkpoint is kept)"))
+        what = (f"loss became {value}" if median is None else
+                f"loss spiked to {value:.4g}, {value / median:.0f}× its running median {median:.4g}")
+        undo = "; R rolls back to it" if action == "pause" and self.run_dir is not None else ""
+        self.emit(Notice("error", f"{what} at step {step}; {verb} (the last good checkpoint is kept{undo})"))
         if action == "pause":
             self.control.send(Pause())  # held at the next step boundary, like a pause from the user
         else:
-            self._request_stop(f"loss diverged ({value}) at step {step}", outcome="diverged")
+            reason = f"loss diverged ({value})" if median is None else f"loss spiked ({value:.4g}, median {median:.4g})"
+            self._request_stop(f"{reason} at step {step}", outcome="diverged")
 
     def _emit_points(self) -> None:
         if not self.out_steps:
@@ -600,8 +636,21 @@ class Trainer:
         ))
         self.out_steps, self.out_losses, self.out_lrs, self.out_norms = [], [], [], []
         self.out_metrics = [[] for _ in self.metric_names]
+        health, self.out_health = self.out_health, []
+        for event in health:  # after the points of their steps
+            self.emit(event)
         if self.exchange is not None and (report := self.exchange.report(self.step)) is not None:
             self.emit(report)
+
+    def forget_unread(self) -> None:
+        """Drop every value read or waiting on the device and not yet emitted (a rollback returns before them)."""
+        self.buf_n, self.buf_lrs, self.group_loss, self.group_metrics = 0, [], None, None
+        self.out_steps, self.out_losses, self.out_lrs, self.out_norms = [], [], [], []
+        self.out_metrics = [[] for _ in self.metric_names]
+        self.out_health = []
+        self.health.discard()
+        self.diverged_at, self.spiked = None, False
+        self._restart_throughput()
 
     def _tick(self) -> None:
         """Add the time since the last tick to the active (unpaused) time."""
@@ -665,6 +714,9 @@ class Trainer:
         if self.stopping and self.paused:
             self._tick()
             self.paused = False
+        if self.rewound:
+            self.rewound = False
+            raise Rewound  # the batch in hand belongs to the abandoned stretch: start again from the checkpoint
 
     def _request_stop(self, reason: str, outcome: str = "stopped") -> None:
         if not self.stopping:
@@ -696,6 +748,8 @@ class Trainer:
         elif isinstance(command, Resume):
             if self.paused:
                 self.write_error = None  # failures while paused are retried now; a new one pauses again
+                if self.spiked:  # going on after a spike accepts it: checkpoints are written again
+                    self.diverged_at, self.spiked = None, False
                 self._tick()
                 self.paused = False
                 self._restart_throughput()
@@ -728,6 +782,10 @@ class Trainer:
             if self.warmup.active(self.step + 1):
                 self.emit(Notice("info", f"warm-up: the learning rate ramps up to {lr:.4g} by step "
                                          f"{self.warmup.steps:,}"))
+        elif isinstance(command, Rollback):
+            roll_back(self, command)
+        elif isinstance(command, FindLr):
+            sweep_in_run(self, command)
         elif isinstance(command, SetTrainable):
             # The optimizer holds every parameter; zero_grad(set_to_none=True) leaves frozen ones without a
             # gradient, so step() skips them.
@@ -891,6 +949,7 @@ class Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "early_stop": self.early_stop.state_dict() if self.early_stop is not None else None,
             "world_size": self.world,  # with several ranks, "ranks" holds each one's RNG state and epoch totals
+            "health": self.health.state_dict(),
         }
 
     def _periodic_checkpoint(self) -> None:
@@ -929,7 +988,8 @@ class Trainer:
         if self.diverged_at is None and not self._weights_finite():
             self.diverged_at = self.step
         if self.diverged_at is not None:
-            self._refuse(f"checkpoint not saved: the loss diverged at step {self.diverged_at}; "
+            how = "spiked" if self.spiked else "diverged"
+            self._refuse(f"checkpoint not saved: the loss {how} at step {self.diverged_at}; "
                          "the last good checkpoint is kept", "warning")
             return None
         # Several ranks: each one's part, on rank 0. A collective, so every rank reaches it whatever rank 0
@@ -1088,6 +1148,7 @@ class Trainer:
             self.restored.append(LrChanged(self.step, current_lr(s.optimizer)))
         self._restore_rank(state)
         self._restore_options(state)
+        self.health.load_state_dict(state.get("health"))
 
     def _load_totals(self, totals: dict[str, Any]) -> None:
         self.ep_loss.copy_(totals["loss"])

@@ -18,7 +18,7 @@ from textual.worker import Worker, WorkerState
 from ptviz.engine import config as cfgmod
 from ptviz.engine import trust
 from ptviz.engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate
-from ptviz.engine.events import Diverged, Paused, Resumed, RunFailed, RunFinished, RunStarted
+from ptviz.engine.events import Diverged, Paused, Resumed, RolledBack, RunFailed, RunFinished, RunStarted
 from ptviz.engine.recipes import recipe
 from ptviz.engine.storage.lineage import Lineage
 
@@ -31,6 +31,7 @@ from .train.device_panel import DevicePanel
 from .train.ranks_panel import RanksPanel
 from .train.log_pane import LogPane
 from .attach import RemoteController
+from .lr_finder import LrFinder
 from .messages import EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TaskPreviewDone
 from .model.tab import ModelTab
 from .runs.tab import RunsTab
@@ -39,6 +40,7 @@ from .shutdown import install_stop_signals
 from .screens.confirm import ConfirmScreen
 from .screens.help import KEYS, HelpScreen
 from .screens.lr_prompt import LrPrompt
+from .screens.rollback import RollbackScreen
 from .train.status_bar import StatusBar
 from .threads import ThreadPerTask
 
@@ -61,6 +63,8 @@ class PtvizApp(App[int]):
         Binding("right_square_bracket", "lr_scale(2.0)", "lr×2"),
         Binding("left_square_bracket", "lr_scale(0.5)", "lr÷2"),
         Binding("l", "lr_prompt", "lr="),
+        Binding("L", "lr_find", "lr find", show=False),
+        Binding("R", "rollback", "Roll back", show=False),
         Binding("y", "toggle_log_y", "Log y"),
         Binding("plus,equals_sign", "smoothing(1)", "Smooth+"),
         Binding("minus", "smoothing(-1)", "Smooth-"),
@@ -95,6 +99,8 @@ class PtvizApp(App[int]):
         self.fit_task = task  # a Task handed to ptviz.fit: trained as soon as the tabs have looked at it
         self.finished = finished  # receives each RunFinished (ptviz.fit returns the last)
         self._previews_waited: set[str] = {"data", "model"} if task is not None and resume is None else set()
+        self.lr_finder = LrFinder(self)
+        self.spike_step: int | None = None  # the step whose loss diverged or spiked, until rolled back or resumed
 
     # ------------------------------------------------------------------ composition
 
@@ -189,7 +195,11 @@ class PtvizApp(App[int]):
             return
         # A fork (no save_id of its own) shows its parent's history up to the branch step.
         cut = history.checkpoint_cut(source, state.get("save_id", ""), int(state["step"]))
-        self.query_one(ChartsPane).history.load(history.load(source, buckets=HISTORY_BUCKETS, cut=cut))
+        snapshot = history.load(source, buckets=HISTORY_BUCKETS, cut=cut)
+        self.query_one(ChartsPane).history.load(snapshot)
+        model_tab = self.query_one(ModelTab)
+        for event in snapshot.events:  # the layer health sampled up to the checkpoint
+            model_tab.engine_event(event)
 
     def on_resize(self) -> None:
         self._apply_size()
@@ -247,6 +257,9 @@ class PtvizApp(App[int]):
         if self.runner.active:
             self.notify("a run is already going; stop it first (x)", severity="warning")
             return
+        if self.lr_finder.busy:
+            self.notify("the learning-rate finder is sweeping; close it first (escape)", severity="warning")
+            return
         errors = self.form_errors()
         if errors:
             self.query_one(LogPane).say("start refused: " + "; ".join(errors), "bold red")
@@ -303,6 +316,31 @@ class PtvizApp(App[int]):
                 self._send(SetLearningRate(value))
 
         self.push_screen(LrPrompt(self.current_lr), chosen)
+
+    def action_lr_find(self) -> None:
+        """Sweep the learning rate on a copy (idle: the form's configuration; paused: the run)."""
+        self.lr_finder.open(self.run_state)
+
+    def set_form_lr(self, lr: float) -> None:
+        """Put `lr` into optim.lr, as if typed in the Model tab's form."""
+        cfgmod.set_value(self.config, "optim.lr", lr)
+        for form in self.query(ConfigForm):
+            if "optim.lr" in form.paths:
+                form.show_value("optim.lr", lr)
+        self.query_one(LogPane).say(f"optim.lr set to {lr:g} (lr finder)")
+
+    def action_rollback(self) -> None:
+        """Roll the paused run back to its newest checkpoint, optionally skipping batches and lowering the lr."""
+        if self.runner.remote_run or not self.runner.active or self.run_state != "paused":
+            self.notify("roll back works on a paused run of this cockpit (it pauses by itself after a spike)",
+                        severity="warning")
+            return
+
+        def chosen(command) -> None:
+            if command is not None:
+                self._send(command)
+
+        self.push_screen(RollbackScreen(self.spike_step, self.current_lr), chosen)
 
     def _send(self, command) -> None:
         if not self.runner.send(command):
@@ -370,6 +408,7 @@ class PtvizApp(App[int]):
         self._ranks.ingest(event)
         model_tab.engine_event(event)
         data_tab.engine_event(event)
+        self.lr_finder.ingest(event)
         status.ingest(event)
         self.current_lr = status.lr if status.lr is not None else self.current_lr
         if isinstance(event, RunStarted):
@@ -388,9 +427,16 @@ class PtvizApp(App[int]):
             status.note = "fix the problem, then press s"
             self.notify(event.message, title="run failed", severity="error", timeout=8)
         elif isinstance(event, Diverged):
-            self.notify(f"loss became {event.value} at step {event.step:,}; the run is {event.action}ped and the "
-                        "last good checkpoint kept. Lower the learning rate ([ or l), then resume.",
-                        title="training diverged", severity="error", timeout=15)
+            self.spike_step = event.step
+            what = (f"loss became {event.value}" if event.median is None else
+                    f"loss spiked to {event.value:.4g} ({event.value / event.median:.0f}× its running median)")
+            undo = "R rolls back to the last good checkpoint; or " if event.action == "pause" else ""
+            self.notify(f"{what} at step {event.step:,}; the run is {event.action}ped and the last good checkpoint "
+                        f"kept. {undo}lower the learning rate ([ or l), then resume.",
+                        title="training diverged" if event.median is None else "loss spike", severity="error",
+                        timeout=15)
+        elif isinstance(event, RolledBack):
+            self.spike_step = None
 
     def watch_run_state(self, state: str) -> None:
         self.query_one(StatusBar).state = state
@@ -459,6 +505,7 @@ class PtvizApp(App[int]):
     def on_unmount(self) -> None:
         """However the cockpit ends (quit, a crash in the UI, a test's end), its own run is asked to stop at the
         next step boundary, so it saves a checkpoint and its thread ends even if it was paused."""
+        self.lr_finder.stop.set()
         if not self.runner.remote_run:
             self.runner.stop_soon()
 

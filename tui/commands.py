@@ -414,5 +414,51 @@ def send(argv: list[str]) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------- lr-find
+
+
+def lr_find(argv: list[str]) -> int:
+    """ptviz-tui lr-find [--recipe R] [--config FILE] [flags] [--min-lr A] [--max-lr B] [--num-steps N]."""
+    from .cli import add_config_flags, config_from_args
+
+    parser = argparse.ArgumentParser(
+        prog="ptviz-tui lr-find",
+        description="Find a learning rate: train a copy of the configured model for a few steps while the rate "
+                    "grows exponentially, plot the smoothed loss against it and suggest the rate where the loss "
+                    "falls fastest (steepest descent, as Lightning's and fastai's lr_find suggest). Nothing is "
+                    "written to disk.",
+        epilog="Then train with it: ptviz-tui --lr RATE (or press L in the cockpit to sweep there).")
+    parser.add_argument("--min-lr", type=float, default=1e-7, metavar="LR", help="first rate (default 1e-7)")
+    parser.add_argument("--max-lr", type=float, default=10.0, metavar="LR", help="last rate (default 10)")
+    parser.add_argument("--num-steps", type=int, default=100, metavar="N",
+                        help="steps of the sweep, one batch each (default 100); it stops early when the loss runs away")
+    add_config_flags(parser)
+    args = parser.parse_args(argv)
+    config = config_from_args(args)
+    from ptviz.engine.lr_find import check_range, describe, find_lr
+
+    if why := check_range(args.min_lr, args.max_lr, args.num_steps):
+        raise UserError(f"lr-find: {why}")
+    print(f"lr-find: {config.recipe}, learning rate {args.min_lr:g} → {args.max_lr:g} over {args.num_steps} steps "
+          "on a copy of the model (nothing is written)", flush=True)
+    result = find_lr(config, start=args.min_lr, end=args.max_lr, steps=args.num_steps)
+    from .train.lr_chart import chart_text
+
+    width = max(40, min(100, shutil_width()))
+    print(chart_text(result, width, 18))
+    print(describe(result))
+    if result.suggestion is None:
+        return EXIT_FAILED
+    print(f"train with it: ptviz-tui --recipe {config.recipe} --lr {result.suggestion:.3g}")
+    return EXIT_OK
+
+
+def shutil_width() -> int:
+    """The terminal's width in columns (80 when not a terminal)."""
+    import shutil
+
+    return shutil.get_terminal_size((80, 24)).columns
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"resume": resume, "attach": attach, "runs": runs, "send": send,
-                                                   "fork": fork}
+                                                   "fork": fork, "lr-find": lr_find}

@@ -3,8 +3,9 @@
 A step row is `{"kind": "step", "step": 12, "loss": 0.53, "lr": 0.05, ...}`, one per optimizer step (its loss
 the mean over the step's batches), with "grad_norm" when train.clip_norm is set and one key per named metric
 of a task (`"mae": 0.21`); every other event is one row whose "kind" names it ("epoch", "eval",
-"checkpoint", ...) and whose other keys are the event's fields. Non-finite numbers are written as null so
-every line is standard JSON.
+"checkpoint", ...) and whose other keys are the event's fields. A sample of layer health is one compact
+"layers" row: parallel lists of names and numbers to four significant digits (LAYER_KEYS), without the
+histograms (TensorBoard has those). Non-finite numbers are written as null so every line is standard JSON.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from ..events import (
     EpochEnded,
     Evaluated,
     Event,
+    LayerStats,
     LrChanged,
     Notice,
     Paused,
     RanksReported,
     Resumed,
+    RolledBack,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -37,11 +40,16 @@ KINDS: dict[type, str] = {
     RunStarted: "started", Evaluated: "eval", EpochEnded: "epoch", Paused: "paused", Resumed: "resumed",
     LrChanged: "lr", CheckpointSaved: "checkpoint", Notice: "notice", Diverged: "diverged",
     RunFinished: "finished", RunFailed: "failed", TrainableChanged: "trainable", RanksReported: "ranks",
+    LayerStats: "layers", RolledBack: "rollback",
 }
 EVENT_OF_KIND = {kind: cls for cls, kind in KINDS.items()}
 
 
 STEP_KEYS = ("kind", "step", "epoch", "epoch_step", "loss", "lr", "elapsed", "samples_per_s", "wall", "grad_norm")
+# A "layers" row's list keys and the LayerStats fields they hold.
+LAYER_KEYS = {"params": "params", "grad": "grad_norms", "weight": "weight_norms", "update": "update_norms",
+              "acts": "activations", "dead": "dead", "mean": "act_means", "std": "act_stds", "rank": "ranks"}
+_LAYER_TEXT, _LAYER_INT = ("params", "acts"), ("rank",)
 
 
 def _finite(value: Any) -> Any:
@@ -64,6 +72,12 @@ def rows_of(event: Event, wall: float) -> list[dict[str, Any]]:
             for row, value in zip(rows, values):
                 row[name] = _finite(value)
         return rows
+    if isinstance(event, LayerStats):
+        row: dict[str, Any] = {"kind": "layers", "step": event.step}
+        for key, name in LAYER_KEYS.items():
+            values = getattr(event, name)
+            row[key] = list(values) if key in _LAYER_TEXT + _LAYER_INT else [_short(v) for v in values]
+        return [{**row, "wall": round(wall, 3)}]
     kind = KINDS.get(type(event))
     if kind is None:
         return []
@@ -82,6 +96,11 @@ def encode_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 
 _NORM_STEP_LINE = _STEP_LINE[:-2] + ',"grad_norm":%s}\n'
+
+
+def _short(value: float) -> float | None:
+    """A number to four significant digits (null when not finite): layer rows stay compact."""
+    return float(f"{value:.4g}") if math.isfinite(value) else None
 
 
 def _number(value: float | None) -> str:
@@ -128,6 +147,8 @@ def event_of(row: dict[str, Any]) -> Event | None:
     cls = EVENT_OF_KIND.get(row.get("kind", ""))
     if cls is None:
         return None
+    if cls is LayerStats:
+        return _layer_event(row)
     names = _FIELD_NAMES[cls]
     values = {k: (v if k == "config" else _tuples(v)) for k, v in row.items() if k in names}
     if cls is Diverged and values.get("value") is None:
@@ -136,6 +157,20 @@ def event_of(row: dict[str, Any]) -> Event | None:
         return cls(**values)
     except TypeError:
         return None  # a row from a different version that lacks a required field
+
+
+def _layer_event(row: dict[str, Any]) -> LayerStats | None:
+    """The LayerStats of a "layers" row (nulls read back as NaN), or None for a malformed one."""
+    try:
+        values = {name: tuple(row.get(key) or ()) for key, name in LAYER_KEYS.items()}
+        for key, name in LAYER_KEYS.items():
+            if key in _LAYER_INT:
+                values[name] = tuple(int(v) for v in values[name])
+            elif key not in _LAYER_TEXT:
+                values[name] = tuple(float("nan") if v is None else float(v) for v in values[name])
+        return LayerStats(step=int(row["step"]), **values)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def events_of(rows: list[dict[str, Any]]) -> list[Event]:

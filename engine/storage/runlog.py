@@ -6,8 +6,9 @@ second), and fsynced before every checkpoint. metrics.csv holds the same numbers
 Lightning's CSVLogger, with columns for a task's named metrics (train_mae, train_mae_epoch, val_mae,
 test_mae). steps.bin and events.idx are a binary copy for readers (steplog.py, history.py).
 On resume every file is truncated where the checkpoint was taken (nothing is rewritten), so every step
-has exactly one row. A write that fails (a full disk) is reported to `on_error` and written again later,
-never half; summary.json records how the run ended even then.
+has exactly one row; a rollback in place (rewind) cuts them back the same way. A write that fails (a full
+disk) is reported to `on_error` and written again later, never half; summary.json records how the run
+ended even then.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ from ..events import (
     EpochEnded,
     Evaluated,
     Event,
+    LayerStats,
     Paused,
     RunFailed,
+    RolledBack,
     RunFinished,
     RunStarted,
     StepMetrics,
@@ -179,6 +182,21 @@ class TensorBoardWriter:
                 add("train/epoch_accuracy", event.train_accuracy, event.step, walltime=wall)
             for name, value in event.train_metrics.items():
                 add(f"train/epoch_{name}", value, event.step, walltime=wall)
+        elif isinstance(event, LayerStats):
+            self._layers(event, wall)
+
+    def _layers(self, event: LayerStats, wall: float) -> None:
+        """Histograms of weights and gradients, and each layer's gradient norm, update ratio and dead share."""
+        for h in event.histograms:
+            self.writer.add_histogram_raw(h.tag, h.min, h.max, h.num, h.sum, h.sum_squares, list(h.bucket_limits),
+                                          list(h.bucket_counts), event.step, walltime=wall)
+        for name, grad, ratio in zip(event.params, event.grad_norms, event.update_ratios()):
+            for tag, value in ((f"grad_norm/{name}", grad), (f"update_ratio/{name}", ratio)):
+                if math.isfinite(value):
+                    self.writer.add_scalar(f"layers/{tag}", value, event.step, walltime=wall)
+        for name, dead in zip(event.activations, event.dead):
+            if math.isfinite(dead):
+                self.writer.add_scalar(f"layers/dead/{name}", dead, event.step, walltime=wall)
 
     def close(self) -> None:
         """Flush and close the event file."""
@@ -199,6 +217,8 @@ class RunLog:
         self.run_dir = Path(run_dir)
         self.on_error = on_error
         self.columns = csv_columns(metrics, train)
+        self._options = {"tensorboard": tensorboard, "on_error": on_error, "metrics": metrics,
+                         "train": train}  # for rewind()
         # The step rows' extra values, kept as columns of the binary copy too.
         extras = steplog.union(GRAD_NORM_COLUMNS if train is not None and train.clip_norm > 0 else (), metrics)
         jsonl, csv_path = self.run_dir / METRICS_JSONL, self.run_dir / METRICS_CSV
@@ -266,6 +286,13 @@ class RunLog:
                 if self.on_error is not None:
                     self.on_error(exc, self.run_dir)
 
+    def rewind(self, checkpoint: dict[str, Any]) -> None:
+        """Cut every log back to where `checkpoint` was taken, as a resume from it does (a rollback in place)."""
+        summary = self.summary
+        self.close()
+        self.__init__(self.run_dir, checkpoint, **self._options)  # type: ignore[misc]
+        self.summary = {**summary, **self.summary}
+
     def sync(self) -> None:
         """Make everything logged so far durable (called before each checkpoint is written); OSError if it cannot."""
         for log in (self.jsonl, self.csv):
@@ -322,6 +349,9 @@ class RunLog:
         elif isinstance(event, Diverged):
             s.setdefault("diverged_at_step", event.step)
             return
+        elif isinstance(event, RolledBack):
+            s.pop("diverged_at_step", None)
+            s.update(state="running", step=event.to_step, epoch=event.to_epoch, updated_at=_now())
         elif isinstance(event, RunFinished):
             s.update(state=event.state, reason=event.reason, step=event.step, epoch=event.epoch,
                      seconds=round(event.seconds, 3), train_loss=event.train_loss, test_loss=event.test_loss,

@@ -63,3 +63,12 @@ def state(info: ModuleInfo) -> str:
 def mode(info: ModuleInfo) -> str:
     """The module's mode as the call that sets it: train() or eval()."""
     return "train()" if info.training else "eval()"
+
+
+def compact_float(x: float) -> str:
+    """A positive measurement in at most six characters: 0.0123, 4.56, 789, 1e-05, 3e+04, inf."""
+    if x != x or x in (float("inf"), float("-inf")):
+        return "nan" if x != x else "inf"
+    if x == 0 or 1e-3 <= abs(x) < 1e4:
+        return f"{x:.3g}"
+    return f"{x:.0e}"

@@ -13,9 +13,12 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Label, Static, Tree
 
+from ptviz.engine.events import LayerStats
 from ptviz.engine.models.summary import ModelSummary, ModuleInfo
 
 from . import format as fmt
+from .health import HealthHistory
+from .heatmap import HealthHeatmap
 from .tree import ModelTree
 
 SPEC_HINT = "resnet18, cnn, mnist-mlp, path/file.py:factory or package.module:factory; enter loads"
@@ -33,6 +36,8 @@ class ModelPane(Vertical):
         & > #model-totals { height: auto; border-top: hkey $panel; }
         & > #model-error { height: auto; max-height: 6; color: $text-error; display: none; }
         & > #model-error.-shown { display: block; }
+        & > #model-health-note { height: auto; max-height: 2; color: $text-warning; display: none; }
+        & > #model-health-note.-shown { display: block; }
         & > #model-spec-row { height: 1; }
         & #model-spec-row > Label { width: auto; padding-right: 1; color: $text-muted; }
         & #model-spec-row > Input { width: 1fr; }
@@ -66,9 +71,15 @@ class ModelPane(Vertical):
 
         spec: str
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.health = HealthHistory()  # the run's samples of layer health
+
     def compose(self) -> ComposeResult:
         yield Static(id="model-header")
         yield ModelTree(id="model-tree")
+        yield HealthHeatmap(id="model-heatmap")
+        yield Static(id="model-health-note", markup=False)
         yield Static(id="model-detail")
         yield Static(id="model-totals")
         yield Static(id="model-error", markup=False)
@@ -91,6 +102,27 @@ class ModelPane(Vertical):
         """Show that every parameter under `module` is now trainable (or frozen); the app has applied it."""
         if self.summary is not None:
             self.summary = self.summary.with_trainable(module, trainable)
+
+    # ------------------------------------------------------------------------- layer health
+
+    def health_sample(self, stats: LayerStats) -> None:
+        """Show one sample of layer health: the tree's live columns and the heatmap."""
+        self.health.add(stats)
+        self.tree.show_health(self.health.latest)
+        self.query_one(HealthHeatmap).show(self.health)
+
+    def health_note(self, text: str) -> None:
+        """Show the latest notice about a layer far from the rules of thumb under the tree."""
+        note = self.query_one("#model-health-note", Static)
+        note.update(f"⚠ {text}")
+        note.add_class("-shown")
+
+    def health_reset(self) -> None:
+        """Forget the samples (a new run starts)."""
+        self.health.clear()
+        self.tree.show_health({})
+        self.query_one(HealthHeatmap).show(self.health)
+        self.query_one("#model-health-note", Static).remove_class("-shown")
 
     # ------------------------------------------------------------------------- watchers
 

@@ -17,7 +17,7 @@ from textual.timer import Timer
 from ptviz.engine import config as cfgmod
 from ptviz.engine import trust
 from ptviz.engine.commands import SetTrainable
-from ptviz.engine.events import TrainableChanged
+from ptviz.engine.events import LayerStats, Notice, RunStarted, TrainableChanged
 
 from ..config_form import ConfigForm
 from ..messages import LogRequested, TaskPreviewDone
@@ -208,9 +208,16 @@ class ModelTab(Horizontal):
         self.schedule_preview()
 
     def engine_event(self, event: object) -> None:
-        """Reflect a freeze the running loop applied."""
+        """Reflect a freeze the running loop applied, and the run's layer health."""
+        pane = self.query_one(ModelPane)
         if isinstance(event, TrainableChanged):
-            self.query_one(ModelPane).apply_trainable(event.module, event.trainable)
+            pane.apply_trainable(event.module, event.trainable)
+        elif isinstance(event, LayerStats):
+            pane.health_sample(event)
+        elif isinstance(event, Notice) and event.level == "warning" and event.text.startswith("layer "):
+            pane.health_note(event.text)
+        elif isinstance(event, RunStarted) and not event.start_step:
+            pane.health_reset()
 
 
 def _details(exc: Exception) -> str:

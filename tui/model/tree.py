@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from textual.widgets.tree import TreeNode
 from ptviz.engine.models.summary import ModelSummary, ModuleInfo
 
 from . import format as fmt
+from .health import ModuleHealth, dead_style, ratio_style
 
 TOGGLE_STYLE = Style.from_meta({"toggle": True})  # Tree toggles a node when a click lands on this meta
 NAME_MIN = 18  # cells kept for guides, icon and module name before any column is shown
@@ -30,6 +32,7 @@ class Column:
     cell: Callable[[ModuleInfo, ModelSummary], str]
     right: bool = True
     styled: bool = False  # coloured by the subtree's trainable state
+    health: Callable[[ModuleHealth], tuple[str, str]] | None = None  # (text, colour) of a live health column
 
 
 COLUMNS = (
@@ -44,15 +47,40 @@ COLUMNS = (
 )
 
 
-def fit_columns(width: int) -> tuple[Column, ...]:
-    """The columns that fit beside the name in `width` cells, in display order."""
+def _grad_cell(h: ModuleHealth) -> tuple[str, str]:
+    if h.grad_norm is None:
+        return "", ""
+    return fmt.compact_float(h.grad_norm), "" if math.isfinite(h.grad_norm) else "red"
+
+
+def _ratio_cell(h: ModuleHealth) -> tuple[str, str]:
+    if h.log_ratio is None:
+        return "", ""
+    shown = f"{h.log_ratio:.1f}" if math.isfinite(h.log_ratio) else ("-inf" if h.log_ratio < 0 else "inf")
+    return shown, ratio_style(h.log_ratio)
+
+
+def _dead_cell(h: ModuleHealth) -> tuple[str, str]:
+    return ("", "") if h.dead is None else (f"{h.dead:.0%}", dead_style(h.dead))
+
+
+# Shown once a run has sampled layer health (train.health_interval): they take room before the static columns.
+HEALTH_COLUMNS = (
+    Column("grad", 6, 0, lambda m, s: "", health=_grad_cell),
+    Column("log upd", 7, 0, lambda m, s: "", health=_ratio_cell),
+    Column("dead", 4, 0, lambda m, s: "", health=_dead_cell),
+)
+
+
+def fit_columns(width: int, health: bool = False) -> tuple[Column, ...]:
+    """The columns that fit beside the name in `width` cells, in display order (health ones last)."""
     room = width - NAME_MIN
     keep: set[str] = set()
-    for column in sorted(COLUMNS, key=lambda c: c.priority):
+    for column in sorted(COLUMNS + (HEALTH_COLUMNS if health else ()), key=lambda c: c.priority):
         if column.width + 1 <= room:
             keep.add(column.title)
             room -= column.width + 1
-    return tuple(c for c in COLUMNS if c.title in keep)
+    return tuple(c for c in COLUMNS + HEALTH_COLUMNS if c.title in keep)
 
 
 def cell(text: str, width: int, right: bool) -> str:
@@ -119,6 +147,7 @@ class ModelTree(Tree[str], inherit_bindings=False):
         self._node_of: dict[str, TreeNode[str]] = {}
         self._shape_key: tuple[tuple[str, str], ...] = ()
         self._cols: tuple[Column, ...] = fit_columns(80)
+        self.health: dict[str, ModuleHealth] = {}  # the latest sample of layer health, per module
 
     # ------------------------------------------------------------------------- data
 
@@ -178,6 +207,16 @@ class ModelTree(Tree[str], inherit_bindings=False):
             text.append(" " + cell(column.title, column.width, column.right))
         return text
 
+    def show_health(self, health: dict[str, ModuleHealth]) -> None:
+        """Show the latest layer health in the live columns (added to the row when the first sample arrives)."""
+        first = bool(health) != bool(self.health)
+        self.health = health
+        if first:
+            self.on_resize()
+        else:
+            for node in self._node_of.values():
+                node.refresh()
+
     # ------------------------------------------------------------------------- actions
 
     def action_depth(self, delta: int) -> None:
@@ -219,7 +258,7 @@ class ModelTree(Tree[str], inherit_bindings=False):
 
     def on_resize(self) -> None:
         """Choose the columns that fit the new width."""
-        self._cols = fit_columns(self._row_width())
+        self._cols = fit_columns(self._row_width(), health=bool(self.health))
         for node in self._node_of.values():
             node.refresh()  # rows render again with the new columns
         self.post_message(self.ColumnsChanged())
@@ -239,6 +278,11 @@ class ModelTree(Tree[str], inherit_bindings=False):
         room = self._row_width() - indent - len(icon) - sum(c.width + 1 for c in self._cols)
         text = Text.assemble((icon, base_style + TOGGLE_STYLE), cell(info.short_name, max(1, room), right=False))
         for column in self._cols:
+            if column.health is not None:
+                shown, colour_name = column.health(h) if (h := self.health.get(info.name)) else ("", "")
+                text.append(" ")
+                text.append(cell(shown, column.width, column.right), style=colour_name or None)
+                continue
             value = cell(column.cell(info, self.summary), column.width, column.right)
             colour = self.get_component_rich_style(f"model-tree--{info.state}") if column.styled and info.state else None
             text.append(" ")

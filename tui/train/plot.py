@@ -32,11 +32,12 @@ class Trace:
     marker: str = ""
 
 
-def draw(width: int, height: int, title: str, traces: list[Trace], log_y: bool = False) -> list[Row]:
+def draw(width: int, height: int, title: str, traces: list[Trace], log_y: bool = False,
+         log_x: bool = False) -> list[Row]:
     """The chart as `height` rows of exactly `width` cells (empty traces draw only the title and frame)."""
     if width < 8 or height < 4:
         return blank(width, height, title)
-    traces = [_finite(t, log_y) for t in traces]
+    traces = [_finite(t, log_y, log_x) for t in traces]
     traces = [t for t in traces if len(t.x)]
     rows: list[Row] = [[(title[:width].center(width), None)]]
     ch = height - 4  # canvas rows: title, top border, bottom border and x labels take the rest
@@ -66,7 +67,9 @@ def draw(width: int, height: int, title: str, traces: list[Trace], log_y: bool =
         above = _legend_rows(entries, width, max(1, (height - 4) // 3))
     rows.extend(above)
     palette: list[str | None] = [None] + [t.color for t in traces]
-    x_cols, x_labels = _x_ticks(x_lo, x_hi, cw, all(_whole(t.x) for t in traces))
+    x_cols, x_labels = _x_ticks(x_lo, x_hi, cw, all(_whole(t.x) for t in traces) and not log_x)
+    if log_x:
+        x_labels = [_short(10 ** float(v)) for v in _tick_values(x_lo, x_hi, x_cols, cw)]
     pad = " " * label_w
     rows.append([(pad + "┌" + "─" * cw + "┐", None)])
     labels_at = dict(zip(y_rows, y_labels))
@@ -84,13 +87,15 @@ def draw(width: int, height: int, title: str, traces: list[Trace], log_y: bool =
     return rows
 
 
-def placeable(x, y, log_y: bool) -> tuple[np.ndarray, np.ndarray]:
+def placeable(x, y, log_y: bool, log_x: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The points a chart can place, as float64 arrays: finite, and positive on a log axis."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     keep = np.isfinite(x) & np.isfinite(y)
     if log_y:
         keep &= y > 0
+    if log_x:
+        keep &= x > 0
     return x[keep], y[keep]
 
 
@@ -99,10 +104,15 @@ def blank(width: int, height: int, title: str) -> list[Row]:
     return [[(title[:width].center(width), None)]] + [[(" " * width, None)] for _ in range(height - 1)]
 
 
-def _finite(t: Trace, log_y: bool) -> Trace:
+def _finite(t: Trace, log_y: bool, log_x: bool = False) -> Trace:
     """Keep points a chart can place (on a log axis, shown as log10)."""
-    x, y = placeable(t.x, t.y, log_y)
-    return Trace(x, np.log10(y) if log_y else y, t.color, t.label, t.marker)
+    x, y = placeable(t.x, t.y, log_y, log_x)
+    return Trace(np.log10(x) if log_x else x, np.log10(y) if log_y else y, t.color, t.label, t.marker)
+
+
+def _tick_values(lo: float, hi: float, cols: list[int], cw: int) -> list[float]:
+    """The x values at tick columns `cols` of a canvas `cw` cells wide."""
+    return [lo + (c / max(1, cw - 1)) * (hi - lo) for c in cols]
 
 
 def _span(values: np.ndarray) -> tuple[float, float]:
