@@ -66,3 +66,11 @@ def test_a_model_that_rejects_the_sample_still_shows_its_tree():
     summary = summarize(model, torch.zeros(1, 7))
     assert "does not go through the model" in summary.forward_error
     assert summary.params_total == 18 and summary.module("0").output_shapes == ()
+
+
+def test_a_health_measurement_fits_its_six_cell_column_without_being_cut():
+    from ptviz.tui.model.format import compact_float
+
+    shown = [compact_float(v) for v in (0.00512, 0.0123, 4.567, 789.1, 1e-5, 3e4, 0.0)]
+    assert shown == ["0.0051", "0.0123", "4.57", "789", "1e-05", "3e+04", "0"]
+    assert all(len(text) <= 6 for text in shown)

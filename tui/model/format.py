@@ -70,5 +70,8 @@ def compact_float(x: float) -> str:
     if x != x or x in (float("inf"), float("-inf")):
         return "nan" if x != x else "inf"
     if x == 0 or 1e-3 <= abs(x) < 1e4:
-        return f"{x:.3g}"
+        for digits in (3, 2, 1):  # 0.00512 has seven characters: fewer digits rather than a cut-off cell
+            text = f"{x:.{digits}g}"
+            if len(text) <= 6:
+                return text
     return f"{x:.0e}"
