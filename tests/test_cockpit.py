@@ -50,6 +50,9 @@ async def test_start_pause_resume_stop(long_config):
         await pilot.press("p")
         await wait_for(pilot, lambda: status.step > paused_step, what="steps after resume")
         assert history.step_loss.x[paused_step] == paused_step + 1  # continues from the same step
+        await pilot.press("x")  # asks first; x again confirms
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen", what="stop asked")
+        assert app.runner.active
         await pilot.press("x")
         await wait_for(pilot, lambda: app.run_state == "stopped", what="stopped")
         await wait_for(pilot, lambda: not app.runner.active, what="thread end")

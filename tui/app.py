@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -19,25 +20,31 @@ from ptviz.engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, Sc
 from ptviz.engine.events import Diverged, Paused, Resumed, RunFailed, RunFinished, RunStarted
 from ptviz.engine.recipes import recipe
 
-from .train.charts import ChartsPane
-from .config_form import ConfigForm
-from .data.pipeline_editor import PipelineEditor
-from .data.tab import DataTab
-from .frame_clock import FrameClock
-from .train.device_panel import DevicePanel
-from .train.log_pane import LogPane
+from . import heavy_tabs
 from .attach import RemoteController
-from .messages import EngineEvent, EngineEventsWaiting, LogRequested
-from .model.tab import ModelTab
+from .config_form import ConfigForm
+from .frame_clock import FrameClock
+from .headless import what_trains
+from .keys import split_escape
+from .messages import ConfigEdited, EngineEvent, EngineEventsWaiting, LogRequested, TabsLoaded
 from .runner import TRAINING_GROUP, RunController
-from .shutdown import install_stop_signals
 from .screens.confirm import ConfirmScreen
 from .screens.help import KEYS, HelpScreen
 from .screens.lr_prompt import LrPrompt
-from .train.status_bar import StatusBar
+from .shutdown import install_stop_signals
+from .terminal import typed_keys
 from .threads import ThreadPerTask
+from .train.charts import ChartsPane
+from .train.device_panel import DevicePanel
+from .train.log_pane import LogPane
+from .train.status_bar import StatusBar
+
+if TYPE_CHECKING:  # the tabs import torch: the app loads them after its first screen (heavy_tabs)
+    from .data.tab import DataTab
+    from .model.tab import ModelTab
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
+FAILED_HINT = "fix the problem, then press s"
 
 class PtvizApp(App[int]):
     """Configure, watch and control a training run."""
@@ -71,7 +78,7 @@ class PtvizApp(App[int]):
     """idle, running, paused, finished, stopped or failed."""
 
     def __init__(self, config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
-                 attach: Path | None = None):
+                 attach: Path | None = None, typed: str = "", defer_tabs: bool | None = None):
         super().__init__()
         self.config = config.copy()
         self.resume_state = resume
@@ -79,6 +86,10 @@ class PtvizApp(App[int]):
         self.runner = RemoteController(self, attach) if attach is not None else RunController(self)
         self.current_lr: float | None = None
         self.signalled: int | None = None
+        self.typed = typed  # keys typed at the terminal before the app could read them
+        self.defer_tabs = not heavy_tabs.imported() if defer_tabs is None else defer_tabs
+        self.data_tab: DataTab | None = None  # None until the tab has loaded
+        self.model_tab: ModelTab | None = None
 
     # ------------------------------------------------------------------ composition
 
@@ -90,11 +101,17 @@ class PtvizApp(App[int]):
                     yield LogPane(id="log")
                     yield DevicePanel(id="device")
             with TabPane("Data [2]", id="data"):
-                yield DataTab(self.config, id="data-tab", classes="split")
+                yield from self._tab("data")
             with TabPane("Model [3]", id="model"):
-                yield ModelTab(self.config, id="model-tab", classes="split")
+                yield from self._tab("model")
         yield StatusBar(id="status")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
+
+    def _tab(self, name: str) -> ComposeResult:
+        if self.defer_tabs:
+            yield heavy_tabs.TabLoading(name)
+        else:
+            yield heavy_tabs.build(name, self.config)
 
     def on_mount(self) -> None:
         asyncio.get_running_loop().set_default_executor(ThreadPerTask())  # where Textual runs thread workers
@@ -102,7 +119,6 @@ class PtvizApp(App[int]):
                                         self.query_one(StatusBar).flush, self.query_one(LogPane).flush,
                                         self.query_one(DevicePanel).flush])
         self.frames.start()
-        self._apply_size()
         install_stop_signals(self)
         log = self.query_one(LogPane)
         if self.runner.remote_run:
@@ -110,12 +126,47 @@ class PtvizApp(App[int]):
             self.run_state = "attached"
             self.runner.follow()
         else:
-            log.say(f"ready: recipe {self.config.recipe}. Press s to start, ? for keys.", "bold")
+            self.query_one(StatusBar).name_run(self.config.recipe, what_trains(self.config))
+            log.say(f"ready: recipe {self.config.recipe} ({what_trains(self.config)}). "
+                    "Press s to start, ? for keys.", "bold")
         if warning := self.query_one(ChartsPane).renderer_warning:
             log.say(warning, "yellow")
+        if self.defer_tabs:
+            self.query_one(StatusBar).note = heavy_tabs.LOADING_NOTE
+            self.call_after_refresh(self._load_tabs)  # after the first screen is drawn
+        else:
+            self._tabs_mounted()
+        for key in typed_keys(self.typed):  # in order, before anything typed from now on
+            self.post_message(key)
         if self.resume_state is not None:
             self._replay_history()
             self.action_start()
+
+    @work(thread=True, group="tabs", exit_on_error=False)
+    def _load_tabs(self) -> None:
+        """Import the Data and Model tabs, and torch with them, off the UI thread."""
+        self.post_message(TabsLoaded(*heavy_tabs.load()))
+
+    @on(TabsLoaded)
+    async def _tabs_loaded(self, message: TabsLoaded) -> None:
+        for name in ("data", "model"):
+            pane = self.query_one(f"#{name}", TabPane)
+            await pane.remove_children()
+            await pane.mount(heavy_tabs.build(name, self.config))
+        self._tabs_mounted()
+        status = self.query_one(StatusBar)
+        if status.note == heavy_tabs.LOADING_NOTE:
+            status.note = ""
+        self.query_one(LogPane).say(f"torch {message.torch_version} loaded in {message.seconds:.1f} s", "dim")
+        tabs = self.query_one(TabbedContent)
+        if tabs.active in ("data", "model"):  # shown while loading: its keys reach it now
+            self.action_show_tab(tabs.active)
+
+    def _tabs_mounted(self) -> None:
+        self.data_tab = self.query_one("#data-tab")
+        self.model_tab = self.query_one("#model-tab")
+        self._apply_size(force=True)
+
 
     def _replay_history(self) -> None:
         """Show a resumed run's history up to its checkpoint before it continues."""
@@ -129,12 +180,22 @@ class PtvizApp(App[int]):
     def on_resize(self) -> None:
         self._apply_size()
 
-    def _apply_size(self) -> None:
+    def _apply_size(self, force: bool = False) -> None:
         compact = self.size.width < COMPACT_WIDTH or self.size.height < COMPACT_HEIGHT
-        if compact != self.screen.has_class("-compact"):
-            self.query_one(DataTab).set_compact(compact)
+        if (force or compact != self.screen.has_class("-compact")) and self.data_tab is not None:
+            self.data_tab.set_compact(compact)
         self.screen.set_class(compact, "-compact")
         self.query_one(ChartsPane).set_class(compact, "-compact")
+
+    async def on_event(self, event: events.Event) -> None:
+        """A key that arrived glued to an escape (tmux and SSH send `escape s` as one read, which Textual
+        takes for alt+s) acts as escape, then that key."""
+        keys = split_escape(event) if isinstance(event, events.Key) and not event.is_forwarded else None
+        if keys is None:
+            await super().on_event(event)
+            return
+        for key in keys:
+            await super().on_event(key)
 
     # ------------------------------------------------------------------ configuration
 
@@ -142,8 +203,21 @@ class PtvizApp(App[int]):
     def _field_changed(self, message: ConfigForm.FieldChanged) -> None:
         if cfgmod.get_value(self.config, message.path) != message.value:
             cfgmod.set_value(self.config, message.path, message.value)
-            self.query_one(ModelTab).config_changed(message.path)
-            self.query_one(DataTab).config_changed(message.path)
+            self._config_edited()
+            for tab in (self.model_tab, self.data_tab):
+                if tab is not None:
+                    tab.config_changed(message.path)
+
+    @on(ConfigEdited)
+    def _config_edited(self) -> None:
+        """A failed run's state and hint describe the configuration it ran with: an edit makes them stale."""
+        if not self.runner.active and not self.runner.remote_run:
+            self.query_one(StatusBar).name_run(self.config.recipe, what_trains(self.config))
+        if self.run_state == "failed" and not self.runner.active:
+            self.run_state = "idle"
+            status = self.query_one(StatusBar)
+            if status.note == FAILED_HINT:
+                status.note = ""
 
     @on(LogRequested)
     def _log_requested(self, message: LogRequested) -> None:
@@ -152,21 +226,24 @@ class PtvizApp(App[int]):
         if message.details:
             log.say_details(message.details)
 
-    @on(DataTab.RecipeChosen)
-    def _recipe_chosen(self, event: DataTab.RecipeChosen) -> None:
+    def on_data_tab_recipe_chosen(self, event: DataTab.RecipeChosen) -> None:
+        """The recipe list picked a preset: load it into every form (handler named for DataTab.RecipeChosen)."""
         chosen = recipe(event.name)
         chosen.output = self.config.output  # where runs go is the user's choice, not the recipe's
         self.config.__dict__.update(chosen.__dict__)  # same object: the tabs hold a reference to it
         for form in self.query(ConfigForm):
             form.load(self.config)
-        self.query_one(ModelTab).schedule_preview()
-        self.query_one(DataTab).refresh_pane()
-        self.query_one(LogPane).say(f"recipe {event.name} loaded")
+        self._config_edited()
+        if self.model_tab is not None and self.data_tab is not None:
+            self.model_tab.schedule_preview()
+            self.data_tab.refresh_pane()
+        self.query_one(LogPane).say(f"recipe {event.name} loaded ({what_trains(self.config)})")
 
     def form_errors(self) -> list[str]:
         """Every invalid field shown in a form or found by whole-config validation."""
         errors = [f"{path}: {reason}" for form in self.query(ConfigForm) for path, reason in form.errors.items()]
-        errors += [error for editor in self.query(PipelineEditor) for error in editor.errors()]
+        if self.data_tab is not None:
+            errors += self.data_tab.pipeline_errors()
         if not errors:
             errors = [str(e) for e in cfgmod.validate(self.config)]
         return errors
@@ -192,6 +269,7 @@ class PtvizApp(App[int]):
         self.runner.start(self.config.copy(), resume=self.resume_state, run_dir=self.resume_dir)
         self.resume_state = self.resume_dir = None
         self.run_state = "running"
+        self.query_one(StatusBar).note = "starting…"
 
     def action_pause_resume(self) -> None:
         """Pause a running loop, or resume a paused one."""
@@ -201,10 +279,19 @@ class PtvizApp(App[int]):
             self.runner.send(Resume())
 
     def action_stop(self) -> None:
-        """Stop at the next step boundary (the engine saves a checkpoint)."""
-        if self.runner.active:
-            self.runner.stop_soon()
-            self.query_one(StatusBar).note = "stopping…"
+        """Ask, then stop at the next step boundary (the engine saves a checkpoint); x again or enter confirms."""
+        if not self.runner.active:
+            self.notify("no run is going", severity="warning", timeout=2)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes and self.runner.active:
+                self.runner.stop_soon()
+                self.query_one(StatusBar).note = "stopping…"
+
+        what = "the attached run" if self.runner.remote_run else "training"
+        self.push_screen(ConfirmScreen(f"Stop {what}? A checkpoint is saved; `ptviz-tui resume` continues it.",
+                                       key="x", yes="Stop", no="Keep training"), answered)
 
     def action_checkpoint(self) -> None:
         """Save a checkpoint now."""
@@ -252,21 +339,25 @@ class PtvizApp(App[int]):
     def _take_engine_events(self) -> bool:
         """Frame step: take the metrics the run queued since the last frame; whether there were any."""
         sink = self.runner.sink
-        events = sink.take() if sink is not None else []
-        for event in events:
+        queued = sink.take() if sink is not None else []
+        for event in queued:
             self._ingest(event)
-        return bool(events)
+        return bool(queued)
 
     def _ingest(self, event: object) -> None:
         """Hand one engine event to every pane that shows it."""
         self.query_one(ChartsPane).history.ingest(event)
         self.query_one(LogPane).ingest(event)
-        self.query_one(ModelTab).engine_event(event)
-        self.query_one(DataTab).engine_event(event)
+        for tab in (self.model_tab, self.data_tab):
+            if tab is not None:
+                tab.engine_event(event)
         status = self.query_one(StatusBar)
         status.ingest(event)
         self.current_lr = status.lr if status.lr is not None else self.current_lr
-        if isinstance(event, (RunStarted, Resumed)):
+        if isinstance(event, RunStarted):
+            self.run_state = "running"
+            status.note = ""  # 'starting…', or the hint of a failure before this run
+        elif isinstance(event, Resumed):
             self.run_state = "running"
         elif isinstance(event, Paused):
             self.run_state = "paused"
@@ -275,7 +366,7 @@ class PtvizApp(App[int]):
             status.note = ""
         elif isinstance(event, RunFailed):
             self.run_state = "failed"
-            status.note = "fix the problem, then press s"
+            status.note = FAILED_HINT
             self.notify(event.message, title="run failed", severity="error", timeout=8)
         elif isinstance(event, Diverged):
             self.notify(f"loss became {event.value} at step {event.step:,}; the run is {event.action}ped and the "
@@ -287,6 +378,10 @@ class PtvizApp(App[int]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place worker failures land; the engine has already reported its own as RunFailed."""
+        if event.worker.group == "tabs" and event.state == WorkerState.ERROR:
+            for loading in self.query(heavy_tabs.TabLoading):
+                loading.failed(event.worker.error)
+            self.query_one(LogPane).say(f"the Data and Model tabs could not load: {event.worker.error!r}", "bold red")
         if event.worker.group == TRAINING_GROUP and event.state == WorkerState.ERROR:
             if self.run_state not in ("failed",):
                 self.run_state = "failed"
@@ -309,10 +404,11 @@ class PtvizApp(App[int]):
         """Switch tab and put the keyboard on what the tab shows (Tab reaches the form fields)."""
         self.query_one(TabbedContent).active = tab
         target = {"data": "#grid", "model": "#model-tree"}.get(tab)
-        if target:
-            self.query_one(target).focus()
+        found = self.query(target) if target else None
+        if found:
+            found.first().focus()
         else:
-            self.set_focus(None)
+            self.set_focus(None)  # the Train tab, or a tab still loading
 
     def action_focus_pane(self, pane: str) -> None:
         self.query_one(TabbedContent).active = "train"
@@ -334,7 +430,8 @@ class PtvizApp(App[int]):
             if yes:
                 self.stop_and_exit()
 
-        self.push_screen(ConfirmScreen("Training is running. Stop it (a checkpoint is saved) and quit?"), answered)
+        self.push_screen(ConfirmScreen("Training is running. Stop it (a checkpoint is saved) and quit?", key="q",
+                                       yes="Stop and quit", no="Stay"), answered)
 
     @work(group="shutdown", exclusive=True)
     async def stop_and_exit(self) -> None:
@@ -359,7 +456,10 @@ class PtvizApp(App[int]):
 def run_app(config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
             attach: Path | None = None) -> int:
     """Open the cockpit on `config`; returns the process exit code."""
-    app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach)
+    from .terminal import probe
+
+    info = probe()  # before Textual reads the terminal: its answers, and any key typed since launch
+    app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach, typed=info.typed if info else "")
     code = app.run()
     if not app.runner.remote_run and not app.runner.join(timeout=120):  # the UI is gone; the work is not lost
         print("ptviz-tui: the training thread did not stop in time", file=sys.stderr)

@@ -41,6 +41,13 @@ from .cli import EXIT_DIVERGED, EXIT_OK, EXIT_SIGNAL_BASE, report
 ROUTINE_CHECKPOINTS = ("epoch", "best")
 
 
+def what_trains(config: RunConfig | dict) -> str:
+    """'mnist-mlp on digits': the model and the data set a configuration trains, by their names."""
+    plain = config if isinstance(config, dict) else {"model": {"name": config.model.name},
+                                                    "data": {"dataset": config.data.dataset}}
+    return f"{plain['model']['name']} on {plain['data']['dataset']}"
+
+
 def event_line(event: Event) -> str | None:
     """The one line printed for an event that changed the run between epochs, or None."""
     if isinstance(event, Paused):

@@ -15,7 +15,8 @@ from ptviz.engine.recipes import RECIPES
 
 from ..config_form import ConfigForm
 from .pane import DataPane
-from ..messages import LogRequested
+from .pipeline_editor import PipelineEditor
+from ..messages import ConfigEdited, LogRequested
 
 DATA_FIELDS = [p for p in cfgmod.field_paths() if p.startswith("data.")]
 DEBOUNCE_SECONDS = 0.4
@@ -59,6 +60,10 @@ class DataTab(Horizontal):
         # On a small terminal the editor takes the form's place, so the preview beside it keeps its width.
         self.set_class(event.shown, "-editing")
 
+    def pipeline_errors(self) -> list[str]:
+        """Every invalid transform parameter the pipeline editor shows."""
+        return [error for editor in self.query(PipelineEditor) for error in editor.errors()]
+
     def config_changed(self, path: str) -> None:
         """The app applied an edit; follow it in the pane shortly (quick edits cause one reload)."""
         if path.startswith("data."):
@@ -86,6 +91,7 @@ class DataTab(Horizontal):
     def _set(self, path: str, value) -> None:
         cfgmod.set_value(self.config, path, value)
         self.query_one(ConfigForm).show_value(path, value)
+        self.post_message(ConfigEdited(path))
 
     @on(DataPane.PipelineChanged)
     def _pipeline(self, message: DataPane.PipelineChanged) -> None:
