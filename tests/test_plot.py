@@ -17,13 +17,11 @@ def test_rows_fill_the_chart_exactly_with_title_frame_ticks_and_legend():
     rows = draw(60, 16, "loss / step", [Trace(x, 100 - x, "cyan", "raw")])
     lines = plain(rows)
     assert len(lines) == 16 and all(len(line) == 60 for line in lines)
-    assert lines[0].strip() == "loss / step"
+    assert lines[0].split() == ["loss", "/", "step", "⢕⢕", "raw"]  # the legend beside the title
     assert lines[1].lstrip().startswith("┌") and lines[-2].lstrip().startswith("└")
-    assert lines[2].startswith("99┤") and lines[13].startswith(" 0┤")  # top and bottom ticks: the data's range
-    assert "⢕⢕ raw" in lines[2]
+    assert lines[2].startswith("100┤") and lines[13].startswith("  0┤")  # top and bottom ticks: round values
     assert lines[-1].split()[0] == "1" and lines[-1].split()[-1] == "100"
-    legend_runs = [run for run in rows[2] if run[1] == "cyan"]
-    assert legend_runs and legend_runs[0][0].endswith("⢕⢕")  # the mark in the series colour, after the data dot
+    assert ("⢕⢕", "cyan") in rows[0]  # the mark in the series colour
 
 
 def test_a_falling_line_runs_from_top_left_to_bottom_right():
@@ -32,7 +30,7 @@ def test_a_falling_line_runs_from_top_left_to_bottom_right():
     lines = plain(draw(40, 12, "t", [Trace(x, -x, "green")]))
     left = lines[1].index("┌") + 1
     canvas = [line[left:-1] for line in lines[2:-2]]
-    assert lines[2].lstrip().startswith("0.0┤")  # not "-0.0"
+    assert lines[2].lstrip().startswith("0┤") and "-0┤" not in lines[2]  # not "-0"
     assert canvas[0][0] != " " and canvas[0][-1] == " "
     assert canvas[-1][-1] != " " and canvas[-1][0] == " "
 
@@ -114,3 +112,33 @@ def test_a_fractional_x_axis_keeps_decimal_labels():
     x = np.array([0.5, 1.0, 1.5, 2.0])
     rows = draw(60, 12, "loss", [Trace(x, np.array([1.0, 0.8, 0.7, 0.6]), "blue")])
     assert "".join(run for run, _ in rows[-1]).split()[0] == "0.50"
+
+
+def test_y_ticks_are_round_values_each_with_its_label_and_the_legend_never_covers_a_line():
+    """Ticks fall on round values (0.0 0.5 ... 2.5 for a loss from 2.36 to 0.06, evenly spaced, every one
+    labelled); the legend sits in the title row, so a line through the canvas's top-left corner stays whole."""
+    x = np.arange(1, 47, dtype=float)
+    y = 2.3 * np.exp(-x / 10) + 0.06
+    rows = draw(50, 16, "loss / step", [Trace(x, y, "white", "raw"), Trace(x, y, "cyan", "mean of 10")])
+    lines = plain(rows)
+    labels = [line.split("┤")[0].strip() for line in lines[2:-2] if "┤" in line]
+    assert labels == ["2.5", "2.0", "1.5", "1.0", "0.5", "0.0"]
+    assert "⢕⢕ raw" in lines[0] and "⢕⢕ mean of 10" in lines[0]
+    assert not any("⢕⢕" in line for line in lines[1:])
+    assert lines[3][lines[3].index("│") + 1] != " "  # the line's first point, where the legend used to be
+
+
+def test_a_narrow_chart_drops_legend_entries_that_do_not_fit_whole():
+    x = np.arange(10, dtype=float)
+    lines = plain(draw(30, 8, "loss / step", [Trace(x, x, "white", "raw"), Trace(x, x, "cyan", "mean of 10")]))
+    assert "⢕⢕ raw" in lines[0] and "mean" not in lines[0] and len(lines[0]) == 30
+
+
+def test_one_epoch_gets_one_x_tick_and_a_constant_one_y_tick_on_its_line():
+    """After the first epoch the axis says 1 (not 0.50 0.83 1.17 1.50); a fixed lr is labelled where it is drawn."""
+    rows = plain(draw(40, 10, "accuracy", [Trace(np.array([1.0]), np.array([80.0]), "cyan")]))
+    assert rows[-1].split() == ["1"]
+    x = np.arange(1, 47, dtype=float)
+    rows = plain(draw(40, 9, "lr", [Trace(x, np.full(46, 0.05), "magenta")]))
+    (labelled,) = [line for line in rows if "┤" in line]
+    assert labelled.split("┤")[0].strip() == "0.05" and any(dots in labelled for dots in "⠉⠒⠤⣀")

@@ -12,7 +12,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.reactive import reactive
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from ptviz.engine import config as cfgmod
@@ -23,6 +23,7 @@ from ptviz.engine.recipes import recipe
 from . import heavy_tabs
 from .attach import RemoteController
 from .config_form import ConfigForm
+from .footer import FittingFooter
 from .frame_clock import FrameClock
 from .headless import what_trains
 from .keys import split_escape
@@ -105,7 +106,7 @@ class PtvizApp(App[int]):
             with TabPane("Model [3]", id="model"):
                 yield from self._tab("model")
         yield StatusBar(id="status")
-        yield Footer(compact=True, show_command_palette=False)
+        yield FittingFooter()
 
     def _tab(self, name: str) -> ComposeResult:
         if self.defer_tabs:
@@ -194,8 +195,11 @@ class PtvizApp(App[int]):
         if keys is None:
             await super().on_event(event)
             return
-        for key in keys:
-            await super().on_event(key)
+        escape, key = keys
+        # The escape's binding runs now (a field gives up the keyboard), so the key goes where it then points.
+        if not await self._check_bindings(escape.key):
+            await super().on_event(escape)
+        await super().on_event(key)
 
     # ------------------------------------------------------------------ configuration
 
