@@ -312,6 +312,9 @@ async def test_log_lines_wrap_to_the_log_width_whenever_they_were_written(digits
         shown = [row for row in rows() if row.strip()]
         assert "".join(r.strip() for r in shown).endswith("checkpoints/last.pt")
         assert max(len(r) for r in shown) > width - 12  # filled to the log's width, not to its 20-column minimum
+        path_rows = [r.strip() for r in shown[-3:] if "/" in r]
+        assert len(path_rows) >= 2 and all(r.endswith(("/", ":")) for r in path_rows[:-1])  # broken after a '/'
+        assert path_rows[-1].endswith("last.pt")
         before = sum(1 for r in shown if r.strip())
         await pilot.resize_terminal(200, 40)
         await settle(pilot)

@@ -142,3 +142,16 @@ def test_one_epoch_gets_one_x_tick_and_a_constant_one_y_tick_on_its_line():
     rows = plain(draw(40, 9, "lr", [Trace(x, np.full(46, 0.05), "magenta")]))
     (labelled,) = [line for line in rows if "┤" in line]
     assert labelled.split("┤")[0].strip() == "0.05" and any(dots in labelled for dots in "⠉⠒⠤⣀")
+
+
+def test_log_rows_break_paths_after_a_slash_not_mid_name():
+    """A checkpoint line at 40 columns: the words, then the path in pieces that each end with '/'."""
+    from ptviz.tui.train.log_pane import break_points
+
+    line = "07:00:10 checkpoint (epoch) at step 45: /tmp/runs/20261202-065938-digits-mlp/checkpoints/epoch-0001.pt"
+    rows = [line[a:b] for a, b in break_points(line, 40)]
+    assert rows == ["07:00:10 checkpoint (epoch) at step 45:", "/tmp/runs/20261202-065938-digits-mlp/",
+                    "checkpoints/epoch-0001.pt"]
+    assert all(len(r) <= 40 for r in rows)
+    word = "x" * 25
+    assert [word[a:b] for a, b in break_points(word, 10)] == ["x" * 10, "x" * 10, "x" * 5]  # nowhere to break: cut

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.style import Style
 from rich.text import Text
@@ -44,15 +44,27 @@ COLUMNS = (
 )
 
 
-def fit_columns(width: int) -> tuple[Column, ...]:
-    """The columns that fit beside the name in `width` cells, in display order."""
+def fit_columns(width: int, summary: ModelSummary | None = None, name_width: int = NAME_MIN) -> tuple[Column, ...]:
+    """The columns that fit beside the name in `width` cells, in display order.
+
+    Columns are kept by priority at their narrowest; room left once the names (`name_width` cells, guides
+    and icon included) fit widens them to what `summary`'s rows hold, so 'AdaptiveAvgPool2d' is not cut.
+    """
     room = width - NAME_MIN
-    keep: set[str] = set()
+    keep: list[Column] = []
     for column in sorted(COLUMNS, key=lambda c: c.priority):
         if column.width + 1 <= room:
-            keep.add(column.title)
+            keep.append(column)
             room -= column.width + 1
-    return tuple(c for c in COLUMNS if c.title in keep)
+    spare = room - max(0, name_width - NAME_MIN)
+    widths = {c.title: c.width for c in keep}
+    if summary is not None and spare > 0:
+        for column in keep:
+            longest = max((len(column.cell(m, summary)) for m in summary.modules), default=0)
+            extra = min(spare, max(0, longest - column.width))
+            widths[column.title] += extra
+            spare -= extra
+    return tuple(replace(c, width=widths[c.title]) for c in COLUMNS if c.title in widths)
 
 
 def cell(text: str, width: int, right: bool) -> str:
@@ -126,6 +138,7 @@ class ModelTree(Tree[str], inherit_bindings=False):
         """Show `summary`; a model with the same modules keeps its expanded nodes and cursor."""
         self.summary = summary
         self._info_of = {m.name: m for m in summary.modules}
+        self._fit()
         structure = tuple((m.name, m.type) for m in summary.modules)
         if structure == self._shape_key:
             for node in self._node_of.values():
@@ -219,10 +232,14 @@ class ModelTree(Tree[str], inherit_bindings=False):
 
     def on_resize(self) -> None:
         """Choose the columns that fit the new width."""
-        self._cols = fit_columns(self._row_width())
+        self._fit()
         for node in self._node_of.values():
             node.refresh()  # rows render again with the new columns
         self.post_message(self.ColumnsChanged())
+
+    def _fit(self) -> None:
+        names = max((m.depth * self.guide_depth + 2 + len(m.short_name) for m in self._info_of.values()), default=0)
+        self._cols = fit_columns(self._row_width(), self.summary, names)
 
     def _row_width(self) -> int:
         return self.scrollable_content_region.width or 80

@@ -6,6 +6,7 @@ import time
 from collections import deque
 
 from rich.markup import escape
+from rich.text import Text
 from textual.events import Resize
 from textual.geometry import Size
 from textual.reactive import Reactive
@@ -25,11 +26,43 @@ from ptviz.engine.events import (
 )
 
 
+BREAK_AFTER = ("/", "-_.")  # where a word too long for a line (a path) breaks: after a slash, else these
+
+
+def break_points(line: str, width: int) -> list[tuple[int, int]]:
+    """(start, end) of each row `line` takes at `width` columns: rows end at a space, and a word longer than
+    a row (a path) after a '/' (else '-', '_' or '.'), so no name is cut mid-way unless nothing else fits."""
+    rows: list[tuple[int, int]] = []
+    start = 0
+    while len(line) - start > width:
+        window = line[start:start + width + 1]
+        space = window.rfind(" ")
+        if space > 0:
+            rows.append((start, start + space))
+            start += space + 1
+            continue
+        cut = next((at for chars in BREAK_AFTER if (at := max(window[:width].rfind(c) for c in chars)) > 0), -1)
+        end = start + (cut + 1 if cut > 0 else width)
+        rows.append((start, end))
+        start = end
+    rows.append((start, len(line)))
+    return rows
+
+
+def wrapped(markup: str, width: int) -> Text:
+    """A line of markup as rows of at most `width` cells, broken where break_points says."""
+    text = Text.from_markup(markup)
+    if width < 1 or text.cell_len <= width:
+        return text
+    return Text("\n").join(text[a:b] for a, b in break_points(text.plain, width))
+
+
 class LogPane(RichLog):
     """A scrolling log that formats engine events into lines."""
 
     DEFAULT_CSS = """
-    LogPane { height: 1fr; border: round $panel-lighten-2; border-title-color: $text-muted; }
+    LogPane { height: 1fr; border: round $panel-lighten-2; border-title-color: $text-muted;
+              scrollbar-gutter: stable; }  /* the width lines are wrapped to stays when the scrollbar comes */
     LogPane:focus { border: round $accent; }
     """
 
@@ -70,10 +103,15 @@ class LogPane(RichLog):
         if not self._waiting or self._hidden():
             return False
         self._written.extend(self._waiting)
-        self.write("\n".join(self._waiting))
+        self._write(self._waiting)
         self._waiting.clear()
-        self._wrapped_at = self.scrollable_content_region.width
         return True
+
+    def _write(self, lines, scroll_end: bool | None = None) -> None:
+        """Write lines of markup, wrapped here (Rich would cut a path mid-name) to the width they are seen at."""
+        width = self.scrollable_content_region.width
+        self.write(Text("\n").join(wrapped(line, width) for line in lines), scroll_end=scroll_end)
+        self._wrapped_at = width
 
     def _hidden(self) -> bool:
         return self._size_known and self.scrollable_content_region.width < self.min_width
@@ -85,8 +123,7 @@ class LogPane(RichLog):
             return
         at_end = self.scroll_y >= self.max_scroll_y
         self.clear()
-        self.write("\n".join(self._written), scroll_end=at_end)
-        self._wrapped_at = width
+        self._write(self._written, scroll_end=at_end)
 
     def ingest(self, event: object) -> None:
         """Log what matters about one engine event."""
