@@ -146,6 +146,7 @@ class Diverged:
     step: int
     value: float
     action: str  # "stop" | "pause"
+    checkpoint: str = ""  # the last good checkpoint, which stays; "" when the run saved none
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,7 @@ class Trainer:
         self.diverged_at: int | None = None  # first step whose loss was not finite
         self.refusal = ""  # why the command being applied did not happen ("" when it did)
         self.saved_clock = self.clock  # when the last checkpoint was written, for checkpoint_minutes
+        self.last_pt_step: int | None = None  # the step last.pt was last written at
         self._epoch_started = 0.0  # active_seconds when the current epoch began
         self.best_test_accuracy: float | None = None
         self.last_epoch: EpochEnded | None = None
@@ -200,11 +201,11 @@ class Trainer:
         self._read_losses()
         self._emit_points()
         self._tick()
-        if self.run_dir is not None and self.diverged_at is None:
-            self.save("final" if self.outcome == "finished" else "stopped")
+        if self.run_dir is not None and self.diverged_at is None and self.last_pt_step != self.step:
+            self.save("final" if self.outcome == "finished" else "stopped")  # the one last.pt of the run's end
         last = self.last_epoch
         finished = RunFinished(
-            step=self.step, epoch=self.epoch, seconds=self.active_seconds, stopped=self.stopping,
+            step=self.step, epoch=self._epoch_number(), seconds=self.active_seconds, stopped=self.stopping,
             train_loss=last.train_loss if last else None,
             test_loss=last.test_loss if last else None,
             test_accuracy=last.test_accuracy if last else None,
@@ -213,6 +214,10 @@ class Trainer:
         )
         self.emit(finished)
         return finished
+
+    def _epoch_number(self) -> int:
+        """The 1-based epoch the last step belongs to (1 before the first), as the status, `runs` and logs say."""
+        return self.epoch + 1 if self.batch_in_epoch > 0 or self.step == 0 else self.epoch
 
     def _total_steps(self) -> int:
         steps = self.cfg.train.epochs * len(self.s.train)
@@ -293,9 +298,11 @@ class Trainer:
             self.diverged_at = step
         self._emit_points()  # the diverged step's point comes before the alert
         action = self.on_divergence
-        self.emit(Diverged(step, value, action))
+        kept = self._last_checkpoint()
+        self.emit(Diverged(step, value, action, checkpoint=kept))
         verb = "pausing" if action == "pause" else "stopping"
-        self.emit(Notice("error", f"loss became {value} at step {step}; {verb} (the last good checkpoint is kept)"))
+        saved = f"the last good checkpoint is kept: {kept}" if kept else "no checkpoint was saved before it"
+        self.emit(Notice("error", f"loss became {value} at step {step}; {verb} ({saved})"))
         if action == "pause":
             self.control.send(Pause())  # held at the next step boundary, like a pause from the user
         else:
@@ -518,9 +525,13 @@ class Trainer:
             return None
         out, folder = self.cfg.output, self.run_dir / "checkpoints"
         names = {"best": ["best.pt"]}.get(reason, ["last.pt"])
+        if reason == "epoch" and (self.stopping or self.epoch >= self.cfg.train.epochs):
+            names = []  # the run ends here: its final save writes last.pt, once
         numbered = reason == "epoch" and out.checkpoint_every and self.epoch % out.checkpoint_every == 0
         if numbered:
             names.insert(0, f"epoch-{self.epoch:04d}.pt")
+        if not names:
+            return None
         if self.before_save is not None:
             self.before_save()
         state = self.state(reason)
@@ -529,9 +540,18 @@ class Trainer:
         if numbered:
             ckpt.prune_numbered(folder, out.keep)  # only now that the new one is on disk
         self.saved_clock = time.perf_counter()
+        if "last.pt" in names:
+            self.last_pt_step = self.step
         for path in paths:
-            self.emit(CheckpointSaved(str(path), self.step, self.epoch, reason, save_id=state["save_id"]))
+            self.emit(CheckpointSaved(str(path), self.step, self._epoch_number(), reason, save_id=state["save_id"]))
         return paths[-1]
+
+    def _last_checkpoint(self) -> str:
+        """The newest checkpoint in the run's folder ('' when there is none): every one there predates a
+        divergence, since save() refuses from then on."""
+        folder = self.run_dir / "checkpoints" if self.run_dir is not None else None
+        found = sorted(folder.glob("*.pt"), key=lambda p: p.stat().st_mtime) if folder and folder.is_dir() else []
+        return str(found[-1]) if found else ""
 
     def _weights_finite(self) -> bool:
         """Whether every parameter is finite (one sync per checkpoint, never per step)."""

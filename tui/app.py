@@ -373,8 +373,9 @@ class PtvizApp(App[int]):
             status.note = FAILED_HINT
             self.notify(event.message, title="run failed", severity="error", timeout=8)
         elif isinstance(event, Diverged):
-            self.notify(f"loss became {event.value} at step {event.step:,}; the run is {event.action}ped and the "
-                        "last good checkpoint kept. Lower the learning rate ([ or l), then resume.",
+            kept = "the last good checkpoint is kept" if event.checkpoint else "no checkpoint was saved before it"
+            self.notify(f"loss became {event.value} at step {event.step:,}; the run is {event.action}ped and "
+                        f"{kept}. Lower the learning rate ([ or l), then resume.",
                         title="training diverged", severity="error", timeout=15)
 
     def watch_run_state(self, state: str) -> None:

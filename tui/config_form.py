@@ -40,6 +40,7 @@ ZERO_MEANS = {
     "output.checkpoint_every": "0: only last and best",
     "output.checkpoint_steps": "0: off",
     "output.checkpoint_minutes": "0: off",
+    "output.print_every": "0: epoch lines only",
 }
 
 

@@ -23,7 +23,10 @@ from ptviz.engine.events import (
     RunFailed,
     RunFinished,
     RunStarted,
+    TrainableChanged,
 )
+
+from ..headless import epoch_line, event_line, run_line
 
 
 BREAK_AFTER = ("/", "-_.")  # where a word too long for a line (a path) breaks: after a slash, else these
@@ -81,6 +84,7 @@ class LogPane(RichLog):
         self._waiting: list[str] = []  # lines not written yet
         self._written: deque[str] = deque(maxlen=5000)  # markup of the lines written, to wrap again
         self._wrapped_at = 0  # the content width the written lines were wrapped to
+        self._tested_at: tuple[int, int] | None = None  # (step, epoch) of the last test accuracy logged
 
     def say(self, text: str, style: str = "", routine: bool = False) -> None:
         """Write one timestamped line (text is escaped; style is Rich markup).
@@ -128,34 +132,33 @@ class LogPane(RichLog):
     def ingest(self, event: object) -> None:
         """Log what matters about one engine event."""
         if isinstance(event, RunStarted):
-            c = event.config
-            what = "resumed" if event.start_step else "started"
-            self.say(f"{what}: {c['model']['name']} on {c['data']['dataset']} ({event.train_size:,} train / "
-                     f"{event.test_size:,} test), {event.params_total:,} parameters "
-                     f"({event.params_trainable:,} trainable) on {event.device_name}", "bold")
+            self._tested_at = None
+            what = f"resumed at step {event.start_step:,}" if event.start_step else "started"
+            self.say(f"{what} {run_line(event)}", "bold")
             if event.run_dir:
                 self.say(f"run directory: {event.run_dir}", "dim")
         elif isinstance(event, EpochEnded):
-            test = f", test accuracy {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
-            self.say(f"Epoch {event.epoch}, Loss: {event.train_loss:.4f}{test} "
-                     f"(train {event.train_accuracy:.2%}, {event.seconds:.1f} s)", routine=True)
-        elif isinstance(event, Evaluated) and event.mid_epoch:
-            self.say(f"evaluated at step {event.step:,}: test loss {event.loss:.4f}, accuracy {event.accuracy:.2%}",
-                     routine=True)
-        elif isinstance(event, CheckpointSaved):
-            self.say(f"checkpoint ({event.reason}) at step {event.step:,}: {event.path}", "green", routine=True)
-        elif isinstance(event, Paused):
-            self.say(f"paused at step {event.step:,}", "yellow")
-        elif isinstance(event, Resumed):
-            self.say(f"resumed at step {event.step:,}", "green")
-        elif isinstance(event, LrChanged):
-            self.say(f"learning rate set to {event.lr:.4g} from step {event.step + 1:,}")
+            if event.test_accuracy is not None:
+                self._tested_at = (event.step, event.epoch)
+            self.say(epoch_line(event), routine=True)
+        elif isinstance(event, CheckpointSaved):  # epoch checkpoints too, which the console leaves unsaid
+            self.say(f"checkpoint ({event.reason}) saved at step {event.step:,}: {event.path}", "green", routine=True)
+        elif isinstance(event, (Paused, Resumed, LrChanged, Evaluated, TrainableChanged)):
+            line = event_line(event)
+            if line is not None:
+                style = {Paused: "yellow", Resumed: "green"}.get(type(event), "")
+                self.say(line, style, routine=isinstance(event, Evaluated))
         elif isinstance(event, Notice):
             style = {"error": "bold red", "warning": "yellow"}.get(event.level, "")
             self.say(f"{event.level}: {event.text}", style)
         elif isinstance(event, RunFinished):
             how = f"stopped ({event.reason})" if event.stopped else "finished"
-            acc = f", test accuracy {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
+            acc = ""
+            if event.test_accuracy is not None:
+                acc = f"; test accuracy {event.test_accuracy:.2%}"
+                if self._tested_at is not None:  # the accuracy is the last epoch's, not this step's
+                    step, epoch = self._tested_at
+                    acc += f" at step {step:,} (end of epoch {epoch})"
             self.say(f"{how} at step {event.step:,}{acc}. Training time: {event.seconds:.1f} s", "bold")
         elif isinstance(event, RunFailed):
             self.say(f"failed: {event.message}", "bold red")

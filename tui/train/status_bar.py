@@ -17,6 +17,8 @@ from ptviz.engine.events import (
     StepMetrics,
 )
 
+from ..headless import format_eta
+
 STATE_STYLES = {
     "idle": "bold black on grey70",
     "running": "bold black on green",
@@ -27,16 +29,6 @@ STATE_STYLES = {
     "diverged": "bold white on red",
     "attached": "bold black on cyan",
 }
-
-
-def format_eta(seconds: float | None) -> str:
-    """3725 -> '1:02:05'; None -> '-'."""
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "-"
-    s = int(round(seconds))
-    h, rest = divmod(s, 3600)
-    m, sec = divmod(rest, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 class StatusBar(Static):
@@ -124,7 +116,7 @@ class StatusBar(Static):
     def eta_seconds(self) -> float | None:
         """Remaining time at the average pace of this run so far."""
         done = self.step - self.start_step
-        if done <= 0 or self.elapsed <= 0 or self.state != "running":
+        if done <= 0 or self.elapsed <= 0 or self.state not in ("running", "paused"):  # held while paused
             return None
         return (self.total_steps - self.step) * self.elapsed / done
 
