@@ -25,6 +25,7 @@ OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")
 SCHEDULERS = ("none", "step", "cosine", "one-cycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BAD_SAMPLES = ("skip", "fail")
 FREEZE_EDIT = re.compile(r"[+-][A-Za-z0-9_.]*")  # matched whole (fullmatch): no trailing newline slips by
 
 
@@ -50,6 +51,9 @@ class DataConfig:
     """Share of the training set held out for validation (0 keeps it all for training)."""
     workers: int = field(default=0, metadata=_rule(min=0, max=64))
     """DataLoader worker processes for data sets read from disk per batch (imagefolder)."""
+    bad_samples: str = field(default="skip", metadata=_rule(choices=BAD_SAMPLES))
+    """An image file that does not decode: skip (replaced by the next readable one of its split, named in a
+    warning and counted) or fail (the run stops, naming the file)."""
     transforms: list[TransformSpec] = field(default_factory=list)
     """Image pipeline in order, on tensors in [0, 1]; random transforms apply to training only."""
     mean: tuple[float, ...] = field(default=(0.5,), metadata=_rule(min=-1e6, max=1e6))
@@ -71,12 +75,13 @@ class ModelConfig:
     pretrained: bool = False
     """Start from pretrained weights (resnet18: ImageNet weights from the torch hub cache)."""
     freeze_backbone: bool = False
-    """Freeze every parameter except the classification head (fine-tuning a linear probe)."""
+    """Freeze every parameter except the classification head (a linear probe); while training, a frozen module
+    runs in eval mode: BatchNorm keeps its running statistics and dropout is off."""
     num_classes: int = field(default=0, metadata=_rule(min=0, max=100_000))
     """Output classes; 0 takes the data set's class count."""
     freeze: list[str] = field(default_factory=list)
     """Freeze edits applied in order after building: -name freezes a module subtree, +name unfreezes it,
-    a lone - or + means the whole model (the tutorial's fine-tuning is: -, +fc)."""
+    a lone - or + means the whole model (the tutorial's fine-tuning is: -, +fc); frozen modules run in eval mode."""
 
 
 @dataclass
@@ -116,9 +121,12 @@ class TrainConfig:
     log_interval: int = field(default=10, metadata=_rule(min=1, max=1_000_000))
     """Steps between reads of the loss from the device (the only sync point of the step loop)."""
     compile: bool = False
-    """Compile the model with torch.compile (skipped when a frozen backbone's features are cached)."""
+    """Compile the model with torch.compile (steps on a frozen backbone's cached features run the head alone)."""
     cache_features: bool = True
     """With a frozen backbone, compute its features once per split (training's only without random transforms)."""
+    fast_paths: bool = True
+    """Frozen-backbone shortcuts and channels-last; false runs every step through the whole model with
+    autograd, and the results are identical."""
 
 
 @dataclass

@@ -5,7 +5,8 @@ Per-step values stay on the device; the loop reads them once every `log_interval
 when those steps take longer, so the logs on disk are never more than about a second behind.
 With a run directory, the loop also logs there (runlog.py), serves its control socket (remote.py)
 and writes checkpoints: last.pt, best.pt, epoch-NNNN.pt every N epochs (keeping K), and last.pt every
-N steps or minutes. Once the loss diverged no checkpoint is written, so the last good one is kept.
+N steps or minutes. Once the loss diverged no checkpoint is written, so the last good one is kept; a write
+that fails (a full disk) keeps the last good one too, and pauses the run or stops it cleanly.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from . import resume as resuming
 from .storage import checkpoint as ckpt
 from .commands import (
     Command,
@@ -56,7 +58,7 @@ from .events import (
     StepMetrics,
     TrainableChanged,
 )
-from .models.registry import freeze_edit, set_trainable
+from .models.registry import freeze_edit, random_backbone_warning, set_trainable
 from .optim import current_lr, set_lr
 from .remote import CONTROL_SOCKETS, ControlServer
 from .storage.rundir import RunLock, create_run_dir, write_config
@@ -67,6 +69,7 @@ from .sinks import EventSink, FanOut, NullSink
 EMIT_SECONDS = 0.1  # hand step points to the sink at most ten times a second
 READ_SECONDS = 1.0  # and read the device's losses at least once a second, however long log_interval is
 PAUSE_POLL_SECONDS = 0.1  # how often a paused loop looks at the stop flag
+MAX_NAMED_UNREADABLE = 100  # unreadable files named one by one; beyond that only counted
 
 
 OnDivergence = Literal["stop", "pause"]
@@ -78,8 +81,9 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
     """Train `config` to the end (or until stopped) on the calling thread; RunFailed is emitted on error.
 
     `resume` is a loaded checkpoint to continue from, `run_dir` an existing run directory to continue in
-    (its logs are cut back to the checkpoint). A NaN or infinite loss stops the run, or pauses it with
-    on_divergence="pause". With `listen`, other processes can drive the run through its control socket.
+    (its logs are cut back to the checkpoint). A NaN or infinite loss, or a checkpoint or log that cannot be
+    written (a full disk), stops the run, or pauses it with on_divergence="pause".
+    With `listen`, other processes can drive the run through its control socket.
     """
     sink = sink or NullSink()
     control = control or Control()
@@ -95,6 +99,7 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
                 log, server = _open_run_dir(outputs, run_dir, config, control, resume, listen)
                 sink = trainer.sink = FanOut(log, server, sink)
                 trainer.run_dir, trainer.before_save = run_dir, log.sync
+                log.on_error = trainer.log_failed
             return trainer.run()
         except BaseException as exc:
             # User errors are one clear line; their traceback only matters when it points into user code.
@@ -173,6 +178,14 @@ class Trainer:
         self.best_test_accuracy: float | None = None
         self.last_epoch: EpochEnded | None = None
         self.rng_to_restore: dict[str, Any] | None = None  # a checkpoint's RNG state, set just before training
+        self.restored: list[Any] = []  # what a resume changed (notices, lr), told right after RunStarted
+        self.save_seq = 0  # saves so far: orders checkpoints of one step (see checkpoint.stored_checkpoints)
+        self.last_saved: tuple[str, int] | None = None  # (file name, step) of the newest durable checkpoint
+        self.write_error: tuple[OSError, Path] | None = None  # a log write that failed, handled at the boundary
+        self.holding_for_space = False  # a failed save waits (paused) for space; nested saves wait with it
+        self.stopped_for_space = False  # a failed write stopped the run: no final save is attempted
+        self.unreadable: set[str] = set()  # image files named in a warning as skipped
+        self._looked: dict[int, int] = {}  # id(batches) -> how many of its unreadable files were looked at
 
     # ------------------------------------------------------------------------- the loop
 
@@ -190,6 +203,11 @@ class Trainer:
             class_names=self.s.data.class_names, input_shape=self.s.input_shape,
             resident=self.s.train.resident, start_step=self.step, start_epoch=self.epoch,
         ))
+        for event in self.restored:
+            self.emit(event)
+        if warning := random_backbone_warning(cfg.model, self.s.model):
+            self.emit(Notice("warning", warning))
+        self._note_unreadable(self.s.data.unreadable, up_front=True)
         self._tick()
         if self.rng_to_restore is not None:
             ckpt.set_rng_state(self.rng_to_restore)  # last, so nothing set up since the restore consumed it
@@ -201,7 +219,8 @@ class Trainer:
         self._read_losses()
         self._emit_points()
         self._tick()
-        if self.run_dir is not None and self.diverged_at is None and self.last_pt_step != self.step:
+        if (self.run_dir is not None and self.diverged_at is None and not self.stopped_for_space
+                and self.last_pt_step != self.step):
             self.save("final" if self.outcome == "finished" else "stopped")  # the one last.pt of the run's end
         last = self.last_epoch
         finished = RunFinished(
@@ -228,15 +247,19 @@ class Trainer:
         if self.order is None:
             self.order = self.s.train.order(self.epoch)
         max_steps = self.cfg.train.max_steps
-        for x, y in self.s.train_batches().epoch(self.epoch, self.batch_in_epoch, order=self.order):
-            self._boundary()
-            if self.stopping:
-                return
-            self._step(x, y)
-            if max_steps and self.step >= max_steps:
-                self.stopping, self.stop_reason = True, f"reached max_steps={max_steps}"
-                return
-            self._periodic_checkpoint()
+        while self.batch_in_epoch < len(self.s.train):
+            route = self.s.route_changes
+            for x, y in self.s.train_batches().epoch(self.epoch, self.batch_in_epoch, order=self.order):
+                self._boundary()
+                if self.stopping:
+                    return
+                if self.s.route_changes != route:
+                    break  # a freeze switched between images and cached features: fetch this batch as the other
+                self._step(x, y)
+                if max_steps and self.step >= max_steps:
+                    self.stopping, self.stop_reason = True, f"reached max_steps={max_steps}"
+                    return
+                self._periodic_checkpoint()
         self._boundary()  # commands sent during the last step still count before the epoch ends
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -338,8 +361,41 @@ class Trainer:
 
     # ------------------------------------------------------------------------- commands
 
+    def _note_unreadable(self, found: dict[str, str], up_front: bool = False) -> None:
+        """Name each unreadable image file once (data.bad_samples = skip replaced it)."""
+        new = [(path, why) for path, why in found.items() if path not in self.unreadable]
+        if not new:
+            return
+        if up_front:
+            self.emit(Notice("warning", f"{len(new)} unreadable image file(s) found up front; each is replaced by "
+                                        f"the next readable image of its split (data.bad_samples = skip)"))
+        for path, why in new:
+            self.unreadable.add(path)
+            count = len(self.unreadable)
+            if count <= MAX_NAMED_UNREADABLE:
+                self.emit(Notice("warning", f"unreadable image {count} skipped: {why}"))
+            elif count % MAX_NAMED_UNREADABLE == 0:
+                self.emit(Notice("warning", f"{count} unreadable image files skipped so far "
+                                            f"(the first {MAX_NAMED_UNREADABLE} are named above)"))
+
+    def _check_batches(self) -> None:
+        """Report files the batches replaced since the last look (a length check per split, no I/O)."""
+        for batches in (self.s.train, self.s.val, self.s.test):
+            if batches is None:
+                continue
+            seen = self._looked.get(id(batches), 0)
+            if len(batches.unreadable) > seen:
+                fresh = list(batches.unreadable.items())[seen:]  # a dict keeps insertion order
+                self._looked[id(batches)] = len(batches.unreadable)
+                self._note_unreadable(dict(fresh))
+
     def _boundary(self) -> None:
         """Apply queued commands; while paused, wait here for Resume or Stop."""
+        if self.write_error is not None and not self.stopping:
+            exc, folder = self.write_error
+            self.write_error = None
+            self._storage_failed(exc, folder, "the run log could not be written")
+        self._check_batches()
         if self.control.stop_requested.is_set():
             self._request_stop(self.control.stop_reason)
         for command in self.control.pending():
@@ -383,6 +439,7 @@ class Trainer:
             self._pause()
         elif isinstance(command, Resume):
             if self.paused:
+                self.write_error = None  # failures while paused are retried now; a new one pauses again
                 self._tick()
                 self.paused = False
                 self._restart_throughput()
@@ -390,7 +447,7 @@ class Trainer:
         elif isinstance(command, Stop):
             self._request_stop(self.control.stop_reason)
         elif isinstance(command, SaveCheckpoint):
-            self.save(command.reason)
+            self.save(command.reason, hold=False)  # on a full disk the command is answered at once, refused
         elif isinstance(command, EvaluateNow):
             self._read_losses()
             self._emit_points()
@@ -415,6 +472,8 @@ class Trainer:
             except ModelError as exc:
                 self._refuse(f"trainable parameters not changed: {exc}")
                 return
+            # Modes and speed paths follow: a thawed backbone trains through autograd, a frozen one may not.
+            self.s.trainable_changed()
             # Recorded in the run's configuration, so checkpoints and resumed runs keep the change.
             self.cfg.model.freeze.append(freeze_edit(command.module, command.trainable))
             self.emit(TrainableChanged(self.step, command.module, command.trainable, trainable, total))
@@ -426,6 +485,7 @@ class Trainer:
 
     def _evaluate_split(self, name: str, batches: Batches, mid_epoch: bool = False) -> EvalResult:
         result = self.s.evaluate(batches)
+        self._check_batches()
         self.emit(Evaluated(split=name, step=self.step, epoch=self.epoch + 1, loss=result.loss,
                             accuracy=result.accuracy, samples=result.samples, confusion=result.confusion,
                             wrong=result.wrong, mid_epoch=mid_epoch))
@@ -494,6 +554,7 @@ class Trainer:
             "best_test_accuracy": self.best_test_accuracy,
             "active_seconds": self.active_seconds,
             "rng": ckpt.rng_state(),
+            "save_seq": self.save_seq,
         }
 
     def _periodic_checkpoint(self) -> None:
@@ -506,11 +567,13 @@ class Trainer:
         if due_steps or due_time:
             self.save("periodic")
 
-    def save(self, reason: str) -> Path | None:
+    def save(self, reason: str, hold: bool = True) -> Path | None:
         """Write the checkpoint(s) `reason` calls for; emit CheckpointSaved for each file once it is durable.
 
         "epoch" writes epoch-NNNN.pt (every output.checkpoint_every epochs, keeping output.keep) and
         last.pt, "best" writes best.pt, anything else last.pt. Nothing is written after divergence.
+        A write that fails stops the run, or pauses it; with `hold`, the save waits there and is tried
+        again when the user resumes.
         """
         if self.run_dir is None:
             self._refuse("checkpoint not saved: output.runs_dir is empty, so this run has no folder", "warning")
@@ -520,9 +583,11 @@ class Trainer:
         if self.diverged_at is None and not self._weights_finite():
             self.diverged_at = self.step
         if self.diverged_at is not None:
-            self._refuse(f"checkpoint not saved: the loss diverged at step {self.diverged_at}; "
-                         "the last good checkpoint is kept", "warning")
+            kept = "the last good checkpoint is kept" if self._last_checkpoint() else "no checkpoint was saved before it"
+            self._refuse(f"checkpoint not saved: the loss diverged at step {self.diverged_at}; {kept}", "warning")
             return None
+        if self.stopped_for_space:
+            return None  # the run is stopping because the disk is full: nothing more is written
         out, folder = self.cfg.output, self.run_dir / "checkpoints"
         names = {"best": ["best.pt"]}.get(reason, ["last.pt"])
         if reason == "epoch" and (self.stopping or self.epoch >= self.cfg.train.epochs):
@@ -532,14 +597,26 @@ class Trainer:
             names.insert(0, f"epoch-{self.epoch:04d}.pt")
         if not names:
             return None
-        if self.before_save is not None:
-            self.before_save()
-        state = self.state(reason)
-        folder.mkdir(exist_ok=True)
-        paths = [ckpt.atomic_save(state, folder / name) for name in names]
+        while True:
+            try:
+                if self.before_save is not None:
+                    self.before_save()
+                self.save_seq += 1
+                state = self.state(reason)
+                folder.mkdir(exist_ok=True)
+                paths = [ckpt.atomic_save(state, folder / name) for name in names]
+                break
+            except OSError as exc:  # a full disk: the files that were there are untouched
+                paused = self._storage_failed(exc, folder, "checkpoint not saved")
+                if not (paused and hold) or self.holding_for_space:
+                    return None
+                self._hold_for_space()
+                if self.stopping:
+                    return None  # run() tries once more on the way out
         if numbered:
             ckpt.prune_numbered(folder, out.keep)  # only now that the new one is on disk
         self.saved_clock = time.perf_counter()
+        self.last_saved = (paths[-1].name, self.step)
         if "last.pt" in names:
             self.last_pt_step = self.step
         for path in paths:
@@ -553,14 +630,47 @@ class Trainer:
         found = sorted(folder.glob("*.pt"), key=lambda p: p.stat().st_mtime) if folder and folder.is_dir() else []
         return str(found[-1]) if found else ""
 
+    def log_failed(self, exc: OSError, folder: Path) -> None:
+        """The run log could not be written (called by RunLog on this thread); handled at the next boundary."""
+        if self.write_error is None:
+            self.write_error = (exc, folder)
+
+    def _storage_failed(self, exc: OSError, folder: Path, what: str) -> bool:
+        """Say why a write failed and what is kept; pause (True: worth waiting for space) or stop (False)."""
+        why = ckpt.describe_os_error(exc, folder)
+        kept = (f"the last good checkpoint ({self.last_saved[0]}, step {self.last_saved[1]:,}) is kept"
+                if self.last_saved else "no checkpoint of this session was saved yet")
+        if self.on_divergence == "pause" and not self.stopping:
+            self._refuse(f"{what}: {why}; {kept}. Paused: free some space, then resume")
+            self._pause()
+            return True
+        self._refuse(f"{what}: {why}; {kept}. Stopping")
+        if not self.stopping:
+            self.stopped_for_space = True
+            self._request_stop(why)
+        return False
+
+    def _hold_for_space(self) -> None:
+        """Wait, paused, for Resume (then the save is tried again) or Stop; saves asked for meanwhile wait too."""
+        self.holding_for_space = True
+        try:
+            self._boundary()
+        finally:
+            self.holding_for_space = False
+
     def _weights_finite(self) -> bool:
         """Whether every parameter is finite (one sync per checkpoint, never per step)."""
         params = [p.detach() for p in self.s.model.parameters()]
         return bool(torch.stack([torch.isfinite(p).all() for p in params]).all()) if params else True
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint written by `state()`."""
+        """Continue from a checkpoint written by `state()`; refuses one this run cannot continue exactly."""
         s = self.s
+        problem = ckpt.position_problem(state) or ckpt.check_rng_state(state["rng"])
+        if problem:
+            raise CheckpointError(f"the checkpoint's position is invalid: {problem}")
+        notices = resuming.check_position(state, len(s.data.train), self.cfg.data.batch_size)
+        resuming.check_optimizer(state, self.cfg)
         model = getattr(s.model, "_orig_mod", s.model)
         try:
             model.load_state_dict(state["model"])
@@ -573,10 +683,13 @@ class Trainer:
             s.scheduler.load_state_dict(state["scheduler"])
         if s.scaler is not None and state.get("scaler") is not None:
             s.scaler.load_state_dict(state["scaler"])
+        lr_before = current_lr(s.optimizer)
+        changes = resuming.apply_optimizer_flags(state, self.cfg, s.optimizer, s.scheduler, len(s.train))
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
-        self.order = state["order"]
+        # At an epoch boundary over a resized split, the next epoch's order is drawn for the new size.
+        self.order = state["order"] if state["order"].numel() == len(s.data.train) else None
         totals = state["epoch_totals"]
         self.ep_loss.copy_(totals["loss"])
         self.ep_correct.copy_(totals["correct"])
@@ -585,6 +698,12 @@ class Trainer:
         self.active_seconds = float(state.get("active_seconds", 0.0))
         self._epoch_started = self.active_seconds - float(totals.get("seconds", 0.0))
         self.rng_to_restore = state["rng"]
+        saved_seq = state.get("save_seq")
+        self.save_seq = saved_seq if isinstance(saved_seq, int) and saved_seq > 0 else 0
+        self.restored = [Notice("info", text) for text in notices]
+        self.restored += [Notice("info", f"resume: {change}") for change in changes]
+        if current_lr(s.optimizer) != lr_before:
+            self.restored.append(LrChanged(self.step, current_lr(s.optimizer)))
 
     # ------------------------------------------------------------------------- output
 

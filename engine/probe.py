@@ -1,9 +1,10 @@
-"""A frozen backbone as a feature function plus a trainable head, with the features cached when they repeat.
+"""The model split at its head: while every parameter before the head is frozen, the backbone is a feature function.
 
-With every parameter but the head's frozen, the backbone only does inference: it runs in eval mode
-under no_grad and only the head builds an autograd graph. When no random transform feeds it, an image
-always gives the same features, so they are computed once per split and each epoch trains the head
-on them alone.
+Then only the head builds an autograd graph, and when no random transform feeds the backbone and nothing
+in it depends on training mode, an image always gives the same features: they are computed once per split
+and each epoch trains the head on them alone. Whether the split applies is asked again whenever a freeze
+or unfreeze changes which parameters require gradients (Setup.trainable_changed); caches are dropped as
+soon as any backbone parameter may train, since its features then change.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import nn
 from .data.augment import Pipeline
 from .data.batches import Batches
 from .data.sources import Split
+from .models.frozen import kept_modes, set_training_modes
 
 CACHE_BUDGET_BYTES = 2 * 2**30  # beyond this the features of all splits together are recomputed each time
 
@@ -29,7 +31,7 @@ class _HeadReached(Exception):
 
 
 class FrozenBackbone:
-    """Splits `model` at its head: features() is everything before it, head is the trainable rest."""
+    """Splits `model` at its head: features() is everything before it, head is the rest."""
 
     def __init__(self, model: nn.Module, head: str):
         self.model = model
@@ -37,10 +39,11 @@ class FrozenBackbone:
         self.cache: dict[int, Batches | None] = {}  # id(image batches) -> their feature batches
         self.cached_bytes = 0
 
-    def train_mode(self) -> None:
-        """Backbone in eval mode (BatchNorm keeps its statistics, no dropout); head in training mode."""
-        self.model.eval()
-        self.head.train()
+    def backbone_frozen(self) -> bool:
+        """Whether there are parameters before the head and none requires a gradient (the split is valid then)."""
+        head = {id(p) for p in self.head.parameters()}
+        backbone = [p for p in self.model.parameters() if id(p) not in head]
+        return bool(backbone) and not any(p.requires_grad for p in backbone)
 
     def features(self, inputs: torch.Tensor) -> torch.Tensor:
         """The head's input for a batch of model inputs, computed without autograd."""
@@ -60,17 +63,45 @@ class FrozenBackbone:
 
     def is_exact(self, sample: torch.Tensor) -> bool:
         """Whether head(features(x)) reproduces model(x): the head must be the model's last step."""
-        was_training = self.model.training
-        self.model.eval()
+        with kept_modes(self.model):
+            self.model.eval()
+            try:
+                with torch.no_grad():
+                    whole = self.model(sample)
+                    split = self.head(self.features(sample))
+            except Exception:  # noqa: BLE001 - any model the split cannot reproduce just keeps the plain path
+                return False
+        return isinstance(whole, torch.Tensor) and whole.shape == split.shape and torch.equal(whole, split)
+
+    def is_fixed(self, sample: torch.Tensor) -> bool:
+        """Whether the backbone in training modes gives its eval-mode features and changes no buffer.
+
+        False when something before the head depends on training mode (dropout, or BatchNorm, held by a
+        module that is not frozen): its features then differ per step and must not be cached. The check
+        leaves buffers and random number generators as they were.
+        """
+        buffers = [b.detach().clone() for b in self.model.buffers()]
+        device = sample.device
+        forked = dict(devices=[device], device_type=device.type) if device.type != "cpu" else dict(devices=[])
         try:
-            with torch.no_grad():
-                whole = self.model(sample)
-                split = self.head(self.features(sample))
-        except Exception:  # noqa: BLE001 - any model the split cannot reproduce just keeps the plain path
+            with kept_modes(self.model), torch.random.fork_rng(**forked):
+                set_training_modes(self.model)
+                training = self.features(sample)
+                unchanged = all(torch.equal(b, saved) for b, saved in zip(self.model.buffers(), buffers))
+                self.model.eval()
+                evaluating = self.features(sample)
+        except Exception:  # noqa: BLE001 - e.g. BatchNorm in training mode on one sample: not provably fixed
             return False
         finally:
-            self.model.train(was_training)
-        return isinstance(whole, torch.Tensor) and whole.shape == split.shape and torch.equal(whole, split)
+            with torch.no_grad():
+                for b, saved in zip(self.model.buffers(), buffers):
+                    b.copy_(saved)
+        return unchanged and torch.equal(training, evaluating)
+
+    def drop_cache(self) -> None:
+        """Forget every split's features (the backbone may change)."""
+        self.cache.clear()
+        self.cached_bytes = 0
 
     def cached(self, batches: Batches, pipeline: Pipeline, autocast: AbstractContextManager) -> Batches | None:
         """`batches` with every image replaced by its features, computed on first use; None if over budget."""
@@ -81,13 +112,13 @@ class FrozenBackbone:
 
     def _compute(self, batches: Batches, pipeline: Pipeline, autocast: AbstractContextManager) -> Batches | None:
         n = len(batches.split)
-        was_training = self.model.training
-        self.model.eval()
         store: torch.Tensor | None = None
+        labels = torch.empty(n, dtype=torch.long, device=batches.device)  # as the batches give them
         start = 0
-        try:
+        with kept_modes(self.model):
+            self.model.eval()
             # Index order, not the epoch's shuffle: row i of the cache is sample i of the split.
-            for x, _y in batches.epoch(0, order=torch.arange(n)):
+            for x, y in batches.epoch(0, order=torch.arange(n)):
                 with autocast:
                     f = self.features(pipeline.eval_batch(x))
                 if store is None:
@@ -97,12 +128,11 @@ class FrozenBackbone:
                     store = torch.empty((n, *f.shape[1:]), dtype=f.dtype, device=f.device)
                     self.cached_bytes += need
                 store[start:start + f.shape[0]] = f
+                labels[start:start + f.shape[0]] = y
                 start += f.shape[0]
-        finally:
-            self.model.train(was_training)
         if store is None:
             return None
-        split = Split(batches.split.name, batches.split.labels, images=store)
+        split = Split(batches.split.name, labels, images=store)
         return Batches(split, batches.batch_size, batches.device, shuffle=batches.shuffle, seed=batches.seed,
                        resident=True)
 

@@ -16,10 +16,11 @@ from .data import sources
 from .data.augment import Pipeline
 from .data.batches import Batches, collate
 from .device import resolve_device
-from .errors import ConfigError, FieldError
+from .errors import ConfigError, DataUnavailable, FieldError, ModelError
 from .evaluate import EvalResult, evaluate
 from .fastpath import autocast, resolve_precision, use_channels_last
-from .models.registry import build_model, check_output, count_parameters, head_name
+from .models.frozen import set_training_modes
+from .models.registry import build_model, check_output, check_trainable, count_parameters, head_name
 from .optim import build_optimizer, build_scheduler
 from .probe import FEATURES_PIPELINE, FrozenBackbone
 
@@ -34,7 +35,7 @@ class Setup:
     pipeline: Pipeline
     input_shape: tuple[int, int, int]
     num_classes: int
-    model: nn.Module
+    model: nn.Module  # the eager model (compiled is the same modules behind torch.compile)
     optimizer: torch.optim.Optimizer
     scheduler: object | None
     scheduler_per_step: bool
@@ -43,32 +44,59 @@ class Setup:
     val: Batches | None
     test: Batches
     precision: str = "fp32"  # train.precision with 'auto' resolved for this device and model
-    probe: FrozenBackbone | None = None  # set when the backbone is frozen and the head is the last step
-    cache_features: bool = False  # the probe's training features are computed once (no random transform)
-    cache_eval: bool = False  # the probe's validation and test features are computed once
+    probe: FrozenBackbone | None = None  # the model split at its head (fast paths on, head is the last step)
+    compiled: nn.Module | None = None  # torch.compile(model) with train.compile, for passes through the whole model
+    sample: torch.Tensor | None = None  # two model inputs from the test split, for the probe's checks
+    # Speed paths for the parameters that require gradients now (choose_paths): with every parameter
+    # before the head frozen, the backbone runs without autograd, and its features are cached when fixed.
+    split: bool = False  # training runs the backbone under no_grad and the head with autograd
+    cache_features: bool = False  # training batches are the backbone's cached features
+    cache_eval: bool = False  # evaluation runs the head on the backbone's cached features
+    route_changes: int = 0  # how often training batches switched between images and features
 
     def autocast(self) -> AbstractContextManager:
         """Mixed-precision context for forward passes (a no-op in fp32)."""
         return autocast(self.precision, self.device)
 
     def train_mode(self) -> None:
-        """Training mode for the step loop; a frozen backbone stays in eval mode."""
-        self.model.train()
-        if self.config.model.freeze_backbone:
-            self._probe_or_split().train_mode()
+        """Training mode for the step loop; frozen modules run in eval mode (models/frozen.py)."""
+        set_training_modes(self.model)
+
+    def choose_paths(self) -> None:
+        """Pick the paths for the parameters that require gradients now; drop cached features gone stale."""
+        probe = self.probe
+        frozen = probe is not None and probe.backbone_frozen()
+        fixed = frozen and self.config.train.cache_features and probe.is_fixed(self.sample)  # type: ignore[union-attr]
+        if probe is not None and not fixed:
+            probe.drop_cache()  # the backbone may train (or its buffers move): its features will change
+        self.cache_eval = fixed
+        self.cache_features = fixed and not self.pipeline.has_random  # random transforms: features differ per epoch
+        # A compiled whole model beats the eager split; only cached features skip it.
+        self.split = frozen and self.compiled is None
+
+    def trainable_changed(self) -> None:
+        """Follow a freeze or unfreeze applied at a step boundary: modes and paths; counts a batch switch."""
+        cached = self.cache_features
+        self.choose_paths()
+        self.train_mode()
+        if self.cache_features != cached:
+            self.route_changes += 1  # the loop fetches the batch in hand again, as the new kind
 
     def train_batches(self) -> Batches:
         """What a training epoch iterates: image batches, or a frozen backbone's cached features."""
-        return self._features(self.train) or self.train
+        features = self._features(self.train)
+        if features is None:
+            self.cache_features = False  # over the cache's budget: images it is
+        return features or self.train
 
     def forward(self, x: torch.Tensor, step: int) -> torch.Tensor:
         """Logits for a batch from train_batches() at global `step` (call it under autocast())."""
-        if self._features(self.train) is not None:
+        if self.cache_features:
             return self.probe.head(x)  # type: ignore[union-attr]
         inputs = self.pipeline.train_batch(x, step)
-        if self.probe is not None:
-            return self.probe.logits(inputs)
-        return self.model(inputs)
+        if self.split:
+            return self.probe.logits(inputs)  # type: ignore[union-attr]
+        return (self.compiled or self.model)(inputs)
 
     def evaluate(self, batches: Batches) -> EvalResult:
         """Loss, accuracy and confusion over one split; leaves the model as it found it."""
@@ -78,7 +106,7 @@ class Setup:
             result = evaluate(self.probe.head, features, FEATURES_PIPELINE, self.num_classes,  # type: ignore[union-attr]
                               self.autocast())
         else:
-            result = evaluate(self.model, batches, self.pipeline, self.num_classes, self.autocast())
+            result = evaluate(self.compiled or self.model, batches, self.pipeline, self.num_classes, self.autocast())
         if training:
             self.train_mode()
         return result
@@ -88,12 +116,6 @@ class Setup:
         if not wanted or self.probe is None:
             return None
         return self.probe.cached(batches, self.pipeline, self.autocast())
-
-    def _probe_or_split(self) -> FrozenBackbone:
-        if self.probe is not None:
-            return self.probe
-        model = getattr(self.model, "_orig_mod", self.model)
-        return FrozenBackbone(model, head_name(model))
 
     @property
     def parameter_counts(self) -> tuple[int, int]:
@@ -112,6 +134,11 @@ def build_data(config: RunConfig, data: sources.DataBundle | None = None) -> tup
     """Load the data set (or take `data`) and its pipeline; ConfigError when the normalisation does not fit it."""
     d = config.data
     bundle = data if data is not None else sources.load(d, config.train.seed)
+    if bundle.unreadable and d.bad_samples == "fail":
+        files = list(bundle.unreadable.values())
+        more = f" (and {len(files) - 3} more)" if len(files) > 3 else ""
+        raise DataUnavailable(f"data.bad_samples is fail and {len(files)} image(s) are unreadable: "
+                              f"{'; '.join(files[:3])}{more}; or set data.bad_samples = skip")
     channels = bundle.shape[0]
     if d.mean and len(d.mean) not in (1, channels):
         raise ConfigError([FieldError("data.mean", cfgmod.format_value(d.mean),
@@ -145,35 +172,35 @@ def build(config: RunConfig, data: sources.DataBundle | None = None) -> Setup:
     check_num_classes(config, bundle)
     num_classes = config.model.num_classes or len(bundle.class_names)
     model = build_model(config.model, input_shape, num_classes, allow_download=config.data.download)
+    check_trainable(config.model, model)
     model.to(device)
-    first = [(bundle.test.image(i), 0) for i in range(min(2, len(bundle.test)))]
-    sample = pipeline.eval_batch(collate(first)[0])
-    check_output(model, sample.to(device), num_classes)
+    sample = pipeline.eval_batch(collate(sources.readable_items(bundle.test, 2))[0]).to(device)
+    check_output(model, sample, num_classes)
     precision = resolve_precision(config.train.precision, device, model)
-    use_channels_last(model, device)
-    probe = frozen_backbone(model, sample.to(device)) if config.model.freeze_backbone else None
-    # Evaluation never augments, so its features always repeat; training's do without random transforms.
-    cache_eval = bool(probe is not None and config.train.cache_features)
-    cache = cache_eval and not pipeline.has_random
-    if config.train.compile and not cache:  # with cached features only a linear layer is left to compile
-        model = torch.compile(model)  # type: ignore[assignment]
-        probe, cache_eval = None, False  # the compiled whole model replaces the eager split
+    fast = config.train.fast_paths
+    if fast:
+        use_channels_last(model, device)
+    probe = split_at_head(model, sample) if fast else None
+    compiled = torch.compile(model) if config.train.compile else None  # compiles on first use
     optimizer = build_optimizer(config.optim, model)
     d = config.data
-    resident = d.resident
-    train = Batches(bundle.train, d.batch_size, device, shuffle=True, seed=config.train.seed,
-                    resident=resident, workers=d.workers)
-    val = (Batches(bundle.val, d.test_batch_size, device, shuffle=False, resident=resident, workers=d.workers)
-           if bundle.val is not None else None)
-    test = Batches(bundle.test, d.test_batch_size, device, shuffle=False, resident=resident, workers=d.workers)
+    io = dict(resident=d.resident, workers=d.workers, skip_unreadable=d.bad_samples == "skip")
+    train = Batches(bundle.train, d.batch_size, device, shuffle=True, seed=config.train.seed, **io)
+    val = Batches(bundle.val, d.test_batch_size, device, shuffle=False, **io) if bundle.val is not None else None
+    test = Batches(bundle.test, d.test_batch_size, device, shuffle=False, **io)
     scheduler, per_step = build_scheduler(config.optim, optimizer, config.train.epochs, len(train))
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    return Setup(config, device, bundle, pipeline, input_shape, num_classes, model, optimizer, scheduler,
-                 per_step, scaler, train, val, test, precision=precision, probe=probe, cache_features=cache,
-                 cache_eval=cache_eval)
+    setup = Setup(config, device, bundle, pipeline, input_shape, num_classes, model, optimizer, scheduler,
+                  per_step, scaler, train, val, test, precision=precision, probe=probe, compiled=compiled,
+                  sample=sample)
+    setup.choose_paths()
+    return setup
 
 
-def frozen_backbone(model: nn.Module, sample: torch.Tensor) -> FrozenBackbone | None:
-    """The model split at its head, or None when the head is not its last step (it then runs whole)."""
-    probe = FrozenBackbone(model, head_name(model))
+def split_at_head(model: nn.Module, sample: torch.Tensor) -> FrozenBackbone | None:
+    """The model split at its head, or None when it has no Linear head or the head is not its last step."""
+    try:
+        probe = FrozenBackbone(model, head_name(model))
+    except ModelError:
+        return None
     return probe if probe.is_exact(sample) else None

@@ -66,46 +66,87 @@ def write_idx_images(path: Path, images: np.ndarray, compress: bool = False) -> 
     path.write_bytes(gzip.compress(payload) if compress else payload)
 
 
-def write_idx_labels(path: Path, labels: np.ndarray) -> None:
+def write_idx_labels(path: Path, labels: np.ndarray, compress: bool = False) -> None:
     """Write uint8 labels as an IDX1 file."""
-    path.write_bytes(struct.pack(">II", 2049, len(labels)) + labels.astype(np.uint8).tobytes())
+    payload = struct.pack(">II", 2049, len(labels)) + labels.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(payload) if compress else payload)
 
 
-@pytest.fixture
-def mnist_root(tmp_path):
-    """A data root holding a small MNIST in torchvision's raw layout (root/MNIST/raw/*-ubyte)."""
-    raw = tmp_path / "data" / "MNIST" / "raw"
+def write_mnist(root: Path, compress: bool = False) -> Path:
+    """A small MNIST in torchvision's raw layout (root/MNIST/raw/*-ubyte, or only the .gz files a download leaves)."""
+    raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
+    suffix = ".gz" if compress else ""
     for prefix, n in (("train", 120), ("t10k", 40)):
         labels = np.arange(n) % 10
         images = rng.integers(0, 50, size=(n, 28, 28), dtype=np.uint8)
         for i, label in enumerate(labels):  # a bright bar whose row encodes the class: learnable
             images[i, 2 + 2 * label: 4 + 2 * label, 4:24] = 255
-        write_idx_images(raw / f"{prefix}-images-idx3-ubyte", images)
-        write_idx_labels(raw / f"{prefix}-labels-idx1-ubyte", labels)
-    return tmp_path / "data"
+        write_idx_images(raw / f"{prefix}-images-idx3-ubyte{suffix}", images, compress)
+        write_idx_labels(raw / f"{prefix}-labels-idx1-ubyte{suffix}", labels, compress)
+    return root
+
+
+@pytest.fixture
+def mnist_root(tmp_path):
+    """A data root holding a small MNIST in torchvision's raw layout (root/MNIST/raw/*-ubyte)."""
+    return write_mnist(tmp_path / "data")
+
+
+class Py2Pickler(pickle._Pickler):
+    """Pickles the way Python 2's cPickle wrote the real CIFAR files: str as byte strings, numpy.core globals."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_py2_string(self, obj):
+        data = obj.encode("latin1") if isinstance(obj, str) else obj
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
+        self.memoize(obj)
+
+    dispatch[str] = save_py2_string
+    dispatch[bytes] = save_py2_string
+
+    def save_global(self, obj, name=None):
+        module = obj.__module__.replace("numpy._core", "numpy.core")  # numpy 1's module names
+        self.write(pickle.GLOBAL + f"{module}\n{name or obj.__qualname__}\n".encode())
+        self.memoize(obj)
+
+
+def write_cifar(root: Path, keys: str = "str") -> Path:
+    """Small CIFAR-10 python batches in root/cifar-10-batches-py; keys: "str" (Python 3 pickle), "bytes"
+    (a Python 3 pickle of bytes keys and names) or "py2" (Python 2 byte strings, as the real files)."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    key = (lambda k: k.encode()) if keys == "bytes" else (lambda k: k)
+
+    def dump(obj, path):
+        with open(path, "wb") as fh:
+            if keys == "py2":
+                Py2Pickler(fh, protocol=2).dump(obj)
+            else:
+                pickle.dump(obj, fh, protocol=2 if keys == "str" else 4)
+
+    names = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"]
+    for i, name in enumerate(names):
+        labels = [int(v) for v in rng.integers(0, 10, size=20)]
+        dump({key("batch_label"): key(f"batch {i}"), key("labels"): labels,
+              key("data"): rng.integers(0, 256, size=(20, 3072), dtype=np.uint8),
+              key("filenames"): [key(f"img_{i}_{j}.png") for j in range(20)]}, folder / name)
+    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    dump({key("num_cases_per_batch"): 20, key("label_names"): [key(c) for c in classes], key("num_vis"): 3072},
+         folder / "batches.meta")
+    return root
 
 
 @pytest.fixture
 def cifar_root(tmp_path):
     """A data root holding small CIFAR-10 python batches pickled the way the real files are."""
-    folder = tmp_path / "data" / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(1)
-    names = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"]
-    for i, name in enumerate(names):
-        labels = [int(v) for v in rng.integers(0, 10, size=20)]
-        batch = {"batch_label": f"batch {i}", "labels": labels,
-                 "data": rng.integers(0, 256, size=(20, 3072), dtype=np.uint8),
-                 "filenames": [f"img_{i}_{j}.png" for j in range(20)]}
-        with open(folder / name, "wb") as fh:
-            pickle.dump(batch, fh, protocol=2)
-    meta = {"num_cases_per_batch": 20, "label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog",
-                                                       "frog", "horse", "ship", "truck"], "num_vis": 3072}
-    with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump(meta, fh, protocol=2)
-    return tmp_path / "data"
+    return write_cifar(tmp_path / "data")
 
 
 @pytest.fixture

@@ -77,8 +77,9 @@ def test_pickle_payload_is_refused_and_runs_nothing(tmp_path, as_zip, capsys):
         torch.save({"format": ckpt.FORMAT, "model": Payload(marker)}, path)
     else:
         path.write_bytes(pickle.dumps({"format": ckpt.FORMAT, "model": Payload(marker)}, protocol=2))
-    with pytest.raises(CheckpointError, match="refused: it holds objects a checkpoint never contains"):
+    with pytest.raises(CheckpointError, match=r"refused: it names (io|builtins)\.open, code that a checkpoint never") as refused:
         ckpt.load_checkpoint(path)
+    assert "weights_only" not in str(refused.value)
     assert not marker.exists()
     # The same file as a run's only checkpoint: `resume` says why and exits 2, still running nothing.
     run = tmp_path / "runs" / "r1"
@@ -251,3 +252,116 @@ def test_a_run_stopped_mid_epoch_numbers_that_epoch_the_same_everywhere(digits_c
     assert [r for r in rows if r["kind"] == "finished"][-1]["epoch"] == 2
     assert json.loads((run / "summary.json").read_text())["epoch"] == 2
     assert run_info(run).epoch == 2
+
+
+def test_hostile_os_system_payload_is_refused_by_name_without_torch_advice(tmp_path):
+    """The refusal names the object torch refused and never repeats torch's advice to load with weights_only=False."""
+    import os
+
+    class System:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    path = tmp_path / "last.pt"
+    torch.save({"format": ckpt.FORMAT, "model": System()}, path)
+    with pytest.raises(CheckpointError) as refused:
+        ckpt.load_checkpoint(path)
+    message = str(refused.value)
+    assert f"{path}: refused: it names {os.system.__module__}.system, code that a checkpoint never contains" in message
+    assert "weights_only" not in message and "trust" not in message and "\n" not in message
+    assert not (tmp_path / "ran").exists()
+
+
+def record_span(path, name_part):
+    """(start, length) of the bytes of the zip record whose name contains `name_part` (stored, uncompressed)."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if name_part in i.filename), key=lambda i: i.file_size)
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        header = fh.read(30)
+    name_len, extra_len = struct.unpack("<HH", header[26:30])
+    return info.header_offset + 30 + name_len + extra_len, info.file_size
+
+
+def test_a_flipped_bit_in_the_tensor_data_is_refused_and_resume_falls_back(digits_config):
+    config = small(digits_config, epochs=2)
+    config.train.max_steps = 18
+    train(config)
+    run = only_run(config)
+    last = run / "checkpoints" / "last.pt"
+    start, length = record_span(last, "/data/")  # the largest tensor: the first layer's weights
+    data = bytearray(last.read_bytes())
+    data[start + length // 2] ^= 0x04
+    last.write_bytes(bytes(data))
+    assert torch.load(last, weights_only=True)["step"] == 18  # torch itself reads the damaged file silently
+    with pytest.raises(CheckpointError, match=r"last\.pt: damaged: the data of .*/data/\d+ .* does not match the "
+                                              r"checksum stored with it"):
+        ckpt.load_checkpoint(last)
+    state, path, skipped = ckpt.load_newest(run)
+    assert state["step"] == 12 and path.name != "last.pt" and "damaged" in skipped[0]
+
+
+@pytest.mark.parametrize("field, value, why", [
+    ("step", -5, "step is -5, not a whole number ≥ 0"),
+    ("step", 3.5, "step is 3.5, not a whole number ≥ 0"),
+    ("epoch", -1, "epoch is -1, not a whole number ≥ 0"),
+    ("batch_in_epoch", 99, "batch_in_epoch 99 is past step 18"),
+    ("order", "duplicate", "order is not a permutation of the 1,438 training samples"),
+    ("order", "floats", "order is not a list of sample indices"),
+])
+def test_position_fields_out_of_range_are_refused_and_the_one_before_used(digits_config, field, value, why):
+    config = small(digits_config, epochs=2)
+    config.train.max_steps = 18
+    train(config)
+    run = only_run(config)
+    last = run / "checkpoints" / "last.pt"
+    state = ckpt.load_checkpoint(last)
+    if value == "duplicate":
+        state["order"][1] = state["order"][0]
+    elif value == "floats":
+        state["order"] = state["order"].float()
+    else:
+        state[field] = value
+    ckpt.atomic_save(state, last)
+    with pytest.raises(CheckpointError, match=f"last.pt: invalid position: {why}"):
+        ckpt.load_checkpoint(last)
+    assert ckpt.load_newest(run)[0]["step"] == 12
+
+
+def test_the_newest_checkpoint_is_chosen_by_step_not_by_modification_time(digits_config):
+    """A `touch` on an older checkpoint must not make resume cut the log back to it."""
+    import os
+
+    config = small(digits_config, epochs=2)
+    config.train.max_steps = 18
+    train(config)
+    run = only_run(config)
+    folder = run / "checkpoints"
+    future = folder.joinpath("last.pt").stat().st_mtime + 60
+    os.utime(folder / "epoch-0001.pt", (future, future))
+    state, path, skipped = ckpt.load_newest(run)
+    assert (path.name, state["step"], skipped) == ("last.pt", 18, [])
+    # Two saves at one step (epoch end, then best): the later save comes first.
+    assert [p.name for p in ckpt.stored_checkpoints(folder)][:3] == ["last.pt", "best.pt", "epoch-0001.pt"]
+
+
+def test_a_temp_file_from_a_save_killed_at_the_first_checkpoint_is_removed_on_resume(digits_config, capsys):
+    """Killed during its very first save: `runs` lists the run, `resume` says what to do and removes the leftover."""
+    config = small(digits_config, epochs=1)
+    config.train.max_steps = 3
+    train(config)
+    run = only_run(config)
+    for pt in (run / "checkpoints").glob("*.pt"):
+        pt.unlink()
+    leftover = run / "checkpoints" / ".last.pt.4242.tmp"
+    leftover.write_bytes(b"PK\x03\x04 half a checkpoint")
+    assert main(["runs", str(run.parent)]) == 0
+    assert run.name in capsys.readouterr().out
+    assert main(["resume", str(run), "--headless"]) == 2
+    err = capsys.readouterr().err
+    assert "holds no checkpoint: it ended before its first one was saved" in err
+    assert f"ptviz-tui --config {run / 'config.toml'}" in err and "Traceback" not in err
+    assert not leftover.exists()

@@ -62,6 +62,9 @@ def test_headless_output_redirected_to_a_file_keeps_each_line_whole(tmp_path):
     (("--val-split", "1"), "data.val_split: got 1.0; must be < 1"),
     (("--recipe", "mnist-mlp", "--root", "nowhere"), "data.root: mnist files not found in nowhere/MNIST/raw"),
     (("--model", "resnet18", "--pretrained", "--set", "data.mean=0.5"), "model.pretrained"),
+    (("--model", "cnn", "--freeze=-featres"), "model.freeze: -featres: the model has no module named 'featres' "
+                                              "(did you mean 'features'?)"),
+    (("--freeze=-",), "model.freeze: - leaves no parameter trainable; unfreeze a module after it, e.g. +fc3"),
 ])
 def test_bad_input_exits_2_with_one_clear_line_and_writes_nothing(tmp_path, argv, fragment):
     env_home = tmp_path / "torch-home"
@@ -72,6 +75,15 @@ def test_bad_input_exits_2_with_one_clear_line_and_writes_nothing(tmp_path, argv
     assert "Traceback" not in out.stderr + out.stdout
     assert not (tmp_path / "runs").exists()
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_freeze_typo_in_a_toml_file_exits_2_with_one_line(tmp_path):
+    (tmp_path / "run.toml").write_text('[model]\nname = "cnn"\nfreeze = ["-", "+fc", "+featurs"]\n')
+    out = run_cli("--headless", "--config", "run.toml", cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == ("ptviz-tui: error: model.freeze: +featurs: the model has no module named "
+                          "'featurs' (did you mean 'features'?)\n")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_malformed_toml_exits_2(tmp_path):

@@ -130,11 +130,17 @@ def test_corrupt_image_is_named_and_the_rest_still_shows(corrupt_root, tmp_path)
 
 
 @pytest.mark.parametrize("workers", [0, 1])
-def test_training_on_a_corrupt_image_stops_naming_the_file(corrupt_root, tmp_path, workers):
+def test_training_on_a_corrupt_image_stops_naming_the_file(corrupt_root, tmp_path, workers, monkeypatch):
+    """With data.bad_samples = fail, met while reading (no check up front), in a worker or not: one line."""
+    from ptviz.engine.data import bad_samples
+
+    monkeypatch.setattr(bad_samples, "CHECK_LIMIT", 0)
     root, bad = corrupt_root
     sink = ListSink()
+    config = folder_config(root, tmp_path, workers=workers)
+    config.data.bad_samples = "fail"
     with pytest.raises(DataUnavailable):
-        train(folder_config(root, tmp_path, workers=workers), sink)
+        train(config, sink)
     failed = sink.of(RunFailed)[0]
     assert failed.user_error and "\n" not in failed.message
     assert failed.message.startswith(f"{bad} is not a readable image") and "remove or replace" in failed.message

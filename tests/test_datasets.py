@@ -47,6 +47,24 @@ def test_mnist_trains_from_idx_files(mnist_root, tmp_path):
     assert sink.of(EpochEnded)[-1].test_accuracy >= 0.9
 
 
+def test_mnist_reads_the_gz_files_a_torchvision_download_leaves(tmp_path, mnist_root):
+    """Only train-images-idx3-ubyte.gz and its three siblings: the same images as the extracted files."""
+    from conftest import write_mnist
+
+    gz_root = write_mnist(tmp_path / "gz", compress=True)
+    assert sorted(p.name for p in (gz_root / "MNIST" / "raw").iterdir())[0] == "t10k-images-idx3-ubyte.gz"
+    gz, raw = sources.load(data_config("mnist", gz_root).data), sources.load(data_config("mnist", mnist_root).data)
+    assert torch.equal(gz.train.images, raw.train.images) and torch.equal(gz.test.labels, raw.test.labels)
+    assert gz.train.images.shape == (120, 1, 28, 28) and gz.class_names == raw.class_names
+
+
+def test_a_damaged_mnist_file_is_named(mnist_root):
+    path = mnist_root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(DataUnavailable, match=r"t10k-labels-idx1-ubyte is not a readable mnist IDX file: 37 bytes"):
+        sources.load(data_config("mnist", mnist_root).data)
+
+
 def test_missing_mnist_without_download_says_where_and_how(tmp_path):
     with pytest.raises(DataUnavailable) as info:
         sources.load(data_config("mnist", tmp_path / "nothing").data)
@@ -60,6 +78,17 @@ def test_cifar10_reads_pickled_batches(cifar_root):
     assert (len(bundle.train), len(bundle.test), bundle.shape) == (100, 20, (3, 32, 32))
     assert bundle.class_names[:2] == ("airplane", "automobile")
     assert bundle.train.images.dtype == torch.uint8
+
+
+@pytest.mark.parametrize("keys", ["bytes", "py2"])
+def test_cifar10_reads_batches_pickled_with_bytes_keys_or_by_python2(tmp_path, cifar_root, keys):
+    """The same images and class names whichever way the dicts were pickled, through the same safe unpickler."""
+    from conftest import write_cifar
+
+    other = sources.load(data_config("cifar10", write_cifar(tmp_path / keys, keys), mean=(0.5,) * 3, std=(0.5,) * 3).data)
+    plain = sources.load(data_config("cifar10", cifar_root, mean=(0.5,) * 3, std=(0.5,) * 3).data)
+    assert torch.equal(other.train.images, plain.train.images) and torch.equal(other.test.labels, plain.test.labels)
+    assert other.class_names == plain.class_names and other.class_names[0] == "airplane"
 
 
 def test_cifar10_refuses_a_batch_that_would_run_code(cifar_root):

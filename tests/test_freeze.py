@@ -102,3 +102,38 @@ def test_loop_applies_freeze_at_a_step_boundary(digits_config):
     assert any("no parameter is trainable" in t for t in notices)
     assert any("no module named 'nope'" in t for t in notices)
     assert changed(setup.model, before) == {"fc3.weight", "fc3.bias"}
+
+
+def test_a_run_with_a_random_frozen_backbone_warns_at_its_start(digits_config):
+    """The warning reaches the run's events (log, console, metrics.jsonl) before the first step."""
+    digits_config.model.name = "cnn"
+    digits_config.model.freeze_backbone = True
+    digits_config.train.max_steps = 1
+    digits_config.output.runs_dir = ""
+    sink = ListSink()
+    from ptviz.engine.loop import train
+
+    train(digits_config, sink)
+    warnings = [n.text for n in sink.of(Notice) if n.level == "warning"]
+    assert len(warnings) == 1 and "--no-freeze-backbone" in warnings[0]
+    assert sink.events.index(sink.of(Notice)[0]) == 1  # right after RunStarted
+
+
+@pytest.mark.parametrize("edits, message", [
+    (["-featres"], "model.freeze: -featres: the model has no module named 'featres' (did you mean 'features'?)"),
+    (["-fc.weight"], "model.freeze: -fc.weight: the model has no module named 'fc.weight' "
+                     "('fc.weight' is a parameter; name its module, 'fc')"),
+    (["-"], "model.freeze: - leaves no parameter trainable; unfreeze a module after it, e.g. +fc"),
+])
+def test_a_freeze_typo_fails_the_run_with_one_clear_line(digits_config, edits, message):
+    """No traceback and no RuntimeError from backward: a user error naming the edit."""
+    from ptviz.engine.events import RunFailed
+    from ptviz.engine.loop import train
+
+    digits_config.model.name = "cnn"
+    digits_config.model.freeze = edits
+    sink = ListSink()
+    with pytest.raises(ModelError):
+        train(digits_config, sink)
+    (failed,) = sink.of(RunFailed)
+    assert failed.user_error and failed.traceback == "" and failed.message == message

@@ -5,7 +5,7 @@ import torch
 
 from ptviz.engine.config import ModelConfig
 from ptviz.engine.errors import ModelError
-from ptviz.engine.models.registry import build_model, count_parameters
+from ptviz.engine.models.registry import build_model, count_parameters, random_backbone_warning
 
 
 def test_mnist_mlp_is_784_512_256_10():
@@ -43,8 +43,27 @@ def test_resnet18_loads_cached_pretrained_weights_and_freezes_backbone(hub_cache
 def test_resnet18_without_cached_weights_explains(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
     monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    with pytest.raises(ModelError, match="weights not found at .*resnet18-.*--no-pretrained"):
+    with pytest.raises(ModelError, match="weights not found at .*resnet18-.*--no-pretrained$"):
         build_model(ModelConfig(name="resnet18", pretrained=True), (3, 32, 32), 10)
+    # With the backbone frozen, --no-pretrained alone would train only the head of a random network.
+    with pytest.raises(ModelError, match="from scratch with --no-pretrained --no-freeze-backbone$"):
+        build_model(ModelConfig(name="resnet18", pretrained=True, freeze_backbone=True), (3, 32, 32), 10)
+
+
+def test_a_frozen_backbone_with_random_weights_is_warned_about(hub_cache):
+    """Built-in models without pretrained weights get a warning naming the flags that train the whole network."""
+    cases = [(ModelConfig(name="resnet18", freeze_backbone=True), "--no-pretrained --no-freeze-backbone"),
+             (ModelConfig(name="cnn", freeze_backbone=True), "--no-freeze-backbone"),
+             (ModelConfig(name="resnet18", pretrained=True, freeze_backbone=True), None),
+             (ModelConfig(name="resnet18"), None),
+             (ModelConfig(name="cnn", freeze_backbone=True, freeze=["+features"]), None)]  # that part learns
+    for cfg, flags in cases:
+        warning = random_backbone_warning(cfg, build_model(cfg, (3, 32, 32), 10))
+        if flags is None:
+            assert warning is None, cfg
+        else:
+            assert warning.startswith("model.freeze_backbone: ") and "random" in warning
+            assert warning.endswith(flags), warning
 
 
 def test_resnet18_refuses_weights_that_would_run_code(hub_cache):

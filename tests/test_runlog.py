@@ -110,3 +110,30 @@ def test_run_folders_are_named_after_what_trains_when_it_is_not_the_recipes(tmp_
     assert run_name(config) == "nets.wide_resnet-fake"
     config.output.runs_dir = str(tmp_path)
     assert create_run_dir(config, now=0).name.endswith("-nets.wide_resnet-fake")
+
+
+def test_runs_lists_a_damaged_summary_as_damaged_with_the_reason_and_the_rest_as_usual(tmp_path, capsys):
+    import json
+
+    from ptviz.tui.cli import main
+
+    summaries = {
+        "20260101-000000-good": json.dumps({"state": "finished", "step": 24, "total_steps": 24, "epoch": 2,
+                                            "epochs": 2, "best_test_accuracy": 0.9}),
+        "20260101-000001-cut": '{"state": "finished", "step": 2',
+        "20260101-000002-typed": json.dumps({"state": "finished", "best_test_accuracy": "high"}),
+        "20260101-000003-list": "[1, 2]",
+    }
+    for name, text in summaries.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.toml").write_text('recipe = "digits-mlp"\n')
+        (tmp_path / name / "summary.json").write_text(text)
+    assert main(["runs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    table = {line.split()[0]: line.split()[1] for line in out[1:5]}
+    assert table == {"20260101-000000-good": "finished", "20260101-000001-cut": "damaged",
+                     "20260101-000002-typed": "damaged", "20260101-000003-list": "damaged"}
+    assert "90.00%" in out[1]
+    assert out[5].startswith("20260101-000001-cut: damaged: summary.json: not valid JSON (")
+    assert out[6] == '20260101-000002-typed: damaged: summary.json: best_test_accuracy is "high", not a number'
+    assert out[7] == "20260101-000003-list: damaged: summary.json: holds a list, not an object"

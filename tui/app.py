@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from textual.widgets import TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from ptviz.engine import config as cfgmod
+from ptviz.engine import trust
 from ptviz.engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate
 from ptviz.engine.events import Diverged, Paused, Resumed, RunFailed, RunFinished, RunStarted
 from ptviz.engine.recipes import recipe
@@ -79,9 +81,12 @@ class PtvizApp(App[int]):
     """idle, running, paused, finished, stopped or failed."""
 
     def __init__(self, config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
-                 attach: Path | None = None, typed: str = "", defer_tabs: bool | None = None):
+                 attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None, typed: str = "",
+                 defer_tabs: bool | None = None):
         super().__init__()
         self.config = config.copy()
+        # User code a run folder names (trust.user_code) that runs only after the user says yes.
+        self.unconfirmed_code = dict(unconfirmed_code or {})
         self.resume_state = resume
         self.resume_dir = run_dir
         self.runner = RemoteController(self, attach) if attach is not None else RunController(self)
@@ -112,7 +117,7 @@ class PtvizApp(App[int]):
         if self.defer_tabs:
             yield heavy_tabs.TabLoading(name)
         else:
-            yield heavy_tabs.build(name, self.config)
+            yield heavy_tabs.build(name, self.config, self.unconfirmed_code)
 
     def on_mount(self) -> None:
         asyncio.get_running_loop().set_default_executor(ThreadPerTask())  # where Textual runs thread workers
@@ -142,6 +147,30 @@ class PtvizApp(App[int]):
         if self.resume_state is not None:
             self._replay_history()
             self.action_start()
+        elif self.unconfirmed_code:
+            self._ask_to_run_code("showing its model")
+
+    def _ask_to_run_code(self, purpose: str, then: Callable[[], None] | None = None) -> None:
+        """Show the user code the run folder names; import it (then call `then`) only after a yes."""
+        shown = "\n".join(f"  {trust.describe(path, spec)}"
+                          for path, spec in trust.pending(self.config, self.unconfirmed_code).items())
+        log = self.query_one(LogPane)
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                log.say("not run: the run folder's code was not confirmed. Name your own in the Model tab "
+                        "(model.name) and press s, or quit with q", "yellow")
+                return
+            self.unconfirmed_code.clear()
+            log.say("confirmed: the run folder's code may run", "bold")
+            if self.model_tab is not None:
+                self.model_tab.schedule_preview()
+            if then is not None:
+                then()
+
+        self.push_screen(ConfirmScreen(f"This run folder names code that {purpose} imports and runs:\n{shown}\n\n"
+                                       "Run it? Say yes only if you trust where the folder came from.",
+                                       enter_says_yes=False), answered)
 
     @work(thread=True, group="tabs", exit_on_error=False)
     def _load_tabs(self) -> None:
@@ -153,7 +182,7 @@ class PtvizApp(App[int]):
         for name in ("data", "model"):
             pane = self.query_one(f"#{name}", TabPane)
             await pane.remove_children()
-            await pane.mount(heavy_tabs.build(name, self.config))
+            await pane.mount(heavy_tabs.build(name, self.config, self.unconfirmed_code))
         self._tabs_mounted()
         status = self.query_one(StatusBar)
         if status.note == heavy_tabs.LOADING_NOTE:
@@ -266,6 +295,9 @@ class PtvizApp(App[int]):
         if errors:
             self.query_one(LogPane).say("start refused: " + "; ".join(errors), "bold red")
             self.notify("fix the marked fields first:\n" + "\n".join(errors), severity="error", timeout=6)
+            return
+        if trust.pending(self.config, self.unconfirmed_code):
+            self._ask_to_run_code("resuming" if self.resume_state is not None else "training", self.action_start)
             return
         charts = self.query_one(ChartsPane)
         if self.resume_state is None:
@@ -459,12 +491,13 @@ class PtvizApp(App[int]):
 
 
 def run_app(config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
-            attach: Path | None = None) -> int:
+            attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None) -> int:
     """Open the cockpit on `config`; returns the process exit code."""
     from .terminal import probe
 
     info = probe()  # before Textual reads the terminal: its answers, and any key typed since launch
-    app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach, typed=info.typed if info else "")
+    app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach, unconfirmed_code=unconfirmed_code,
+                   typed=info.typed if info else "")
     code = app.run()
     if not app.runner.remote_run and not app.runner.join(timeout=120):  # the UI is gone; the work is not lost
         print("ptviz-tui: the training thread did not stop in time", file=sys.stderr)

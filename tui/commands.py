@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -13,7 +14,7 @@ from pathlib import Path
 from ptviz.engine import config as cfgmod
 from ptviz.engine.errors import ConfigError, UserError
 
-from .cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, _fail, add_field_flags, apply_args, report
+from .cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, _fail, add_field_flags, apply_args, flag_for, report
 
 
 def main(argv: Sequence[str]) -> int:
@@ -44,27 +45,36 @@ def _run_dir(text: str) -> Path:
 
 
 def resume(argv: list[str]) -> int:
-    """ptviz-tui resume RUN_DIR [--headless] [flags]."""
+    """ptviz-tui resume RUN_DIR [--headless] [--checkpoint FILE] [flags]."""
     parser = argparse.ArgumentParser(
         prog="ptviz-tui resume",
         description="Continue a run exactly where its newest valid checkpoint left it (mid-epoch included), "
                     "in the same run directory: logs past that checkpoint are dropped and written again.",
-        epilog="Flags override the saved configuration, e.g. --epochs 20 to train longer; flags that change the "
-               "model, data or optimizer make the continuation inexact or impossible.",
+        epilog="Flags override the saved configuration, e.g. --epochs 20 to train longer, --lr 0.005 for a new "
+               "learning rate from here on; a change that cannot continue the run exactly is refused with the "
+               "reason. A model given as your own code (file.py:factory) runs only when you name it again "
+               "(--model, or a yes in the cockpit).",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (runs/<date>-<time>-<recipe>)")
     parser.add_argument("--headless", action="store_true", help="continue without the cockpit, printing progress")
+    parser.add_argument("--checkpoint", metavar="FILE", help="continue from this checkpoint (a file in "
+                        "RUN_DIR/checkpoints such as epoch-0003.pt, or a path) instead of the newest")
     add_field_flags(parser)
     args = parser.parse_args(argv)
     run_dir = _run_dir(args.run_dir)
     _refuse_running(run_dir)
 
-    from ptviz.engine.storage.checkpoint import load_newest
+    from ptviz.engine import trust
+    from ptviz.engine.storage.checkpoint import remove_stale_temp_files
 
-    state, path, skipped = load_newest(run_dir)
-    for why in skipped:
-        print(f"ptviz-tui: warning: skipped {why}", file=sys.stderr)
+    for folder in (run_dir, run_dir / "checkpoints"):
+        remove_stale_temp_files(folder)  # left by a save a kill cut short; nobody writes here (checked above)
+    state, path = _checkpoint(run_dir, args.checkpoint)
+    stored = config_of(state["config"], source=str(path))
     config = apply_args(config_of(state["config"], source=str(path)), args)
+    unconfirmed = trust.unconfirmed(stored, named_fields(args))
+    if unconfirmed and args.headless:
+        raise UserError(_confirm_code_message(run_dir, unconfirmed, argv))
     _check_work_left(run_dir, config, state)
     print(f"resuming {run_dir} from {path.name}: step {state['step']}, epoch {state['epoch'] + 1}, "
           f"batch {state['batch_in_epoch']}")
@@ -74,7 +84,53 @@ def resume(argv: list[str]) -> int:
         return run_headless(config, resume=state, run_dir=run_dir)
     from .app import run_app
 
-    return run_app(config, resume=state, run_dir=run_dir)
+    return run_app(config, resume=state, run_dir=run_dir, unconfirmed_code=unconfirmed)
+
+
+def _checkpoint(run_dir: Path, name: str | None) -> tuple[dict, Path]:
+    """The checkpoint to resume from: `name` (in RUN_DIR/checkpoints, or a path), else the newest valid one."""
+    from ptviz.engine.errors import CheckpointError
+    from ptviz.engine.storage.checkpoint import load_checkpoint, load_newest
+
+    if name:
+        path = Path(name)
+        if not path.is_file() and (run_dir / "checkpoints" / name).is_file():
+            path = run_dir / "checkpoints" / name
+        return load_checkpoint(path), path
+    try:
+        state, path, skipped = load_newest(run_dir)
+    except CheckpointError as exc:
+        if any((run_dir / "checkpoints").glob("*.pt")):
+            raise
+        raise UserError(f"{run_dir} holds no checkpoint: it ended before its first one was saved. Start it "
+                        f"again with: ptviz-tui --config {run_dir / 'config.toml'}") from exc
+    for why in skipped:
+        print(f"ptviz-tui: warning: skipped {why}", file=sys.stderr)
+    return state, path
+
+
+def named_fields(args: argparse.Namespace) -> dict[str, object]:
+    """The configuration fields the command line gave a value (flags and --set), with those values."""
+    named: dict[str, object] = {k[len("field:"):]: v for k, v in vars(args).items()
+                                if k.startswith("field:") and v is not None}
+    for item in getattr(args, "set", []):
+        path, sep, text = item.partition("=")
+        if sep:
+            named[path.strip()] = text
+    return named
+
+
+def _confirm_code_message(run_dir: Path, unconfirmed: dict[str, str], argv: list[str]) -> str:
+    """Why resume refuses to import a run folder's code, and the exact command that confirms it."""
+    from ptviz.engine import trust
+
+    shown = "\n".join(f"  {trust.describe(path, spec)}" for path, spec in unconfirmed.items())
+    flags = [part for path, spec in unconfirmed.items()
+             for part in ((flag_for(path), spec) if path in cfgmod.field_paths() else ("--set", f"{path}={spec}"))]
+    command = shlex.join(["ptviz-tui", "resume", *argv, *flags])
+    return (f"{run_dir} names code that resuming would import and run:\n{shown}\n"
+            f"ptviz runs such code only when you name it yourself. If you trust this run folder, resume with:\n"
+            f"  {command}")
 
 
 def config_of(data: dict, source: str) -> cfgmod.RunConfig:
@@ -126,9 +182,12 @@ def attach(argv: list[str]) -> int:
         raise UserError(f"{run_dir} is not running ({info.state} at step {info.step:,}); "
                         f"continue it with: ptviz-tui resume {run_dir}{more}")
     config = config_of(cfgmod.load_toml(str(run_dir / "config.toml")), source=str(run_dir / "config.toml"))
+    from ptviz.engine import trust
+
     from .app import run_app
 
-    return run_app(config, attach=run_dir)
+    # The cockpit imports the model only to show it, and asks first when the run folder names user code.
+    return run_app(config, attach=run_dir, unconfirmed_code=trust.user_code(config))
 
 
 # ----------------------------------------------------------------------------- runs
@@ -155,10 +214,14 @@ def runs(argv: list[str]) -> int:
         epoch = f"{r.epoch}/{r.epochs}" if r.epochs else str(r.epoch)
         best = f"{r.best_test_accuracy:.2%}" if r.best_test_accuracy is not None else "-"
         state = _shown_state(r)
-        rows.append((r.path.name, state, step, epoch, best, time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated))))
+        updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated)) if r.updated else "-"
+        rows.append((r.path.name, state, step, epoch, best, updated))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    for r in found:
+        if r.problem:
+            print(f"{r.path.name}: damaged: {r.problem}")
     return EXIT_OK
 
 

@@ -167,6 +167,10 @@ class ConfigForm(VerticalScroll):
                 widget.value = value
             self._mark(path, None)
 
+    def mark(self, path: str, reason: str | None) -> None:
+        """Show (or clear, with None) a reason the field is wrong found beyond its own rule, e.g. by building."""
+        self._mark(path, reason)
+
     def _mark(self, path: str, reason: str | None) -> None:
         reason_widget = self.query_one("#" + self.editor(path).id + "-reason", Static)
         if reason:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 import time
+from collections.abc import Mapping
 
 from textual.widget import Widget
 from textual.widgets import Static
@@ -36,7 +37,7 @@ def load() -> tuple[float, str]:
     return time.perf_counter() - start, torch.__version__
 
 
-def build(name: str, config: RunConfig) -> Widget:
+def build(name: str, config: RunConfig, unconfirmed_code: Mapping[str, str]) -> Widget:
     """The Data ("data") or Model ("model") tab over the app's configuration."""
     if name == "data":
         from .data.tab import DataTab
@@ -44,7 +45,7 @@ def build(name: str, config: RunConfig) -> Widget:
         return DataTab(config, id="data-tab", classes="split")
     from .model.tab import ModelTab
 
-    return ModelTab(config, id="model-tab", classes="split")
+    return ModelTab(config, id="model-tab", classes="split", unconfirmed_code=unconfirmed_code)
 
 
 class TabLoading(Static):

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import DataUnavailable
 from .augment import to_device
+from .bad_samples import Note, Substituting
 from .sources import Split
 
 
@@ -39,11 +40,18 @@ def collate(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.
     return torch.stack([img for img, _ in items]), torch.tensor([lab for _, lab in items], dtype=torch.long)
 
 
+def collate_noting(items: list[tuple[torch.Tensor, int, tuple[Note, ...]]]
+                   ) -> tuple[torch.Tensor, torch.Tensor, tuple[Note, ...]]:
+    """Collate Substituting items: images, labels and the notes of the files they replaced."""
+    images, labels = collate([(image, label) for image, label, _ in items])
+    return images, labels, tuple(note for _, _, notes in items for note in notes)
+
+
 class Batches:
     """Batches of (uint8 images, labels) on `device` for one split."""
 
     def __init__(self, split: Split, batch_size: int, device: torch.device, *, shuffle: bool,
-                 seed: int = 0, resident: bool = True, workers: int = 0):
+                 seed: int = 0, resident: bool = True, workers: int = 0, skip_unreadable: bool = False):
         self.split = split
         self.batch_size = batch_size
         self.device = device
@@ -51,12 +59,14 @@ class Batches:
         self.seed = seed
         self.workers = workers
         self.resident = resident and split.images is not None
+        self.unreadable: dict[str, str] = {}  # files replaced so far: path -> why (see bad_samples.py)
         if self.resident:
             # The whole split lives on the device as uint8: one gather per batch, no per-sample Python.
             self.images = split.images.to(device)  # type: ignore[union-attr]
             self.labels = split.labels.to(device)
         else:
-            self.dataset = split.dataset if split.dataset is not None else _TensorImages(split)
+            dataset = split.dataset if split.dataset is not None else _TensorImages(split)
+            self.dataset = Substituting(dataset, split.name, skip_unreadable)
 
     def __len__(self) -> int:
         """Batches per epoch (the last one may be short)."""
@@ -83,9 +93,10 @@ class Batches:
             return
         pin = self.device.type == "cuda"
         loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=order.tolist(),
-                            num_workers=self.workers, collate_fn=collate, pin_memory=pin)
+                            num_workers=self.workers, collate_fn=collate_noting, pin_memory=pin)
         try:
-            for x, y in loader:
+            for x, y, notes in loader:
+                self.unreadable.update(notes)
                 yield x.to(self.device, non_blocking=pin), y.to(self.device, non_blocking=pin)
         except DataUnavailable as exc:
             raise _unwrapped(exc) from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,8 @@ from torch.utils.data import Dataset
 from ..config import DataConfig
 from ..errors import DataUnavailable, UnreadableImage
 from ..transform_specs import TransformSpec
-from . import digits
+from . import digits, idx
+from .bad_samples import check_files
 
 IMAGEFOLDER_TEST_SHARE = 0.2
 
@@ -59,6 +60,7 @@ class DataBundle:
     class_names: tuple[str, ...]
     shape: tuple[int, int, int]  # C, H, W of the stored images
     source: str  # where the files came from, for the user
+    unreadable: dict[str, str] = field(default_factory=dict)  # files found unreadable up front: path -> why
 
     @property
     def resident(self) -> bool:
@@ -90,7 +92,7 @@ def _hold_out(bundle: DataBundle, share: float, seed: int) -> DataBundle:
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val = bundle.train.subset("val", order[:n_val].sort().values)
     train = bundle.train.subset("train", order[n_val:].sort().values)
-    return DataBundle(train, val, bundle.test, bundle.class_names, bundle.shape, bundle.source)
+    return replace(bundle, train=train, val=val)
 
 
 # ----------------------------------------------------------------------------- embedded digits
@@ -114,27 +116,48 @@ def _digits(cfg: DataConfig) -> DataBundle:
 # ----------------------------------------------------------------------------- torchvision sets
 
 
+MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
 def _mnist(cfg: DataConfig) -> DataBundle:
     from torchvision import datasets
 
     cls = datasets.MNIST if cfg.dataset == "mnist" else datasets.FashionMNIST
     folder = Path(cfg.root) / cls.__name__ / "raw"
-    try:
-        train = cls(cfg.root, train=True, download=cfg.download)
-        test = cls(cfg.root, train=False, download=cfg.download)
-    except RuntimeError as exc:
-        raise _unavailable(cfg, folder, "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-                           "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte", exc) from None
-    except (OSError, ValueError, AssertionError) as exc:
-        raise DataUnavailable(f"{cfg.dataset} files in {folder} cannot be read: {exc}") from None
+    names = [name for pair in MNIST_FILES.values() for name in pair]
+    listed = ", ".join(names) + " (each as it is or .gz)"
+    if cfg.download and any(idx.find(folder, name) is None for name in names):
+        try:
+            cls(cfg.root, train=True, download=True)  # torchvision's downloader fetches all four files
+        except Exception as exc:  # noqa: BLE001 - any network/IO failure becomes one message
+            raise _unavailable(cfg, folder, listed, exc) from None
+    if any(idx.find(folder, name) is None for name in names):
+        raise _unavailable(cfg, folder, listed, RuntimeError("missing"))
+    splits = {}
+    for split, (images_name, labels_name) in MNIST_FILES.items():
+        images, labels = (_read_idx(idx.find(folder, name), cfg.dataset)  # type: ignore[arg-type]
+                          for name in (images_name, labels_name))
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DataUnavailable(f"{cfg.dataset} files in {folder} do not match: {images_name} holds an array of "
+                                  f"shape {images.shape}, {labels_name} one of shape {labels.shape}")
+        splits[split] = Split(split, torch.from_numpy(labels.astype(np.int64)),
+                              images=torch.from_numpy(images).unsqueeze(1))
     return DataBundle(
-        train=Split("train", train.targets.long(), images=train.data.unsqueeze(1).contiguous()),
+        train=splits["train"],
         val=None,
-        test=Split("test", test.targets.long(), images=test.data.unsqueeze(1).contiguous()),
-        class_names=tuple(train.classes),
-        shape=(1, *train.data.shape[1:]),
+        test=splits["test"],
+        class_names=tuple(cls.classes),
+        shape=(1, *splits["train"].images.shape[2:]),  # type: ignore[union-attr]
         source=str(folder),
     )
+
+
+def _read_idx(path: Path, dataset: str) -> np.ndarray:
+    try:
+        return idx.read(path)
+    except (OSError, ValueError) as exc:
+        raise DataUnavailable(f"{path} is not a readable {dataset} IDX file: {exc}") from None
 
 
 def _unavailable(cfg: DataConfig, folder: Path, files: str, exc: Exception) -> DataUnavailable:
@@ -167,8 +190,12 @@ class _SafeUnpickler(pickle.Unpickler):
 
 
 def _read_cifar_batch(path: Path) -> dict:
+    """A CIFAR python batch with str keys, whether it was pickled with str keys or bytes keys."""
     with open(path, "rb") as fh:
-        return _SafeUnpickler(fh, encoding="latin1").load()
+        entry = _SafeUnpickler(fh, encoding="latin1").load()
+    if not isinstance(entry, dict):
+        raise TypeError(f"it holds a {type(entry).__name__}, not a dict")
+    return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in entry.items()}
 
 
 def _cifar10(cfg: DataConfig) -> DataBundle:
@@ -200,8 +227,9 @@ def _cifar10(cfg: DataConfig) -> DataBundle:
     x_train, y_train = read(CIFAR10.train_list)
     x_test, y_test = read(CIFAR10.test_list)
     try:
-        classes = tuple(_read_cifar_batch(folder / CIFAR10.meta["filename"])[CIFAR10.meta["key"]])
-    except (pickle.UnpicklingError, KeyError, EOFError) as exc:
+        classes = tuple(name.decode("latin1") if isinstance(name, bytes) else str(name)
+                        for name in _read_cifar_batch(folder / CIFAR10.meta["filename"])[CIFAR10.meta["key"]])
+    except (pickle.UnpicklingError, KeyError, EOFError, TypeError) as exc:
         raise DataUnavailable(f"{folder / CIFAR10.meta['filename']} is not CIFAR-10 metadata: {exc}") from None
     return DataBundle(
         train=Split("train", torch.tensor(y_train, dtype=torch.long), images=torch.from_numpy(x_train)),
@@ -245,16 +273,20 @@ def _fake(cfg: DataConfig) -> DataBundle:
 class FolderImages(Dataset):
     """Images under class sub-folders, decoded to uint8 CxHxW and sized by the leading Resize/CenterCrop."""
 
-    def __init__(self, samples: list[tuple[str, int]], channels: int, sizing: list[TransformSpec]):
+    def __init__(self, samples: list[tuple[str, int]], channels: int, sizing: list[TransformSpec],
+                 unreadable: dict[str, str] | None = None):
         self.samples = samples
         self.channels = channels
         self.sizing = sizing
+        self.unreadable = unreadable or {}  # found up front: never decoded again
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
+        if path in self.unreadable:
+            raise UnreadableImage(self.unreadable[path], path)
         return decode_image(path, self.channels, self.sizing), label
 
 
@@ -316,6 +348,23 @@ def _first_readable(samples: list[tuple[str, int]], channels: int, sizing: list[
     raise first_error  # type: ignore[misc]
 
 
+def readable_items(split: Split, count: int) -> list[tuple[torch.Tensor, int]]:
+    """The first `count` images of `split` that decode, each with label 0 (a sample batch for checks)."""
+    items: list[tuple[torch.Tensor, int]] = []
+    first_error: UnreadableImage | None = None
+    for index in range(len(split)):
+        try:
+            items.append((split.image(index), 0))
+        except UnreadableImage as exc:
+            first_error = first_error or exc
+            continue
+        if len(items) == count:
+            break
+    if not items and first_error is not None:
+        raise first_error
+    return items
+
+
 def sample_path(split: Split, index: int) -> str | None:
     """The file behind sample `index` of a folder split, or None for in-memory splits."""
     dataset, i = split.dataset, index
@@ -337,20 +386,24 @@ def _imagefolder(cfg: DataConfig) -> DataBundle:
                               f"holding {', '.join(IMAGE_EXTENSIONS[:4])} files")
     channels = len(cfg.mean) if len(cfg.mean) in (1, 3) else 3
     sizing = leading_sizing(cfg.transforms)
-    first = _first_readable(samples, channels, sizing)
+    test_samples: list[tuple[str, int]] = []
+    if not split_here:
+        test_classes, test_samples = _scan(test_dir)  # type: ignore[arg-type]
+        if test_classes != classes:
+            raise DataUnavailable(f"data.root: class folders differ between {train_dir} ({', '.join(classes)}) "
+                                  f"and {test_dir} ({', '.join(test_classes)})")
+    unreadable = check_files([path for path, _ in samples + test_samples])
+    first = _first_readable([s for s in samples if s[0] not in unreadable] or samples, channels, sizing)
     labels = torch.tensor([label for _, label in samples], dtype=torch.long)
     if split_here:
         order = torch.randperm(len(samples), generator=torch.Generator().manual_seed(digits.SPLIT_SEED))
         n_test = max(1, int(len(samples) * IMAGEFOLDER_TEST_SHARE))
         test_idx, train_idx = order[:n_test].sort().values, order[n_test:].sort().values
-        full = Split("train", labels, dataset=FolderImages(samples, channels, sizing))
+        full = Split("train", labels, dataset=FolderImages(samples, channels, sizing, unreadable))
         train, test = full.subset("train", train_idx), full.subset("test", test_idx)
     else:
-        test_classes, test_samples = _scan(test_dir)  # type: ignore[arg-type]
-        if test_classes != classes:
-            raise DataUnavailable(f"data.root: class folders differ between {train_dir} ({', '.join(classes)}) "
-                                  f"and {test_dir} ({', '.join(test_classes)})")
-        train = Split("train", labels, dataset=FolderImages(samples, channels, sizing))
+        train = Split("train", labels, dataset=FolderImages(samples, channels, sizing, unreadable))
         test = Split("test", torch.tensor([lab for _, lab in test_samples], dtype=torch.long),
-                     dataset=FolderImages(test_samples, channels, sizing))
-    return DataBundle(train, None, test, tuple(classes), tuple(first.shape), str(root))  # type: ignore[arg-type]
+                     dataset=FolderImages(test_samples, channels, sizing, unreadable))
+    return DataBundle(train, None, test, tuple(classes), tuple(first.shape), str(root),  # type: ignore[arg-type]
+                      unreadable=unreadable)

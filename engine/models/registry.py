@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
+
 import torch
 from torch import nn
 
 from ..config import ModelConfig
 from ..errors import ModelError
+from .frozen import set_training_modes
 
 
 def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes: int,
@@ -23,7 +26,8 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes
     elif cfg.name == "resnet18":
         from . import resnet
 
-        model = resnet.build(input_shape, num_classes, pretrained=cfg.pretrained, allow_download=allow_download)
+        model = resnet.build(input_shape, num_classes, pretrained=cfg.pretrained, allow_download=allow_download,
+                             frozen_backbone=cfg.freeze_backbone)
     elif ":" in cfg.name:
         from . import user
 
@@ -33,7 +37,25 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes
     if cfg.freeze_backbone:
         freeze_backbone(model)
     apply_freeze_edits(model, cfg.freeze)
+    set_training_modes(model)  # what a training step will run: frozen modules in eval mode
     return model
+
+
+def random_backbone_warning(cfg: ModelConfig, model: nn.Module) -> str | None:
+    """Why `model`'s frozen backbone trains nothing useful: a built-in model not loaded from pretrained weights."""
+    if not cfg.freeze_backbone or ":" in cfg.name:
+        return None  # a user's factory may load its own weights
+    head = head_name(model) + "."
+    if any(p.requires_grad for name, p in model.named_parameters() if not name.startswith(head)):
+        return None  # model.freeze thawed part of it: that part learns
+    if cfg.name == "resnet18":
+        if cfg.pretrained:
+            return None
+        return ("model.freeze_backbone: the frozen resnet18 backbone holds random weights (model.pretrained is "
+                "off), so only the head learns, on random features; load ImageNet weights with --pretrained, "
+                "or train the whole network from scratch with --no-pretrained --no-freeze-backbone")
+    return (f"model.freeze_backbone: {cfg.name} has no pretrained weights, so its frozen backbone stays random "
+            f"and only the head learns, on random features; train the whole network with --no-freeze-backbone")
 
 
 def apply_freeze_edits(model: nn.Module, edits: list[str]) -> None:
@@ -71,10 +93,41 @@ def set_trainable(model: nn.Module, module: str, trainable: bool) -> tuple[int, 
     try:
         target = model.get_submodule(module) if module else model
     except AttributeError:
-        raise ModelError(f"the model has no module named {module!r}") from None
+        names = [name for name, _ in model.named_modules() if name]
+        close = difflib.get_close_matches(module, names, n=1)
+        owner = module.rpartition(".")[0]
+        if module in dict(model.named_parameters()):
+            hint = f" ({module!r} is a parameter; name its module, {owner!r})" if owner else " (that is a parameter)"
+        elif close:
+            hint = f" (did you mean {close[0]!r}?)"
+        else:
+            hint = f"; top-level modules: {_top_level(model)}"
+        raise ModelError(f"the model has no module named {module!r}{hint}") from None
     for param in target.parameters():
         param.requires_grad_(trainable)
     return count_parameters(model)
+
+
+def _top_level(model: nn.Module) -> str:
+    names = [name for name, _ in model.named_children()]
+    return ", ".join(names[:12]) + (", ..." if len(names) > 12 else "") if names else "none"
+
+
+def check_trainable(cfg: ModelConfig, model: nn.Module) -> None:
+    """ModelError when no parameter of `model` would train (a backward pass would have nothing to do)."""
+    if any(p.requires_grad for p in model.parameters()):
+        return
+    if cfg.freeze:
+        raise ModelError(f"model.freeze: {', '.join(cfg.freeze)} leaves no parameter trainable; "
+                         f"unfreeze a module after it, e.g. +{_head_or_module(model)}")
+    raise ModelError("model.name: no parameter of the model requires a gradient, so nothing would train")
+
+
+def _head_or_module(model: nn.Module) -> str:
+    try:
+        return head_name(model)
+    except ModelError:
+        return next((name for name, _ in model.named_children()), "name")
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

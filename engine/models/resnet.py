@@ -18,7 +18,7 @@ def weights_file() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / name
 
 
-def _pretrained_state(allow_download: bool) -> dict[str, torch.Tensor]:
+def _pretrained_state(allow_download: bool, scratch: str) -> dict[str, torch.Tensor]:
     from torchvision.models import ResNet18_Weights
 
     path = weights_file()
@@ -27,7 +27,7 @@ def _pretrained_state(allow_download: bool) -> dict[str, torch.Tensor]:
             raise ModelError(
                 f"model.pretrained: ResNet-18 ImageNet weights not found at {path}; copy "
                 f"{path.name} there (or set TORCH_HOME), allow downloads with --download, "
-                f"or train from scratch with --no-pretrained"
+                f"or train the whole network from scratch with {scratch}"
             )
         try:
             return torch.hub.load_state_dict_from_url(ResNet18_Weights.IMAGENET1K_V1.url, progress=False,
@@ -41,14 +41,18 @@ def _pretrained_state(allow_download: bool) -> dict[str, torch.Tensor]:
 
 
 def build(input_shape: tuple[int, int, int], num_classes: int, *, pretrained: bool = False,
-          allow_download: bool = False) -> nn.Module:
-    """ResNet-18 for `num_classes`; a one-channel input gets conv1 summed over the RGB weights."""
+          allow_download: bool = False, frozen_backbone: bool = False) -> nn.Module:
+    """ResNet-18 for `num_classes`; a one-channel input gets conv1 summed over the RGB weights.
+
+    `frozen_backbone` only shapes the advice when weights are missing: a random frozen backbone trains nothing.
+    """
     from torchvision.models import resnet18
 
     model = resnet18(weights=None)
     if pretrained:
+        scratch = "--no-pretrained --no-freeze-backbone" if frozen_backbone else "--no-pretrained"
         try:
-            model.load_state_dict(_pretrained_state(allow_download))
+            model.load_state_dict(_pretrained_state(allow_download, scratch))
         except RuntimeError as exc:
             raise ModelError(f"model.pretrained: weights at {weights_file()} do not fit ResNet-18: {exc}") from None
     if input_shape[0] != 3:

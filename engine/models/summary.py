@@ -119,8 +119,15 @@ class ModelSummary:
         """This summary after every parameter under `module` was set to `trainable` (plain data, no model)."""
         params = tuple(replace(p, trainable=trainable) if _inside(p.name, module) else p for p in self.parameters)
         counts = _trainable_counts(params)
-        modules = tuple(replace(m, params_trainable=counts.get(m.name, 0)) for m in self.modules)
-        return replace(self, modules=modules, parameters=params)
+        evaluating: set[str] = set()  # frozen subtrees run in eval mode while training (models/frozen.py)
+        modules = []
+        for m in self.modules:
+            trainable = counts.get(m.name, 0)
+            parent_evaluating = bool(m.name) and _owner(m.name) in evaluating
+            if parent_evaluating or (m.params_total and not trainable):
+                evaluating.add(m.name)
+            modules.append(replace(m, params_trainable=trainable, training=m.name not in evaluating))
+        return replace(self, modules=tuple(modules), parameters=params)
 
     def with_batch_size(self, batch_size: int) -> ModelSummary:
         """This summary with the activation estimate for another training batch size."""

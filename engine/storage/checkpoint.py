@@ -1,10 +1,18 @@
-"""Checkpoints: written atomically, read with weights_only=True so no file can run code."""
+"""Checkpoints: written atomically, read with weights_only=True so no file can run code.
+
+A checkpoint is torch's zip format, whose records each carry a CRC-32 of their bytes; loading checks
+every record against it before unpickling, so a flipped bit or a torn write is refused, never trained on.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import random
+import re
+import zipfile
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +23,7 @@ from ..errors import CheckpointError
 
 FORMAT = "ptviz-checkpoint/1"
 REQUIRED = ("config", "model", "optimizer", "step", "epoch", "batch_in_epoch", "order", "epoch_totals", "rng")
+TEMP_GLOB = ".*.tmp"  # atomic_save's and the logs' temp files: `.<name>.<pid>.tmp`
 
 
 def fsync_dir(folder: Path) -> None:
@@ -31,13 +40,50 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+class _RecordingWriter:
+    """A file's write() that keeps the OSError it raised: torch.save reports that only as 'unexpected pos'."""
+
+    def __init__(self, fh: Any):
+        self.fh = fh
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+def _with_crc32() -> AbstractContextManager:
+    """torch computes each record's CRC-32 unless someone turned that off; load_checkpoint relies on it."""
+    try:
+        from torch.utils.serialization import config
+    except ImportError:
+        return nullcontext()
+    return nullcontext() if config.save.compute_crc32 else config.patch({"save.compute_crc32": True})
+
+
 def atomic_save(obj: Any, path: Path) -> Path:
-    """torch.save to a temp file in the same folder, fsync, rename over `path`, fsync the folder."""
+    """torch.save to a temp file in the same folder, fsync, rename over `path`, fsync the folder.
+
+    A failed write raises the OSError behind it (errno.ENOSPC for a full disk) and leaves `path` as it was.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
+            writer = _RecordingWriter(fh)
+            try:
+                with _with_crc32():
+                    torch.save(obj, writer)
+            except Exception:
+                if writer.error is not None:
+                    raise writer.error from None
+                raise
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -46,6 +92,15 @@ def atomic_save(obj: Any, path: Path) -> Path:
         raise
     fsync_dir(path.parent)
     return path
+
+
+def describe_os_error(exc: OSError, folder: Path | str) -> str:
+    """What a failed write means for the user: 'no space left on <folder>' for a full disk."""
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on {folder}"
+    if exc.errno == errno.EDQUOT:
+        return f"disk quota exceeded on {folder}"
+    return f"cannot write to {folder}: {exc.strerror or exc}"
 
 
 def rng_state() -> dict[str, Any]:
@@ -71,6 +126,63 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def check_rng_state(state: Any) -> str:
+    """Why `state` is not an RNG state set_rng_state() can restore ('' when it is); the current state is kept."""
+    current = rng_state()
+    try:
+        set_rng_state(state)
+    except Exception as exc:  # noqa: BLE001 - any malformed part fails its setter in its own way
+        return f"{type(exc).__name__}: {str(exc)[:120]}"
+    finally:
+        set_rng_state(current)
+    return ""
+
+
+def _verify_records(path: Path) -> None:
+    """Check every record of a checkpoint's zip against its stored CRC-32; CheckpointError names the first bad one."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.compress_type != zipfile.ZIP_STORED:
+                    raise CheckpointError(f"{path}: not a ptviz checkpoint (record {info.filename} is compressed)")
+                try:
+                    with archive.open(info) as record:
+                        while record.read(1 << 20):
+                            pass
+                except zipfile.BadZipFile:
+                    raise CheckpointError(
+                        f"{path}: damaged: the data of {info.filename} ({info.file_size:,} bytes) does not match "
+                        f"the checksum stored with it (a flipped bit or an incomplete write); not loaded") from None
+    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt): {str(exc)[:200]}") from None
+
+
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_UNPICKLER = re.compile(r"WeightsUnpickler error: (.+?)(?: Please use| Check the documentation|$)", re.S)
+
+
+def refusal(exc: BaseException) -> str:
+    """What a weights_only load refused, from torch's message, without torch's advice on how to load it anyway."""
+    text = str(exc)
+    found = _GLOBAL.search(text)
+    if found:
+        return f"it names {found.group(1)}, code that a checkpoint never contains"
+    found = _UNPICKLER.search(text)
+    what = " ".join(found.group(1).split())[:200] if found else ""
+    if what and "weights_only" not in what:
+        return f"it holds content a checkpoint never contains ({what})"
+    return "it holds content a checkpoint never contains"
+
+
+def _read(path: Path, mmap: bool = False) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path}: refused: {refusal(exc)}; nothing in the file was run") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged file can fail the reader in any way
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt): {str(exc)[:200]}") from None
+
+
 def load_checkpoint(path: Path | str) -> dict[str, Any]:
     """Read a checkpoint on the CPU; CheckpointError for anything that is not a valid one."""
     path = Path(path)
@@ -78,25 +190,70 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
         raise CheckpointError(f"{path}: no such checkpoint file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty (an interrupted write?)")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
-        raise CheckpointError(f"{path}: refused: it holds objects a checkpoint never contains ({first[:200]})") from None
-    except Exception as exc:  # noqa: BLE001 - a damaged file can fail the reader in any way
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt): {str(exc)[:200]}") from None
+    zipped = zipfile.is_zipfile(path)
+    if zipped:
+        _verify_records(path)
+    data = _read(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a ptviz checkpoint (no {FORMAT!r} marker)")
+    if not zipped:  # torch's legacy format: loadable, but without the checksums every ptviz checkpoint has
+        raise CheckpointError(f"{path}: not a ptviz checkpoint (torch's legacy format, which carries no checksums)")
     missing = [key for key in REQUIRED if key not in data]
     if missing:
         raise CheckpointError(f"{path}: incomplete checkpoint: missing {', '.join(missing)}")
+    problem = position_problem(data)
+    if problem:
+        raise CheckpointError(f"{path}: invalid position: {problem}")
     return data
 
 
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def position_problem(state: dict[str, Any]) -> str:
+    """Why a checkpoint's position in its run cannot be right ('' when it can): counts, order and totals."""
+    for key in ("step", "epoch", "batch_in_epoch"):
+        if not _whole(state[key]):
+            return f"{key} is {state[key]!r}, not a whole number ≥ 0"
+    if state["batch_in_epoch"] > state["step"]:
+        return f"batch_in_epoch {state['batch_in_epoch']} is past step {state['step']}"
+    order = state["order"]
+    if not isinstance(order, torch.Tensor) or order.dim() != 1 or order.dtype != torch.int64:
+        return "order is not a list of sample indices"
+    if not torch.equal(torch.sort(order).values, torch.arange(order.numel())):
+        return f"order is not a permutation of the {order.numel():,} training samples"
+    totals = state["epoch_totals"]
+    if not isinstance(totals, dict) or not all(_whole(totals.get(k)) for k in ("seen", "batches")):
+        return "epoch_totals lacks whole-number counts of samples and batches"
+    if not all(isinstance(totals.get(k), torch.Tensor) and totals[k].dim() == 0 for k in ("loss", "correct")):
+        return "epoch_totals lacks the epoch's loss and correct-prediction sums"
+    if totals["batches"] > state["batch_in_epoch"]:
+        return f"epoch_totals counts {totals['batches']} batches, more than batch_in_epoch {state['batch_in_epoch']}"
+    return ""
+
+
+def _order_key(path: Path) -> tuple[bool, int, int, int]:
+    """(unreadable, step, save sequence, mtime) of a checkpoint, read without loading its tensors.
+
+    Unreadable files sort first, so load_newest tries them and says why each was skipped.
+    """
+    mtime = path.stat().st_mtime_ns
+    try:
+        data = _read(path, mmap=True)  # tensors stay on disk: only the small pickle is read
+    except CheckpointError:
+        return True, 0, 0, mtime
+    if not isinstance(data, dict) or not _whole(data.get("step")):
+        return True, 0, 0, mtime
+    seq = data.get("save_seq")
+    return False, data["step"], seq if _whole(seq) else -1, mtime
+
+
 def stored_checkpoints(folder: Path) -> list[Path]:
-    """The checkpoint files in `folder`, newest first (by modification time, last.pt first on ties)."""
+    """The checkpoint files in `folder`, newest first: by step, then save order (mtime only for older files)."""
     files = [p for p in Path(folder).glob("*.pt") if p.is_file()]
-    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name == "last.pt"), reverse=True)
+    keys = {p: _order_key(p) for p in files}
+    return sorted(files, key=lambda p: (keys[p], p.name == "last.pt"), reverse=True)
 
 
 def load_newest(run_dir: Path) -> tuple[dict[str, Any], Path, list[str]]:
@@ -108,14 +265,18 @@ def load_newest(run_dir: Path) -> tuple[dict[str, Any], Path, list[str]]:
             return load_checkpoint(path), path, skipped
         except CheckpointError as exc:
             skipped.append(str(exc))
-    found = "; ".join(skipped) if skipped else f"{folder} holds no *.pt files"
+    found = "; ".join(skipped) if skipped else f"{folder} holds no checkpoint (*.pt) files"
     raise CheckpointError(f"{run_dir}: no usable checkpoint ({found})")
 
 
-def remove_stale_temp_files(folder: Path) -> None:
-    """Delete temp files left by a save that was killed before its rename."""
-    for tmp in Path(folder).glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete temp files left by a save that was killed before its rename (call only while no run writes here)."""
+    removed = []
+    for tmp in Path(folder).glob(TEMP_GLOB):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def prune_numbered(folder: Path, keep: int, prefix: str = "epoch-") -> None:

@@ -4,19 +4,23 @@ metrics.jsonl is the record: one row per training step plus one per other event 
 and flushed to the operating system as events arrive (the loop hands over points up to ten times a
 second), and fsynced before every checkpoint. metrics.csv holds the same numbers in the layout of
 Lightning's CSVLogger. On resume both are cut back to where the checkpoint was taken, so every step
-has exactly one row.
+has exactly one row. A write that fails (a full disk) is reported to `on_error` and written again later,
+never half; summary.json records how the run ended even then.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import logrows
+from .appendfile import AppendFile
 from ..events import (
     CheckpointSaved,
     Diverged,
@@ -37,6 +41,7 @@ TENSORBOARD_DIR = "tensorboard"
 # Lightning's CSVLogger layout: one header, a row per logging call, empty cells for metrics not logged then.
 CSV_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_loss_epoch", "train_acc_epoch",
                "val_loss", "val_acc", "test_loss", "test_acc")
+KEPT_STATES = ("finished", "stopped", "diverged")  # outcomes a resume that fails before training leaves as they were
 
 
 def csv_lines(rows: list[dict[str, Any]]) -> str:
@@ -64,15 +69,29 @@ def csv_row(row: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def write_json(path: Path, data: dict[str, Any], durable: bool = False) -> None:
-    """Replace a small JSON file atomically (fsynced when `durable`)."""
+    """Replace a small JSON file atomically (fsynced when `durable`).
+
+    On a full disk, where no new file fits, the file is rewritten in place: a summary fits the disk
+    block it already holds, so the run's final state is still recorded.
+    """
+    text = json.dumps(data, indent=2, allow_nan=False, default=str) + "\n"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, allow_nan=False, default=str)
-        fh.write("\n")
-        if durable:
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not path.is_file():
+            raise
+        with open(path, "r+b") as fh:
+            fh.write(text.encode("utf-8"))
+            fh.truncate()
             fh.flush()
             os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -125,24 +144,32 @@ class TensorBoardWriter:
 
 
 class RunLog:
-    """EventSink writing the run directory's logs; `resume` (a checkpoint) first cuts them back to it."""
+    """EventSink writing the run directory's logs; `resume` (a checkpoint) first cuts them back to it.
 
-    def __init__(self, run_dir: Path, resume: dict[str, Any] | None = None, tensorboard: bool = True):
+    A write that fails is handed to `on_error(exc, folder)` (the loop pauses or stops there) and tried
+    again with the next event; emit() itself never raises for it, so other sinks still see every event.
+    """
+
+    def __init__(self, run_dir: Path, resume: dict[str, Any] | None = None, tensorboard: bool = True,
+                 on_error: Callable[[OSError, Path], None] | None = None):
         self.run_dir = Path(run_dir)
+        self.on_error = on_error
         jsonl, csv_path = self.run_dir / METRICS_JSONL, self.run_dir / METRICS_CSV
         if resume is not None:
             kept = logrows.rows_up_to_checkpoint(logrows.read_rows(jsonl), resume.get("save_id", ""),
                                                  int(resume["step"]))
             logrows.rewrite(jsonl, kept)
             self._rewrite_csv(csv_path, kept)
-        self.jsonl = open(jsonl, "a", encoding="utf-8")
+        self.jsonl = AppendFile(jsonl)
         fresh_csv = not csv_path.exists() or csv_path.stat().st_size == 0
-        self.csv = open(csv_path, "a", encoding="utf-8")
+        self.csv = AppendFile(csv_path)
         if fresh_csv:
             self.csv.write(",".join(CSV_COLUMNS) + "\n")
         purge = int(resume["step"]) + 1 if resume is not None else None
         self.tb = TensorBoardWriter.open(self.run_dir / TENSORBOARD_DIR, purge) if tensorboard else None
         previous = read_json(self.run_dir / SUMMARY_JSON)
+        # A resume that fails before its first step changed nothing: the run keeps the state it had.
+        self.kept_state = previous if resume is not None and previous.get("state") in KEPT_STATES else None
         self.summary: dict[str, Any] = {"started_at": previous.get("started_at") or _now()}
         if resume is not None:  # what the resumed run carries on from: its best result and checkpoints
             self.summary["best_test_accuracy"] = resume.get("best_test_accuracy")
@@ -162,29 +189,44 @@ class RunLog:
         rows = logrows.rows_of(event, wall)
         if not rows:
             return
-        self.jsonl.write(logrows.encode(rows))
-        self.jsonl.flush()
-        self.csv.write(csv_lines(rows))
-        self.csv.flush()
+        if isinstance(event, StepMetrics):
+            self.kept_state = None  # the resumed run has trained: from here on its own outcome counts
+        self.jsonl.add(logrows.encode(rows))
+        self.csv.add(csv_lines(rows))
+        self._attempt(self.jsonl.flush, self.csv.flush)
         if self.tb is not None:
-            self.tb.write(event, wall)
-        self._summarise(event)
+            try:
+                self.tb.write(event, wall)
+            except OSError:
+                self.tb = None  # TensorBoard files only repeat metrics.jsonl: drop them rather than the run
+        self._attempt(lambda: self._summarise(event))
         if isinstance(event, (CheckpointSaved, Paused, Diverged, RunFinished, RunFailed)):
-            self.sync()
+            self._attempt(self.sync)
+
+    def _attempt(self, *writes: Callable[[], None]) -> None:
+        """Run each write; a failure goes to on_error, and the others are still tried."""
+        for write in writes:
+            try:
+                write()
+            except OSError as exc:
+                if self.on_error is not None:
+                    self.on_error(exc, self.run_dir)
 
     def sync(self) -> None:
-        """Make everything logged so far durable (called before each checkpoint is written)."""
-        for fh in (self.jsonl, self.csv):
-            fh.flush()
-            os.fsync(fh.fileno())
+        """Make everything logged so far durable (called before each checkpoint is written); OSError if it cannot."""
+        for log in (self.jsonl, self.csv):
+            log.sync()
 
     def close(self) -> None:
         """Flush and close every log."""
-        self.sync()
+        self._attempt(self.sync)
         self.jsonl.close()
         self.csv.close()
         if self.tb is not None:
-            self.tb.close()
+            try:
+                self.tb.close()
+            except OSError:
+                pass
 
     def __enter__(self) -> RunLog:
         return self
@@ -217,6 +259,10 @@ class RunLog:
                      seconds=round(event.seconds, 3), train_loss=event.train_loss, test_loss=event.test_loss,
                      test_accuracy=event.test_accuracy, best_test_accuracy=event.best_test_accuracy,
                      ended_at=_now(), updated_at=_now())
+            s.pop("pid", None)
+        elif isinstance(event, RunFailed) and self.kept_state is not None:
+            s.clear()
+            s.update(self.kept_state, resume_failed=event.message, updated_at=_now())
             s.pop("pid", None)
         elif isinstance(event, RunFailed):
             interrupted = event.message.startswith("KeyboardInterrupt")

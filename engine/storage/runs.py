@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import logrows
 from .rundir import CONTROL_DIR, LOCK_NAME, holder_pid
-from .runlog import METRICS_JSONL, SUMMARY_JSON, read_json
+from .runlog import METRICS_JSONL, SUMMARY_JSON
 
 TAIL_BYTES = 64 * 1024  # enough of the log's end to find its last step row
 
@@ -18,7 +20,7 @@ class RunInfo:
     """One run directory at a glance."""
 
     path: Path
-    state: str  # running | finished | stopped | failed | diverged | interrupted | unknown (another user's lock)
+    state: str  # running | finished | stopped | failed | diverged | interrupted | damaged | unknown (no lock access)
     step: int
     total_steps: int | None
     epoch: int
@@ -26,6 +28,7 @@ class RunInfo:
     best_test_accuracy: float | None
     pid: int | None
     updated: float  # modification time of the newest log file
+    problem: str = ""  # why a damaged run's record cannot be read
 
 
 def last_step(run_dir: Path) -> int | None:
@@ -51,25 +54,54 @@ def last_step_row(run_dir: Path) -> dict | None:
     return None
 
 
+# summary.json fields run_info reads: the types each must have, and how to say so.
+SUMMARY_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "state": ((str,), "text"), "step": ((int,), "a whole number"), "total_steps": ((int,), "a whole number"),
+    "epoch": ((int,), "a whole number"), "epochs": ((int,), "a whole number"),
+    "best_test_accuracy": ((int, float), "a number"),
+}
+
+
+def read_summary(run_dir: Path) -> tuple[dict[str, Any], str]:
+    """A run's summary.json and '' ({} when there is none), or {} and why it cannot be used."""
+    path = Path(run_dir) / SUMMARY_JSON
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}, ""
+    except (OSError, UnicodeDecodeError) as exc:
+        return {}, f"{SUMMARY_JSON}: cannot be read ({exc.strerror if isinstance(exc, OSError) else 'not text'})"
+    except ValueError as exc:
+        return {}, f"{SUMMARY_JSON}: not valid JSON ({exc})"
+    if not isinstance(data, dict):
+        return {}, f"{SUMMARY_JSON}: holds a {type(data).__name__}, not an object"
+    for key, (types, kind) in SUMMARY_TYPES.items():
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
+            return {}, f"{SUMMARY_JSON}: {key} is {json.dumps(value)[:40]}, not {kind}"
+    return data, ""
+
+
 def run_info(run_dir: Path) -> RunInfo:
-    """The state of one run: 'running' while a process holds its lock, 'interrupted' when one died mid-run."""
+    """The state of one run: 'running' while a process holds its lock, 'interrupted' when one died mid-run,
+    'damaged' when its summary cannot be read (the reason in `problem`)."""
     run_dir = Path(run_dir)
-    summary = read_json(run_dir / SUMMARY_JSON)
+    summary, problem = read_summary(run_dir)
     pid = holder_pid(run_dir)
-    state = summary.get("state", "interrupted")
+    state = "damaged" if problem else summary.get("state", "interrupted")
     if pid is not None:
         state = "running"
     elif state == "running":
         state, pid = _state_without_lock(run_dir, summary)
     row = last_step_row(run_dir)
     step, epoch = (row["step"], row.get("epoch")) if row is not None else (None, None)
-    if step is None or state not in ("running", "interrupted"):  # the summary has the final word
+    if step is None or state not in ("running", "interrupted", "damaged"):  # the summary has the final word
         step, epoch = summary.get("step", step or 0), summary.get("epoch")
     times = [p.stat().st_mtime for p in (run_dir / METRICS_JSONL, run_dir / SUMMARY_JSON) if p.exists()]
     return RunInfo(path=run_dir, state=state, step=int(step or 0), total_steps=summary.get("total_steps"),
                    epoch=int(epoch or summary.get("epoch") or 0), epochs=summary.get("epochs"),
                    best_test_accuracy=summary.get("best_test_accuracy"), pid=pid if pid and pid > 0 else None,
-                   updated=max(times, default=run_dir.stat().st_mtime))
+                   updated=max(times, default=run_dir.stat().st_mtime), problem=problem)
 
 
 def _state_without_lock(run_dir: Path, summary: dict) -> tuple[str, int | None]:
@@ -113,6 +145,14 @@ def is_run_dir(path: Path) -> bool:
 
 
 def list_runs(parent: Path) -> list[RunInfo]:
-    """Every run directory directly under `parent`, oldest first."""
-    runs = [run_info(p) for p in Path(parent).iterdir() if is_run_dir(p)]
+    """Every run directory directly under `parent`, oldest first; one that cannot be read is listed as damaged."""
+    runs = []
+    for path in Path(parent).iterdir():
+        try:
+            if is_run_dir(path):
+                runs.append(run_info(path))
+        except OSError as exc:  # a folder we may not read (another user's, a broken mount)
+            runs.append(RunInfo(path=path, state="damaged", step=0, total_steps=None, epoch=0, epochs=None,
+                                best_test_accuracy=None, pid=None, updated=0.0,
+                                problem=f"cannot be read ({exc.strerror or exc})"))
     return sorted(runs, key=lambda r: r.path.name)

@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.timer import Timer
 
 from ptviz.engine import config as cfgmod
+from ptviz.engine import trust
 from ptviz.engine.commands import SetTrainable
 from ptviz.engine.events import TrainableChanged
 
@@ -35,6 +36,7 @@ class ModelTab(Horizontal):
         model: Any
         summary: Any
         spec: str
+        warning: str = ""  # what the configuration gets wrong without being invalid
 
     @dataclass
     class PreviewFailed(Message):
@@ -44,11 +46,14 @@ class ModelTab(Horizontal):
         details: str
         spec: str
 
-    def __init__(self, config: cfgmod.RunConfig, **kwargs):
+    def __init__(self, config: cfgmod.RunConfig, unconfirmed_code: dict[str, str] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.config = config  # the app's working copy, edited in place
+        self.unconfirmed_code = unconfirmed_code if unconfirmed_code is not None else {}  # the app's, shared
         self.preview_model = None
         self._timer: Timer | None = None
+        self._warned = ""  # the configuration warning last written to the log
+        self._freeze_reason = ""  # why the last preview could not apply model.freeze
 
     def compose(self) -> ComposeResult:
         yield ConfigForm(self.config, RUN_FIELDS, id="run-form", classes="form-column")
@@ -71,6 +76,13 @@ class ModelTab(Horizontal):
         self._timer = self.set_timer(DEBOUNCE_SECONDS, self._build_preview)
 
     def _build_preview(self) -> None:
+        held = trust.pending(self.config, self.unconfirmed_code)
+        if held:  # building the preview would import it
+            pane = self.query_one(ModelPane)
+            pane.spec = self.config.model.name
+            pane.error = (f"not built: this run folder names code ({', '.join(held.values())}) that runs only "
+                          "once you confirm it")
+            return
         self.build_preview(self.config.copy())
 
     @work(thread=True, exclusive=True, group="model-preview", exit_on_error=False)
@@ -78,19 +90,17 @@ class ModelTab(Horizontal):
         """Build the configured model and summarize it (thread worker: torch work stays off the UI)."""
         try:
             from ptviz.engine.data.shapes import model_input
-            from ptviz.engine.models.registry import build_model
+            from ptviz.engine.models.registry import build_model, random_backbone_warning
             from ptviz.engine.models.summary import sample_batch, summarize
 
             shape, classes = model_input(config.data, config.model.num_classes)
             model = build_model(config.model, shape, classes, allow_download=False)
             summary = summarize(model, sample_batch(model, shape), batch_size=config.data.batch_size)
+            warning = random_backbone_warning(config.model, model) or ""
         except Exception as exc:  # noqa: BLE001 - any failure (user code included) is shown, never raised
-            import traceback
-
-            details = getattr(exc, "details", "") or traceback.format_exc()
-            self.post_message(self.PreviewFailed(str(exc), details, config.model.name))
+            self.post_message(self.PreviewFailed(str(exc), _details(exc), config.model.name))
             return
-        self.post_message(self.PreviewReady(model, summary, config.model.name))
+        self.post_message(self.PreviewReady(model, summary, config.model.name, warning))
 
     @on(PreviewReady)
     def _preview_ready(self, message: PreviewReady) -> None:
@@ -99,6 +109,10 @@ class ModelTab(Horizontal):
         pane.error = ""
         pane.spec = message.spec
         pane.summary = message.summary
+        self._mark_freeze("")
+        if message.warning and message.warning != self._warned:
+            self.post_message(LogRequested(f"warning: {message.warning}", "yellow"))
+        self._warned = message.warning  # said once per configuration, not once per preview
 
     @on(PreviewFailed)
     def _preview_failed(self, message: PreviewFailed) -> None:
@@ -107,6 +121,17 @@ class ModelTab(Horizontal):
         pane.spec = message.spec
         pane.error = message.message
         self.post_message(LogRequested(f"model preview: {message.message}", "red", message.details))
+        field, _, reason = message.message.partition(": ")
+        self._mark_freeze(reason if field == "model.freeze" else "")
+
+    def _mark_freeze(self, reason: str) -> None:
+        """Mark model.freeze with an edit the model cannot apply (its text passed the field's own rule)."""
+        form = self.query_one(ConfigForm)
+        if reason:
+            form.mark("model.freeze", reason)
+        elif self._freeze_reason and form.errors.get("model.freeze") == self._freeze_reason:
+            form.mark("model.freeze", None)
+        self._freeze_reason = reason
 
     # ------------------------------------------------------------------ freezing and loading
 
@@ -150,3 +175,15 @@ class ModelTab(Horizontal):
         """Reflect a freeze the running loop applied."""
         if isinstance(event, TrainableChanged):
             self.query_one(ModelPane).apply_trainable(event.module, event.trainable)
+
+
+def _details(exc: Exception) -> str:
+    """The traceback worth logging: user code's own, none for a user error (its message says it all)."""
+    from ptviz.engine.errors import UserError
+
+    details = getattr(exc, "details", "")
+    if details or isinstance(exc, UserError):
+        return details
+    import traceback
+
+    return "".join(traceback.format_exception(exc))

@@ -25,22 +25,23 @@ class ConfirmScreen(ModalScreen[bool]):
     """
     BINDINGS = [Binding("n,escape", "answer(False)", "no")]
 
-    def __init__(self, question: str, key: str = "y", yes: str = "Yes", no: str = "No"):
+    def __init__(self, question: str, key: str = "y", yes: str = "Yes", no: str = "No", enter_says_yes: bool = True):
         super().__init__()
         self.question = question
         self.key = key
         self.yes, self.no = yes, no
+        self.enter_says_yes = enter_says_yes  # False where a slip of the finger must not say yes (running code)
 
     def compose(self) -> ComposeResult:
-        keys = " / ".join(dict.fromkeys((self.key, "y", "enter")))
+        keys = " / ".join(dict.fromkeys((self.key, "y", "enter") if self.enter_says_yes else (self.key, "y")))
         with Vertical():
             yield Static(self.question)
             with Horizontal():
                 yield Button(f"{self.yes} ({keys})", variant="warning", id="yes")
-                yield Button(f"{self.no} (n / esc)", id="no")
+                yield Button(f"{self.no} (n / esc{'' if self.enter_says_yes else ' / enter'})", id="no")
 
     def on_mount(self) -> None:
-        self.query_one("#yes", Button).focus()  # enter answers yes
+        self.query_one("#yes" if self.enter_says_yes else "#no", Button).focus()  # enter presses it
 
     def on_key(self, event: events.Key) -> None:
         if event.key in (self.key, "y"):
