@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -93,6 +94,7 @@ class PtvizApp(App[int]):
         self.current_lr: float | None = None
         self.signalled: int | None = None
         self.typed = typed  # keys typed at the terminal before the app could read them
+        self.exits_process = False  # run_app ends the process when the app closes
         self.defer_tabs = not heavy_tabs.imported() if defer_tabs is None else defer_tabs
         self.data_tab: DataTab | None = None  # None until the tab has loaded
         self.model_tab: ModelTab | None = None
@@ -120,7 +122,8 @@ class PtvizApp(App[int]):
             yield heavy_tabs.build(name, self.config, self.unconfirmed_code)
 
     def on_mount(self) -> None:
-        asyncio.get_running_loop().set_default_executor(ThreadPerTask())  # where Textual runs thread workers
+        # Where Textual runs thread workers; a process about to end waits for none (a preview still computing).
+        asyncio.get_running_loop().set_default_executor(ThreadPerTask(join_on_shutdown=not self.exits_process))
         self.frames = FrameClock(self, [self._take_engine_events, self.query_one(ChartsPane).redraw,
                                         self.query_one(StatusBar).flush, self.query_one(LogPane).flush,
                                         self.query_one(DevicePanel).flush])
@@ -492,13 +495,18 @@ class PtvizApp(App[int]):
 
 def run_app(config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
             attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None) -> int:
-    """Open the cockpit on `config`; returns the process exit code."""
+    """Open the cockpit on `config`; when it closes, the process ends with its exit code."""
     from .terminal import probe
 
     info = probe()  # before Textual reads the terminal: its answers, and any key typed since launch
     app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach, unconfirmed_code=unconfirmed_code,
                    typed=info.typed if info else "")
+    app.exits_process = True
     code = app.run()
     if not app.runner.remote_run and not app.runner.join(timeout=120):  # the UI is gone; the work is not lost
         print("ptviz-tui: the training thread did not stop in time", file=sys.stderr)
-    return code or 0
+    # The terminal is restored, the run saved and its thread ended: nothing is left to do but Python's own
+    # teardown, which takes seconds once torch is loaded (2 s and more on a busy 2-core machine). Leave now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
