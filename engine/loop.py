@@ -219,9 +219,11 @@ class Trainer:
         self._read_losses()
         self._emit_points()
         self._tick()
-        if (self.run_dir is not None and self.diverged_at is None and not self.stopped_for_space
-                and self.last_pt_step != self.step):
-            self.save("final" if self.outcome == "finished" else "stopped")  # the one last.pt of the run's end
+        # The one last.pt of the run's end: a finished run's last epoch left it to this save; a stop always
+        # writes its own (its reason tells resume and `send stop` how the run ended).
+        written = self.outcome == "finished" and self.last_pt_step == self.step
+        if self.run_dir is not None and self.diverged_at is None and not self.stopped_for_space and not written:
+            self.save("final" if self.outcome == "finished" else "stopped")
         last = self.last_epoch
         finished = RunFinished(
             step=self.step, epoch=self._epoch_number(), seconds=self.active_seconds, stopped=self.stopping,
