@@ -50,6 +50,24 @@ def _p5(args: argparse.Namespace) -> list[Result]:
     return p5_startup.run(args)
 
 
+def _p6(args: argparse.Namespace) -> list[Result]:
+    from benchmarks import p6_history
+
+    return p6_history.run(args)
+
+
+def _p7(args: argparse.Namespace) -> list[Result]:
+    from benchmarks import p7_threads
+
+    return p7_threads.run(args)
+
+
+def _p8(args: argparse.Namespace) -> list[Result]:
+    from benchmarks import p8_checkpoints
+
+    return p8_checkpoints.run(args)
+
+
 # Each case is a function of the parsed arguments returning its rows.
 CASES: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
     "P1": _p1,
@@ -57,6 +75,9 @@ CASES: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
     "P3": _p3,
     "P4": _p4,
     "P5": _p5,
+    "P6": _p6,
+    "P7": _p7,
+    "P8": _p8,
 }
 
 

@@ -127,6 +127,9 @@ class TrainConfig:
     fast_paths: bool = True
     """Frozen-backbone shortcuts and channels-last; false runs every step through the whole model with
     autograd, and the results are identical."""
+    threads: int = field(default=0, metadata=_rule(min=0, max=1024, auto=True))
+    """Torch's intra-op threads for CPU work; 0 or auto: one per core that other processes leave idle when the
+    run starts (OMP_NUM_THREADS wins when set). Set it for runs that must repeat bit for bit."""
 
 
 @dataclass
@@ -247,6 +250,8 @@ def parse_text(path: str, text: str) -> Any:
     """Turn text typed by a user (CLI flag or form field) into the field's value; ValueError says why."""
     kind = field_type(path)
     text = text.strip()
+    if kind == "int" and _field(path).metadata.get("auto") and text.lower() == "auto":
+        return 0
     if kind == "int":
         try:
             return int(text)

@@ -22,10 +22,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def device_name(device: torch.device) -> str:
-    """A human name: the GPU model, or 'CPU (n threads)'."""
+def device_name(device: torch.device, auto_threads: bool = False) -> str:
+    """A human name: the GPU model, or 'CPU (n threads)' (', auto' when the count was chosen for the machine)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
         return "Apple MPS"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"CPU ({n} thread{'' if n == 1 else 's'}{', auto' if auto_threads else ''})"

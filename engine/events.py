@@ -27,6 +27,8 @@ class RunStarted:
     resident: bool
     start_step: int = 0
     start_epoch: int = 0
+    threads: int = 0  # torch's intra-op threads for this run
+    threads_why: str = ""  # train.threads, OMP_NUM_THREADS, or how auto chose
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from . import cpu_threads
 from . import resume as resuming
 from .storage import checkpoint as ckpt
 from .commands import (
@@ -90,7 +91,11 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
     trainer = None
     with ExitStack() as outputs:
         try:
+            probe = cpu_threads.LoadProbe()  # other processes' load, measured while the run is set up
             trainer = Trainer(build(config), sink, control, on_divergence=on_divergence)
+            # Set here, on the training thread, for this run only (the count is process-wide).
+            trainer.threads = outputs.enter_context(
+                cpu_threads.using(cpu_threads.choose(config.train.threads, trainer.s.device, probe)))
             if resume is not None:
                 trainer.restore(resume)  # a checkpoint that does not fit fails here, before anything is written
             if run_dir is None and config.output.runs_dir:
@@ -126,6 +131,14 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, UserError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}".strip()
+
+
+class _LogNotWritten(OSError):
+    """The run log failed to become durable before a checkpoint: `cause` is the write's error."""
+
+    def __init__(self, cause: OSError, folder: Path):
+        super().__init__(cause.errno, cause.strerror)
+        self.cause, self.folder = cause, folder
 
 
 class Trainer:
@@ -173,11 +186,14 @@ class Trainer:
         self.diverged_at: int | None = None  # first step whose loss was not finite
         self.refusal = ""  # why the command being applied did not happen ("" when it did)
         self.saved_clock = self.clock  # when the last checkpoint was written, for checkpoint_minutes
-        self.last_pt_step: int | None = None  # the step last.pt was last written at
         self._epoch_started = 0.0  # active_seconds when the current epoch began
         self.best_test_accuracy: float | None = None
         self.last_epoch: EpochEnded | None = None
+        self.changes = 0  # commands applied that change what a checkpoint holds (lr, trainable parameters)
+        # (position, last.pt, save_id, the reason its CheckpointSaved gave) of the last save of last.pt
+        self.saved: tuple[tuple[int, ...], Path, str, str] | None = None
         self.rng_to_restore: dict[str, Any] | None = None  # a checkpoint's RNG state, set just before training
+        self.threads: cpu_threads.ThreadChoice | None = None  # set by train(); None leaves torch's count as it is
         self.restored: list[Any] = []  # what a resume changed (notices, lr), told right after RunStarted
         self.save_seq = 0  # saves so far: orders checkpoints of one step (see checkpoint.stored_checkpoints)
         self.last_saved: tuple[str, int] | None = None  # (file name, step) of the newest durable checkpoint
@@ -193,15 +209,17 @@ class Trainer:
         """Train every remaining epoch; returns (and emits) RunFinished."""
         cfg = self.cfg
         total, trainable = self.s.parameter_counts
+        auto_threads = self.threads is not None and self.threads.why.startswith("auto")
         self.emit(RunStarted(
             config=cfg.to_dict(), run_dir=str(self.run_dir) if self.run_dir else None,
-            device=str(self.s.device), device_name=device_name(self.s.device),
+            device=str(self.s.device), device_name=device_name(self.s.device, auto_threads),
             params_total=total, params_trainable=trainable,
             train_size=len(self.s.data.train), val_size=len(self.s.data.val) if self.s.data.val else 0,
             test_size=len(self.s.data.test), steps_per_epoch=len(self.s.train),
             total_steps=self._total_steps(), epochs=cfg.train.epochs,
             class_names=self.s.data.class_names, input_shape=self.s.input_shape,
             resident=self.s.train.resident, start_step=self.step, start_epoch=self.epoch,
+            threads=torch.get_num_threads(), threads_why=self.threads.why if self.threads else "",
         ))
         for event in self.restored:
             self.emit(event)
@@ -219,10 +237,9 @@ class Trainer:
         self._read_losses()
         self._emit_points()
         self._tick()
-        # The one last.pt of the run's end: a finished run's last epoch left it to this save; a stop always
-        # writes its own (its reason tells resume and `send stop` how the run ended).
-        written = self.outcome == "finished" and self.last_pt_step == self.step
-        if self.run_dir is not None and self.diverged_at is None and not self.stopped_for_space and not written:
+        # The one last.pt of the run's end: a finished run's last epoch wrote it (this save then writes nothing);
+        # a stop writes its own (its reason tells resume and `send stop` how the run ended).
+        if self.run_dir is not None and self.diverged_at is None and not self.stopped_for_space:
             self.save("final" if self.outcome == "finished" else "stopped")
         last = self.last_epoch
         finished = RunFinished(
@@ -465,6 +482,7 @@ class Trainer:
                 how = f" ({before:g} scaled by {command.factor:g})" if scaled else ""
                 self._refuse(f"learning rate not changed{how}: {exc}")
                 return
+            self.changes += 1
             self.emit(LrChanged(self.step, lr))
         elif isinstance(command, SetTrainable):
             # The optimizer holds every parameter; zero_grad(set_to_none=True) leaves frozen ones without a
@@ -478,6 +496,7 @@ class Trainer:
             self.s.trainable_changed()
             # Recorded in the run's configuration, so checkpoints and resumed runs keep the change.
             self.cfg.model.freeze.append(freeze_edit(command.module, command.trainable))
+            self.changes += 1
             self.emit(TrainableChanged(self.step, command.module, command.trainable, trainable, total))
             if trainable == 0:  # a backward pass with nothing to train would fail: hold until something thaws
                 self.emit(Notice("warning", "no parameter is trainable; paused until a module is unfrozen"))
@@ -520,9 +539,7 @@ class Trainer:
         self.order = None
         self._reset_epoch_totals()
         if self.run_dir is not None:
-            self.save("epoch")
-            if improved:
-                self.save("best")
+            self.save("epoch", best=improved)
 
     def _reset_epoch_totals(self) -> None:
         self.ep_loss.zero_()
@@ -569,11 +586,14 @@ class Trainer:
         if due_steps or due_time:
             self.save("periodic")
 
-    def save(self, reason: str, hold: bool = True) -> Path | None:
+    def save(self, reason: str, best: bool = False, hold: bool = True) -> Path | None:
         """Write the checkpoint(s) `reason` calls for; emit CheckpointSaved for each file once it is durable.
 
-        "epoch" writes epoch-NNNN.pt (every output.checkpoint_every epochs, keeping output.keep) and
-        last.pt, "best" writes best.pt, anything else last.pt. Nothing is written after divergence.
+        "epoch" writes epoch-NNNN.pt (every output.checkpoint_every epochs, keeping output.keep), last.pt and,
+        with `best`, best.pt; "best" writes best.pt, anything else last.pt. The state is serialized once and
+        the other names link to that file. The epoch that ends a finished run tells its last.pt as "final", and
+        the "final" save after it writes and tells nothing; the epoch that ends a stopped run leaves last.pt to
+        the "stopped" save. Nothing is written after divergence.
         A write that fails stops the run, or pauses it; with `hold`, the save waits there and is tried
         again when the user resumes.
         """
@@ -590,26 +610,40 @@ class Trainer:
             return None
         if self.stopped_for_space:
             return None  # the run is stopping because the disk is full: nothing more is written
+        position = (self.step, self.epoch, self.batch_in_epoch, self.changes)
+        if reason == "final" and self.saved is not None and self.saved[0] == position:
+            _, last, save_id, told = self.saved
+            if told != "final":  # last.pt holds this state already; the log names it once as the run's end
+                self.emit(CheckpointSaved(str(last), self.step, self._epoch_number(), reason, save_id=save_id))
+            return last
         out, folder = self.cfg.output, self.run_dir / "checkpoints"
         names = {"best": ["best.pt"]}.get(reason, ["last.pt"])
+        last_reason = reason  # what last.pt's CheckpointSaved says
         if reason == "epoch" and (self.stopping or self.epoch >= self.cfg.train.epochs):
-            names = []  # the run ends here: its final save writes last.pt, once
+            if self.outcome == "finished":
+                last_reason = "final"  # the run ends here: this last.pt is its final one, told once
+            else:
+                names = []  # a stop writes its own last.pt, whose reason says how the run ended
         numbered = reason == "epoch" and out.checkpoint_every and self.epoch % out.checkpoint_every == 0
         if numbered:
             names.insert(0, f"epoch-{self.epoch:04d}.pt")
+        if best and reason == "epoch":
+            names.append("best.pt")
         if not names:
             return None
         while True:
             try:
-                if self.before_save is not None:
-                    self.before_save()
+                self._make_log_durable()
                 self.save_seq += 1
-                state = self.state(reason)
+                state = self.state(last_reason if "last.pt" in names else reason)
                 folder.mkdir(exist_ok=True)
-                paths = [ckpt.atomic_save(state, folder / name) for name in names]
+                paths = ckpt.save_once(state, [folder / name for name in names])
                 break
             except OSError as exc:  # a full disk: the files that were there are untouched
-                paused = self._storage_failed(exc, folder, "checkpoint not saved")
+                if isinstance(exc, _LogNotWritten):  # the log's own trouble, named as such
+                    paused = self._storage_failed(exc.cause, exc.folder, "the run log could not be written")
+                else:
+                    paused = self._storage_failed(exc, folder, "checkpoint not saved")
                 if not (paused and hold) or self.holding_for_space:
                     return None
                 self._hold_for_space()
@@ -620,9 +654,10 @@ class Trainer:
         self.saved_clock = time.perf_counter()
         self.last_saved = (paths[-1].name, self.step)
         if "last.pt" in names:
-            self.last_pt_step = self.step
+            self.saved = (position, folder / "last.pt", state["save_id"], last_reason)
         for path in paths:
-            self.emit(CheckpointSaved(str(path), self.step, self._epoch_number(), reason, save_id=state["save_id"]))
+            kind = {"best.pt": "best", "last.pt": last_reason}.get(path.name, reason)
+            self.emit(CheckpointSaved(str(path), self.step, self._epoch_number(), kind, save_id=state["save_id"]))
         return paths[-1]
 
     def _last_checkpoint(self) -> str:
@@ -631,6 +666,18 @@ class Trainer:
         folder = self.run_dir / "checkpoints" if self.run_dir is not None else None
         found = sorted(folder.glob("*.pt"), key=lambda p: p.stat().st_mtime) if folder and folder.is_dir() else []
         return str(found[-1]) if found else ""
+
+    def _make_log_durable(self) -> None:
+        """Sync the run log before a checkpoint claims its steps; _LogNotWritten if it failed or fails now."""
+        if self.write_error is not None:  # a row of the steps just emitted did not land
+            exc, folder = self.write_error
+            self.write_error = None
+            raise _LogNotWritten(exc, folder)
+        try:
+            if self.before_save is not None:
+                self.before_save()
+        except OSError as exc:
+            raise _LogNotWritten(exc, self.run_dir) from exc
 
     def log_failed(self, exc: OSError, folder: Path) -> None:
         """The run log could not be written (called by RunLog on this thread); handled at the next boundary."""

@@ -17,7 +17,8 @@ and step; stop the final state, step and the checkpoint written; pause, resume a
 step and the value they set.
 
 Any number of clients may be connected; a client coming or going never touches the run. Watching needs
-no socket at all: `LogFollower` reads metrics.jsonl from its first line, so charts show the whole history.
+no socket at all: `ptviz.engine.storage.history` reads the log (load() the history so far, reduced, then a
+Follower for what comes next).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .storage import logrows
 from .commands import (
     Command,
     Control,
@@ -65,6 +65,7 @@ from .events import (
     RunStarted,
     StepMetrics,
 )
+from .storage.history import Follower
 from .storage.rundir import CONTROL_DIR, control_dir
 from .storage.runlog import METRICS_JSONL
 
@@ -511,31 +512,5 @@ class RemoteRun:
         self.close()
 
 
-class LogFollower:
-    """Reads a run's metrics.jsonl from the first line on, returning new events at each poll (never blocks)."""
-
-    def __init__(self, run_dir: Path | str):
-        self.path = Path(run_dir) / METRICS_JSONL
-        self.offset = 0
-        self.partial = b""
-        self.inode: int | None = None
-
-    def poll(self) -> list[Event]:
-        """Events written since the last poll; the first poll returns the whole history."""
-        try:
-            info = self.path.stat()
-        except FileNotFoundError:
-            return []
-        if self.inode is not None and (info.st_ino != self.inode or info.st_size < self.offset):
-            self.offset, self.partial = 0, b""  # the log was cut back by a resume: read it again
-        self.inode = info.st_ino
-        if info.st_size == self.offset:
-            return []
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            data = fh.read()
-        self.offset += len(data)
-        lines = (self.partial + data).split(b"\n")
-        self.partial = lines.pop()  # an unfinished last line waits for its end
-        rows = [r for r in map(logrows.decode_line, lines) if r is not None]
-        return logrows.events_of(rows)
+# Followers of a run's log live with its reader; the name stays for code that watches a run from here.
+LogFollower = Follower

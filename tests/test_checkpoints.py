@@ -17,6 +17,7 @@ from ptviz.engine.loop import train
 from ptviz.engine.session import TrainingSession
 from ptviz.engine.sinks import ListSink
 from ptviz.tui.cli import main
+from ptviz.engine.recipes import recipe
 
 
 def small(config, epochs=2):
@@ -252,6 +253,83 @@ def test_a_run_stopped_mid_epoch_numbers_that_epoch_the_same_everywhere(digits_c
     assert [r for r in rows if r["kind"] == "finished"][-1]["epoch"] == 2
     assert json.loads((run / "summary.json").read_text())["epoch"] == 2
     assert run_info(run).epoch == 2
+
+
+def test_an_epoch_serializes_its_state_once_and_links_every_name(tmp_path, monkeypatch):
+    """Recipe B's epoch (ResNet-18, frozen backbone) writes one checkpoint's worth of bytes for epoch, last
+    and best, and the run's final save adds none: the names are one file, and it loads."""
+    import shutil
+
+    config = recipe("cifar10-resnet18")
+    config.data.dataset, config.data.fake_size, config.data.test_batch_size = "fake", 10, 10
+    config.model.pretrained = False
+    config.train.epochs = 1
+    config.output.runs_dir = str(tmp_path / "runs")
+    config.output.checkpoint_minutes = 0
+    config.output.tensorboard = False
+    written, real_save = [], torch.save
+
+    class Counting:
+        """The file torch.save writes to, counting the bytes."""
+
+        def __init__(self, f):
+            self.f, self.bytes = f, 0
+
+        def write(self, data):
+            self.bytes += len(data)
+            return self.f.write(data)
+
+        def flush(self):
+            self.f.flush()
+
+    def counting_save(obj, f, *args, **kwargs):
+        counted = Counting(f)
+        real_save(obj, counted, *args, **kwargs)
+        written.append(counted.bytes)
+
+    copies = []
+    monkeypatch.setattr(torch, "save", counting_save)
+    monkeypatch.setattr(shutil, "copyfile", lambda *a, **k: copies.append(a))
+    sink = ListSink()
+    train(config, sink)
+    folder = only_run(config) / "checkpoints"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["best.pt", "epoch-0001.pt", "last.pt"]
+    (size,) = written  # one serialization for the whole run
+    assert {(folder / n).stat().st_size for n in names} == {size} and not copies
+    assert len({(folder / n).stat().st_ino for n in names}) == 1  # hard links: the bytes are on disk once
+    state = ckpt.load_checkpoint(folder / "best.pt")
+    assert state["step"] == 1 and set(state["model"]) >= {"fc.weight", "fc.bias"}
+    assert [(e.reason, Path(e.path).name) for e in sink.of(CheckpointSaved)] == [
+        ("epoch", "epoch-0001.pt"), ("final", "last.pt"), ("best", "best.pt")]  # last.pt told once
+    assert len({e.save_id for e in sink.of(CheckpointSaved)}) == 1
+
+
+def test_replacing_or_pruning_one_name_never_changes_a_linked_one(tmp_path):
+    """A newer last.pt and the pruning of old epochs leave best.pt, linked to an older state, as it was."""
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    ckpt.save_once({"state": torch.arange(4)}, [folder / "epoch-0001.pt", folder / "last.pt", folder / "best.pt"])
+    best_bytes = (folder / "best.pt").read_bytes()
+    ckpt.save_once({"state": torch.arange(8)}, [folder / "epoch-0002.pt", folder / "last.pt"])
+    ckpt.prune_numbered(folder, keep=1)
+    assert sorted(p.name for p in folder.iterdir()) == ["best.pt", "epoch-0002.pt", "last.pt"]
+    assert (folder / "best.pt").read_bytes() == best_bytes
+    assert torch.load(folder / "best.pt", weights_only=True)["state"].tolist() == [0, 1, 2, 3]
+    assert torch.load(folder / "last.pt", weights_only=True)["state"].tolist() == list(range(8))
+    assert (folder / "last.pt").stat().st_ino == (folder / "epoch-0002.pt").stat().st_ino
+
+
+def test_names_are_copies_where_the_filesystem_has_no_hard_links(tmp_path, monkeypatch):
+    import os
+
+    def no_links(src, dst, *args, **kwargs):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    paths = ckpt.save_once({"state": torch.ones(3)}, [tmp_path / "epoch-0001.pt", tmp_path / "last.pt"])
+    assert paths[0].read_bytes() == paths[1].read_bytes() and paths[0].stat().st_ino != paths[1].stat().st_ino
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 def test_hostile_os_system_payload_is_refused_by_name_without_torch_advice(tmp_path):

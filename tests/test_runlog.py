@@ -6,7 +6,7 @@ import sys
 from ptviz.engine.events import CheckpointSaved, EpochEnded, Paused, StepMetrics
 from ptviz.engine.storage.logrows import encode, rows_of, rows_up_to_checkpoint
 from ptviz.engine.remote import LogFollower
-from ptviz.engine.storage.runlog import history
+from ptviz.engine.storage import history
 
 
 def step_rows(first, last, epoch=1):
@@ -32,9 +32,9 @@ def test_log_is_cut_right_after_the_checkpoints_own_row():
 def test_history_before_a_resume_ends_at_its_checkpoint(tmp_path):
     rows = [*step_rows(1, 10), *checkpoint_row(10, "a"), *step_rows(11, 14)]
     (tmp_path / "metrics.jsonl").write_text(encode(rows))
-    steps = [s for e in history(tmp_path, {"save_id": "a", "step": 10}) if isinstance(e, StepMetrics) for s in e.steps]
-    assert steps == list(range(1, 11))
-    assert len([e for e in history(tmp_path) if isinstance(e, StepMetrics) for _ in e.steps]) == 14
+    cut = history.checkpoint_cut(tmp_path, "a", 10)
+    assert history.load(tmp_path, cut=cut).series["loss"].x.tolist() == list(range(1, 11))
+    assert history.load(tmp_path).steps == 14
 
 
 def test_non_finite_losses_are_written_as_null_and_read_back_as_nan(tmp_path):

@@ -30,7 +30,7 @@ from .footer import FittingFooter
 from .frame_clock import FrameClock
 from .headless import what_trains
 from .keys import split_escape
-from .messages import ConfigEdited, EngineEvent, EngineEventsWaiting, LogRequested, TabsLoaded
+from .messages import ConfigEdited, EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TabsLoaded
 from .runner import TRAINING_GROUP, RunController
 from .screens.confirm import ConfirmScreen
 from .screens.help import KEYS, HelpScreen
@@ -38,7 +38,7 @@ from .screens.lr_prompt import LrPrompt
 from .shutdown import install_stop_signals
 from .terminal import typed_keys
 from .threads import ThreadPerTask
-from .train.charts import ChartsPane
+from .train.charts import HISTORY_BUCKETS, ChartsPane
 from .train.device_panel import DevicePanel
 from .train.log_pane import LogPane
 from .train.status_bar import StatusBar
@@ -49,6 +49,8 @@ if TYPE_CHECKING:  # the tabs import torch: the app loads them after its first s
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
 FAILED_HINT = "fix the problem, then press s"
+HISTORY_LOG_EVENTS = 200  # an attached run's past events the log shows (its charts show all of them)
+
 
 class PtvizApp(App[int]):
     """Configure, watch and control a training run."""
@@ -124,6 +126,8 @@ class PtvizApp(App[int]):
     def on_mount(self) -> None:
         # Where Textual runs thread workers; a process about to end waits for none (a preview still computing).
         asyncio.get_running_loop().set_default_executor(ThreadPerTask(join_on_shutdown=not self.exits_process))
+        # Every engine event reaches these three: found once, not per event (the tabs load later).
+        self._panes = (self.query_one(ChartsPane), self.query_one(LogPane), self.query_one(StatusBar))
         self.frames = FrameClock(self, [self._take_engine_events, self.query_one(ChartsPane).redraw,
                                         self.query_one(StatusBar).flush, self.query_one(LogPane).flush,
                                         self.query_one(DevicePanel).flush])
@@ -202,13 +206,12 @@ class PtvizApp(App[int]):
 
 
     def _replay_history(self) -> None:
-        """Show a resumed run's history up to its checkpoint before it continues."""
-        from ptviz.engine.events import RunFinished
-        from ptviz.engine.storage.runlog import history
+        """Show a resumed run's history up to its checkpoint (reduced to chart width) before it continues."""
+        from ptviz.engine.storage import history
 
-        for event in history(self.resume_dir, resume=self.resume_state):
-            if not isinstance(event, (RunFinished, RunFailed)):
-                self.query_one(ChartsPane).history.ingest(event)
+        state = self.resume_state
+        cut = history.checkpoint_cut(self.resume_dir, state.get("save_id", ""), int(state["step"]))
+        self.query_one(ChartsPane).history.load(history.load(self.resume_dir, buckets=HISTORY_BUCKETS, cut=cut))
 
     def on_resize(self) -> None:
         self._apply_size()
@@ -370,6 +373,21 @@ class PtvizApp(App[int]):
     def _engine_event(self, message: EngineEvent) -> None:
         self._ingest(message.event)
 
+    @on(HistoryLoaded)
+    def _history_loaded(self, message: HistoryLoaded) -> None:
+        """An attached run's history: the charts take its reduced series, the other panes its events (the log
+        only the last few: thousands of lines would take seconds to lay out and say little)."""
+        snapshot = message.snapshot
+        self.query_one(ChartsPane).history.load(snapshot)
+        events = [*snapshot.events, *([snapshot.last] if snapshot.last else [])]
+        first_logged = max(0, len(snapshot.events) - HISTORY_LOG_EVENTS)
+        if first_logged:
+            self.query_one(LogPane).say(f"the log holds {snapshot.steps:,} steps and {len(snapshot.events):,} other "
+                                        f"events; the last {HISTORY_LOG_EVENTS} follow", "dim")
+        for i, event in enumerate(events):
+            self._ingest(event, charts=False, log=i >= first_logged)
+        self.runner.took_history(message.follower)
+
     @on(EngineEventsWaiting)
     def _engine_events(self, message: EngineEventsWaiting) -> None:
         for event in message.inbox.take():
@@ -383,14 +401,16 @@ class PtvizApp(App[int]):
             self._ingest(event)
         return bool(queued)
 
-    def _ingest(self, event: object) -> None:
-        """Hand one engine event to every pane that shows it."""
-        self.query_one(ChartsPane).history.ingest(event)
-        self.query_one(LogPane).ingest(event)
+    def _ingest(self, event: object, charts: bool = True, log: bool = True) -> None:
+        """Hand one engine event to every pane that shows it (the charts and log unless told otherwise)."""
+        charts_pane, log_pane, status = self._panes
+        if charts:
+            charts_pane.history.ingest(event)
+        if log:
+            log_pane.ingest(event)
         for tab in (self.model_tab, self.data_tab):
             if tab is not None:
                 tab.engine_event(event)
-        status = self.query_one(StatusBar)
         status.ingest(event)
         self.current_lr = status.lr if status.lr is not None else self.current_lr
         if isinstance(event, RunStarted):

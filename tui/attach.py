@@ -9,7 +9,8 @@ from textual.app import App
 from ptviz.engine.commands import Command, Stop
 from ptviz.engine.events import TERMINAL
 
-from .messages import EngineEvent, LogRequested
+from .messages import EngineEvent, HistoryLoaded, LogRequested
+from .train.charts import HISTORY_BUCKETS
 
 POLL_SECONDS = 0.25
 
@@ -21,12 +22,13 @@ class RemoteController:
     sink = None  # events come from the run's log, posted as they are read, not queued for frames
 
     def __init__(self, app: App, run_dir: Path):
-        from ptviz.engine.remote import LogFollower, RemoteRun
+        from ptviz.engine.remote import RemoteRun
 
         self.app = app
         self.run_dir = run_dir
         self.remote = RemoteRun(run_dir)
-        self.follower = LogFollower(run_dir)
+        self.follower = None  # set once the history is on screen; polls the log from where the history ended
+        self.reading = False  # a poll is under way on a worker thread
         self.ended = False
 
     @property
@@ -35,19 +37,46 @@ class RemoteController:
         return not self.ended
 
     def follow(self) -> None:
-        """Read the whole log so far, then keep polling it."""
+        """Read the history so far (reduced to chart width, on a worker), then keep polling the log."""
         self.app.set_interval(POLL_SECONDS, self._poll)
-        self._poll()
+        self._load()
+
+    def _load(self) -> None:
+        self.app.run_worker(self._read_history, thread=True, group="attach-history", exit_on_error=False)
+
+    def _read_history(self) -> None:
+        from ptviz.engine.storage import history
+
+        try:
+            snapshot = history.load(self.run_dir, buckets=HISTORY_BUCKETS)
+        except (OSError, ValueError) as exc:
+            self.app.post_message(LogRequested(f"cannot read the run's log: {exc}", "red"))
+            return
+        self.app.post_message(HistoryLoaded(snapshot, history.Follower(self.run_dir, snapshot.end)))
+
+    def took_history(self, follower) -> None:
+        """The history is on screen: poll the log from where it ended (UI thread)."""
+        self.follower = follower
 
     def _poll(self) -> None:
-        if not self.ended:
-            self.app.run_worker(self._read, thread=True, exclusive=True, group="attach-log", exit_on_error=False)
+        follower = self.follower
+        if self.ended or follower is None or self.reading:
+            return
+        if follower.cut_back:  # the log was cut back under us (the run was resumed): read it again
+            self.follower = None
+            self._load()
+            return
+        self.reading = True
+        self.app.run_worker(lambda: self._read(follower), thread=True, group="attach-log", exit_on_error=False)
 
-    def _read(self) -> None:
-        for event in self.follower.poll():
-            if isinstance(event, TERMINAL):
-                self.ended = True
-            self.app.post_message(EngineEvent(event))
+    def _read(self, follower) -> None:
+        try:
+            for event in follower.poll():
+                if isinstance(event, TERMINAL):
+                    self.ended = True
+                self.app.post_message(EngineEvent(event))
+        finally:
+            self.reading = False
 
     def send(self, command: Command) -> bool:
         """Send a command on a thread (the socket may take a moment); False once the run has ended."""

@@ -23,6 +23,15 @@ class EngineEventsWaiting(Message):
         self.inbox = inbox
 
 
+class HistoryLoaded(Message):
+    """A run's history was read from its log (a Snapshot, reduced); `follower` reads what the run logs next."""
+
+    def __init__(self, snapshot: Any, follower: Any) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+        self.follower = follower
+
+
 class DeviceSampled(Message):
     """A fresh reading of GPU/CPU utilisation and memory (latest value wins)."""
 

@@ -16,9 +16,9 @@ class AppendFile:
         self.size = os.fstat(self.fd).st_size  # bytes known to be whole lines
         self.pending = bytearray()
 
-    def add(self, text: str) -> None:
-        """Queue text (whole lines) for the next flush."""
-        self.pending += text.encode("utf-8")
+    def add(self, text: str | bytes) -> None:
+        """Queue text (whole lines), or whole binary records, for the next flush."""
+        self.pending += text if isinstance(text, bytes) else text.encode("utf-8")
 
     def write(self, text: str) -> None:
         """Queue text and hand everything queued to the operating system; OSError when that fails."""

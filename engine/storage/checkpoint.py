@@ -11,6 +11,7 @@ import os
 import pickle
 import random
 import re
+import shutil
 import zipfile
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -67,7 +68,7 @@ def _with_crc32() -> AbstractContextManager:
     return nullcontext() if config.save.compute_crc32 else config.patch({"save.compute_crc32": True})
 
 
-def atomic_save(obj: Any, path: Path) -> Path:
+def atomic_save(obj: Any, path: Path, sync_folder: bool = True) -> Path:
     """torch.save to a temp file in the same folder, fsync, rename over `path`, fsync the folder.
 
     A failed write raises the OSError behind it (errno.ENOSPC for a full disk) and leaves `path` as it was.
@@ -90,8 +91,42 @@ def atomic_save(obj: Any, path: Path) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if sync_folder:
+        fsync_dir(path.parent)
     return path
+
+
+def save_once(obj: Any, paths: list[Path]) -> list[Path]:
+    """Serialize `obj` once, into paths[0] (atomically, fsynced), and give the other names the same file.
+
+    The other names are hard links (a copy where the filesystem has none), each put in place by rename.
+    No checkpoint file is ever written in place, so replacing or deleting one name (a newer last.pt,
+    pruning old epochs) never changes what another name holds.
+    """
+    first = atomic_save(obj, paths[0], sync_folder=False)
+    for path in paths[1:]:
+        link_or_copy(first, path)
+    for folder in {Path(p).parent for p in paths}:
+        fsync_dir(folder)
+    return [Path(p) for p in paths]
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Make `dst` name the file `src` names: a hard link, or a durable copy; renamed over `dst` atomically."""
+    dst = Path(dst)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:  # no hard links on this filesystem (some network or FAT mounts)
+            shutil.copyfile(src, tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def describe_os_error(exc: OSError, folder: Path | str) -> str:

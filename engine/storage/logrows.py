@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +61,18 @@ _STEP_LINE = ('{"kind":"step","step":%d,"epoch":%d,"epoch_step":%d,"loss":%s,"lr
               '"samples_per_s":%r,"wall":%r}\n')
 
 
-def encode(rows: list[dict[str, Any]]) -> str:
-    """Rows as newline-terminated JSON lines."""
-    return "".join(
+def encode_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Each row as a newline-terminated JSON line (ASCII: json escapes anything else)."""
+    return [
         _STEP_LINE % (r["step"], r["epoch"], r["epoch_step"], "null" if r["loss"] is None else repr(r["loss"]),
                       r["lr"], r["elapsed"], r["samples_per_s"], r["wall"])
         if r["kind"] == "step" and len(r) == 9 else json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n"
-        for r in rows)
+        for r in rows]
+
+
+def encode(rows: list[dict[str, Any]]) -> str:
+    """Rows as newline-terminated JSON lines."""
+    return "".join(encode_lines(rows))
 
 
 def decode_line(line: bytes | str) -> dict[str, Any] | None:
@@ -81,7 +85,14 @@ def decode_line(line: bytes | str) -> dict[str, Any] | None:
 
 
 def _tuples(value: Any) -> Any:
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+    if not isinstance(value, list):
+        return value
+    if any(isinstance(v, list) for v in value):  # nested (a confusion matrix): only lists need converting
+        return tuple(_tuples(v) for v in value)
+    return tuple(value)
+
+
+_FIELD_NAMES = {cls: frozenset(f.name for f in dataclasses.fields(cls)) for cls in EVENT_OF_KIND.values()}
 
 
 def event_of(row: dict[str, Any]) -> Event | None:
@@ -89,7 +100,7 @@ def event_of(row: dict[str, Any]) -> Event | None:
     cls = EVENT_OF_KIND.get(row.get("kind", ""))
     if cls is None:
         return None
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = _FIELD_NAMES[cls]
     values = {k: (v if k == "config" else _tuples(v)) for k, v in row.items() if k in names}
     if cls is Diverged and values.get("value") is None:
         values["value"] = float("nan")
@@ -146,21 +157,17 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 def rows_up_to_checkpoint(rows: list[dict[str, Any]], save_id: str, step: int) -> list[dict[str, Any]]:
     """The rows written before a checkpoint was taken: those up to its own "checkpoint" row.
 
-    Without that row (the process died between writing the checkpoint and logging it), every row up to
-    the checkpoint's step is kept: the log is flushed before each checkpoint is written.
+    Without that row (the process died between writing the checkpoint and logging it), the rows before
+    the first one that belongs after the checkpoint are kept: a step past `step`, another row from past it,
+    or the end of a run ("finished", "failed"). history.checkpoint_cut finds the same place in the files.
     """
     if save_id:
         for i in range(len(rows) - 1, -1, -1):
             if rows[i].get("kind") == "checkpoint" and rows[i].get("save_id") == save_id:
                 return rows[: i + 1]
-    return [r for r in rows if r.get("kind") != "finished" and int(r.get("step", 0) or 0) <= step]
-
-
-def rewrite(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Replace a log file by `rows`, atomically."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(encode(rows))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    for i, row in enumerate(rows):
+        at = row.get("step")
+        late = isinstance(at, (int, float)) and not isinstance(at, bool) and at > step
+        if late or row.get("kind") in ("finished", "failed"):
+            return rows[:i]
+    return rows

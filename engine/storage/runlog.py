@@ -3,7 +3,8 @@
 metrics.jsonl is the record: one row per training step plus one per other event (logrows.py), written
 and flushed to the operating system as events arrive (the loop hands over points up to ten times a
 second), and fsynced before every checkpoint. metrics.csv holds the same numbers in the layout of
-Lightning's CSVLogger. On resume both are cut back to where the checkpoint was taken, so every step
+Lightning's CSVLogger. steps.bin and events.idx are a binary copy for readers (steplog.py, history.py).
+On resume every file is truncated where the checkpoint was taken (nothing is rewritten), so every step
 has exactly one row. A write that fails (a full disk) is reported to `on_error` and written again later,
 never half; summary.json records how the run ended even then.
 """
@@ -19,8 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import logrows
+import numpy as np
+
+from . import logrows, steplog
 from .appendfile import AppendFile
+from .history import Cut, LogRecords
 from ..events import (
     CheckpointSaved,
     Diverged,
@@ -155,16 +159,16 @@ class RunLog:
         self.run_dir = Path(run_dir)
         self.on_error = on_error
         jsonl, csv_path = self.run_dir / METRICS_JSONL, self.run_dir / METRICS_CSV
-        if resume is not None:
-            kept = logrows.rows_up_to_checkpoint(logrows.read_rows(jsonl), resume.get("save_id", ""),
-                                                 int(resume["step"]))
-            logrows.rewrite(jsonl, kept)
-            self._rewrite_csv(csv_path, kept)
+        records = LogRecords(self.run_dir)
+        # A resume keeps the log up to its checkpoint; otherwise every complete row (a partial last line goes).
+        cut = (records.checkpoint_cut(resume.get("save_id", ""), int(resume["step"])) if resume is not None
+               else records.cut_at(records.end))
+        if jsonl.exists() and jsonl.stat().st_size > cut.jsonl:
+            os.truncate(jsonl, cut.jsonl)
+        _cut_csv(csv_path, cut.csv_lines, jsonl)
+        self.copy = _cut_copy(self.run_dir, records, cut)
         self.jsonl = AppendFile(jsonl)
-        fresh_csv = not csv_path.exists() or csv_path.stat().st_size == 0
         self.csv = AppendFile(csv_path)
-        if fresh_csv:
-            self.csv.write(",".join(CSV_COLUMNS) + "\n")
         purge = int(resume["step"]) + 1 if resume is not None else None
         self.tb = TensorBoardWriter.open(self.run_dir / TENSORBOARD_DIR, purge) if tensorboard else None
         previous = read_json(self.run_dir / SUMMARY_JSON)
@@ -177,12 +181,6 @@ class RunLog:
                 if isinstance(previous.get(key), str) and (self.run_dir / previous[key]).is_file():
                     self.summary[key] = previous[key]
 
-    @staticmethod
-    def _rewrite_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(",".join(CSV_COLUMNS) + "\n" + csv_lines(rows), encoding="utf-8")
-        os.replace(tmp, path)
-
     def emit(self, event: Event) -> None:
         """Append the event's rows to every log and flush them to the operating system."""
         wall = time.time()
@@ -191,9 +189,20 @@ class RunLog:
             return
         if isinstance(event, StepMetrics):
             self.kept_state = None  # the resumed run has trained: from here on its own outcome counts
-        self.jsonl.add(logrows.encode(rows))
+        lines = logrows.encode_lines(rows)
+        text = "".join(lines)
+        start = self.jsonl.size + len(self.jsonl.pending)  # where these rows land once all queued is written
+        self.jsonl.add(text)
         self.csv.add(csv_lines(rows))
-        self._attempt(self.jsonl.flush, self.csv.flush)
+        # The copy follows the JSONL; a reader takes only records whose rows are in it, and parses the rest.
+        if isinstance(event, StepMetrics):
+            ascii_only = len(text.encode()) == len(text)
+            lengths = [len(line) if ascii_only else len(line.encode()) for line in lines]
+            self.copy.add_steps(steplog.step_records(event, rows, start + np.cumsum(lengths)))
+        else:
+            record = steplog.event_record(start, start + len(text.encode()), self.copy.steps, rows[0])
+            self.copy.add_events(np.array([record], steplog.EVENT_DTYPE))
+        self._attempt(self.jsonl.flush, self.csv.flush, self.copy.flush)
         if self.tb is not None:
             try:
                 self.tb.write(event, wall)
@@ -216,12 +225,14 @@ class RunLog:
         """Make everything logged so far durable (called before each checkpoint is written); OSError if it cannot."""
         for log in (self.jsonl, self.csv):
             log.sync()
+        self.copy.sync()
 
     def close(self) -> None:
         """Flush and close every log."""
         self._attempt(self.sync)
         self.jsonl.close()
         self.csv.close()
+        self.copy.close()
         if self.tb is not None:
             try:
                 self.tb.close()
@@ -274,17 +285,58 @@ class RunLog:
         write_json(self.run_dir / SUMMARY_JSON, _clean(s), durable=isinstance(event, (RunFinished, RunFailed)))
 
 
+def _cut_csv(path: Path, lines: int, jsonl: Path) -> None:
+    """Truncate metrics.csv after its header and `lines` lines; written again from the JSONL if it has fewer."""
+    offset = _line_end(path, lines + 1)
+    if offset is not None:
+        if path.stat().st_size > offset:
+            os.truncate(path, offset)
+        return
+    # Missing or damaged: rebuilt from the record (the slow path; a healthy run never takes it).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(",".join(CSV_COLUMNS) + "\n")
+        fh.write(csv_lines(logrows.read_rows(jsonl)) if lines else "")
+    os.replace(tmp, path)
+
+
+def _line_end(path: Path, count: int, chunk: int = 8 << 20) -> int | None:
+    """The offset just past the first `count` lines of a file, or None when it has fewer."""
+    if count <= 0:
+        return 0
+    seen = offset = 0
+    try:
+        with open(path, "rb") as fh:
+            while data := fh.read(chunk):
+                found = data.count(b"\n")
+                if seen + found >= count:
+                    newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+                    return offset + int(newlines[count - seen - 1]) + 1
+                seen += found
+                offset += len(data)
+    except OSError:
+        pass
+    return None
+
+
+def _cut_copy(run_dir: Path, records: LogRecords, cut: Cut) -> steplog.StepLogWriter:
+    """Open the binary copy holding exactly the rows before `cut`: its own records, then any it lacked."""
+    binary_steps, binary_events = len(records.binary_steps), records.binary_events
+    writer = steplog.StepLogWriter(run_dir, min(binary_steps, cut.steps), min(binary_events, cut.events))
+    if writer.steps == min(binary_steps, cut.steps):  # the files were whole: add the rows only the JSONL held
+        writer.add_steps(records.tail_steps[: max(0, cut.steps - binary_steps)])
+        writer.add_events(records.event_records[binary_events: cut.events])
+    else:  # the copy changed under us and was started afresh: every row before the cut, from the JSONL
+        rows = steplog.scan_file(run_dir / METRICS_JSONL, 0, cut.jsonl)
+        writer.add_steps(rows.steps)
+        writer.add_events(rows.events)
+    writer.sync()
+    return writer
+
+
 def _clean(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
 
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def history(run_dir: Path, resume: dict[str, Any] | None = None) -> list[Event]:
-    """The events a run's log holds (up to `resume`'s checkpoint when given): charts start from these."""
-    rows = logrows.read_rows(Path(run_dir) / METRICS_JSONL)
-    if resume is not None:
-        rows = logrows.rows_up_to_checkpoint(rows, resume.get("save_id", ""), int(resume["step"]))
-    return logrows.events_of(rows)

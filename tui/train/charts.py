@@ -21,6 +21,9 @@ from . import plot
 from .history import Series, bucket_minmax
 
 SMOOTHING_STEPS = (1, 5, 10, 25, 50, 100, 250, 500, 1000)
+# Buckets a history read from a run's log is reduced to: each chart reduces again to its width, so this
+# only needs to be many times the widest chart's columns; memory stays a few hundred KB at any length.
+HISTORY_BUCKETS = 4096
 CHARTS_ENV = "PTVIZ_CHARTS"
 RENDERERS = ("braille", "plotext")
 
@@ -57,6 +60,17 @@ class RunHistory:
     def clear(self) -> None:
         """Start over for a new run."""
         self.__init__()
+
+    def load(self, snapshot) -> None:
+        """Show a history read from a run's log (ptviz.engine.storage.history.Snapshot): the step series
+        arrive reduced, the epoch series from its other events."""
+        self.clear()
+        for event in snapshot.events:
+            if not isinstance(event, LrChanged):  # the step rows after it carry the new rate
+                self.ingest(event)
+        for series, column in ((self.step_loss, "loss"), (self.lr, "lr"), (self.throughput, "samples_per_s")):
+            reduced = snapshot.series[column]
+            series.load(reduced.x, reduced.y, reduced.sums, reduced.counts)
 
     def ingest(self, event: object) -> None:
         """Add what `event` carries."""

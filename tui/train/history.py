@@ -1,7 +1,8 @@
 """Compact metric history for charts: growable numpy arrays, min/max reduction, cheap smoothing.
 
 A million-step run holds a few arrays of a million numbers, not a million Python floats, and a redraw
-touches only about two points per column of the plot.
+touches only about two points per column of the plot. A history read from a run's log arrives already
+reduced (each bucket's lowest and highest point, `Series.load`); points logged from then on follow it.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ class Series:
         self._x = np.empty(capacity, dtype=np.float64)
         self._y = np.empty(capacity, dtype=np.float32)
         # Prefix sums of finite y values and their counts (index i covers points [0, i)), for trailing means.
+        # A point loaded from a reduced history stands for its share of a bucket's values (counts are fractions).
         self._sum = np.zeros(capacity + 1 if smoothed else 0, dtype=np.float64)
-        self._count = np.zeros(capacity + 1 if smoothed else 0, dtype=np.int32)
+        self._count = np.zeros(capacity + 1 if smoothed else 0, dtype=np.float64)
         self.smoothed = smoothed
         self._n = 0
         self.version = next(_versions)  # changes whenever the points do; charts redraw only then
@@ -73,6 +75,16 @@ class Series:
         self._n = need
         self.version = next(_versions)
 
+    def load(self, x: np.ndarray, y: np.ndarray, sums: np.ndarray | None = None,
+             counts: np.ndarray | None = None) -> None:
+        """Replace the points by a reduced history: `sums` and `counts` are each point's share of its bucket's
+        finite values and their number (the point's own value and 1 when unreduced)."""
+        self.clear()
+        self.extend(x, y)
+        if self.smoothed and sums is not None and counts is not None and len(x):
+            self._sum[1: len(x) + 1] = np.cumsum(sums, dtype=np.float64)
+            self._count[1: len(x) + 1] = np.cumsum(counts, dtype=np.float64)
+
     def append(self, x: float, y: float) -> None:
         """Append one point."""
         self.extend((x,), (y,))
@@ -90,11 +102,14 @@ class Series:
         self.version = next(_versions)
 
     def smoothed_at(self, idx: np.ndarray, window: int) -> np.ndarray:
-        """Trailing mean of the `window` points ending at each index in `idx` (non-finite skipped)."""
+        """Trailing mean over the `window` steps ending at each index in `idx` (non-finite skipped).
+
+        The window is in x (steps), not points, so a reduced history and the points after it smooth alike.
+        """
         if not self.smoothed:
             raise ValueError("this series keeps no running sums; create it with smoothed=True")
         hi = idx + 1
-        lo = np.maximum(0, hi - max(1, window))
+        lo = np.minimum(np.searchsorted(self.x, self.x[idx] - max(1, window), side="right"), idx)
         count = self._count[hi] - self._count[lo]
         with np.errstate(invalid="ignore", divide="ignore"):
             return ((self._sum[hi] - self._sum[lo]) / count).astype(np.float32)
