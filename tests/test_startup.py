@@ -52,6 +52,24 @@ async def test_escape_glued_to_a_key_acts_as_escape_then_the_key(digits_config):
         await wait_for(pilot, lambda: app.run_state == "finished", what="finished")
 
 
+async def test_escape_glued_to_a_tab_key_leaves_the_field_and_shows_the_tab(digits_config):
+    """`escape 3` in one read (Textual's table: £, typed into the field) leaves the field for the Model tab."""
+    from textual._xterm_parser import XTermParser
+
+    app = PtvizApp(digits_config, defer_tabs=False)
+    assert [(k.key) for k in XTermParser().feed("\x1b3")] == ["escape", "3"]
+    assert [(k.key) for k in XTermParser().feed("\x1bf")] == ["escape", "f"]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2")
+        field = app.query_one("#f-data-batch-size")
+        field.focus()
+        await pilot.pause()
+        for key in XTermParser().feed("\x1b3"):
+            app.post_message(key)
+        await wait_for(pilot, lambda: app.query_one("TabbedContent").active == "model", what="the Model tab")
+        assert field.value == "32" and not field.has_focus
+
+
 async def test_stop_asks_first_and_enter_confirms_or_n_keeps_training(digits_config):
     """x while training asks; n keeps the run going, enter (like x again) stops it with a checkpoint."""
     digits_config.train.epochs = 1000

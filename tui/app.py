@@ -29,7 +29,7 @@ from .config_form import ConfigForm
 from .footer import FittingFooter
 from .frame_clock import FrameClock
 from .headless import what_trains
-from .keys import split_escape
+from .keys import split_escape, unglue_escapes
 from .messages import ConfigEdited, EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TabsLoaded
 from .runner import TRAINING_GROUP, RunController
 from .screens.confirm import ConfirmScreen
@@ -87,6 +87,7 @@ class PtvizApp(App[int]):
                  attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None, typed: str = "",
                  defer_tabs: bool | None = None):
         super().__init__()
+        unglue_escapes()
         self.config = config.copy()
         # User code a run folder names (trust.user_code) that runs only after the user says yes.
         self.unconfirmed_code = dict(unconfirmed_code or {})
@@ -225,16 +226,24 @@ class PtvizApp(App[int]):
 
     async def on_event(self, event: events.Event) -> None:
         """A key that arrived glued to an escape (tmux and SSH send `escape s` as one read, which Textual
-        takes for alt+s) acts as escape, then that key."""
-        keys = split_escape(event) if isinstance(event, events.Key) and not event.is_forwarded else None
-        if keys is None:
+        takes for alt+s; `escape 3` is read as escape then 3, see keys.unglue_escapes) acts as escape, then
+        that key."""
+        if not isinstance(event, events.Key) or event.is_forwarded:
             await super().on_event(event)
             return
-        escape, key = keys
+        if event.key == "escape" and event.character is None:  # the first of a pair unglue_escapes made
+            keys = [event]
+        else:
+            keys = split_escape(event) or []
+        if not keys:
+            await super().on_event(event)
+            return
+        escape, *then = keys
         # The escape's binding runs now (a field gives up the keyboard), so the key goes where it then points.
         if not await self._check_bindings(escape.key):
             await super().on_event(escape)
-        await super().on_event(key)
+        for key in then:
+            await super().on_event(key)
 
     # ------------------------------------------------------------------ configuration
 
