@@ -215,6 +215,9 @@ def run(args: argparse.Namespace) -> list[Result]:
                      "cockpit_samples_per_s": runs["cockpit"], "chart_replots_per_run": replots,
                      "frames_per_run": frames, "cockpit_runs": work.cockpit},
             ))
+        from benchmarks import p2_terminal
+
+        results += p2_terminal.run(args, mnist_root)
     return results
 
 

@@ -26,7 +26,7 @@ from benchmarks.pty_cockpit import Terminal, command, environment
 
 HELP_TARGET_S = 0.5
 PAINT_TARGET_S = 1.5
-FRAME_MARKERS = (rb"IDLE", rb"loss / step")
+FRAME_MARKERS = (r"IDLE", r"loss / step")
 
 
 def help_seconds() -> float:
@@ -53,7 +53,7 @@ def first_paint_seconds(runs_dir: Path, size: tuple[int, int] = (160, 48)) -> di
     torch and the tabs were loaded, and from `q` until the process ended."""
     with Terminal([*command(), "--runs-dir", str(runs_dir)], size) as term:
         painted = max(term.appears(marker, 0, timeout=60) for marker in FRAME_MARKERS) - term.started
-        loaded = term.appears(rb"torch \S+ loaded in", 0, timeout=120) - term.started
+        loaded = term.appears(r"torch \S+ loaded in", 0, timeout=120) - term.started
         quit_seconds = term.exit_seconds(b"q", timeout=60)
     return {"painted": painted, "tabs_loaded": loaded, "quit": quit_seconds}
 

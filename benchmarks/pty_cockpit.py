@@ -2,9 +2,9 @@
 
 A `Terminal` starts `ptviz-tui` on a fresh pty of a given size, keeps reading everything it writes (a full
 pty would block the app), answers the one question the cockpit asks at start (Primary Device Attributes, as
-tmux does: no graphics), and times when a given text first appears on the screen after a key is typed.
-Text is matched with the escape sequences taken out, so a marker must be one run of the screen in one
-style: a title, a label, a state word.
+tmux does: no graphics), keeps the screen it would show (benchmarks/screen.py), and times when a given text
+first shows on that screen after a key is typed. A marker is a regular expression over the screen's rows
+(joined by newlines): a title, a label, a state word.
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ import sys
 import termios
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from benchmarks.screen import Screen
 
 ROOT = Path(__file__).resolve().parents[1]
 ESCAPES = re.compile(rb"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[P_^][^\x1b]*\x1b\\|[()][0-9A-Za-z]|[=>78cDEHM])")
@@ -45,6 +48,20 @@ def plain(raw: bytes) -> bytes:
     return ESCAPES.sub(b"", raw)
 
 
+@dataclass
+class _Watch:
+    """A pattern waited for: the arrival time of the first chunk after which the screen matched it."""
+
+    pattern: re.Pattern[str]
+    since: int  # chunks before this one do not count
+    gone: bool = False  # wait for the pattern to leave the screen instead
+    not_before: float = 0.0  # output that arrived earlier (before the key was typed) does not count
+    at: float | None = None
+
+    def met(self, shown: str) -> bool:
+        return (self.pattern.search(shown) is None) == self.gone
+
+
 class Terminal:
     """One process on its own pty of `size` (columns, rows); see the module docstring."""
 
@@ -62,6 +79,8 @@ class Terminal:
         self.proc = subprocess.Popen(argv, cwd=cwd, env=env or environment(), stdin=slave, stdout=slave,
                                      stderr=slave, preexec_fn=own_terminal)
         os.close(slave)
+        self.screen = Screen(columns, rows)  # as of the first `_fed` chunks, brought up to date by _advance
+        self._fed = 0
         self.chunks: list[tuple[float, bytes]] = []  # (arrival time, bytes) of everything written
         self.ended_at: float | None = None
         self._new = threading.Condition()
@@ -89,7 +108,7 @@ class Terminal:
                     os.write(self.master, ATTRIBUTES_ANSWER)
                 at += 1
             tail = chunk[-len(ATTRIBUTES_QUERY) + 1:]
-            with self._new:
+            with self._new:  # only stored here: the screen is kept by whoever waits on it (see _advance)
                 self.chunks.append((now, chunk))
                 self._new.notify_all()
         if self.ended_at is None:
@@ -113,30 +132,54 @@ class Terminal:
         os.write(self.master, keys)
         return time.perf_counter()
 
-    def appears(self, pattern: bytes, since: int, timeout: float = 30.0) -> float:
-        """The time `pattern` (a regex over the text) first shows in the output after mark `since`."""
-        found = re.compile(pattern)
-        seen, index = b"", since
+    def _advance(self, watch: _Watch | None = None) -> None:
+        """Apply the chunks read since the last call to the screen, checking `watch` after each one.
+
+        The reader thread only stores what arrives, with its time, so reading never waits on this parsing
+        (the app would block on a full pty and its frames would look slower than they are)."""
+        with self._new:
+            fresh = self.chunks[self._fed:]
+        for index, (at, chunk) in enumerate(fresh, start=self._fed):
+            self.screen.feed(chunk)
+            if watch is not None and watch.at is None and index >= watch.since and at >= watch.not_before \
+                    and watch.met(self.screen.text()):
+                watch.at = at
+        self._fed += len(fresh)
+
+    def shows(self, pattern: str) -> bool:
+        """Whether the screen shows `pattern` now."""
+        self._advance()
+        return re.search(pattern, self.screen.text()) is not None
+
+    def _wait(self, watch: _Watch, timeout: float) -> float:
         deadline = time.perf_counter() + timeout
         while True:
+            self._advance(watch)
+            if watch.at is not None:
+                return watch.at
             with self._new:
-                while index >= len(self.chunks) and self.ended_at is None and time.perf_counter() < deadline:
-                    self._new.wait(0.05)
-                fresh = self.chunks[index:]
-            for at, chunk in fresh:
-                seen += chunk
-                index += 1
-                if found.search(plain(seen)):
-                    return at
-            if not fresh and (self.ended_at is not None or time.perf_counter() >= deadline):
-                raise TimeoutError(f"{pattern!r} did not appear within {timeout:g} s; the screen showed: "
-                                   f"{plain(seen)[-600:].decode(errors='replace')!r}")
+                if self._fed < len(self.chunks):
+                    continue
+                if self.ended_at is not None or time.perf_counter() >= deadline:
+                    raise TimeoutError(f"{watch.pattern.pattern!r} did not {'go' if watch.gone else 'show'} within "
+                                       f"{timeout:g} s; the screen showed:\n{self.screen.text()}")
+                self._new.wait(0.05)
 
-    def latency(self, keys: bytes, pattern: bytes, timeout: float = 30.0) -> float:
-        """Seconds from typing `keys` until `pattern` shows."""
-        since = self.mark()
-        typed = self.type(keys)
-        return self.appears(pattern, since, timeout) - typed
+    def appears(self, pattern: str, since: int = 0, timeout: float = 30.0) -> float:
+        """The arrival time of the output after which the screen first showed `pattern` (output from mark
+        `since` on)."""
+        return self._wait(_Watch(re.compile(pattern), since), timeout)
+
+    def latency(self, keys: bytes, pattern: str, timeout: float = 30.0, gone: bool = False) -> float:
+        """Seconds from typing `keys` until the screen shows `pattern`, which it must not show before (with
+        `gone`: until it no longer shows what it must show before)."""
+        self._advance()
+        watch = _Watch(re.compile(pattern), self._fed, gone)
+        if watch.met(self.screen.text()):
+            raise ValueError(f"{pattern!r} {'is not' if gone else 'is'} on the screen before {keys!r} is "
+                             f"typed: it cannot time the key\n{self.screen.text()}")
+        typed = watch.not_before = self.type(keys)
+        return self._wait(watch, timeout) - typed
 
     def exit_seconds(self, keys: bytes, timeout: float = 120.0) -> float:
         """Seconds from typing `keys` until the process has ended."""

@@ -138,6 +138,21 @@ async def test_quit_while_training_asks_then_stops_cleanly(long_config):
     assert (runs[0] / "checkpoints" / "last.pt").is_file()  # stopping cleanly saved the work
 
 
+async def test_quit_right_after_the_screen_says_finished_does_not_ask(digits_config):
+    """q typed as FINISHED shows, while the run's thread still closes its logs, quits without asking
+    'Training is running' (it asked, and the question stayed on screen)."""
+    digits_config.train.epochs = 1
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.run_state == "finished" and app.runner.finished.is_set(), what="finished")
+        app.runner.finished.clear()  # the moment before train() has returned on its thread
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, what="exit")
+        app.runner.finished.set()
+    assert app.return_value == 0
+
+
 async def test_a_cockpit_that_ends_without_quitting_stops_its_paused_run(long_config):
     """However the UI goes away (here: exit without the quit key, while paused), the run saves and its thread ends."""
     from ptviz.engine.storage import checkpoint as ckpt

@@ -491,7 +491,9 @@ class PtvizApp(App[int]):
 
     async def action_quit(self) -> None:
         """Quit; while training, ask first and then stop the run cleanly (attached: just detach)."""
-        if not self.runner.active or self.runner.remote_run:
+        # A run whose end the screen shows is not asked about while its thread closes its logs.
+        ended = self.run_state in ("finished", "stopped", "diverged", "failed")
+        if not self.runner.active or self.runner.remote_run or ended:
             self._leave()
             return
 
