@@ -68,6 +68,12 @@ def _p8(args: argparse.Namespace) -> list[Result]:
     return p8_checkpoints.run(args)
 
 
+def _p13(args: argparse.Namespace) -> list[Result]:
+    from benchmarks import p13_runs
+
+    return p13_runs.run(args)
+
+
 # Each case is a function of the parsed arguments returning its rows.
 CASES: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
     "P1": _p1,
@@ -78,6 +84,7 @@ CASES: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
     "P6": _p6,
     "P7": _p7,
     "P8": _p8,
+    "P13": _p13,
 }
 
 

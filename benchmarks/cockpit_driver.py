@@ -20,7 +20,8 @@ async def settle(app, pilot, timeout: float = 60.0) -> None:
     quiet = 0
     while quiet < 2 and time.monotonic() < deadline:
         busy = any(not w.is_finished for w in app.workers)
-        await app.workers.wait_for_complete()
+        # A worker cancelled meanwhile (a newer preview replaced it) counts as done, not as a failure.
+        await asyncio.gather(*[w.wait() for w in app.workers], return_exceptions=True)
         await pilot.pause(0.2)
         quiet = 0 if busy else quiet + 1
 

@@ -26,7 +26,11 @@ SCHEDULERS = ("none", "step", "cosine", "one-cycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BAD_SAMPLES = ("skip", "fail")
+TASK_FROM_FIT = "python"  # data.task of a run whose Task was handed to ptviz.fit() in a script
 FREEZE_EDIT = re.compile(r"[+-][A-Za-z0-9_.]*")  # matched whole (fullmatch): no trailing newline slips by
+# An epoch result early stopping can watch: train_loss, val_accuracy, test_mae (a task's metric), ema_test_loss...
+EARLY_STOP_METRIC = re.compile(r"none|(ema_)?(train|val|test)_[A-Za-z0-9_]+")  # matched whole (fullmatch)
+EARLY_STOP_MODES = ("auto", "min", "max")
 
 
 def _rule(**kw: Any) -> dict[str, Any]:
@@ -39,6 +43,8 @@ class DataConfig:
 
     dataset: str = field(default="digits", metadata=_rule(choices=DATASETS))
     """Data set name: digits (embedded), mnist, fashion-mnist, cifar10, imagefolder or fake."""
+    task: str = field(default="", metadata=_rule(task=True))
+    """Your own task instead of a data set: path/task.py:factory or package.module:factory returning a ptviz.Task."""
     root: str = "data"
     """Folder that holds (or will receive) the data set's files; for imagefolder, the class folders."""
     download: bool = False
@@ -102,6 +108,9 @@ class OptimConfig:
     """Epochs between decays of the step schedule."""
     gamma: float = field(default=0.1, metadata=_rule(above=0.0, max=1.0))
     """Decay factor of the step schedule."""
+    warmup_steps: int = field(default=0, metadata=_rule(min=0, max=1_000_000_000))
+    """Optimizer steps whose learning rate ramps linearly up to the scheduled one (step s of W uses s/W of it;
+    0: off). A learning rate set during warm-up is the ramp's target."""
 
 
 @dataclass
@@ -130,6 +139,24 @@ class TrainConfig:
     threads: int = field(default=0, metadata=_rule(min=0, max=1024, auto=True))
     """Torch's intra-op threads for CPU work; 0 or auto: one per core that other processes leave idle when the
     run starts (OMP_NUM_THREADS wins when set). Set it for runs that must repeat bit for bit."""
+    accumulate: int = field(default=1, metadata=_rule(min=1, max=100_000))
+    """Batches whose gradients add up to one optimizer step, weighted as one batch that size (1: off); steps,
+    max_steps, log rows and commands count optimizer steps."""
+    clip_norm: float = field(default=0.0, metadata=_rule(min=0.0, max=1e12))
+    """Scale the gradients down to this global L2 norm before each optimizer step and chart the norm they had
+    (0: off)."""
+    ema_decay: float = field(default=0.0, metadata=_rule(min=0.0, below=1.0))
+    """Keep an exponential moving average of the weights (ema = decay*ema + (1-decay)*weights each step),
+    evaluated each epoch and saved as the checkpoint's "ema"; it then decides best.pt (0: off)."""
+    early_stop_metric: str = field(default="none", metadata=_rule(early_stop=True))
+    """Epoch result whose stalling ends the run: val_loss, test_accuracy, a task's val_<metric>, ema_test_loss...
+    (none: off)."""
+    early_stop_patience: int = field(default=5, metadata=_rule(min=1, max=1_000_000))
+    """Epochs in a row without improvement after which early stopping ends the run."""
+    early_stop_min_delta: float = field(default=0.0, metadata=_rule(min=0.0, max=1e12))
+    """Smallest change of the watched result that counts as an improvement."""
+    early_stop_mode: str = field(default="auto", metadata=_rule(choices=EARLY_STOP_MODES))
+    """Whether the watched result improves by falling (min) or rising (max); auto: accuracies rise, the rest fall."""
 
 
 @dataclass
@@ -317,6 +344,10 @@ def check_field(path: str, value: Any) -> str | None:
         return why
     if "choices" in rule and value not in rule["choices"]:
         return f"must be one of: {', '.join(rule['choices'])}"
+    if rule.get("task") and value and value != TASK_FROM_FIT and ":" not in value:
+        return "must be path/task.py:factory or package.module:factory (empty: the data set)"
+    if rule.get("early_stop") and not EARLY_STOP_METRIC.fullmatch(value):
+        return "must be none or a split's result like val_loss, test_accuracy, val_mae or ema_test_loss"
     if rule.get("model") and value not in MODELS and ":" not in value:
         return f"must be one of: {', '.join(MODELS)}, or module:factory / file.py:factory"
     if kind == "floats":
@@ -385,6 +416,20 @@ def validate(config: RunConfig) -> list[FieldError]:
         errors.append(FieldError("data.std", d.std, f"needs one value per mean value ({len(d.mean)})"))
     if config.train.precision == "fp16" and config.train.device in ("cpu", "mps"):
         errors.append(FieldError("train.precision", "fp16", "fp16 needs CUDA; use bf16 or fp32 on this device"))
+    errors += _option_conflicts(config)
+    return errors
+
+
+def _option_conflicts(config: RunConfig) -> list[FieldError]:
+    """Training options that do not fit the rest of the configuration."""
+    errors = []
+    o, t = config.optim, config.train
+    if o.warmup_steps and o.scheduler == "one-cycle":
+        errors.append(FieldError("optim.warmup_steps", o.warmup_steps, "one-cycle warms up by itself (its first "
+                                 "30% of steps); set 0 or choose another scheduler"))
+    metric = t.early_stop_metric
+    if metric.startswith("ema_") and t.ema_decay == 0:
+        errors.append(FieldError("train.early_stop_metric", metric, "needs the weight average: set train.ema_decay"))
     return errors
 
 

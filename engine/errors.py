@@ -35,6 +35,12 @@ class ModelError(UserError):
     details: str = ""  # the user code's traceback, for a log; the message alone is the one-line summary
 
 
+class TaskError(UserError):
+    """A task could not be loaded or broke its contract: a failing factory, loss, metric or Dataset."""
+
+    details: str = ""  # the user code's traceback, for a log; the message alone is the one-line summary
+
+
 class CheckpointError(UserError):
     """A file is not a valid ptviz checkpoint, or no usable checkpoint was found."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -20,10 +20,11 @@ class EvalResult:
     """What one pass over a split found."""
 
     loss: float
-    accuracy: float
+    accuracy: float | None  # None when the work is not classification
     samples: int
     confusion: tuple[tuple[int, ...], ...]  # rows: true class, columns: predicted class
     wrong: tuple[tuple[int, int, int], ...]  # (index, predicted, true) of the first misclassified
+    metrics: dict[str, float] = field(default_factory=dict)  # a task's named metrics, sample-weighted means
 
 
 @torch.no_grad()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -29,6 +29,9 @@ class RunStarted:
     start_epoch: int = 0
     threads: int = 0  # torch's intra-op threads for this run
     threads_why: str = ""  # train.threads, OMP_NUM_THREADS, or how auto chose
+    task_kind: str = "classification"  # anything else has no accuracy: loss and the named metrics
+    metrics: tuple[str, ...] = ()  # a task's named metrics, each charted and logged
+    task: str = ""  # the task's name; empty for a built-in data set
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class StepMetrics:
     epoch_step: int
     samples_per_s: float
     elapsed: float
+    metrics: dict[str, tuple[float, ...]] = field(default_factory=dict)  # per named metric, one value per step
+    grad_norms: tuple[float, ...] = ()  # global gradient norm before clipping, one per step (with train.clip_norm)
 
     @property
     def last_step(self) -> int:
@@ -51,17 +56,18 @@ class StepMetrics:
 
 @dataclass(frozen=True)
 class Evaluated:
-    """A pass over an evaluation split finished: loss, accuracy and the confusion matrix."""
+    """A pass over an evaluation split finished: loss, accuracy and the confusion matrix, or named metrics."""
 
-    split: str
+    split: str  # "val", "test", or "ema_val" / "ema_test" for the averaged weights
     step: int
     epoch: int
     loss: float
-    accuracy: float
+    accuracy: float | None  # None (and no confusion matrix) when the work is not classification
     samples: int
     confusion: tuple[tuple[int, ...], ...]
     wrong: tuple[tuple[int, int, int], ...] = ()  # (index in split, predicted, true), first few
     mid_epoch: bool = False
+    metrics: dict[str, float] = field(default_factory=dict)  # a task's named metrics over the split
 
 
 @dataclass(frozen=True)
@@ -71,13 +77,21 @@ class EpochEnded:
     epoch: int  # 1-based
     step: int
     train_loss: float
-    train_accuracy: float
+    train_accuracy: float | None  # None when the work is not classification
     test_loss: float | None
     test_accuracy: float | None
     val_loss: float | None
     val_accuracy: float | None
     seconds: float
     lr: float
+    train_metrics: dict[str, float] = field(default_factory=dict)  # a task's named metrics, mean over the epoch
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    val_metrics: dict[str, float] = field(default_factory=dict)
+    # The same splits evaluated with the averaged weights (train.ema_decay > 0), else None.
+    ema_test_loss: float | None = None
+    ema_test_accuracy: float | None = None
+    ema_val_loss: float | None = None
+    ema_val_accuracy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -162,9 +176,10 @@ class RunFinished:
     train_loss: float | None = None
     test_loss: float | None = None
     test_accuracy: float | None = None
-    best_test_accuracy: float | None = None
+    best_test_accuracy: float | None = None  # the averaged weights' when train.ema_decay > 0 (they pick best.pt)
     reason: str = "completed"
     state: str = "finished"  # "finished" | "stopped" | "diverged"
+    test_metrics: dict[str, float] = field(default_factory=dict)  # the last epoch's, for a task
 
 
 @dataclass(frozen=True)

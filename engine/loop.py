@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 
 from . import cpu_threads
 from . import resume as resuming
@@ -39,7 +38,6 @@ from .commands import (
     Stop,
 )
 from .config import RunConfig
-from .data.batches import Batches
 from .device import device_name
 from .errors import CheckpointError, ModelError, UserError
 from .evaluate import EvalResult
@@ -62,10 +60,18 @@ from .events import (
 from .models.registry import freeze_edit, random_backbone_warning, set_trainable
 from .optim import current_lr, set_lr
 from .remote import CONTROL_SOCKETS, ControlServer
+from .storage.lineage import Lineage, write_lineage
 from .storage.rundir import RunLock, create_run_dir, write_config
 from .storage.runlog import RunLog
-from .setup import Setup, build
+from .setup import build
 from .sinks import EventSink, FanOut, NullSink
+from .task import Task
+from .train_options.accumulate import Accumulation
+from .train_options.clipping import GradClipper
+from .train_options.early_stop import EarlyStopping, check_metric, epoch_results
+from .train_options.ema import WeightAverage
+from .train_options.warmup import Warmup
+from .workload import Workload
 
 EMIT_SECONDS = 0.1  # hand step points to the sink at most ten times a second
 READ_SECONDS = 1.0  # and read the device's losses at least once a second, however long log_interval is
@@ -78,13 +84,17 @@ OnDivergence = Literal["stop", "pause"]
 
 def train(config: RunConfig, sink: EventSink | None = None, control: Control | None = None, *,
           resume: dict[str, Any] | None = None, run_dir: Path | None = None,
-          on_divergence: OnDivergence = "stop", listen: bool = True) -> RunFinished:
+          on_divergence: OnDivergence = "stop", listen: bool = True, task: Task | None = None,
+          parent: Lineage | None = None) -> RunFinished:
     """Train `config` to the end (or until stopped) on the calling thread; RunFailed is emitted on error.
 
     `resume` is a loaded checkpoint to continue from, `run_dir` an existing run directory to continue in
     (its logs are cut back to the checkpoint). A NaN or infinite loss, or a checkpoint or log that cannot be
     written (a full disk), stops the run, or pauses it with on_divergence="pause".
     With `listen`, other processes can drive the run through its control socket.
+    `task` trains a Task object (ptviz.fit) instead of what config.data names.
+    `parent` makes the run a fork of another: `resume` is then that run's checkpoint, and the new run
+    directory records where it branched (see fork.py).
     """
     sink = sink or NullSink()
     control = control or Control()
@@ -92,16 +102,20 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
     with ExitStack() as outputs:
         try:
             probe = cpu_threads.LoadProbe()  # other processes' load, measured while the run is set up
-            trainer = Trainer(build(config), sink, control, on_divergence=on_divergence)
+            setup = build(config, task=task)  # a task that breaks its contract fails here, before anything is written
+            trainer = Trainer(setup, sink, control, on_divergence=on_divergence)
             # Set here, on the training thread, for this run only (the count is process-wide).
             trainer.threads = outputs.enter_context(
                 cpu_threads.using(cpu_threads.choose(config.train.threads, trainer.s.device, probe)))
             if resume is not None:
                 trainer.restore(resume)  # a checkpoint that does not fit fails here, before anything is written
             if run_dir is None and config.output.runs_dir:
-                run_dir = create_run_dir(config)
+                run_dir = create_run_dir(setup.config, name=setup.describe().name)
+                if parent is not None:
+                    write_lineage(run_dir, parent)
             if run_dir is not None:
-                log, server = _open_run_dir(outputs, run_dir, config, control, resume, listen)
+                log, server = _open_run_dir(outputs, run_dir, setup.config, control, resume, listen,
+                                            setup.describe().metrics)
                 sink = trainer.sink = FanOut(log, server, sink)
                 trainer.run_dir, trainer.before_save = run_dir, log.sync
                 log.on_error = trainer.log_failed
@@ -115,14 +129,16 @@ def train(config: RunConfig, sink: EventSink | None = None, control: Control | N
 
 
 def _open_run_dir(stack: ExitStack, run_dir: Path, config: RunConfig, control: Control,
-                  resume: dict[str, Any] | None, listen: bool) -> tuple[RunLog, ControlServer | None]:
+                  resume: dict[str, Any] | None, listen: bool,
+                  metrics: tuple[str, ...] = ()) -> tuple[RunLog, ControlServer | None]:
     """Lock the run directory, tidy it, and open its logs and control socket (closed by `stack`)."""
     stack.enter_context(RunLock(run_dir))
     if resume is not None:
         write_config(run_dir, config)  # flags given to resume (more epochs) apply from here on
     for folder in (run_dir, run_dir / "checkpoints"):
         ckpt.remove_stale_temp_files(folder)  # left by a write that a kill cut short
-    log = stack.enter_context(RunLog(run_dir, resume, tensorboard=config.output.tensorboard))
+    log = stack.enter_context(RunLog(run_dir, resume, tensorboard=config.output.tensorboard, metrics=metrics,
+                                     train=config.train))
     server = stack.enter_context(ControlServer(run_dir, control)) if listen and CONTROL_SOCKETS else None
     return log, server
 
@@ -144,7 +160,7 @@ class _LogNotWritten(OSError):
 class Trainer:
     """State of one run between steps; `run()` is the loop."""
 
-    def __init__(self, setup: Setup, sink: EventSink, control: Control, run_dir: Path | None = None,
+    def __init__(self, setup: Workload, sink: EventSink, control: Control, run_dir: Path | None = None,
                  on_divergence: OnDivergence = "stop", before_save: Callable[[], None] | None = None):
         self.s = setup
         self.cfg = setup.config
@@ -159,18 +175,22 @@ class Trainer:
         self.epoch = 0  # 0-based epoch being trained
         self.batch_in_epoch = 0
         self.order: torch.Tensor | None = None  # this epoch's sample order (saved in checkpoints)
+        self.metric_names = setup.metric_names  # a task's named per-step values, charted beside the loss
         # Epoch accumulators, kept on the device: no sync until the epoch ends.
         self.ep_loss = torch.zeros((), device=device)
         self.ep_correct = torch.zeros((), dtype=torch.long, device=device)
+        self.ep_metrics = torch.zeros(len(self.metric_names), device=device)
         self.ep_seen = 0
         self.ep_batches = 0
-        # Per-step losses waiting to be read, and points read but not yet emitted.
+        # Per-step losses (and named metrics) waiting to be read, and points read but not yet emitted.
         self.loss_buf = torch.zeros(self.cfg.train.log_interval, device=device)
+        self.metric_buf = torch.zeros((len(self.metric_names), self.cfg.train.log_interval), device=device)
         self.buf_n = 0
         self.buf_lrs: list[float] = []
         self.out_steps: list[int] = []
         self.out_losses: list[float] = []
         self.out_lrs: list[float] = []
+        self.out_metrics: list[list[float]] = [[] for _ in self.metric_names]
         # Time and throughput; paused time does not count.
         self.active_seconds = 0.0
         self.clock = time.perf_counter()
@@ -188,6 +208,7 @@ class Trainer:
         self.saved_clock = self.clock  # when the last checkpoint was written, for checkpoint_minutes
         self._epoch_started = 0.0  # active_seconds when the current epoch began
         self.best_test_accuracy: float | None = None
+        self.best_test_loss: float | None = None  # what "best" means when the work is not classification
         self.last_epoch: EpochEnded | None = None
         self.changes = 0  # commands applied that change what a checkpoint holds (lr, trainable parameters)
         # (position, last.pt, save_id, the reason its CheckpointSaved gave) of the last save of last.pt
@@ -202,6 +223,30 @@ class Trainer:
         self.stopped_for_space = False  # a failed write stopped the run: no final save is attempted
         self.unreadable: set[str] = set()  # image files named in a warning as skipped
         self._looked: dict[int, int] = {}  # id(batches) -> how many of its unreadable files were looked at
+        self._build_options()
+
+    def _build_options(self) -> None:
+        """The training options of train.* and optim.warmup_steps (engine/train_options/)."""
+        t, s = self.cfg.train, self.s
+        self.accum = Accumulation(t.accumulate)
+        # The open group's loss and named metrics so far, on the device.
+        self.group_loss: torch.Tensor | None = None
+        self.group_metrics: torch.Tensor | None = None
+        self.warmup = Warmup(self.cfg.optim.warmup_steps)
+        params = [p for group in s.optimizer.param_groups for p in group["params"]]
+        self.clipper = GradClipper(params, t.clip_norm) if t.clip_norm > 0 else None
+        self.norm_buf = torch.zeros(t.log_interval, device=s.device) if self.clipper else None
+        self.out_norms: list[float] = []
+        self.ema = WeightAverage(self._model(), t.ema_decay) if t.ema_decay > 0 else None
+        self.early_stop = None
+        if t.early_stop_metric != "none":  # a result this run never reports fails here, before anything is written
+            check_metric(t.early_stop_metric, s.splits, s.describe().metrics, s.is_classification, self.ema is not None)
+            self.early_stop = EarlyStopping(t.early_stop_metric, t.early_stop_patience, t.early_stop_min_delta,
+                                            t.early_stop_mode)
+
+    def _model(self) -> torch.nn.Module:
+        """The model itself (the module torch.compile wraps)."""
+        return getattr(self.s.model, "_orig_mod", self.s.model)
 
     # ------------------------------------------------------------------------- the loop
 
@@ -210,29 +255,29 @@ class Trainer:
         cfg = self.cfg
         total, trainable = self.s.parameter_counts
         auto_threads = self.threads is not None and self.threads.why.startswith("auto")
+        data = self.s.describe()
         self.emit(RunStarted(
             config=cfg.to_dict(), run_dir=str(self.run_dir) if self.run_dir else None,
             device=str(self.s.device), device_name=device_name(self.s.device, auto_threads),
             params_total=total, params_trainable=trainable,
-            train_size=len(self.s.data.train), val_size=len(self.s.data.val) if self.s.data.val else 0,
-            test_size=len(self.s.data.test), steps_per_epoch=len(self.s.train),
+            train_size=data.train_size, val_size=data.val_size, test_size=data.test_size,
+            steps_per_epoch=self.accum.steps_per_epoch(self.s.batches_per_epoch) or 0,
             total_steps=self._total_steps(), epochs=cfg.train.epochs,
-            class_names=self.s.data.class_names, input_shape=self.s.input_shape,
-            resident=self.s.train.resident, start_step=self.step, start_epoch=self.epoch,
+            class_names=data.class_names, input_shape=data.input_shape, resident=data.resident,
+            start_step=self.step, start_epoch=self.epoch, task_kind=data.kind, metrics=data.metrics, task=data.name,
             threads=torch.get_num_threads(), threads_why=self.threads.why if self.threads else "",
         ))
         for event in self.restored:
             self.emit(event)
-        if warning := random_backbone_warning(cfg.model, self.s.model):
+        if not data.name and (warning := random_backbone_warning(cfg.model, self.s.model)):
             self.emit(Notice("warning", warning))
-        self._note_unreadable(self.s.data.unreadable, up_front=True)
+        self._note_unreadable(self.s.unreadable_up_front(), up_front=True)
         self._tick()
         if self.rng_to_restore is not None:
             ckpt.set_rng_state(self.rng_to_restore)  # last, so nothing set up since the restore consumed it
             self.rng_to_restore = None
         while self.epoch < cfg.train.epochs and not self.stopping:
-            self._train_epoch()
-            if self.batch_in_epoch >= len(self.s.train):
+            if self._train_epoch():
                 self._end_epoch()
         self._read_losses()
         self._emit_points()
@@ -248,6 +293,7 @@ class Trainer:
             test_loss=last.test_loss if last else None,
             test_accuracy=last.test_accuracy if last else None,
             best_test_accuracy=self.best_test_accuracy,
+            test_metrics=last.test_metrics if last else {},
             reason=self.stop_reason, state="diverged" if self.diverged_at is not None else self.outcome,
         )
         self.emit(finished)
@@ -258,63 +304,128 @@ class Trainer:
         return self.epoch + 1 if self.batch_in_epoch > 0 or self.step == 0 else self.epoch
 
     def _total_steps(self) -> int:
-        steps = self.cfg.train.epochs * len(self.s.train)
-        return min(steps, self.cfg.train.max_steps) if self.cfg.train.max_steps else steps
+        """Steps of the whole run; 0 when unknown (an iterable dataset without a length and no max_steps)."""
+        per_epoch, max_steps = self.accum.steps_per_epoch(self.s.batches_per_epoch), self.cfg.train.max_steps
+        steps = self.cfg.train.epochs * per_epoch if per_epoch is not None else 0
+        return min(steps, max_steps) if max_steps and steps else max_steps or steps
 
-    def _train_epoch(self) -> None:
+    def _epoch_full(self) -> bool:
+        """Whether every batch of the current epoch has been trained (never known early for an unsized dataset)."""
+        per_epoch = self.s.batches_per_epoch
+        return per_epoch is not None and self.batch_in_epoch >= per_epoch
+
+    def _train_epoch(self) -> bool:
+        """Train on from the current position; True when the epoch's batches ran out (it then ends)."""
         self.s.train_mode()
         if self.order is None:
-            self.order = self.s.train.order(self.epoch)
-        max_steps = self.cfg.train.max_steps
-        while self.batch_in_epoch < len(self.s.train):
+            self.order = self.s.order(self.epoch)
+        while True:
             route = self.s.route_changes
-            for x, y in self.s.train_batches().epoch(self.epoch, self.batch_in_epoch, order=self.order):
-                self._boundary()
-                if self.stopping:
-                    return
-                if self.s.route_changes != route:
-                    break  # a freeze switched between images and cached features: fetch this batch as the other
-                self._step(x, y)
-                if max_steps and self.step >= max_steps:
-                    self.stopping, self.stop_reason = True, f"reached max_steps={max_steps}"
-                    return
+            for batch in self.s.epoch_batches(self.epoch, self.batch_in_epoch, self.order):
+                if not self.accum.open:  # commands, pauses and checkpoints fall between optimizer steps only
+                    self._boundary()
+                    if self.stopping:
+                        return False
+                    if self.s.route_changes != route:
+                        break  # a freeze switched between images and cached features: fetch this batch as the other
+                self._step(batch)
+                if self.accum.open:  # the group waits for more batches
+                    continue
+                if self._reached_max_steps():
+                    return self._epoch_full()
                 self._periodic_checkpoint()
+            else:
+                break  # the epoch's batches ran out
+        if self.accum.open:  # the epoch's last group had fewer than train.accumulate batches
+            self._optimizer_step()
+            self._reached_max_steps()
         self._boundary()  # commands sent during the last step still count before the epoch ends
+        return True
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def _reached_max_steps(self) -> bool:
+        max_steps = self.cfg.train.max_steps
+        if max_steps and self.step >= max_steps:
+            self.stopping, self.stop_reason = True, f"reached max_steps={max_steps}"
+            return True
+        return False
+
+    def _step(self, batch: Any) -> None:
+        """Forward and backward for one batch, then the optimizer step once its group is complete."""
         s = self.s
+        first = not self.accum.open
+        if first:
+            s.optimizer.zero_grad(set_to_none=True)
+        # Each batch of a group gets its own index (= the step without accumulation), so random augmentation
+        # differs between them.
+        index = self.step * self.accum.every + self.accum.done
         with s.autocast():
-            logits = s.forward(x, self.step)
-            loss = F.cross_entropy(logits, y)
-        s.optimizer.zero_grad(set_to_none=True)
-        lr = current_lr(s.optimizer)  # the rate this step uses (host value, no sync)
+            out = s.loss_and_metrics(batch, index)
+        loss = out.loss
+        n = out.samples  # a shape: host metadata, reading it does not sync
+        weight = self.accum.weight(n or 1)
+        weighted = loss if weight is None else loss * weight
         if s.scaler is not None:
-            s.scaler.scale(loss).backward()
-            s.scaler.step(s.optimizer)
-            s.scaler.update()
+            s.scaler.scale(weighted).backward()
         else:
-            loss.backward()
-            s.optimizer.step()
-        if s.scheduler is not None and s.scheduler_per_step:
-            s.scheduler.step()
+            weighted.backward()
         # Everything below stays on the device: no .item(), no sync.
         detached = loss.detach()
-        self.loss_buf[self.buf_n] = detached
+        part = weighted.detach()
+        self.group_loss = part if first else self.group_loss + part
         self.ep_loss += detached
-        self.ep_correct += (logits.argmax(1) == y).sum()
-        n = y.shape[0]  # shape is host metadata: reading it does not sync
+        if out.correct is not None:
+            self.ep_correct += out.correct
+        if out.metrics:
+            values = torch.stack(out.metrics)
+            part = values if weight is None else values * weight
+            self.group_metrics = part if first else self.group_metrics + part
+            self.ep_metrics += values
         self.ep_seen += n
         self.ep_batches += 1
         self.samples_since_emit += n
+        self.batch_in_epoch += 1
+        self.accum.added(n or 1)
+        if self.accum.full:
+            self._optimizer_step()
+
+    def _optimizer_step(self) -> None:
+        """One optimizer step on the group's gradients: average, clip, warm up, step, schedule, average weights."""
+        s = self.s
+        factor = self.accum.grad_factor()
+        if factor is not None:  # the group's summed gradients become those of one batch of all its samples
+            torch._foreach_mul_([p.grad for p in self._params_with_grad()], factor)
+            self.group_loss = self.group_loss * factor
+            if self.group_metrics is not None:
+                self.group_metrics = self.group_metrics * factor
+        if self.clipper is not None:
+            if s.scaler is not None:
+                s.scaler.unscale_(s.optimizer)  # clip the true gradients; scaler.step() then does not unscale again
+            self.norm_buf[self.buf_n] = self.clipper.clip()  # type: ignore[index]
+        with self.warmup.applied(s.optimizer, self.step + 1) as lr:  # lr: the rate this step uses (no sync)
+            if s.scaler is not None:
+                s.scaler.step(s.optimizer)
+                s.scaler.update()
+            else:
+                s.optimizer.step()
+        if s.scheduler is not None and s.scheduler_per_step:
+            s.scheduler.step()
+        if self.ema is not None:
+            self.ema.update()
+        self.loss_buf[self.buf_n] = self.group_loss
+        if self.group_metrics is not None:
+            self.metric_buf[:, self.buf_n] = self.group_metrics
         self.buf_lrs.append(lr)
         self.buf_n += 1
         self.step += 1
-        self.batch_in_epoch += 1
+        self.accum.stepped()
         now = time.perf_counter()  # host time only: no sync
         if self.buf_n == len(self.loss_buf) or now - self.read_clock >= READ_SECONDS:
             self._read_losses()
             if now - self.emit_clock >= EMIT_SECONDS:
                 self._emit_points()
+
+    def _params_with_grad(self) -> list[torch.Tensor]:
+        return [p for group in self.s.optimizer.param_groups for p in group["params"] if p.grad is not None]
 
     # ------------------------------------------------------------------------- metrics
 
@@ -322,7 +433,18 @@ class Trainer:
         """Copy the buffered per-step losses to the host: the loop's one sync point."""
         if self.buf_n == 0:
             return
-        losses = self.loss_buf[: self.buf_n].tolist()  # this is a CPU-GPU sync point
+        parts = [self.loss_buf[None, : self.buf_n]]
+        if self.norm_buf is not None:
+            parts.append(self.norm_buf[None, : self.buf_n])
+        if self.metric_names:
+            parts.append(self.metric_buf[:, : self.buf_n])
+        # The losses, gradient norms and named metrics in one copy: this is the CPU-GPU sync point.
+        rows = (torch.cat(parts) if len(parts) > 1 else parts[0]).tolist()
+        losses = rows.pop(0)
+        if self.norm_buf is not None:
+            self.out_norms.extend(rows.pop(0))
+        for out, values in zip(self.out_metrics, rows):
+            out.extend(values)
         self.read_clock = time.perf_counter()
         first = self.step - self.buf_n + 1
         self.out_steps.extend(range(first, self.step + 1))
@@ -362,10 +484,13 @@ class Trainer:
         self._tick()
         self.emit(StepMetrics(
             steps=tuple(self.out_steps), losses=tuple(self.out_losses), lrs=tuple(self.out_lrs),
-            epoch=self.epoch + 1, epoch_step=self.batch_in_epoch, samples_per_s=self.samples_per_s,
-            elapsed=self.active_seconds,
+            epoch=self.epoch + 1, epoch_step=self.accum.steps_done(self.batch_in_epoch),
+            samples_per_s=self.samples_per_s, elapsed=self.active_seconds,
+            metrics={name: tuple(values) for name, values in zip(self.metric_names, self.out_metrics)},
+            grad_norms=tuple(self.out_norms),
         ))
-        self.out_steps, self.out_losses, self.out_lrs = [], [], []
+        self.out_steps, self.out_losses, self.out_lrs, self.out_norms = [], [], [], []
+        self.out_metrics = [[] for _ in self.metric_names]
 
     def _tick(self) -> None:
         """Add the time since the last tick to the active (unpaused) time."""
@@ -399,13 +524,11 @@ class Trainer:
 
     def _check_batches(self) -> None:
         """Report files the batches replaced since the last look (a length check per split, no I/O)."""
-        for batches in (self.s.train, self.s.val, self.s.test):
-            if batches is None:
-                continue
-            seen = self._looked.get(id(batches), 0)
-            if len(batches.unreadable) > seen:
-                fresh = list(batches.unreadable.items())[seen:]  # a dict keeps insertion order
-                self._looked[id(batches)] = len(batches.unreadable)
+        for found in self.s.unreadable_sources():
+            seen = self._looked.get(id(found), 0)
+            if len(found) > seen:
+                fresh = list(found.items())[seen:]  # a dict keeps insertion order
+                self._looked[id(found)] = len(found)
                 self._note_unreadable(dict(fresh))
 
     def _boundary(self) -> None:
@@ -468,9 +591,13 @@ class Trainer:
         elif isinstance(command, SaveCheckpoint):
             self.save(command.reason, hold=False)  # on a full disk the command is answered at once, refused
         elif isinstance(command, EvaluateNow):
+            split = next((name for name in ("test", "val") if name in self.s.splits), None)
+            if split is None:
+                self._refuse("nothing to evaluate: the task has no test or validation set", "warning")
+                return
             self._read_losses()
             self._emit_points()
-            self._evaluate_split("test", self.s.test, mid_epoch=True)
+            self._evaluate_split(split, mid_epoch=True)
             self._restart_throughput()
         elif isinstance(command, (SetLearningRate, ScaleLearningRate)):
             before = current_lr(self.s.optimizer)
@@ -484,6 +611,9 @@ class Trainer:
                 return
             self.changes += 1
             self.emit(LrChanged(self.step, lr))
+            if self.warmup.active(self.step + 1):
+                self.emit(Notice("info", f"warm-up: the learning rate ramps up to {lr:.4g} by step "
+                                         f"{self.warmup.steps:,}"))
         elif isinstance(command, SetTrainable):
             # The optimizer holds every parameter; zero_grad(set_to_none=True) leaves frozen ones without a
             # gradient, so step() skips them.
@@ -504,13 +634,41 @@ class Trainer:
 
     # ------------------------------------------------------------------------- evaluation and epochs
 
-    def _evaluate_split(self, name: str, batches: Batches, mid_epoch: bool = False) -> EvalResult:
-        result = self.s.evaluate(batches)
+    def _evaluate_split(self, name: str, mid_epoch: bool = False, label: str = "") -> EvalResult:
+        """Evaluate split `name` and report it as `label` (ema_test for the averaged weights), or as itself."""
+        result = self.s.evaluate_split(name)
         self._check_batches()
-        self.emit(Evaluated(split=name, step=self.step, epoch=self.epoch + 1, loss=result.loss,
+        self.emit(Evaluated(split=label or name, step=self.step, epoch=self.epoch + 1, loss=result.loss,
                             accuracy=result.accuracy, samples=result.samples, confusion=result.confusion,
-                            wrong=result.wrong, mid_epoch=mid_epoch))
+                            wrong=result.wrong, mid_epoch=mid_epoch, metrics=result.metrics))
         return result
+
+    def _evaluate_average(self) -> dict[str, EvalResult]:
+        """Evaluate the weight average on every split, reported as ema_val and ema_test."""
+        # A frozen backbone's cached features come from the raw weights. They hold for the average where it
+        # equals them (a backbone frozen from the start); one that trained for a while runs whole instead.
+        cached = getattr(self.s, "cache_eval", False)
+        whole = cached and not self.ema.equal_where_fixed()  # type: ignore[union-attr]
+        with self.ema.swapped_in():  # type: ignore[union-attr]
+            if whole:
+                self.s.cache_eval = False  # type: ignore[attr-defined]
+            try:
+                return {split: self._evaluate_split(split, label=f"ema_{split}") for split in self.s.splits}
+            finally:
+                if whole:
+                    self.s.cache_eval = True  # type: ignore[attr-defined]
+
+    def _improved(self, result: EvalResult) -> bool:
+        """Whether `result` is the best so far: higher accuracy for classification, else lower loss."""
+        if result.accuracy is not None:
+            if self.best_test_accuracy is None or result.accuracy > self.best_test_accuracy:
+                self.best_test_accuracy = result.accuracy
+                return True
+            return False
+        if self.best_test_loss is None or result.loss < self.best_test_loss:
+            self.best_test_loss = result.loss
+            return True
+        return False
 
     def _end_epoch(self) -> None:
         self._read_losses()
@@ -518,20 +676,30 @@ class Trainer:
         if self.outcome == "diverged":
             return  # nothing to evaluate or save: the run stops here
         train_loss = float(self.ep_loss) / max(1, self.ep_batches)
-        train_acc = int(self.ep_correct) / max(1, self.ep_seen)
-        val = self._evaluate_split("val", self.s.val) if self.s.val is not None else None
-        test = self._evaluate_split("test", self.s.test)
+        train_acc = int(self.ep_correct) / max(1, self.ep_seen) if self.s.is_classification else None
+        train_metrics = (self.ep_metrics / max(1, self.ep_batches)).tolist() if self.metric_names else []
+        results = {split: self._evaluate_split(split) for split in self.s.splits}
+        val, test = results.get("val"), results.get("test")
+        averaged = self._evaluate_average() if self.ema is not None else {}
+        ema_val, ema_test = averaged.get("val"), averaged.get("test")
         self._tick()
-        improved = self.best_test_accuracy is None or test.accuracy > self.best_test_accuracy
-        if improved:
-            self.best_test_accuracy = test.accuracy
+        # best.pt follows the test set, or the validation set when there is no test set; with train.ema_decay
+        # the averaged weights are the ones the run delivers, so their results decide.
+        monitored = (ema_test or ema_val) if self.ema is not None else (test or val)
+        improved = monitored is not None and self._improved(monitored)
         self.last_epoch = EpochEnded(
             epoch=self.epoch + 1, step=self.step, train_loss=train_loss, train_accuracy=train_acc,
-            test_loss=test.loss, test_accuracy=test.accuracy,
+            test_loss=test.loss if test else None, test_accuracy=test.accuracy if test else None,
             val_loss=val.loss if val else None, val_accuracy=val.accuracy if val else None,
             seconds=self.active_seconds - self._epoch_started, lr=current_lr(self.s.optimizer),
+            train_metrics=dict(zip(self.metric_names, train_metrics)),
+            test_metrics=test.metrics if test else {}, val_metrics=val.metrics if val else {},
+            ema_test_loss=ema_test.loss if ema_test else None,
+            ema_test_accuracy=ema_test.accuracy if ema_test else None,
+            ema_val_loss=ema_val.loss if ema_val else None, ema_val_accuracy=ema_val.accuracy if ema_val else None,
         )
         self.emit(self.last_epoch)
+        self._check_early_stop(self.last_epoch, averaged)
         if self.s.scheduler is not None and not self.s.scheduler_per_step:
             self.s.scheduler.step()
         self.epoch += 1
@@ -541,9 +709,20 @@ class Trainer:
         if self.run_dir is not None:
             self.save("epoch", best=improved)
 
+    def _check_early_stop(self, ended: EpochEnded, averaged: dict[str, EvalResult]) -> None:
+        """Stop after this epoch when train.early_stop_metric has not improved for its patience."""
+        if self.early_stop is None:
+            return
+        results = epoch_results(ended, averaged)
+        reason = self.early_stop.update(ended.epoch, results)
+        if reason is not None and ended.epoch < self.cfg.train.epochs:  # the last epoch ends the run anyway
+            self.emit(Notice("info", f"{reason}; stopping after epoch {ended.epoch}"))
+            self._request_stop(reason, outcome="finished")
+
     def _reset_epoch_totals(self) -> None:
         self.ep_loss.zero_()
         self.ep_correct.zero_()
+        self.ep_metrics.zero_()
         self.ep_seen = 0
         self.ep_batches = 0
         self._epoch_started = self.active_seconds
@@ -566,20 +745,25 @@ class Trainer:
             "step": self.step,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
-            "order": self.order if self.order is not None else s.train.order(self.epoch),
+            "order": self.order if self.order is not None else s.order(self.epoch),
+            "data": s.data_state(),  # an iterable dataset's position
             "epoch_totals": {"loss": self.ep_loss.detach().cpu(), "correct": self.ep_correct.detach().cpu(),
+                             "metrics": self.ep_metrics.detach().cpu(),
                              "seen": self.ep_seen, "batches": self.ep_batches,
                              "seconds": self.active_seconds - self._epoch_started},
             "best_test_accuracy": self.best_test_accuracy,
+            "best_test_loss": self.best_test_loss,
             "active_seconds": self.active_seconds,
             "rng": ckpt.rng_state(),
             "save_seq": self.save_seq,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "early_stop": self.early_stop.state_dict() if self.early_stop is not None else None,
         }
 
     def _periodic_checkpoint(self) -> None:
         """Save last.pt every output.checkpoint_steps steps or checkpoint_minutes minutes, mid-epoch."""
         out = self.cfg.output
-        if self.run_dir is None or self.stopping or self.batch_in_epoch >= len(self.s.train):
+        if self.run_dir is None or self.stopping or self._epoch_full():
             return  # the end of the run or of the epoch saves anyway
         due_steps = out.checkpoint_steps and self.step % out.checkpoint_steps == 0
         due_time = out.checkpoint_minutes and time.perf_counter() - self.saved_clock >= out.checkpoint_minutes * 60
@@ -718,7 +902,8 @@ class Trainer:
         problem = ckpt.position_problem(state) or ckpt.check_rng_state(state["rng"])
         if problem:
             raise CheckpointError(f"the checkpoint's position is invalid: {problem}")
-        notices = resuming.check_position(state, len(s.data.train), self.cfg.data.batch_size)
+        train_size = s.describe().train_size
+        notices = resuming.check_position(state, train_size, self.cfg.data.batch_size)
         resuming.check_optimizer(state, self.cfg)
         model = getattr(s.model, "_orig_mod", s.model)
         try:
@@ -733,17 +918,24 @@ class Trainer:
         if s.scaler is not None and state.get("scaler") is not None:
             s.scaler.load_state_dict(state["scaler"])
         lr_before = current_lr(s.optimizer)
-        changes = resuming.apply_optimizer_flags(state, self.cfg, s.optimizer, s.scheduler, len(s.train))
+        steps_per_epoch = self.accum.steps_per_epoch(s.batches_per_epoch) or 0  # optimizer steps, as schedules count
+        changes = resuming.apply_optimizer_flags(state, self.cfg, s.optimizer, s.scheduler, steps_per_epoch)
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
         # At an epoch boundary over a resized split, the next epoch's order is drawn for the new size.
-        self.order = state["order"] if state["order"].numel() == len(s.data.train) else None
+        order = state["order"]
+        self.order = order if order.numel() == train_size else None
+        self.s.load_data_state(state.get("data"))
         totals = state["epoch_totals"]
         self.ep_loss.copy_(totals["loss"])
         self.ep_correct.copy_(totals["correct"])
+        metrics = totals.get("metrics")
+        if metrics is not None and metrics.shape == self.ep_metrics.shape:
+            self.ep_metrics.copy_(metrics)
         self.ep_seen, self.ep_batches = int(totals["seen"]), int(totals["batches"])
         self.best_test_accuracy = state.get("best_test_accuracy")
+        self.best_test_loss = state.get("best_test_loss")
         self.active_seconds = float(state.get("active_seconds", 0.0))
         self._epoch_started = self.active_seconds - float(totals.get("seconds", 0.0))
         self.rng_to_restore = state["rng"]
@@ -753,6 +945,22 @@ class Trainer:
         self.restored += [Notice("info", f"resume: {change}") for change in changes]
         if current_lr(s.optimizer) != lr_before:
             self.restored.append(LrChanged(self.step, current_lr(s.optimizer)))
+        self._restore_options(state)
+
+    def _restore_options(self, state: dict[str, Any]) -> None:
+        """The weight average and the early-stopping counter of a checkpoint (when this run uses them)."""
+        if self.ema is not None:
+            if state.get("ema") is not None:
+                try:
+                    self.ema.load_state_dict(state["ema"])
+                except (KeyError, RuntimeError) as exc:
+                    raise CheckpointError(f"the checkpoint's averaged weights do not fit this model: {exc}") from None
+            else:  # the average was switched on for the resumed run
+                self.ema = WeightAverage(self._model(), self.ema.decay)
+                self.restored.append(Notice("info", "the checkpoint holds no weight average: it starts from the "
+                                                   "resumed weights"))
+        if self.early_stop is not None and state.get("early_stop") is not None:
+            self.early_stop.load_state_dict(state["early_stop"])
 
     # ------------------------------------------------------------------------- output
 

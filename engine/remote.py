@@ -203,7 +203,7 @@ class ControlServer:
         elif isinstance(event, Evaluated) and event.mid_epoch:
             update = {"step": event.step, "last_evaluation": {
                 "split": event.split, "step": event.step, "epoch": event.epoch, "loss": event.loss,
-                "accuracy": event.accuracy, "samples": event.samples}}
+                "accuracy": event.accuracy, "samples": event.samples, "metrics": event.metrics}}
         elif isinstance(event, EpochEnded):
             update = {"step": event.step, "epoch": event.epoch}
         elif isinstance(event, Evaluated):

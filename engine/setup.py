@@ -1,13 +1,19 @@
-"""Turn a validated configuration into live objects: device, data, pipeline, model, optimizer."""
+"""Turn a validated configuration into live objects: device, data, pipeline, model, optimizer.
+
+`Setup` is the built-in image classification workload (workload.py); `build` makes it, or a user task's.
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import config as cfgmod
@@ -23,6 +29,11 @@ from .models.frozen import set_training_modes
 from .models.registry import build_model, check_output, check_trainable, count_parameters, head_name
 from .optim import build_optimizer, build_scheduler
 from .probe import FEATURES_PIPELINE, FrozenBackbone
+from .workload import DataShape, StepOutput
+
+if TYPE_CHECKING:
+    from .task import Task
+    from .tasks.setup import TaskSetup
 
 
 @dataclass
@@ -122,6 +133,61 @@ class Setup:
         """(total, trainable)."""
         return count_parameters(self.model)
 
+    # ------------------------------------------------------------------------- the workload interface
+
+    metric_names = ()  # class attributes, not dataclass fields: the image workload has no named metrics
+    is_classification = True
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Training batches per epoch."""
+        return len(self.train)
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The evaluation splits there are."""
+        return ("val", "test") if self.val is not None else ("test",)
+
+    def describe(self) -> DataShape:
+        """Sizes and names for RunStarted."""
+        d = self.data
+        return DataShape(len(d.train), len(d.val) if d.val else 0, len(d.test), d.class_names, self.input_shape,
+                         self.train.resident)
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """Sample order of `epoch`."""
+        return self.train.order(epoch)
+
+    def epoch_batches(self, epoch: int, start: int, order: torch.Tensor | None) -> Iterator[Any]:
+        """(uint8 images, labels) batches of `epoch` from batch `start`, or the probe's cached features."""
+        return self.train_batches().epoch(epoch, start, order=order)
+
+    def loss_and_metrics(self, batch: Any, step: int) -> StepOutput:
+        """Cross-entropy of one batch and its count of right predictions."""
+        x, y = batch
+        logits = self.forward(x, step)
+        loss = F.cross_entropy(logits, y)
+        return StepOutput(loss, (), (logits.argmax(1) == y).sum(), y.shape[0])  # a shape: no sync
+
+    def evaluate_split(self, split: str) -> EvalResult:
+        """Evaluate "val" or "test"."""
+        return self.evaluate(self.val if split == "val" else self.test)  # type: ignore[arg-type]
+
+    def data_state(self) -> None:
+        """In-memory and folder data sets need nothing beyond the sample order."""
+        return None
+
+    def unreadable_up_front(self) -> dict[str, str]:
+        """Image files found unreadable while loading (data.bad_samples = skip replaces them)."""
+        return self.data.unreadable
+
+    def unreadable_sources(self) -> tuple[dict[str, str], ...]:
+        """The growing path -> why records of files each split's batches replaced."""
+        return tuple(b.unreadable for b in (self.train, self.val, self.test) if b is not None)
+
+    def load_data_state(self, state: dict[str, Any] | None) -> None:
+        """Nothing to restore."""
+
 
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch so weights and anything else random repeat."""
@@ -155,12 +221,17 @@ def check_num_classes(config: RunConfig, bundle: sources.DataBundle) -> None:
                                       f"give at least {classes}, or 0 to take the data set's class count")])
 
 
-def build(config: RunConfig, data: sources.DataBundle | None = None) -> Setup:
+def build(config: RunConfig, data: sources.DataBundle | None = None, task: Task | None = None) -> Setup | TaskSetup:
     """Validate `config` and build every object of the run (nothing is written to disk).
 
     `data` replaces loading `config.data.dataset` with splits the caller already holds in memory
-    (benchmarks, notebooks); the configured pipeline and batch sizes still apply.
+    (benchmarks, notebooks); the configured pipeline and batch sizes still apply. A task (`task`, or the
+    factory config.data.task names) builds its own workload instead.
     """
+    if task is not None or config.data.task:
+        from .tasks.setup import build_task
+
+        return build_task(config, task)
     config = cfgmod.check(config).copy()  # the run records live changes (freezes) in its own copy
     device = resolve_device(config.train.device)
     if config.train.precision == "fp16" and device.type != "cuda":
@@ -188,7 +259,8 @@ def build(config: RunConfig, data: sources.DataBundle | None = None) -> Setup:
     train = Batches(bundle.train, d.batch_size, device, shuffle=True, seed=config.train.seed, **io)
     val = Batches(bundle.val, d.test_batch_size, device, shuffle=False, **io) if bundle.val is not None else None
     test = Batches(bundle.test, d.test_batch_size, device, shuffle=False, **io)
-    scheduler, per_step = build_scheduler(config.optim, optimizer, config.train.epochs, len(train))
+    steps_per_epoch = -(-len(train) // config.train.accumulate)  # optimizer steps: one per train.accumulate batches
+    scheduler, per_step = build_scheduler(config.optim, optimizer, config.train.epochs, steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     setup = Setup(config, device, bundle, pipeline, input_shape, num_classes, model, optimizer, scheduler,
                   per_step, scaler, train, val, test, precision=precision, probe=probe, compiled=compiled,

@@ -3,7 +3,7 @@
 A run folder or checkpoint may come from someone else. Loading it never runs code (weights_only), but
 continuing it would import whatever its configuration names (`model.name = "nets.py:build"`). So resume,
 attach and fork only import code the user names again (a flag, or a yes in the cockpit); this module says
-which fields those are. A field added later that names code (a task factory) belongs in `user_code`.
+which fields those are. data.task names a task factory; a run trained by ptviz.fit names none (its Task lives in the user's script).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from .config import MODELS, RunConfig
+from .config import MODELS, TASK_FROM_FIT, RunConfig
 
 
 def user_code(config: RunConfig) -> dict[str, str]:
@@ -19,6 +19,8 @@ def user_code(config: RunConfig) -> dict[str, str]:
     found: dict[str, str] = {}
     if config.model.name not in MODELS and ":" in config.model.name:
         found["model.name"] = config.model.name
+    if config.data.task and config.data.task != TASK_FROM_FIT:
+        found["data.task"] = config.data.task
     return found
 
 

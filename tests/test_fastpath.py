@@ -117,12 +117,15 @@ class HostReads(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("variant", ["augmented", "cached probe"])
+@pytest.mark.parametrize("variant", ["augmented", "cached probe", "every training option"])
 def test_a_training_step_never_reads_the_device(digits_config, monkeypatch, variant):
     """No .item(), float/int/bool of a tensor or nonzero inside a step: the loss is read at the log interval only."""
     config = probe_config(digits_config, cache=True, steps=6)
     config.train.log_interval = 1000  # no interval read inside these steps
     config.optim.scheduler = "one-cycle"
+    if variant == "every training option":  # accumulation, clipping (its norm stays on the device), warm-up, EMA
+        config.optim.scheduler, config.optim.warmup_steps = "step", 4
+        config.train.accumulate, config.train.clip_norm, config.train.ema_decay = 3, 0.5, 0.9
     if variant == "augmented":
         config.model.freeze_backbone = False
         config.data.transforms = parse_pipeline("RandomCrop(8, padding=1), RandomHorizontalFlip(), "
@@ -130,11 +133,11 @@ def test_a_training_step_never_reads_the_device(digits_config, monkeypatch, vari
     reads = HostReads()
     step = Trainer._step
 
-    def watched(self, x, y):
+    def watched(self, batch):
         with reads:
-            step(self, x, y)
+            step(self, batch)
 
     monkeypatch.setattr(Trainer, "_step", watched)
     setup, trainer = run_probe(config)
-    assert trainer.step == 6 and setup.cache_features is (variant == "cached probe")
+    assert trainer.step == 6 and setup.cache_features is (variant != "augmented")
     assert reads.seen == []

@@ -46,9 +46,9 @@ class Scripted(Trainer):
         self.routes: list[str] = []  # per step: what the step's batch held
         self.states: dict[int, dict[str, torch.Tensor]] = {}  # backbone state after each step
 
-    def _step(self, x, y):
+    def _step(self, batch):
         self.routes.append("features" if self.s.cache_features else "images")
-        super()._step(x, y)
+        super()._step(batch)
         self.states[self.step] = backbone_state(self.s.model)
         for command in self.script.get(self.step, []):
             self.control.send(command)  # applied at the next step boundary

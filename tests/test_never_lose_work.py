@@ -55,15 +55,14 @@ def steps_logged(run_dir):
     return [r["step"] for r in read_rows(run_dir / "metrics.jsonl") if r["kind"] == "step"]
 
 
-def test_sigkill_at_a_random_step_then_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path, spawned):
-    epochs = ["--epochs", "3"]
-    total = 3 * 23
-    reference = config_from_args(build_parser().parse_args([*FLAGS, *epochs, "--runs-dir", str(tmp_path / "ref")]))
+def reference_and_killed_run(tmp_path, spawned, flags, total):
+    """An uninterrupted run's last checkpoint, and the folder of the same run SIGKILLed at a random step."""
+    reference = config_from_args(build_parser().parse_args([*flags, "--runs-dir", str(tmp_path / "ref")]))
     train(reference)
     (ref_dir,) = (tmp_path / "ref").iterdir()
     expected = ckpt.load_checkpoint(ref_dir / "checkpoints" / "last.pt")
 
-    proc, run_dir = start_headless(spawned, *FLAGS, *epochs, "--checkpoint-steps", "4", cwd=tmp_path)
+    proc, run_dir = start_headless(spawned, *flags, "--checkpoint-steps", "4", cwd=tmp_path)
     kill_at = random.randint(5, total - 25)
     with RemoteRun(run_dir) as run:
         run.wait(step=kill_at)
@@ -71,25 +70,54 @@ def test_sigkill_at_a_random_step_then_resume_matches_an_uninterrupted_run_bit_f
     proc.wait(timeout=60)
     proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill at step {kill_at}"
-    listing = cli("runs", "runs", cwd=tmp_path)
-    assert run_dir.name in listing.stdout and "interrupted" in listing.stdout, listing.stdout
+    return expected, run_dir, kill_at
 
+
+def resume_matches(tmp_path, run_dir, expected, kill_at):
+    """Resume a killed run to its end; its last checkpoint equals `expected` bit for bit, one log row a step."""
     resumed = cli("resume", str(run_dir), "--headless", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming" in resumed.stdout and "Traceback" not in resumed.stderr
     got = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    assert got["step"] == expected["step"] == total
+    total = expected["step"]
+    assert got["step"] == total
     for name, tensor in expected["model"].items():
         assert torch.equal(got["model"][name], tensor), f"{name} differs after a kill at step {kill_at}"
     for index, slot in expected["optimizer"]["state"].items():
         assert torch.equal(got["optimizer"]["state"][index]["momentum_buffer"], slot["momentum_buffer"])
     assert steps_logged(run_dir) == list(range(1, total + 1)), f"killed at step {kill_at}"
+    return got
+
+
+def test_sigkill_at_a_random_step_then_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path, spawned):
+    total = 3 * 23
+    expected, run_dir, kill_at = reference_and_killed_run(tmp_path, spawned, [*FLAGS, "--epochs", "3"], total)
+    listing = cli("runs", "runs", cwd=tmp_path)
+    assert run_dir.name in listing.stdout and "interrupted" in listing.stdout, listing.stdout
+    assert expected["step"] == total
+    resume_matches(tmp_path, run_dir, expected, kill_at)
     csv_steps = [line.split(",")[1] for line in (run_dir / "metrics.csv").read_text().splitlines()[1:]
                  if line.split(",")[3]]
     assert csv_steps == [str(s) for s in range(1, total + 1)]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["state"] == "finished" and summary["step"] == total
     assert "finished" in cli("runs", "runs", cwd=tmp_path).stdout
+
+
+def test_sigkill_mid_accumulation_with_every_training_option_then_resume_is_bit_for_bit(tmp_path, spawned):
+    """Accumulation over 3 batches (a kill mostly lands inside a group), clipping, warm-up, the weight average
+    and early stopping: the resumed run ends where an uninterrupted one does, its average included."""
+    options = ["--accumulate", "3", "--clip-norm", "0.5", "--warmup-steps", "20", "--ema-decay", "0.9",
+               "--early-stop-metric", "test_loss", "--early-stop-patience", "3", "--epochs", "4"]
+    total = 4 * 8  # 23 batches in groups of 3: 8 optimizer steps an epoch
+    expected, run_dir, kill_at = reference_and_killed_run(tmp_path, spawned, [*FLAGS, *options], total)
+    assert expected["step"] == total
+    got = resume_matches(tmp_path, run_dir, expected, kill_at)
+    for name, tensor in expected["ema"].items():
+        assert torch.equal(got["ema"][name], tensor), f"averaged {name} differs after a kill at step {kill_at}"
+    assert got["early_stop"] == expected["early_stop"]
+    norms = [r["grad_norm"] for r in read_rows(run_dir / "metrics.jsonl") if r["kind"] == "step"]
+    assert len(norms) == total and all(n > 0 for n in norms)
 
 
 def assert_stopped_by_signal(proc, run_dir, sig):

@@ -17,11 +17,26 @@ def test_rows_fill_the_chart_exactly_with_title_frame_ticks_and_legend():
     rows = draw(60, 16, "loss / step", [Trace(x, 100 - x, "cyan", "raw")])
     lines = plain(rows)
     assert len(lines) == 16 and all(len(line) == 60 for line in lines)
-    assert lines[0].split() == ["loss", "/", "step", "⢕⢕", "raw"]  # the legend beside the title
+    assert lines[0].strip() == "loss / step"
     assert lines[1].lstrip().startswith("┌") and lines[-2].lstrip().startswith("└")
     assert lines[2].startswith("100┤") and lines[13].startswith("  0┤")  # top and bottom ticks: round values
+    assert lines[2].endswith("⢕⢕ raw │")  # the line starts top left, so the legend takes the free top-right corner
     assert lines[-1].split()[0] == "1" and lines[-1].split()[-1] == "100"
-    assert ("⢕⢕", "cyan") in rows[0]  # the mark in the series colour
+    assert [run for run in rows[2] if run[1] == "cyan"][-1][0] == "⢕⢕"  # the mark in the series colour
+
+
+def test_a_legend_never_covers_a_line():
+    """Where every corner of the plot holds dots, the legend goes above the frame, entries side by side."""
+    x = np.arange(200, dtype=float)
+    traces = [Trace(x, np.sin(x / 7 + k), colour, f"run {k}") for k, colour in enumerate(("cyan", "yellow", "green"))]
+    rows = draw(50, 14, "loss", traces)
+    lines = plain(rows)
+    assert len(lines) == 14 and all(len(line) == 50 for line in lines)
+    assert lines[1].startswith("⢕⢕ run 0  ⢕⢕ run 1  ⢕⢕ run 2") and lines[2].lstrip().startswith("┌")
+    assert [run[1] for run in rows[1] if "⢕" in run[0]] == ["cyan", "yellow", "green"]
+    assert not any("run" in line for line in lines[3:])
+    crowded = plain(draw(14, 14, "loss", traces))  # too narrow for two entries a row: they wrap
+    assert [line.rstrip() for line in crowded[1:4]] == ["⢕⢕ run 0", "⢕⢕ run 1", "⢕⢕ run 2"]
 
 
 def test_a_falling_line_runs_from_top_left_to_bottom_right():
@@ -116,22 +131,18 @@ def test_a_fractional_x_axis_keeps_decimal_labels():
 
 def test_y_ticks_are_round_values_each_with_its_label_and_the_legend_never_covers_a_line():
     """Ticks fall on round values (0.0 0.5 ... 2.5 for a loss from 2.36 to 0.06, evenly spaced, every one
-    labelled); the legend sits in the title row, so a line through the canvas's top-left corner stays whole."""
+    labelled); the legend covers no dot, so a line through the canvas's top-left corner stays whole."""
     x = np.arange(1, 47, dtype=float)
     y = 2.3 * np.exp(-x / 10) + 0.06
     rows = draw(50, 16, "loss / step", [Trace(x, y, "white", "raw"), Trace(x, y, "cyan", "mean of 10")])
     lines = plain(rows)
-    labels = [line.split("┤")[0].strip() for line in lines[2:-2] if "┤" in line]
+    labels = [line.split("┤")[0].strip() for line in lines if "┤" in line]
     assert labels == ["2.5", "2.0", "1.5", "1.0", "0.5", "0.0"]
-    assert "⢕⢕ raw" in lines[0] and "⢕⢕ mean of 10" in lines[0]
-    assert not any("⢕⢕" in line for line in lines[1:])
-    assert lines[3][lines[3].index("│") + 1] != " "  # the line's first point, where the legend used to be
-
-
-def test_a_narrow_chart_drops_legend_entries_that_do_not_fit_whole():
-    x = np.arange(10, dtype=float)
-    lines = plain(draw(30, 8, "loss / step", [Trace(x, x, "white", "raw"), Trace(x, x, "cyan", "mean of 10")]))
-    assert "⢕⢕ raw" in lines[0] and "mean" not in lines[0] and len(lines[0]) == 30
+    assert "⢕⢕ raw" in "\n".join(lines) and "⢕⢕ mean of 10" in "\n".join(lines)
+    top = next(i for i, line in enumerate(lines) if "┌" in line) + 1
+    first_column = [line[4] for line in lines[top:top + 3]]  # just right of the 3-wide labels and the axis
+    assert any(c != " " for c in first_column)  # the line's first point, where a legend could sit
+    assert not any("⢕" in line[4:6] for line in lines)
 
 
 def test_one_epoch_gets_one_x_tick_and_a_constant_one_y_tick_on_its_line():

@@ -269,7 +269,7 @@ def test_a_resume_that_fails_before_its_first_step_keeps_a_finished_run_finished
     before = json.loads((run / "summary.json").read_text())
     assert before["state"] == "finished"
 
-    def fails(self, x, y):
+    def fails(self, *batch):
         raise RuntimeError("CUDA out of memory (simulated)")
 
     monkeypatch.setattr(Trainer, "_step", fails)

@@ -115,3 +115,33 @@ def test_resnet18_expanded_at_80x24(snap_compare):
         await settle(pilot)
 
     assert snap_compare(PtvizApp(config), terminal_size=(80, 24), run_before=expanded)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+def test_runs_view(snap_compare, tmp_path, monkeypatch, size):
+    """The Runs view: three runs differing in lr (one a fork, under its parent), two of them overlaid with a legend."""
+    from runs_helpers import synthetic_run
+
+    from ptviz.tui.runs.tab import RunsTab
+
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs"
+    base = synthetic_run(runs, "20261129-120000-digits-mlp", lr=0.05, seconds=12.5)
+    synthetic_run(runs, "20261129-121500-digits-mlp", lr=0.1, seconds=11.0, accuracy_gain=0.03,
+                  started="2026-11-29T12:15:00+0000")
+    synthetic_run(runs, "20261129-123000-digits-mlp", lr=0.01, seconds=6.0, accuracy_gain=0.05, parent=base,
+                  branch_epoch=2, started="2026-11-29T12:30:00+0000")
+    config = recipe("digits-mlp")
+    config.output.runs_dir = "runs"
+
+    async def two_overlaid(pilot):
+        tab = pilot.app.query_one(RunsTab)
+        await wait_for(pilot, lambda: len(tab.shown) == 3 and pilot.app.focused is tab.table, what="the table")
+        await pilot.press("space", "down", "space")
+        await wait_for(pilot, lambda: len(tab.state.runs) == 2 and all(r.curves.loss.count for r in tab.state.runs),
+                       what="the curves")
+        await settle(pilot)
+        tab.overlay.redraw(everything=True)
+        await pilot.pause()
+
+    assert snap_compare(PtvizApp(config, tab="runs"), terminal_size=size, run_before=two_overlaid)

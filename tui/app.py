@@ -22,6 +22,7 @@ from ptviz.engine import trust
 from ptviz.engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate
 from ptviz.engine.events import Diverged, Paused, Resumed, RunFailed, RunFinished, RunStarted
 from ptviz.engine.recipes import recipe
+from ptviz.engine.storage.lineage import Lineage
 
 from . import heavy_tabs
 from .attach import RemoteController
@@ -30,7 +31,9 @@ from .footer import FittingFooter
 from .frame_clock import FrameClock
 from .headless import what_trains
 from .keys import split_escape, unglue_escapes
-from .messages import ConfigEdited, EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TabsLoaded
+from .messages import (ConfigEdited, EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TabsLoaded,
+                       TaskPreviewDone)
+from .runs.tab import RunsTab
 from .runner import TRAINING_GROUP, RunController
 from .screens.confirm import ConfirmScreen
 from .screens.help import KEYS, HelpScreen
@@ -75,8 +78,9 @@ class PtvizApp(App[int]):
         Binding("1", "show_tab('train')", "Train", show=False),
         Binding("2", "show_tab('data')", "Data", show=False),
         Binding("3", "show_tab('model')", "Model", show=False),
-        Binding("4", "focus_pane('log')", "Log", show=False),
-        Binding("5", "focus_pane('device')", "Device", show=False),
+        Binding("4", "show_tab('runs')", "Runs", show=False),
+        Binding("5", "focus_pane('log')", "Log", show=False),
+        Binding("6", "focus_pane('device')", "Device", show=False),
         Binding("escape", "blur", show=False),
     ]
 
@@ -85,7 +89,8 @@ class PtvizApp(App[int]):
 
     def __init__(self, config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
                  attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None, typed: str = "",
-                 defer_tabs: bool | None = None):
+                 defer_tabs: bool | None = None, task: object = None, finished: list | None = None,
+                 parent: Lineage | None = None, tab: str = "train"):
         super().__init__()
         unglue_escapes()
         self.config = config.copy()
@@ -93,6 +98,8 @@ class PtvizApp(App[int]):
         self.unconfirmed_code = dict(unconfirmed_code or {})
         self.resume_state = resume
         self.resume_dir = run_dir
+        self.resume_parent = parent  # set when the run to start is a fork of another (resume is then its checkpoint)
+        self.initial_tab = tab
         self.runner = RemoteController(self, attach) if attach is not None else RunController(self)
         self.current_lr: float | None = None
         self.signalled: int | None = None
@@ -101,6 +108,9 @@ class PtvizApp(App[int]):
         self.defer_tabs = not heavy_tabs.imported() if defer_tabs is None else defer_tabs
         self.data_tab: DataTab | None = None  # None until the tab has loaded
         self.model_tab: ModelTab | None = None
+        self.fit_task = task  # a Task handed to ptviz.fit: trained as soon as the tabs have looked at it
+        self.finished = finished  # receives each RunFinished (ptviz.fit returns the last)
+        self._previews_waited: set[str] = {"data", "model"} if task is not None and resume is None else set()
 
     # ------------------------------------------------------------------ composition
 
@@ -115,6 +125,8 @@ class PtvizApp(App[int]):
                 yield from self._tab("data")
             with TabPane("Model [3]", id="model"):
                 yield from self._tab("model")
+            with TabPane("Runs [4]", id="runs"):
+                yield RunsTab(self.config, id="runs-tab")
         yield StatusBar(id="status")
         yield FittingFooter()
 
@@ -122,7 +134,7 @@ class PtvizApp(App[int]):
         if self.defer_tabs:
             yield heavy_tabs.TabLoading(name)
         else:
-            yield heavy_tabs.build(name, self.config, self.unconfirmed_code)
+            yield heavy_tabs.build(name, self.config, self.unconfirmed_code, self.fit_task)
 
     def on_mount(self) -> None:
         # Where Textual runs thread workers; a process about to end waits for none (a preview still computing).
@@ -131,7 +143,7 @@ class PtvizApp(App[int]):
         self._panes = (self.query_one(ChartsPane), self.query_one(LogPane), self.query_one(StatusBar))
         self.frames = FrameClock(self, [self._take_engine_events, self.query_one(ChartsPane).redraw,
                                         self.query_one(StatusBar).flush, self.query_one(LogPane).flush,
-                                        self.query_one(DevicePanel).flush])
+                                        self.query_one(DevicePanel).flush, self.query_one(RunsTab).redraw])
         self.frames.start()
         install_stop_signals(self)
         log = self.query_one(LogPane)
@@ -157,6 +169,19 @@ class PtvizApp(App[int]):
             self.action_start()
         elif self.unconfirmed_code:
             self._ask_to_run_code("showing its model")
+        elif self.fit_task is not None:
+            log.say("training starts once the Data and Model tabs have read the task", "dim")
+        if self.initial_tab != "train":
+            self.call_after_refresh(self.action_show_tab, self.initial_tab)
+
+    @on(TaskPreviewDone)
+    def _task_preview_done(self, message: TaskPreviewDone) -> None:
+        """ptviz.fit's run starts after the previews: they read the task's samples and copy its model, and never
+        beside a run, whose random streams and weights they would otherwise touch."""
+        if message.tab in self._previews_waited:
+            self._previews_waited.discard(message.tab)
+            if not self._previews_waited:
+                self.action_start()
 
     def _ask_to_run_code(self, purpose: str, then: Callable[[], None] | None = None) -> None:
         """Show the user code the run folder names; import it (then call `then`) only after a yes."""
@@ -166,13 +191,15 @@ class PtvizApp(App[int]):
 
         def answered(yes: bool | None) -> None:
             if not yes:
-                log.say("not run: the run folder's code was not confirmed. Name your own in the Model tab "
-                        "(model.name) and press s, or quit with q", "yellow")
+                log.say("not run: the run folder's code was not confirmed. Name your own (model.name in the Model "
+                        "tab, data.task in the Data tab) and press s, or quit with q", "yellow")
                 return
             self.unconfirmed_code.clear()
             log.say("confirmed: the run folder's code may run", "bold")
             if self.model_tab is not None:
                 self.model_tab.schedule_preview()
+            if self.data_tab is not None:
+                self.data_tab.refresh_pane()
             if then is not None:
                 then()
 
@@ -190,7 +217,7 @@ class PtvizApp(App[int]):
         for name in ("data", "model"):
             pane = self.query_one(f"#{name}", TabPane)
             await pane.remove_children()
-            await pane.mount(heavy_tabs.build(name, self.config, self.unconfirmed_code))
+            await pane.mount(heavy_tabs.build(name, self.config, self.unconfirmed_code, self.fit_task))
         self._tabs_mounted()
         status = self.query_one(StatusBar)
         if status.note == heavy_tabs.LOADING_NOTE:
@@ -211,8 +238,12 @@ class PtvizApp(App[int]):
         from ptviz.engine.storage import history
 
         state = self.resume_state
-        cut = history.checkpoint_cut(self.resume_dir, state.get("save_id", ""), int(state["step"]))
-        self.query_one(ChartsPane).history.load(history.load(self.resume_dir, buckets=HISTORY_BUCKETS, cut=cut))
+        source = self.resume_dir or (Path(self.resume_parent.parent) if self.resume_parent else None)
+        if source is None:
+            return
+        # A fork (no save_id of its own) shows its parent's history up to the branch step.
+        cut = history.checkpoint_cut(source, state.get("save_id", ""), int(state["step"]))
+        self.query_one(ChartsPane).history.load(history.load(source, buckets=HISTORY_BUCKETS, cut=cut))
 
     def on_resize(self) -> None:
         self._apply_size()
@@ -223,6 +254,7 @@ class PtvizApp(App[int]):
             self.data_tab.set_compact(compact)
         self.screen.set_class(compact, "-compact")
         self.query_one(ChartsPane).set_class(compact, "-compact")
+        self.query_one(RunsTab).set_compact(compact)
 
     async def on_event(self, event: events.Event) -> None:
         """A key that arrived glued to an escape (tmux and SSH send `escape s` as one read, which Textual
@@ -317,8 +349,9 @@ class PtvizApp(App[int]):
         charts = self.query_one(ChartsPane)
         if self.resume_state is None:
             charts.history.clear()
-        self.runner.start(self.config.copy(), resume=self.resume_state, run_dir=self.resume_dir)
-        self.resume_state = self.resume_dir = None
+        self.runner.start(self.config.copy(), resume=self.resume_state, run_dir=self.resume_dir, task=self.fit_task,
+                          parent=self.resume_parent)
+        self.resume_state = self.resume_dir = self.resume_parent = None
         self.run_state = "running"
         self.query_one(StatusBar).note = "starting…"
 
@@ -376,6 +409,24 @@ class PtvizApp(App[int]):
         if not self.runner.send(command):
             self.notify("no run is going (press s to start)", severity="warning")
 
+    @on(RunsTab.ForkRequested)
+    def _fork_requested(self, message: RunsTab.ForkRequested) -> None:
+        """Train a fork checked in the Runs view, in this cockpit (its parent's history first on the charts)."""
+        if self.runner.active or self.runner.remote_run:
+            self.notify("a run is going in this cockpit; stop it first (x), or fork from the command line: "
+                        "ptviz-tui fork RUN --headless", severity="warning", timeout=6)
+            return
+        plan = message.plan
+        self.config.__dict__.update(plan.config.copy().__dict__)  # the tabs hold a reference to this object
+        for form in self.query(ConfigForm):
+            form.load(self.config)
+        self.resume_state, self.resume_dir, self.resume_parent = plan.state, None, plan.lineage
+        self.query_one(ChartsPane).history.clear()
+        self._replay_history()
+        self.action_start()
+        self.query_one(LogPane).say(f"fork of {plan.lineage.parent_name} from {plan.lineage.checkpoint} "
+                                    f"(step {plan.lineage.step:,}) started", "bold")
+
     # ------------------------------------------------------------------ engine events
 
     @on(EngineEvent)
@@ -423,15 +474,17 @@ class PtvizApp(App[int]):
         status.ingest(event)
         self.current_lr = status.lr if status.lr is not None else self.current_lr
         if isinstance(event, RunStarted):
-            self.run_state = "running"
+            self.query_one(RunsTab).run_started(event.run_dir)
             status.note = ""  # 'starting…', or the hint of a failure before this run
-        elif isinstance(event, Resumed):
+        if isinstance(event, (RunStarted, Resumed)):
             self.run_state = "running"
         elif isinstance(event, Paused):
             self.run_state = "paused"
         elif isinstance(event, RunFinished):
             self.run_state = event.state  # finished (max_steps included), stopped or diverged
             status.note = ""
+            if self.finished is not None:
+                self.finished.append(event)
         elif isinstance(event, RunFailed):
             self.run_state = "failed"
             status.note = FAILED_HINT
@@ -472,7 +525,9 @@ class PtvizApp(App[int]):
     def action_show_tab(self, tab: str) -> None:
         """Switch tab and put the keyboard on what the tab shows (Tab reaches the form fields)."""
         self.query_one(TabbedContent).active = tab
-        target = {"data": "#grid", "model": "#model-tree"}.get(tab)
+        target = {"data": "#grid", "model": "#model-tree", "runs": "#runs-table"}.get(tab)
+        if tab == "data" and self.data_tab is not None and self.data_tab.has_task:
+            target = "#task-table" if self.query_one("#task-table").display else "#task-images-scroll"
         found = self.query(target) if target else None
         if found:
             found.first().focus()
@@ -525,14 +580,16 @@ class PtvizApp(App[int]):
 
 
 def run_app(config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
-            attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None) -> int:
-    """Open the cockpit on `config`; when it closes, the process ends with its exit code."""
+            attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None, task: object = None,
+            finished: list | None = None, parent: Lineage | None = None, tab: str = "train") -> int:
+    """Open the cockpit on `config` (training `task` at once when given, showing `tab` first); returns the exit
+    code, or, from the command line (no `finished` list for ptviz.fit to read), ends the process with it."""
     from .terminal import probe
 
     info = probe()  # before Textual reads the terminal: its answers, and any key typed since launch
     app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach, unconfirmed_code=unconfirmed_code,
-                   typed=info.typed if info else "")
-    app.exits_process = True
+                   typed=info.typed if info else "", task=task, finished=finished, parent=parent, tab=tab)
+    app.exits_process = finished is None
     code = app.run()
     if not app.runner.remote_run and not app.runner.join(timeout=120):  # the UI is gone; the work is not lost
         print("ptviz-tui: the training thread did not stop in time", file=sys.stderr)
@@ -540,4 +597,6 @@ def run_app(config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Pa
     # teardown, which takes seconds once torch is loaded (2 s and more on a busy 2-core machine). Leave now.
     sys.stdout.flush()
     sys.stderr.flush()
+    if not app.exits_process:
+        return code or 0
     os._exit(code or 0)

@@ -12,7 +12,7 @@ from ptviz.engine.errors import ConfigError, FieldError, UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DIVERGED = 0, 1, 2, 3
 EXIT_SIGNAL_BASE = 128  # stopped by signal N (after saving a checkpoint): exit code 128 + N
-SUBCOMMANDS: tuple[str, ...] = ("resume", "attach", "runs", "send")  # implemented in ptviz.tui.commands
+SUBCOMMANDS: tuple[str, ...] = ("resume", "attach", "runs", "fork", "send")  # implemented in ptviz.tui.commands
 
 # Flag names that differ from the field name.
 FLAG_NAMES = {"model.name": "model"}
@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train PyTorch models from a terminal cockpit (or headless).",
         epilog="Examples: ptviz-tui  |  ptviz-tui --headless --epochs 3  |  "
                "ptviz-tui --recipe mnist-mlp --root ~/data --download.  "
-               "Other commands: ptviz-tui resume RUN_DIR | attach RUN_DIR | runs [DIR] | send RUN_DIR COMMAND "
+               "Other commands: ptviz-tui resume RUN_DIR | attach RUN_DIR | runs [DIR] | fork RUN_DIR | "
+               "send RUN_DIR COMMAND "
                "(each takes --help).",
     )
     parser.add_argument("--headless", action="store_true", help="train without the cockpit, printing progress")

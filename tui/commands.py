@@ -1,4 +1,4 @@
-"""Subcommands: resume a run, attach the cockpit to a running one, list runs, send a run a command."""
+"""Subcommands: resume a run, attach the cockpit to a running one, list or compare runs, fork one, send a command."""
 
 from __future__ import annotations
 
@@ -73,6 +73,9 @@ def resume(argv: list[str]) -> int:
     stored = config_of(state["config"], source=str(path))
     config = apply_args(config_of(state["config"], source=str(path)), args)
     unconfirmed = trust.unconfirmed(stored, named_fields(args))
+    if stored.data.task == cfgmod.TASK_FROM_FIT and "data.task" not in named_fields(args):
+        raise UserError(f"{run_dir} trained a Task handed to ptviz.fit() in a script; continue it from that script "
+                        f"with ptviz.fit(task, resume={str(run_dir)!r}), or name a factory: --task path/task.py:make")
     if unconfirmed and args.headless:
         raise UserError(_confirm_code_message(run_dir, unconfirmed, argv))
     _check_work_left(run_dir, config, state)
@@ -194,32 +197,58 @@ def attach(argv: list[str]) -> int:
 
 
 def runs(argv: list[str]) -> int:
-    """ptviz-tui runs [DIR]."""
-    parser = argparse.ArgumentParser(prog="ptviz-tui runs",
-                                     description="List the run directories under DIR with their state.")
+    """ptviz-tui runs [DIR] [--list]."""
+    parser = argparse.ArgumentParser(
+        prog="ptviz-tui runs",
+        description="Open the Runs view on the run directories under DIR: compare, overlay, diff, note and fork "
+                    "them. With --list, or when stdout is not a terminal, print them with their state instead.")
     parser.add_argument("folder", metavar="DIR", nargs="?", default="runs", help="folder of runs (default: runs)")
+    parser.add_argument("--list", action="store_true", help="print the runs and their state (forks under their parent)")
     args = parser.parse_args(argv)
     folder = Path(args.folder)
     if not folder.is_dir():
         raise UserError(f"{folder.resolve()}: no such folder (pass the folder of runs, e.g. ptviz-tui runs path/to/runs)")
+    if not args.list and sys.stdout.isatty() and sys.stdin.isatty():
+        from ptviz.engine.recipes import DEFAULT_RECIPE, recipe
+
+        from .app import run_app
+
+        config = recipe(DEFAULT_RECIPE)
+        config.output.runs_dir = str(folder)
+        return run_app(config, tab="runs")
+    return list_runs_plain(folder)
+
+
+def list_runs_plain(folder: Path) -> int:
+    """Print the runs under `folder`, one line each, each fork under its parent."""
+    from ptviz.engine.storage.catalog import tree_of
+    from ptviz.engine.storage.lineage import read_lineage
     from ptviz.engine.storage.runs import list_runs
 
-    found = list_runs(folder)
+    found = {r.path: r for r in list_runs(folder)}
     if not found:
         print(f"no runs in {folder}")
         return EXIT_OK
+    lineage = {path: read_lineage(path) for path in found}
     rows = [("RUN", "STATE", "STEP", "EPOCH", "BEST TEST ACC", "UPDATED")]
-    for r in found:
+    for path, depth in tree_of({p: Path(li.parent) if li else None for p, li in lineage.items()},
+                               key=lambda p: p.name):
+        r, li = found[path], lineage[path]
         step = f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step)
         epoch = f"{r.epoch}/{r.epochs}" if r.epochs else str(r.epoch)
         best = f"{r.best_test_accuracy:.2%}" if r.best_test_accuracy is not None else "-"
         state = _shown_state(r)
+        name = ("  " * (depth - 1) + "└ " if depth else "") + r.path.name
+        if li is not None and depth == 0:
+            name += f" (fork of {li.parent_name})"
+        elif li is not None:
+            name += f" @ step {li.step:,}"
         updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated)) if r.updated else "-"
-        rows.append((r.path.name, state, step, epoch, best, updated))
+        rows.append((name, state, step, epoch, best, updated))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    for r in found:
+    for r in found.values():
         if r.problem:
             print(f"{r.path.name}: damaged: {r.problem}")
     return EXIT_OK
@@ -248,6 +277,53 @@ def _other_owner(path: Path) -> str:
         return f", user {pwd.getpwuid(uid).pw_name}"
     except (ImportError, KeyError):
         return f", user {uid}"
+
+
+# ----------------------------------------------------------------------------- fork
+
+
+def fork(argv: list[str]) -> int:
+    """ptviz-tui fork RUN_DIR [--checkpoint NAME] [--headless] [flags]."""
+    parser = argparse.ArgumentParser(
+        prog="ptviz-tui fork",
+        description="Start a new run from a checkpoint of RUN_DIR with some settings changed: it takes that "
+                    "checkpoint's weights, optimizer state and position (its first step is the checkpoint's "
+                    "step + 1) and records its parent. Give the settings to change as flags, e.g. --lr 0.01.",
+        epilog="The parent is left untouched; the new run goes beside it (or under --runs-dir). A model given "
+               "as file.py:factory must be named again with --model, since ptviz never runs code that only "
+               "a run folder names.")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="the run to branch from")
+    parser.add_argument("--checkpoint", metavar="NAME", help="best, last, or a file in RUN_DIR/checkpoints such "
+                        "as epoch-0003.pt (default: the newest)")
+    parser.add_argument("--headless", action="store_true", help="train the fork without the cockpit")
+    add_field_flags(parser)
+    args = parser.parse_args(argv)
+    run_dir = _run_dir(args.run_dir)
+    from ptviz.engine.fork import config_from, load_parent, plan_fork
+
+    state, path = load_parent(run_dir, args.checkpoint)
+    named = named_fields(args)
+    config = config_from(state["config"], source=str(path))
+    if "output.runs_dir" not in named:
+        config.output.runs_dir = str(run_dir.parent)  # beside its parent, wherever the parent was started from
+    plan = plan_fork(run_dir, state, path, apply_args(config, args), named_by_user=named)
+    changes = ", ".join(f"{p} {cfgmod.format_value(a)} → {cfgmod.format_value(b)}"
+                        for p, (a, b) in plan.lineage.changed.items()) or "no settings changed"
+    print(f"forking {run_dir} from {path.name} (step {plan.lineage.step:,}, epoch {plan.lineage.epoch}): {changes}")
+    if args.headless:
+        from .headless import run_headless
+
+        return run_headless(plan.config, resume=plan.state, parent=plan.lineage)
+    from .app import run_app
+
+    return run_app(plan.config, resume=plan.state, parent=plan.lineage)
+
+
+def named_fields(args: argparse.Namespace) -> set[str]:
+    """The field paths given on the command line (flags and --set)."""
+    named = {k[len("field:"):] for k, v in vars(args).items() if k.startswith("field:") and v is not None}
+    named.update(item.partition("=")[0].strip() for item in args.set if "=" in item)
+    return named
 
 
 # ----------------------------------------------------------------------------- send
@@ -288,4 +364,5 @@ def send(argv: list[str]) -> int:
     return EXIT_OK
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"resume": resume, "attach": attach, "runs": runs, "send": send}
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"resume": resume, "attach": attach, "runs": runs, "send": send,
+                                                   "fork": fork}

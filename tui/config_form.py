@@ -58,11 +58,21 @@ PLACEHOLDERS = {**ZERO_MEANS,
     "data.transforms": "none, e.g. RandomCrop(32, padding=4), RandomHorizontalFlip()",
     "data.mean": "none (no Normalize)",
     "output.runs_dir": "none: write nothing",
+    "train.early_stop_metric": "none, or val_loss, test_accuracy, ema_test_loss...",
+}
+
+
+# Labels that would wrap in the label column: the early-stopping fields read as one group.
+LABELS = {
+    "train.early_stop_metric": "early stop on",
+    "train.early_stop_mode": "stop mode",
+    "train.early_stop_patience": "stop patience",
+    "train.early_stop_min_delta": "stop min delta",
 }
 
 
 def _label(path: str) -> str:
-    return path.split(".", 1)[1].replace("_", " ")
+    return LABELS.get(path) or path.split(".", 1)[1].replace("_", " ")
 
 
 class ConfigForm(VerticalScroll):

@@ -13,12 +13,14 @@ import errno
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from ptviz.engine.config import RunConfig
+from ptviz.engine.config import TASK_FROM_FIT, RunConfig
+from ptviz.engine.storage.lineage import Lineage
 from ptviz.engine.events import (
     CheckpointSaved,
     EpochEnded,
@@ -35,6 +37,45 @@ from ptviz.engine.events import (
 )
 
 from .cli import EXIT_DIVERGED, EXIT_OK, EXIT_SIGNAL_BASE, report
+from .train.options_text import options_line
+
+if TYPE_CHECKING:
+    from ptviz.engine.task import Task
+
+
+def run_title(event: RunStarted) -> str:
+    """'digits-mlp: mnist-mlp on digits', or 'task regression (examples/regression.py:make)'."""
+    c = event.config
+    if event.task:
+        spec = c["data"].get("task", "")
+        return f"task {event.task}" + (f" ({spec})" if spec and spec != TASK_FROM_FIT else "")
+    return f"{c['recipe']}: {c['model']['name']} on {c['data']['dataset']}"
+
+
+def metric_text(values: dict[str, float], prefix: str = "") -> str:
+    """'mae 0.1234, r2 0.9'."""
+    return ", ".join(f"{prefix}{name} {value:.4g}" for name, value in values.items())
+
+
+def epoch_line(event: EpochEnded) -> str:
+    """The tutorial's epoch line ('Epoch 3, Loss: 0.1234, Test accuracy: 95.00%'), with train accuracy and time;
+    a task adds its test loss and named metrics. The same in the headless console and the cockpit's log."""
+    parts = [f"Epoch {event.epoch}, Loss: {event.train_loss:.4f}"]
+    for split in ("test", "val"):
+        accuracy, loss = getattr(event, f"{split}_accuracy"), getattr(event, f"{split}_loss")
+        if accuracy is not None:
+            parts.append(f"{split.capitalize()} accuracy: {accuracy:.2%}")
+        elif loss is not None:
+            parts.append(f"{split.capitalize()} loss: {loss:.4f}")
+        if getattr(event, f"{split}_metrics"):
+            parts.append(metric_text(getattr(event, f"{split}_metrics"), f"{split} "))
+    if event.ema_test_accuracy is not None:  # the weight average's (train.ema_decay)
+        parts.append(f"EMA test accuracy: {event.ema_test_accuracy:.2%}")
+    elif event.ema_test_loss is not None:
+        parts.append(f"EMA test loss: {event.ema_test_loss:.4f}")
+    train = [f"train accuracy {event.train_accuracy:.2%}"] if event.train_accuracy is not None else []
+    train += [metric_text(event.train_metrics, "train ")] if event.train_metrics else []
+    return ", ".join(parts) + f" ({', '.join([*train, f'{event.seconds:.1f} s'])})"
 
 
 # Checkpoints written at every epoch's end go unsaid: the epoch's line already marks them.
@@ -59,19 +100,11 @@ def what_trains(config: RunConfig | dict) -> str:
 
 
 def run_line(event: RunStarted) -> str:
-    """'digits-mlp: mnist-mlp on digits (1,438 train / 359 test), ... device CPU': the recipe, what it trains."""
-    return (f"{event.config['recipe']}: {what_trains(event.config)} ({event.train_size:,} train / "
+    """'digits-mlp: mnist-mlp on digits (1,438 train / 359 test), ... device CPU': the recipe, what it trains;
+    the same in the headless console and the cockpit's log."""
+    return (f"{run_title(event)} ({event.train_size:,} train / "
             f"{event.test_size:,} test), {event.params_total:,} parameters ({event.params_trainable:,} trainable), "
             f"device {event.device_name}")
-
-
-def epoch_line(event: EpochEnded) -> str:
-    """The tutorial's epoch line ('Epoch 3, Loss: 0.1234, Test accuracy: 95.00%'), with train accuracy and time;
-    the same in the headless console and the cockpit's log."""
-    test = f", Test accuracy: {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
-    val = f", Val accuracy: {event.val_accuracy:.2%}" if event.val_accuracy is not None else ""
-    return (f"Epoch {event.epoch}, Loss: {event.train_loss:.4f}{test}{val} "
-            f"(train accuracy {event.train_accuracy:.2%}, {event.seconds:.1f} s)")
 
 
 def event_line(event: Event) -> str | None:
@@ -83,8 +116,10 @@ def event_line(event: Event) -> str | None:
     if isinstance(event, LrChanged):
         return f"learning rate set to {event.lr:g} at step {event.step:,}"
     if isinstance(event, Evaluated) and event.mid_epoch:
-        return (f"evaluated on {event.split} at step {event.step:,} (epoch {event.epoch}): loss {event.loss:.4f}, "
-                f"accuracy {event.accuracy:.2%}")
+        accuracy = f", accuracy {event.accuracy:.2%}" if event.accuracy is not None else ""
+        named = f", {metric_text(event.metrics)}" if event.metrics else ""
+        return (f"evaluated on {event.split} at step {event.step:,} (epoch {event.epoch}): loss {event.loss:.4f}"
+                f"{accuracy}{named}")
     if isinstance(event, CheckpointSaved) and event.reason not in ROUTINE_CHECKPOINTS:
         return f"checkpoint ({event.reason}) saved at step {event.step:,}: {event.path}"
     if isinstance(event, TrainableChanged):
@@ -144,10 +179,12 @@ class ConsoleSink:
 
     def _show(self, event: Event) -> None:
         if isinstance(event, RunStarted):
-            recipe, rest = run_line(event).split(":", 1)
-            self.console.print(f"[bold]{escape(recipe)}[/]:{escape(rest)}")
+            title = run_title(event)
+            self.console.print(f"[bold]{escape(title)}[/]{escape(run_line(event)[len(title):])}")
             if event.run_dir:
                 self._say(f"run directory: {event.run_dir}")
+            if options := options_line(event.config):
+                self._say(f"options: {options}")
             if event.start_step:
                 self._say(f"resumed at step {event.start_step:,} (epoch {event.start_epoch + 1})")
             self.epochs, self.steps_per_epoch = event.epochs, event.steps_per_epoch
@@ -157,8 +194,8 @@ class ConsoleSink:
             if self.console.is_terminal:  # a bar in a log file is noise; a run that fails to start shows none
                 self.progress.start()
             done = event.start_step - event.start_epoch * event.steps_per_epoch
-            self.task = self.progress.add_task(self._description(), total=event.steps_per_epoch, completed=done,
-                                               loss=float("nan"), rate=0.0, eta="-")
+            self.task = self.progress.add_task(self._description(), total=event.steps_per_epoch or None,
+                                               completed=done, loss=float("nan"), rate=0.0, eta="-")
         elif isinstance(event, StepMetrics) and self.task is not None:
             if event.epoch != self.epoch:
                 self.epoch, self.running, self.running_n = event.epoch, 0.0, 0
@@ -206,8 +243,14 @@ class OutputMayClose(Console):
         raise BrokenPipeError(errno.EPIPE, "the output pipe was closed")
 
 
-def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | None = None) -> int:
-    """Train `config` in this process; the exit code says how it ended (see the module docstring)."""
+def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | None = None, *,
+                 task: Task | None = None, raise_errors: bool = False, finished: list | None = None,
+                 parent: Lineage | None = None) -> int:
+    """Train `config` (or `task`) in this process; the exit code says how it ended (see the module docstring).
+
+    With `raise_errors` a failure is raised rather than printed (ptviz.fit); `finished` receives RunFinished;
+    `parent` makes the run a fork of another.
+    """
     from ptviz.engine.commands import Control
     from ptviz.engine.loop import train
     from ptviz.engine.signals import checkpoint_on_signals
@@ -225,14 +268,20 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
     try:
         with checkpoint_on_signals(control) as received:
             try:
-                result = train(config, sink, control, resume=resume, run_dir=run_dir)
+                result = train(config, sink, control, resume=resume, run_dir=run_dir, task=task, parent=parent)
             finally:
                 _stop_progress(progress)
     except KeyboardInterrupt:
         _print(console, "interrupted")
+        if raise_errors:
+            raise
         return 130
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
+        if raise_errors:
+            raise
         return report(exc)
+    if finished is not None:
+        finished.append(result)
     if result.state == "diverged":
         return EXIT_DIVERGED
     if received:

@@ -37,15 +37,15 @@ def load() -> tuple[float, str]:
     return time.perf_counter() - start, torch.__version__
 
 
-def build(name: str, config: RunConfig, unconfirmed_code: Mapping[str, str]) -> Widget:
-    """The Data ("data") or Model ("model") tab over the app's configuration."""
+def build(name: str, config: RunConfig, unconfirmed_code: Mapping[str, str], task: object = None) -> Widget:
+    """The Data ("data") or Model ("model") tab over the app's configuration (and ptviz.fit's `task`)."""
     if name == "data":
         from .data.tab import DataTab
 
-        return DataTab(config, id="data-tab", classes="split")
+        return DataTab(config, task=task, unconfirmed_code=unconfirmed_code, id="data-tab", classes="split")
     from .model.tab import ModelTab
 
-    return ModelTab(config, id="model-tab", classes="split", unconfirmed_code=unconfirmed_code)
+    return ModelTab(config, id="model-tab", classes="split", unconfirmed_code=unconfirmed_code, task=task)
 
 
 class TabLoading(Static):

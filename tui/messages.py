@@ -69,3 +69,11 @@ class ConfigEdited(Message):
     def __init__(self, path: str) -> None:
         super().__init__()
         self.path = path
+
+
+class TaskPreviewDone(Message):
+    """A tab finished (or gave up) building its preview of a task: ptviz.fit's cockpit starts once both have."""
+
+    def __init__(self, tab: str) -> None:
+        super().__init__()
+        self.tab = tab

@@ -76,26 +76,29 @@ class RunController:
         """
         return self.worker is not None and not self.finished.is_set()
 
-    def start(self, config: RunConfig, *, resume: dict | None = None, run_dir: Path | None = None) -> Worker:
-        """Start training `config` on a thread worker (the engine's blocking train function)."""
+    def start(self, config: RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
+              task: Any = None, parent: Any = None) -> Worker:
+        """Start training `config` (or the Task `task`) on a thread worker (the engine's blocking train function);
+        `parent` for a fork."""
         self.control = Control()
         self.finished = threading.Event()
         self.sink = PostMessageSink(self.app)
-        job = partial(self._train, config, self.sink, self.control, resume, run_dir)
+        # A NaN pauses the cockpit's run (the user decides), where headless stops it.
+        job = partial(self._train, config, self.sink, self.control, dict(resume=resume, run_dir=run_dir,
+                                                                         on_divergence="pause", task=task,
+                                                                         parent=parent))
         self.worker = self.app.run_worker(job, name="training", group=TRAINING_GROUP, description="training",
                                           thread=True, exclusive=True, exit_on_error=False)
         return self.worker
 
-    def _train(self, config: RunConfig, sink: PostMessageSink, control: Control, resume: dict | None,
-               run_dir: Path | None) -> None:
+    def _train(self, config: RunConfig, sink: PostMessageSink, control: Control, options: dict[str, Any]) -> None:
         """Run the engine on this worker thread, named so it can be told apart from idle pool threads."""
         thread = threading.current_thread()
         pool_name, thread.name = thread.name, TRAINING_THREAD
         try:
             from ptviz.engine.loop import train  # torch: loaded here, not on the UI thread, if not loaded yet
 
-            # A NaN pauses the cockpit's run (the user decides), where headless stops it.
-            train(config, sink, control, resume=resume, run_dir=run_dir, on_divergence="pause")
+            train(config, sink, control, **options)
         finally:
             thread.name = pool_name
             self.finished.set()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Any
 
 import torch
 from torch import nn
@@ -147,20 +148,25 @@ def sample_batch(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1)
     return torch.zeros((batch, *input_shape), device=device, dtype=dtype)
 
 
-def summarize(model: nn.Module, sample: torch.Tensor, batch_size: int | None = None) -> ModelSummary:
-    """Summarize `model` by one forward pass of `sample` (a small batch); activations are for `batch_size`."""
+def summarize(model: nn.Module, sample: torch.Tensor | tuple[Any, ...], batch_size: int | None = None
+              ) -> ModelSummary:
+    """Summarize `model` by one forward pass of `sample` (a small batch, or the positional arguments of a call);
+    activations are for `batch_size`. Lazy modules are materialised by that pass before parameters are counted."""
     model = unwrap(model)
+    args = sample if isinstance(sample, tuple) else (sample,)
+    first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+    shape = tuple(first.shape) if first is not None else ()
     named = list(model.named_modules())
-    params = tuple(ParamInfo(n, p.numel(), p.numel() * p.element_size(), p.requires_grad)
-                   for n, p in model.named_parameters())
     modes = {name: module.training for name, module in named}
-    n = sample.shape[0] if sample.ndim else 1
+    n = shape[0] if shape else 1
     trace = _Trace(model, named)
     error = ""
     try:
-        trace.run(sample)
+        trace.run(args)
     except Exception as exc:  # noqa: BLE001 - a user model may fail in any way; the tree still shows
-        error = f"a batch of shape {tuple(sample.shape)} does not go through the model: {type(exc).__name__}: {exc}"
+        error = f"a batch of shape {shape} does not go through the model: {type(exc).__name__}: {exc}"
+    params = tuple(ParamInfo(n, _numel(p), _numel(p) * p.element_size(), p.requires_grad)
+                   for n, p in model.named_parameters())
     counts = _trainable_counts(params)
     totals = _subtree_counts(params)
     own: dict[str, int] = {}
@@ -177,11 +183,16 @@ def summarize(model: nn.Module, sample: torch.Tensor, batch_size: int | None = N
                    training=modes[name])
         for name, module in named
     )
-    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
-    return ModelSummary(modules=modules, parameters=params, sample_shape=tuple(sample.shape),
+    buffers = sum(_numel(b) * b.element_size() for b in model.buffers())
+    return ModelSummary(modules=modules, parameters=params, sample_shape=shape,
                         batch_size=batch_size or n, buffer_bytes=buffers,
                         activation_bytes_per_sample=trace.saved_bytes // max(1, n),
                         flops_per_sample=modules[0].flops, forward_error=error)
+
+
+def _numel(param: torch.Tensor) -> int:
+    """Elements of a parameter; 0 for a lazy one the sample pass could not materialise."""
+    return 0 if isinstance(param, nn.parameter.UninitializedTensorMixin) else param.numel()
 
 
 def _owner(qualified: str) -> str:
@@ -239,7 +250,7 @@ class _Trace:
         self.flops: dict[str, int] = {}
         self.saved_bytes = 0
 
-    def run(self, sample: torch.Tensor) -> None:
+    def run(self, args: tuple[Any, ...]) -> None:
         modes = [(module, module.training) for _, module in self.named]
         handles = [module.register_forward_hook(self._hook(name)) for name, module in self.named]
         saved: dict[int, tuple[int, torch.Tensor]] = {}  # storage address -> (bytes, tensor kept alive)
@@ -253,16 +264,17 @@ class _Trace:
         try:
             self.model.eval()
             with torch.no_grad(), counter:
-                self.model(sample)
+                self.model(*args)
             for handle in handles:  # shapes and call counts come from the first pass only
                 handle.remove()
             handles = []
             # A second pass with grad: an input that requires grad makes autograd keep what a backward through
             # every layer would need, so the estimate does not depend on which layers are frozen right now.
             # (FlopCounterMode is left out here: under grad it hooks every tensor and gets slow.)
-            x = sample.detach().clone().requires_grad_(sample.is_floating_point())
+            grad_args = tuple(a.detach().clone().requires_grad_(a.is_floating_point())
+                              if isinstance(a, torch.Tensor) else a for a in args)
             with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                self.model(x)
+                self.model(*grad_args)
         finally:
             for handle in handles:
                 handle.remove()

@@ -251,8 +251,10 @@ def position_problem(state: dict[str, Any]) -> str:
     for key in ("step", "epoch", "batch_in_epoch"):
         if not _whole(state[key]):
             return f"{key} is {state[key]!r}, not a whole number ≥ 0"
-    if state["batch_in_epoch"] > state["step"]:
-        return f"batch_in_epoch {state['batch_in_epoch']} is past step {state['step']}"
+    accumulate = _saved_accumulate(state)  # with train.accumulate, a step is that many batches
+    if state["batch_in_epoch"] > state["step"] * accumulate:
+        per_step = f" × {accumulate} batches a step" if accumulate > 1 else ""
+        return f"batch_in_epoch {state['batch_in_epoch']} is past step {state['step']}{per_step}"
     order = state["order"]
     if not isinstance(order, torch.Tensor) or order.dim() != 1 or order.dtype != torch.int64:
         return "order is not a list of sample indices"
@@ -266,6 +268,14 @@ def position_problem(state: dict[str, Any]) -> str:
     if totals["batches"] > state["batch_in_epoch"]:
         return f"epoch_totals counts {totals['batches']} batches, more than batch_in_epoch {state['batch_in_epoch']}"
     return ""
+
+
+def _saved_accumulate(state: dict[str, Any]) -> int:
+    """The train.accumulate the checkpoint was written with (1 when it does not say)."""
+    config = state.get("config")
+    train = config.get("train") if isinstance(config, dict) else None
+    value = train.get("accumulate", 1) if isinstance(train, dict) else 1
+    return value if _whole(value) and value >= 1 else 1
 
 
 def _order_key(path: Path) -> tuple[bool, int, int, int]:

@@ -1,12 +1,12 @@
 """A run's metric history read in bounded time and memory, however long the run: the run log's reader.
 
-Step rows never become Python objects one by one: the step series come from steps.bin (a memory map read in
+Step rows never become Python objects one by one: the step series come from steps.bin (read in
 chunks), reduced to a number of buckets that each keep their lowest and highest point, so spikes survive;
 the other rows come through events.idx; whatever the JSONL holds past that binary copy (the last rows of a
 killed process, or the whole log of a run written before the copy existed) is parsed by steplog.scan.
 
     snapshot = load(run_dir, buckets=2000)           # step series reduced, the other events, the last step
-    snapshot.series["loss"].x, snapshot.series["loss"].y
+    snapshot.series["loss"].x, snapshot.series["loss"].y   # also "grad_norm" and a task's metrics ("mae") when logged
     follower = Follower(run_dir, snapshot.end)        # each poll() returns the events written since
     cut = checkpoint_cut(run_dir, save_id, step)      # where a checkpoint was taken: what a resume keeps
     load(run_dir, cut=cut)                            # the history as it was then
@@ -53,11 +53,12 @@ class Reduced:
 class Snapshot:
     """What a run's log held when it was read: its step series reduced, its other events, where it ended."""
 
-    series: dict[str, Reduced]  # by column name: "loss", "lr", "samples_per_s", ...
+    series: dict[str, Reduced]  # by column: "loss", "lr", "samples_per_s", then extra values ("grad_norm", "mae")
     events: list[Event]  # every non-step row as its event, in log order
     steps: int  # step rows read
     last: StepMetrics | None  # the last step row, for status lines
     end: int  # bytes of metrics.jsonl read (complete rows only): a Follower goes on from here
+    skipped: int = 0  # lines of metrics.jsonl parsed here that were not rows (garbled) and were left out
 
 
 @dataclass(frozen=True)
@@ -70,22 +71,25 @@ class Cut:
     csv_lines: int  # lines after the header
 
 
-def load(run_dir: Path | str, buckets: int = 2000, columns: Sequence[str] = DEFAULT_COLUMNS,
+def load(run_dir: Path | str, buckets: int = 2000, columns: Sequence[str] | None = None,
          cut: Cut | None = None) -> Snapshot:
     """Read a run's history (up to `cut`), each step column reduced to about `buckets` buckets.
+
+    `columns` None reduces DEFAULT_COLUMNS and every extra value the step rows carry.
 
     Time is one pass over the binary copy (about 64 bytes a step) and memory a few chunks of it plus the
     result, about 4 points per bucket and column.
     """
     log = LogRecords(run_dir, cut)
+    columns = (*DEFAULT_COLUMNS, *log.extras) if columns is None else columns
     series = _reduce(log.step_chunks(), log.step_count, buckets, columns)
     last = log.last_step()
     return Snapshot(series=series, events=log.events(), steps=log.step_count,
-                    last=_step_event(last) if last is not None else None, end=log.end)
+                    last=_step_event(last) if last is not None else None, end=log.end, skipped=log.skipped)
 
 
 def read_steps(run_dir: Path | str, start: int = 0, stop: int | None = None, cut: Cut | None = None) -> np.ndarray:
-    """Step rows [start, stop) at full resolution, as records of steplog.STEP_DTYPE (a copy)."""
+    """Step rows [start, stop) at full resolution, as records of steplog.step_dtype(extra values) (a copy)."""
     log = LogRecords(run_dir, cut)
     stop = log.step_count if stop is None else min(stop, log.step_count)
     return log.steps_between(max(0, start), stop)
@@ -117,6 +121,7 @@ class Follower:
         self.offset = offset
         self.inode: int | None = None
         self.cut_back = False
+        self.skipped = 0  # lines read so far that were not rows (garbled)
 
     def poll(self) -> list[Event]:
         """Events of the complete rows written since the last poll (the first poll reads from the offset)."""
@@ -141,6 +146,7 @@ class Follower:
                 fh.seek(self.offset)
                 scanned = steplog.scan(fh.read(info.st_size - self.offset), self.offset)
         self.offset = scanned.end
+        self.skipped += scanned.skipped
         return events_in_order(scanned.steps, scanned.events, scanned.rows)
 
 
@@ -183,9 +189,10 @@ class LogRecords:
             size = 0
         if cut is not None:
             size = min(size, cut.jsonl)
-        steps = steplog.read_records(self.run_dir / steplog.STEPS_BIN, steplog.STEP_DTYPE, steplog.STEP_MAGIC)
+        steps = steplog.read_steps_file(self.run_dir / steplog.STEPS_BIN)
         index = steplog.read_records(self.run_dir / steplog.EVENTS_IDX, steplog.EVENT_DTYPE, steplog.EVENT_MAGIC)
-        if steps is None or index is None:  # a log written before the copy existed: parse it all
+        if steps is None or index is None or steplog.lacks_extras(steps, self.jsonl):
+            # A log written before the copy existed, or before the copy held extra values: parse it all.
             steps = steplog.RecordFile(self.run_dir / steplog.STEPS_BIN, steplog.STEP_DTYPE, 0)
             idx = np.empty(0, steplog.EVENT_DTYPE)
         else:
@@ -204,9 +211,12 @@ class LogRecords:
         self.binary_events = len(idx)
         self._tail_rows = tail.rows if tail is not None else []
         self.end = tail.end if tail is not None else covered
+        self.skipped = tail.skipped if tail is not None else 0
         self.step_count = n_steps + len(self.tail_steps)
+        # The extra values' columns (grad norm, a task's metrics) of either part; rows without one read NaN.
+        self.extras = steplog.union(steplog.extras_of(steps.dtype), steplog.extras_of(self.tail_steps))
 
-    # Step records: the memory-mapped copy, then the parsed tail, read a chunk at a time.
+    # Step records: the binary copy, then the parsed tail, read a chunk at a time, all with every extra column.
 
     def step_chunks(self) -> Iterator[np.ndarray]:
         """Every step record, in chunks of at most CHUNK_ROWS."""
@@ -214,16 +224,16 @@ class LogRecords:
             chunk = self.binary_steps[start: start + CHUNK_ROWS]
             if not len(chunk):
                 return  # the file was cut shorter under us: what is left would not follow on
-            yield chunk
+            yield steplog.widen(chunk, self.extras)
         for start in range(0, len(self.tail_steps), CHUNK_ROWS):
-            yield self.tail_steps[start: start + CHUNK_ROWS]
+            yield steplog.widen(self.tail_steps[start: start + CHUNK_ROWS], self.extras)
 
     def steps_between(self, start: int, stop: int) -> np.ndarray:
-        """Step records [start, stop), copied out of the map."""
+        """Step records [start, stop), copied out of the files."""
         n = len(self.binary_steps)
         parts = [self.binary_steps[min(start, n): min(stop, n)],
                  self.tail_steps[max(0, start - n): max(0, stop - n)]]
-        return np.concatenate(parts)
+        return np.concatenate([steplog.widen(part, self.extras) for part in parts])
 
     def step_at(self, i: int) -> np.void:
         """Step record i."""
@@ -312,11 +322,18 @@ class LogRecords:
 
 
 def _step_event(records: np.ndarray) -> StepMetrics:
-    """One StepMetrics for consecutive step records of one epoch (the last record's rate and time)."""
+    """One StepMetrics for consecutive step records of one epoch (the last record's rate and time).
+
+    An extra column is left out where none of these rows has a value (a run that logs it only from a resume on).
+    """
     last = records[-1]
+    extras = {name: records[name] for name in steplog.extras_of(records) if not np.isnan(records[name]).all()}
+    norms = extras.pop("grad_norm", None)
     return StepMetrics(steps=tuple(records["step"].tolist()), losses=tuple(records["loss"].tolist()),
                        lrs=tuple(records["lr"].tolist()), epoch=int(last["epoch"]), epoch_step=int(last["epoch_step"]),
-                       samples_per_s=float(last["samples_per_s"]), elapsed=float(last["elapsed"]))
+                       samples_per_s=float(last["samples_per_s"]), elapsed=float(last["elapsed"]),
+                       metrics={name: tuple(values.tolist()) for name, values in extras.items()},
+                       grad_norms=tuple(norms.tolist()) if norms is not None else ())
 
 
 # ----------------------------------------------------------------------------- reduction

@@ -1,8 +1,10 @@
 """metrics.jsonl rows: one JSON object per line for every training step and every other event, and back.
 
-A step row is `{"kind": "step", "step": 12, "loss": 0.53, "lr": 0.05, ...}`; every other event is one row
-whose "kind" names it ("epoch", "eval", "checkpoint", ...) and whose other keys are the event's fields.
-Non-finite numbers are written as null so every line is standard JSON.
+A step row is `{"kind": "step", "step": 12, "loss": 0.53, "lr": 0.05, ...}`, one per optimizer step (its loss
+the mean over the step's batches), with "grad_norm" when train.clip_norm is set and one key per named metric
+of a task (`"mae": 0.21`); every other event is one row whose "kind" names it ("epoch", "eval",
+"checkpoint", ...) and whose other keys are the event's fields. Non-finite numbers are written as null so
+every line is standard JSON.
 """
 
 from __future__ import annotations
@@ -27,17 +29,23 @@ from ..events import (
     RunFinished,
     RunStarted,
     StepMetrics,
+    TrainableChanged,
 )
 
 KINDS: dict[type, str] = {
     RunStarted: "started", Evaluated: "eval", EpochEnded: "epoch", Paused: "paused", Resumed: "resumed",
     LrChanged: "lr", CheckpointSaved: "checkpoint", Notice: "notice", Diverged: "diverged",
-    RunFinished: "finished", RunFailed: "failed",
+    RunFinished: "finished", RunFailed: "failed", TrainableChanged: "trainable",
 }
 EVENT_OF_KIND = {kind: cls for cls, kind in KINDS.items()}
 
 
+STEP_KEYS = ("kind", "step", "epoch", "epoch_step", "loss", "lr", "elapsed", "samples_per_s", "wall", "grad_norm")
+
+
 def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
@@ -45,10 +53,16 @@ def rows_of(event: Event, wall: float) -> list[dict[str, Any]]:
     """The log rows of one event: one per step for StepMetrics, else one; `wall` is the Unix time."""
     if isinstance(event, StepMetrics):
         last = event.last_step
-        return [{"kind": "step", "step": step, "epoch": event.epoch, "epoch_step": event.epoch_step - (last - step),
+        rows = [{"kind": "step", "step": step, "epoch": event.epoch, "epoch_step": event.epoch_step - (last - step),
                  "loss": _finite(loss), "lr": lr, "elapsed": round(event.elapsed, 3),
                  "samples_per_s": round(event.samples_per_s, 1), "wall": round(wall, 3)}
                 for step, loss, lr in zip(event.steps, event.losses, event.lrs)]
+        for row, norm in zip(rows, event.grad_norms):
+            row["grad_norm"] = _finite(norm)
+        for name, values in event.metrics.items():
+            for row, value in zip(rows, values):
+                row[name] = _finite(value)
+        return rows
     kind = KINDS.get(type(event))
     if kind is None:
         return []
@@ -63,16 +77,29 @@ _STEP_LINE = ('{"kind":"step","step":%d,"epoch":%d,"epoch_step":%d,"loss":%s,"lr
 
 def encode_lines(rows: list[dict[str, Any]]) -> list[str]:
     """Each row as a newline-terminated JSON line (ASCII: json escapes anything else)."""
-    return [
-        _STEP_LINE % (r["step"], r["epoch"], r["epoch_step"], "null" if r["loss"] is None else repr(r["loss"]),
-                      r["lr"], r["elapsed"], r["samples_per_s"], r["wall"])
-        if r["kind"] == "step" and len(r) == 9 else json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n"
-        for r in rows]
+    return [_encode_row(r) for r in rows]
+
+
+_NORM_STEP_LINE = _STEP_LINE[:-2] + ',"grad_norm":%s}\n'
+
+
+def _number(value: float | None) -> str:
+    return "null" if value is None else repr(value)
 
 
 def encode(rows: list[dict[str, Any]]) -> str:
     """Rows as newline-terminated JSON lines."""
     return "".join(encode_lines(rows))
+
+
+def _encode_row(r: dict[str, Any]) -> str:
+    if r["kind"] == "step" and (len(r) == 9 or (len(r) == 10 and "grad_norm" in r)):
+        values = (r["step"], r["epoch"], r["epoch_step"], _number(r["loss"]), r["lr"], r["elapsed"],
+                  r["samples_per_s"], r["wall"])
+        if len(r) == 9:
+            return _STEP_LINE % values
+        return _NORM_STEP_LINE % (*values, _number(r["grad_norm"]))
+    return json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n"
 
 
 def decode_line(line: bytes | str) -> dict[str, Any] | None:
@@ -118,12 +145,16 @@ def events_of(rows: list[dict[str, Any]]) -> list[Event]:
     def flush() -> None:
         if steps:
             last = steps[-1]
+            names = dict.fromkeys(k for r in steps for k in r if k not in STEP_KEYS)  # a task's named metrics
             events.append(StepMetrics(
                 steps=tuple(r["step"] for r in steps),
                 losses=tuple(float("nan") if r.get("loss") is None else r["loss"] for r in steps),
                 lrs=tuple(r.get("lr", 0.0) for r in steps), epoch=last.get("epoch", 0),
                 epoch_step=last.get("epoch_step", 0), samples_per_s=last.get("samples_per_s", 0.0),
-                elapsed=last.get("elapsed", 0.0)))
+                elapsed=last.get("elapsed", 0.0),
+                metrics={n: tuple(float("nan") if r.get(n) is None else r[n] for r in steps) for n in names},
+                grad_norms=tuple(float("nan") if r.get("grad_norm") is None else r["grad_norm"] for r in steps)
+                if all("grad_norm" in r for r in steps) else ()))
             steps.clear()
 
     for row in rows:

@@ -32,11 +32,15 @@ def run_name(config: RunConfig) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "run"
 
 
-def create_run_dir(config: RunConfig, now: float | None = None) -> Path:
-    """Make a fresh run directory under config.output.runs_dir and write config.toml into it."""
+def create_run_dir(config: RunConfig, now: float | None = None, name: str = "") -> Path:
+    """Make a fresh run directory under config.output.runs_dir and write config.toml into it.
+
+    The folder is named after the time and what trains (run_name), or `name` (a task's) when given.
+    """
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     parent = Path(config.output.runs_dir)
-    base = parent / f"{stamp}-{run_name(config)}"
+    named = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") if name else run_name(config)
+    base = parent / f"{stamp}-{named}"
     path, n = base, 1
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -77,6 +81,24 @@ def control_dir(run_dir: Path) -> Path:
     return folder
 
 
+_HELD: set[int] = set()  # lock file descriptors this process holds
+
+
+def _close_held_in_child() -> None:
+    """In a forked child (a DataLoader worker), let go of the parent's run locks: a flock lives as long as any
+    copy of its descriptor, so a worker outliving a killed parent for a few seconds would keep the run locked."""
+    for fd in _HELD:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held_in_child)
+
+
 class RunLock:
     """An exclusive lock on a run directory held while a process trains in it (released even by SIGKILL)."""
 
@@ -99,11 +121,13 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self.fd = fd
+        _HELD.add(fd)
         return self
 
     def release(self) -> None:
         """Give the lock up."""
         if self.fd is not None:
+            _HELD.discard(self.fd)
             os.close(self.fd)
             self.fd = None
 

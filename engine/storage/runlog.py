@@ -3,7 +3,8 @@
 metrics.jsonl is the record: one row per training step plus one per other event (logrows.py), written
 and flushed to the operating system as events arrive (the loop hands over points up to ten times a
 second), and fsynced before every checkpoint. metrics.csv holds the same numbers in the layout of
-Lightning's CSVLogger. steps.bin and events.idx are a binary copy for readers (steplog.py, history.py).
+Lightning's CSVLogger, with columns for a task's named metrics (train_mae, train_mae_epoch, val_mae,
+test_mae). steps.bin and events.idx are a binary copy for readers (steplog.py, history.py).
 On resume every file is truncated where the checkpoint was taken (nothing is rewritten), so every step
 has exactly one row. A write that fails (a full disk) is reported to `on_error` and written again later,
 never half; summary.json records how the run ended even then.
@@ -24,6 +25,7 @@ import numpy as np
 
 from . import logrows, steplog
 from .appendfile import AppendFile
+from ..config import TrainConfig
 from .history import Cut, LogRecords
 from ..events import (
     CheckpointSaved,
@@ -45,15 +47,29 @@ TENSORBOARD_DIR = "tensorboard"
 # Lightning's CSVLogger layout: one header, a row per logging call, empty cells for metrics not logged then.
 CSV_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_loss_epoch", "train_acc_epoch",
                "val_loss", "val_acc", "test_loss", "test_acc")
+GRAD_NORM_COLUMNS = ("grad_norm",)  # with train.clip_norm
+EMA_COLUMNS = ("ema_val_loss", "ema_val_acc", "ema_test_loss", "ema_test_acc")  # with train.ema_decay
 KEPT_STATES = ("finished", "stopped", "diverged")  # outcomes a resume that fails before training leaves as they were
 
 
-def csv_lines(rows: list[dict[str, Any]]) -> str:
+def csv_columns(metrics: tuple[str, ...] = (), train: TrainConfig | None = None) -> tuple[str, ...]:
+    """The metrics.csv header: Lightning's columns, four per named metric of a task, then those of the training
+    options the run uses."""
+    columns = CSV_COLUMNS + tuple(f"{prefix}_{m}{suffix}" for m in metrics
+                                  for prefix, suffix in (("train", ""), ("train", "_epoch"), ("val", ""), ("test", "")))
+    if train is not None and train.clip_norm > 0:
+        columns += GRAD_NORM_COLUMNS
+    if train is not None and train.ema_decay > 0:
+        columns += EMA_COLUMNS
+    return columns
+
+
+def csv_lines(rows: list[dict[str, Any]], columns: tuple[str, ...] = CSV_COLUMNS) -> str:
     """The metrics.csv lines of some log rows (every value is a number, so nothing needs quoting)."""
     out = []
     for values in map(csv_row, rows):
         if values is not None:
-            out.append(",".join("" if values.get(c) is None else repr(values[c]) for c in CSV_COLUMNS) + "\n")
+            out.append(",".join("" if values.get(c) is None else repr(values[c]) for c in columns) + "\n")
     return "".join(out)
 
 
@@ -61,14 +77,26 @@ def csv_row(row: dict[str, Any]) -> dict[str, Any] | None:
     """The metrics.csv row of a log row (None for rows that hold no metric)."""
     kind = row["kind"]
     if kind == "step":
-        return {"epoch": row["epoch"], "step": row["step"], "lr": row["lr"], "train_loss": row["loss"]}
+        values = {"epoch": row["epoch"], "step": row["step"], "lr": row["lr"], "train_loss": row["loss"],
+                  "grad_norm": row.get("grad_norm")}
+        values.update((f"train_{k}", v) for k, v in row.items() if k not in logrows.STEP_KEYS)
+        return values
     if kind == "epoch":
-        return {"epoch": row["epoch"], "step": row["step"], "lr": row["lr"], "train_loss_epoch": row["train_loss"],
-                "train_acc_epoch": row["train_accuracy"], "val_loss": row["val_loss"], "val_acc": row["val_accuracy"],
-                "test_loss": row["test_loss"], "test_acc": row["test_accuracy"]}
+        values = {"epoch": row["epoch"], "step": row["step"], "lr": row["lr"], "train_loss_epoch": row["train_loss"],
+                  "train_acc_epoch": row["train_accuracy"], "val_loss": row["val_loss"],
+                  "val_acc": row["val_accuracy"], "test_loss": row["test_loss"], "test_acc": row["test_accuracy"],
+                  "ema_val_loss": row.get("ema_val_loss"), "ema_val_acc": row.get("ema_val_accuracy"),
+                  "ema_test_loss": row.get("ema_test_loss"), "ema_test_acc": row.get("ema_test_accuracy")}
+        values.update((f"train_{k}_epoch", v) for k, v in (row.get("train_metrics") or {}).items())
+        for split in ("val", "test"):
+            values.update((f"{split}_{k}", v) for k, v in (row.get(f"{split}_metrics") or {}).items())
+        return values
     if kind == "eval" and row.get("mid_epoch"):  # end-of-epoch evaluations are in the epoch row
-        return {"epoch": row["epoch"], "step": row["step"], f"{row['split']}_loss": row["loss"],
-                f"{row['split']}_acc": row["accuracy"]}
+        split = row["split"]
+        values = {"epoch": row["epoch"], "step": row["step"], f"{split}_loss": row["loss"],
+                  f"{split}_acc": row["accuracy"]}
+        values.update((f"{split}_{k}", v) for k, v in (row.get("metrics") or {}).items())
+        return values
     return None
 
 
@@ -131,16 +159,26 @@ class TensorBoardWriter:
         """Add the scalars of one event."""
         add = self.writer.add_scalar
         if isinstance(event, StepMetrics):
-            finite = [v for v in event.losses if math.isfinite(v)]
-            if finite:
-                add("train/loss", sum(finite) / len(finite), event.last_step, walltime=wall)
+            for name, values in (("loss", event.losses), *event.metrics.items()):
+                finite = [v for v in values if math.isfinite(v)]
+                if finite:
+                    add(f"train/{name}", sum(finite) / len(finite), event.last_step, walltime=wall)
             add("train/lr", event.lrs[-1], event.last_step, walltime=wall)
+            norms = [v for v in event.grad_norms if math.isfinite(v)]
+            if norms:
+                add("train/grad_norm", sum(norms) / len(norms), event.last_step, walltime=wall)
         elif isinstance(event, Evaluated):
             add(f"{event.split}/loss", event.loss, event.step, walltime=wall)
-            add(f"{event.split}/accuracy", event.accuracy, event.step, walltime=wall)
+            if event.accuracy is not None:
+                add(f"{event.split}/accuracy", event.accuracy, event.step, walltime=wall)
+            for name, value in event.metrics.items():
+                add(f"{event.split}/{name}", value, event.step, walltime=wall)
         elif isinstance(event, EpochEnded):
             add("train/epoch_loss", event.train_loss, event.step, walltime=wall)
-            add("train/epoch_accuracy", event.train_accuracy, event.step, walltime=wall)
+            if event.train_accuracy is not None:
+                add("train/epoch_accuracy", event.train_accuracy, event.step, walltime=wall)
+            for name, value in event.train_metrics.items():
+                add(f"train/epoch_{name}", value, event.step, walltime=wall)
 
     def close(self) -> None:
         """Flush and close the event file."""
@@ -152,12 +190,17 @@ class RunLog:
 
     A write that fails is handed to `on_error(exc, folder)` (the loop pauses or stops there) and tried
     again with the next event; emit() itself never raises for it, so other sinks still see every event.
+    `metrics` names a task's metrics, each with its columns in metrics.csv.
     """
 
     def __init__(self, run_dir: Path, resume: dict[str, Any] | None = None, tensorboard: bool = True,
-                 on_error: Callable[[OSError, Path], None] | None = None):
+                 on_error: Callable[[OSError, Path], None] | None = None, metrics: tuple[str, ...] = (),
+                 train: TrainConfig | None = None):
         self.run_dir = Path(run_dir)
         self.on_error = on_error
+        self.columns = csv_columns(metrics, train)
+        # The step rows' extra values, kept as columns of the binary copy too.
+        extras = steplog.union(GRAD_NORM_COLUMNS if train is not None and train.clip_norm > 0 else (), metrics)
         jsonl, csv_path = self.run_dir / METRICS_JSONL, self.run_dir / METRICS_CSV
         records = LogRecords(self.run_dir)
         # A resume keeps the log up to its checkpoint; otherwise every complete row (a partial last line goes).
@@ -165,8 +208,8 @@ class RunLog:
                else records.cut_at(records.end))
         if jsonl.exists() and jsonl.stat().st_size > cut.jsonl:
             os.truncate(jsonl, cut.jsonl)
-        _cut_csv(csv_path, cut.csv_lines, jsonl)
-        self.copy = _cut_copy(self.run_dir, records, cut)
+        _cut_csv(csv_path, cut.csv_lines, jsonl, self.columns)
+        self.copy = _cut_copy(self.run_dir, records, cut, extras)
         self.jsonl = AppendFile(jsonl)
         self.csv = AppendFile(csv_path)
         purge = int(resume["step"]) + 1 if resume is not None else None
@@ -193,12 +236,12 @@ class RunLog:
         text = "".join(lines)
         start = self.jsonl.size + len(self.jsonl.pending)  # where these rows land once all queued is written
         self.jsonl.add(text)
-        self.csv.add(csv_lines(rows))
+        self.csv.add(csv_lines(rows, self.columns))
         # The copy follows the JSONL; a reader takes only records whose rows are in it, and parses the rest.
         if isinstance(event, StepMetrics):
             ascii_only = len(text.encode()) == len(text)
             lengths = [len(line) if ascii_only else len(line.encode()) for line in lines]
-            self.copy.add_steps(steplog.step_records(event, rows, start + np.cumsum(lengths)))
+            self.copy.add_steps(steplog.step_records(event, rows, start + np.cumsum(lengths), self.copy.extras))
         else:
             record = steplog.event_record(start, start + len(text.encode()), self.copy.steps, rows[0])
             self.copy.add_events(np.array([record], steplog.EVENT_DTYPE))
@@ -254,11 +297,19 @@ class RunLog:
                      step=event.start_step, epoch=event.start_epoch + 1, total_steps=event.total_steps,
                      epochs=event.epochs, steps_per_epoch=event.steps_per_epoch, updated_at=_now())
         elif isinstance(event, EpochEnded):
-            best = max((a for a in (s.get("best_test_accuracy"), event.test_accuracy) if a is not None), default=None)
+            # The averaged weights pick the best epoch when there are any (the loop's best.pt does the same).
+            score = event.ema_test_accuracy if event.ema_test_accuracy is not None else event.test_accuracy
+            best = max((a for a in (s.get("best_test_accuracy"), score) if a is not None), default=None)
             s.update(step=event.step, epoch=event.epoch, train_loss=event.train_loss,
                      train_accuracy=event.train_accuracy, test_loss=event.test_loss,
                      test_accuracy=event.test_accuracy, val_loss=event.val_loss, val_accuracy=event.val_accuracy,
                      best_test_accuracy=best, updated_at=_now())
+            for split in ("train", "val", "test"):
+                if getattr(event, f"{split}_metrics"):
+                    s[f"{split}_metrics"] = getattr(event, f"{split}_metrics")
+            if event.ema_test_loss is not None:
+                s.update(ema_test_loss=event.ema_test_loss, ema_test_accuracy=event.ema_test_accuracy,
+                         ema_val_loss=event.ema_val_loss, ema_val_accuracy=event.ema_val_accuracy)
         elif isinstance(event, CheckpointSaved):
             key = "best_checkpoint" if event.reason == "best" else "last_checkpoint"
             s[key] = os.path.relpath(event.path, self.run_dir)
@@ -285,7 +336,7 @@ class RunLog:
         write_json(self.run_dir / SUMMARY_JSON, _clean(s), durable=isinstance(event, (RunFinished, RunFailed)))
 
 
-def _cut_csv(path: Path, lines: int, jsonl: Path) -> None:
+def _cut_csv(path: Path, lines: int, jsonl: Path, columns: tuple[str, ...]) -> None:
     """Truncate metrics.csv after its header and `lines` lines; written again from the JSONL if it has fewer."""
     offset = _line_end(path, lines + 1)
     if offset is not None:
@@ -295,8 +346,8 @@ def _cut_csv(path: Path, lines: int, jsonl: Path) -> None:
     # Missing or damaged: rebuilt from the record (the slow path; a healthy run never takes it).
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(",".join(CSV_COLUMNS) + "\n")
-        fh.write(csv_lines(logrows.read_rows(jsonl)) if lines else "")
+        fh.write(",".join(columns) + "\n")
+        fh.write(csv_lines(logrows.read_rows(jsonl), columns) if lines else "")
     os.replace(tmp, path)
 
 
@@ -319,14 +370,21 @@ def _line_end(path: Path, count: int, chunk: int = 8 << 20) -> int | None:
     return None
 
 
-def _cut_copy(run_dir: Path, records: LogRecords, cut: Cut) -> steplog.StepLogWriter:
-    """Open the binary copy holding exactly the rows before `cut`: its own records, then any it lacked."""
+def _cut_copy(run_dir: Path, records: LogRecords, cut: Cut, extras: tuple[str, ...] = ()) -> steplog.StepLogWriter:
+    """Open the binary copy holding exactly the rows before `cut`: its own records, then any it lacked.
+
+    Its step records get the `extras` columns and those the log already has (a resume that stops clipping
+    keeps the grad norms logged so far).
+    """
     binary_steps, binary_events = len(records.binary_steps), records.binary_events
-    writer = steplog.StepLogWriter(run_dir, min(binary_steps, cut.steps), min(binary_events, cut.events))
+    extras = steplog.union(records.extras, extras)
+    writer = steplog.StepLogWriter(run_dir, min(binary_steps, cut.steps), min(binary_events, cut.events), extras)
     if writer.steps == min(binary_steps, cut.steps):  # the files were whole: add the rows only the JSONL held
         writer.add_steps(records.tail_steps[: max(0, cut.steps - binary_steps)])
         writer.add_events(records.event_records[binary_events: cut.events])
-    else:  # the copy changed under us and was started afresh: every row before the cut, from the JSONL
+    else:  # the copy changed under us or gains columns: both files again, every row before the cut from the JSONL
+        writer.close()
+        writer = steplog.StepLogWriter(run_dir, 0, 0, extras)
         rows = steplog.scan_file(run_dir / METRICS_JSONL, 0, cut.jsonl)
         writer.add_steps(rows.steps)
         writer.add_events(rows.events)
@@ -335,7 +393,8 @@ def _cut_copy(run_dir: Path, records: LogRecords, cut: Cut) -> steplog.StepLogWr
 
 
 def _clean(summary: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
+    return {k: (_clean(v) if isinstance(v, dict) else None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in summary.items()}
 
 
 def _now() -> str:

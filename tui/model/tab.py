@@ -1,4 +1,7 @@
-"""The Model tab: the run form beside the layer tree, with a preview model built off the UI thread."""
+"""The Model tab: the run form beside the layer tree, with a preview model built off the UI thread.
+
+For a user task the preview is a copy of the task's model, materialised by one real batch through its loss.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +20,12 @@ from ptviz.engine.commands import SetTrainable
 from ptviz.engine.events import TrainableChanged
 
 from ..config_form import ConfigForm
-from ..messages import ConfigEdited, LogRequested
+from ..messages import ConfigEdited, LogRequested, TaskPreviewDone
 from .pane import ModelPane
 
 RUN_FIELDS = [p for p in cfgmod.field_paths() if p.split(".")[0] in ("model", "optim", "train", "output")]
 PREVIEW_FIELDS = {"model.name", "model.pretrained", "model.freeze_backbone", "model.num_classes", "model.freeze",
-                  "data.dataset", "data.root", "data.transforms", "data.mean", "data.batch_size"}
+                  "data.dataset", "data.root", "data.transforms", "data.mean", "data.batch_size", "data.task"}
 DEBOUNCE_SECONDS = 0.4
 
 
@@ -46,10 +49,12 @@ class ModelTab(Horizontal):
         details: str
         spec: str
 
-    def __init__(self, config: cfgmod.RunConfig, unconfirmed_code: dict[str, str] | None = None, **kwargs):
+    def __init__(self, config: cfgmod.RunConfig, unconfirmed_code: dict[str, str] | None = None, *,
+                 task: Any = None, **kwargs):
         super().__init__(**kwargs)
         self.config = config  # the app's working copy, edited in place
         self.unconfirmed_code = unconfirmed_code if unconfirmed_code is not None else {}  # the app's, shared
+        self.fit_task = task  # a Task object handed to ptviz.fit, else None
         self.preview_model = None
         self._timer: Timer | None = None
         self._warned = ""  # the configuration warning last written to the log
@@ -83,7 +88,10 @@ class ModelTab(Horizontal):
             pane.error = (f"not built: this run folder names code ({', '.join(held.values())}) that runs only "
                           "once you confirm it")
             return
-        self.build_preview(self.config.copy())
+        if self.fit_task is not None or self.config.data.task:
+            self.build_task_preview(self.config.copy(), self.fit_task)
+        else:
+            self.build_preview(self.config.copy())
 
     @work(thread=True, exclusive=True, group="model-preview", exit_on_error=False)
     def build_preview(self, config: cfgmod.RunConfig) -> None:
@@ -101,6 +109,33 @@ class ModelTab(Horizontal):
             self.post_message(self.PreviewFailed(str(exc), _details(exc), config.model.name))
             return
         self.post_message(self.PreviewReady(model, summary, config.model.name, warning))
+
+    @work(thread=True, exclusive=True, group="model-preview", exit_on_error=False)
+    def build_task_preview(self, config: cfgmod.RunConfig, task: Any) -> None:
+        """Summarize a copy of the task's model, materialised by one real batch (thread worker)."""
+        from ptviz.engine.models.user import LOAD_LOCK
+
+        spec = config.data.task or "ptviz.fit task"
+        try:
+            with LOAD_LOCK:  # never beside a run's own setup: both draw from the process's random streams
+                if self.app.runner.active:  # type: ignore[attr-defined]
+                    return
+                from ptviz.engine.models.registry import apply_freeze_edits
+                from ptviz.engine.models.summary import summarize
+                from ptviz.engine.tasks.preview import model_preview, task_for
+
+                preview = model_preview(task_for(config, task), config)
+                apply_freeze_edits(preview.model, config.model.freeze)
+                summary = summarize(preview.model, preview.args, batch_size=config.data.batch_size)
+        except Exception as exc:  # noqa: BLE001 - any failure (user code included) is shown, never raised
+            import traceback
+
+            details = getattr(exc, "details", "") or traceback.format_exc()
+            self.post_message(self.PreviewFailed(str(exc), details, spec))
+            return
+        finally:
+            self.post_message(TaskPreviewDone("model"))
+        self.post_message(self.PreviewReady(preview.model, summary, spec))
 
     @on(PreviewReady)
     def _preview_ready(self, message: PreviewReady) -> None:
@@ -159,6 +194,9 @@ class ModelTab(Horizontal):
     @on(ModelPane.ModelRequested)
     def _load(self, message: ModelPane.ModelRequested) -> None:
         message.stop()
+        if self.fit_task is not None or self.config.data.task:
+            self.query_one(ModelPane).error = "this run's model comes from its task (data.task); edit the task instead"
+            return
         why = cfgmod.check_field("model.name", message.spec)
         if why:
             self.query_one(ModelPane).error = f"model.name: {why}"

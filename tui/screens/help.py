@@ -16,7 +16,8 @@ KEYS = [  # what the help screen lists; keep in step with the bindings of the ap
                        ("l", "set an exact learning rate")]),
     ("Charts", [("y", "log-scale y axis"), ("+ / -", "more / less smoothing of the step loss"),
                 ("v", "next pair of charts (small terminals)")]),
-    ("Panes", [("1 / 2 / 3", "Train, Data and Model tabs"), ("4", "focus the log"), ("5", "focus the device panel"),
+    ("Panes", [("1 / 2 / 3 / 4", "Train, Data, Model and Runs tabs"), ("5", "focus the log"),
+               ("6", "focus the device panel"),
                ("tab / shift+tab", "move between fields"), ("escape", "leave a form field so keys reach the cockpit")]),
     ("Data pane (when focused)", [("r", "re-roll the augmentations"), ("n / b", "next / previous images"),
                                   ("t", "right image: training or evaluation pipeline"), ("+ / -", "zoom"),
@@ -29,6 +30,15 @@ KEYS = [  # what the help screen lists; keep in step with the bindings of the ap
                                    ("f / u", "freeze / unfreeze the selected module"),
                                    ("F / U", "freeze / unfreeze the whole model"),
                                    ("m", "type another model: name, file.py:factory or package.module:factory")]),
+    ("Runs view (tab 4)", [("space / a", "draw the run in the overlay, or take it out / all or none"),
+                           ("< / > / r", "sort by the previous / next column (before the first: forks under "
+                                         "their parent) / reverse"),
+                           ("/", "filter: words, field=value (lr=0.01), #tag; escape clears"),
+                           ("d", "diff two runs: settings side by side, then their live changes"),
+                           ("f", "fork the run: a new run from one of its checkpoints with settings changed"),
+                           ("n", "note and tags of the run (kept in its folder)"),
+                           ("t / v / y", "x axis: step, epoch, training time / next chart (small terminals) / log y"),
+                           ("C / G", "write the table as CSV / the screen as SVG, into the runs folder")]),
     ("App", [("? / F1", "this help"), ("q / ctrl+q", "quit (asks first while training, then stops cleanly)")]),
 ]
 

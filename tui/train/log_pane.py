@@ -26,7 +26,8 @@ from ptviz.engine.events import (
     TrainableChanged,
 )
 
-from ..headless import epoch_line, event_line, run_line
+from ..headless import epoch_line, event_line, metric_text, run_line
+from .options_text import options_line
 
 
 BREAK_AFTER = ("/", "-_.")  # where a word too long for a line (a path) breaks: after a slash, else these
@@ -137,8 +138,10 @@ class LogPane(RichLog):
             self.say(f"{what} {run_line(event)}", "bold")
             if event.run_dir:
                 self.say(f"run directory: {event.run_dir}", "dim")
+            if options := options_line(event.config):
+                self.say(f"options: {options}", "dim")
         elif isinstance(event, EpochEnded):
-            if event.test_accuracy is not None:
+            if event.test_accuracy is not None or event.test_loss is not None:
                 self._tested_at = (event.step, event.epoch)
             self.say(epoch_line(event), routine=True)
         elif isinstance(event, CheckpointSaved):  # epoch checkpoints too, which the console leaves unsaid
@@ -156,9 +159,13 @@ class LogPane(RichLog):
             acc = ""
             if event.test_accuracy is not None:
                 acc = f"; test accuracy {event.test_accuracy:.2%}"
-                if self._tested_at is not None:  # the accuracy is the last epoch's, not this step's
-                    step, epoch = self._tested_at
-                    acc += f" at step {step:,} (end of epoch {epoch})"
+            elif event.test_loss is not None:
+                acc = f"; test loss {event.test_loss:.4f}"
+            if event.test_metrics:
+                acc += f", {metric_text(event.test_metrics, 'test ')}"
+            if acc and self._tested_at is not None:  # the figures are the last epoch's, not this step's
+                step, epoch = self._tested_at
+                acc += f" at step {step:,} (end of epoch {epoch})"
             self.say(f"{how} at step {event.step:,}{acc}. Training time: {event.seconds:.1f} s", "bold")
         elif isinstance(event, RunFailed):
             self.say(f"failed: {event.message}", "bold red")

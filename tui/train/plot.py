@@ -46,15 +46,28 @@ def draw(width: int, height: int, title: str, traces: list[Trace], log_y: bool =
         rows.extend([("│" + " " * cw + "│", None)] for _ in range(ch + 1))
         rows.append([("└" + "─" * cw + "┘", None)])
         return rows
-    rows = [_title_row(title, traces, width)]  # the legend goes beside the title, never over a line
     all_x = np.concatenate([t.x for t in traces])
     x_lo, x_hi = _span(all_x)
-    y_lo, y_hi, y_rows, y_labels = _y_axis(np.concatenate([t.y for t in traces]), ch, log_y)
-    label_w = max(len(s) for s in y_labels)
-    cw = width - label_w - 2
-    if cw < 4:
-        return blank(width, height, title)
-    chars, colors = _canvas(traces, cw, ch, (x_lo, x_hi), (y_lo, y_hi))
+    all_y = np.concatenate([t.y for t in traces])
+    entries = _legend_entries(traces)
+    above: list[Row] = []
+    while True:  # a legend inside the frame where it covers no dot, else in rows above the frame
+        ch = height - 4 - len(above)
+        if ch < 1:
+            return blank(width, height, title)
+        y_lo, y_hi, y_rows, y_labels = _y_axis(all_y, ch, log_y)
+        label_w = max(len(s) for s in y_labels)
+        cw = width - label_w - 2
+        if cw < 4:
+            return blank(width, height, title)
+        if entries and not above and not _legend_fits(entries, cw, ch):
+            above = _legend_rows(entries, width, max(1, (height - 4) // 3))
+            continue  # no corner is big enough: skip drawing a canvas only to find that out
+        chars, colors = _canvas(traces, cw, ch, (x_lo, x_hi), (y_lo, y_hi))
+        if above or not entries or _legend_inside(chars, colors, entries):
+            break
+        above = _legend_rows(entries, width, max(1, (height - 4) // 3))
+    rows = [[(title[:width].center(width), None)], *above]
     palette: list[str | None] = [None] + [t.color for t in traces]
     whole = all(_whole(t.x) for t in traces)
     if whole and all_x.min() == all_x.max():  # one epoch so far: one tick, under it
@@ -110,11 +123,16 @@ def _span(values: np.ndarray) -> tuple[float, float]:
 
 def _canvas(traces: list[Trace], cw: int, ch: int, xs: tuple[float, float],
             ys: tuple[float, float]) -> tuple[list[list[str]], np.ndarray]:
-    """Characters and colour indices (0: none, i: trace i-1) of the plotting area."""
+    """Characters and colour indices (0: none, i: trace i-1) of the plotting area.
+
+    Every line trace is placed in one pass of array operations (a later trace's colour wins a shared cell),
+    so fifty runs overlaid cost about what one does.
+    """
     bits = np.zeros((ch, cw), dtype=np.uint8)
     colors = np.zeros((ch, cw), dtype=np.int16)
     marks: list[tuple[np.ndarray, np.ndarray, str, int]] = []
     dot_w, dot_h = 2 * cw, 4 * ch
+    lines_x, lines_y, lines_id = [], [], []
     for i, t in enumerate(traces, start=1):
         px = (t.x - xs[0]) / (xs[1] - xs[0]) * (dot_w - 1)
         py = (ys[1] - t.y) / (ys[1] - ys[0]) * (dot_h - 1)
@@ -122,11 +140,16 @@ def _canvas(traces: list[Trace], cw: int, ch: int, xs: tuple[float, float],
             r, c = _cells(px, py, dot_w, dot_h)
             marks.append((r, c, t.marker, i))
             continue
-        dx, dy = _line_dots(px, py)
+        lines_x.append(px)
+        lines_y.append(py)
+        lines_id.append(np.full(len(px), i, dtype=np.int16))
+    if lines_x:
+        dx, dy, ids = _line_dots(np.concatenate(lines_x), np.concatenate(lines_y), np.concatenate(lines_id))
         dx = np.clip(np.rint(dx), 0, dot_w - 1).astype(np.intp)
         dy = np.clip(np.rint(dy), 0, dot_h - 1).astype(np.intp)
-        np.bitwise_or.at(bits, (dy // 4, dx // 2), DOT_BITS[dy % 4, dx % 2])
-        colors[dy // 4, dx // 2] = i
+        cells = (dy // 4, dx // 2)
+        np.bitwise_or.at(bits, cells, DOT_BITS[dy % 4, dx % 2])
+        np.maximum.at(colors, cells, ids)
     codes = (0x2800 + bits.astype(np.int32)).tolist()
     chars = [[chr(code) if code != 0x2800 else " " for code in row] for row in codes]
     for r, c, marker, i in marks:
@@ -142,32 +165,77 @@ def _cells(px: np.ndarray, py: np.ndarray, dot_w: int, dot_h: int) -> tuple[np.n
     return r, c
 
 
-def _line_dots(px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dot positions along the polyline through (px, py): one per dot of the longer axis of each segment."""
+def _line_dots(px: np.ndarray, py: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dot positions (and trace ids) along the polylines through (px, py), one polyline per run of equal ids:
+    every point, plus one dot per dot of the longer axis of each segment between two points of a trace."""
     if len(px) < 2:
-        return px, py
+        return px, py, ids
     dx, dy = np.diff(px), np.diff(py)
-    steps = np.maximum(1, np.ceil(np.maximum(np.abs(dx), np.abs(dy)))).astype(np.intp)
+    same = ids[1:] == ids[:-1]  # no segment joins one trace's last point to the next trace's first
+    steps = np.where(same, np.maximum(1, np.ceil(np.maximum(np.abs(dx), np.abs(dy)))), 0).astype(np.intp)
     seg = np.repeat(np.arange(len(steps)), steps)
     start = np.cumsum(steps) - steps
-    t = (np.arange(int(steps.sum())) - start[seg]) / steps[seg]
-    return (np.append(px[seg] + t * dx[seg], px[-1]), np.append(py[seg] + t * dy[seg], py[-1]))
+    t = (np.arange(int(steps.sum())) - start[seg]) / np.maximum(1, steps[seg])
+    return (np.concatenate([px[seg] + t * dx[seg], px]), np.concatenate([py[seg] + t * dy[seg], py]),
+            np.concatenate([ids[seg], ids]))
 
 
-def _title_row(title: str, traces: list[Trace], width: int) -> Row:
-    """The title, and '⢕⢕ label' for each labelled trace at the row's right end, as many as fit whole."""
-    entries = [((t.marker * 2) if t.marker else LEGEND_MARK, t.label, t.color) for t in traces if t.label]
-    title = title[:width]
-    while entries:
-        legend_w = sum(len(mark) + 1 + len(label) for mark, label, _ in entries) + 2 * (len(entries) - 1)
-        left = width - legend_w - 1  # a space after the legend
-        if left >= len(title) + 2:
-            row: Row = [(title.center(left) if left >= len(title) + 4 else title.ljust(left), None)]
-            for k, (mark, label, color) in enumerate(entries):
-                row += [(mark, color), (" " + label + ("  " if k < len(entries) - 1 else " "), None)]
-            return row
-        entries.pop()
-    return [(title.center(width), None)]
+Entry = tuple[str, str, int, str]  # mark, label, colour index in the canvas, colour
+
+
+def _legend_entries(traces: list[Trace]) -> list[Entry]:
+    """The legend's entries: one per labelled trace."""
+    return [((t.marker * 2) if t.marker else LEGEND_MARK, t.label, i, t.color)
+            for i, t in enumerate(traces, start=1) if t.label]
+
+
+def _legend_fits(entries: list[Entry], cw: int, ch: int) -> bool:
+    """Whether a legend box of these entries is no bigger than the canvas."""
+    width = max(len(mark) + 1 + len(label) for mark, label, _, _ in entries) + 2
+    return width <= cw and len(entries) <= ch
+
+
+def _legend_inside(chars: list[list[str]], colors: np.ndarray, entries: list[Entry]) -> bool:
+    """Write the legend, one entry a line, into the first canvas corner where it covers no dot; whether it fit."""
+    ch, cw = len(chars), len(chars[0])
+    texts = [mark + " " + label for mark, label, _, _ in entries]
+    w, h = max(len(t) for t in texts) + 2, len(texts)  # a blank column either side keeps it off the lines
+    if w > cw or h > ch:
+        return False
+    for r0, c0 in ((0, 0), (0, cw - w), (ch - h, 0), (ch - h, cw - w)):
+        if all(c == " " for r in range(r0, r0 + h) for c in chars[r][c0:c0 + w]):
+            for r, (text, entry) in enumerate(zip(texts, entries), start=r0):
+                for k, char in enumerate(text):
+                    chars[r][c0 + 1 + k] = char
+                    colors[r, c0 + 1 + k] = entry[2] if k < len(entry[0]) else 0
+            return True
+    return False
+
+
+def _legend_rows(entries: list[Entry], width: int, max_rows: int) -> list[Row]:
+    """The legend as rows above the frame, entries side by side, in at most `max_rows` rows; entries that do
+    not fit are counted at the end ('+12 more')."""
+    lines: list[list[tuple[str, str | None]]] = [[]]
+    used = 0
+    for n, (mark, label, _, color) in enumerate(entries):
+        gap = 2 if used else 0
+        if used and used + gap + len(mark) + 1 + len(label) > width:
+            if len(lines) == max_rows:
+                more = f"  +{len(entries) - n} more"
+                while lines[-1] and used + len(more) > width:  # make room for the count
+                    text, _ = lines[-1].pop()
+                    used -= len(text)
+                lines[-1].append((more[:width - used], None))
+                break
+            lines.append([])
+            used, gap = 0, 0
+        room = width - used - gap
+        text = (mark + " " + label)[:room]
+        if gap:
+            lines[-1].append(("  ", None))
+        lines[-1].extend([(text[:len(mark)], color), (text[len(mark):], None)])
+        used += gap + len(text)
+    return [[*runs, (" " * (width - sum(len(t) for t, _ in runs)), None)] for runs in lines]
 
 
 def _runs(chars: list[str], colors: np.ndarray, palette: list[str | None]) -> Row:

@@ -1,0 +1,1 @@
+"""The Runs tab: compare, overlay, diff, note and fork the runs under the runs folder."""
