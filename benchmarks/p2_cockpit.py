@@ -176,7 +176,8 @@ def run_module(module: str, argv: list[str]) -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-m", module, "child", *argv], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=1800)
     if done.returncode != 0:
-        raise RuntimeError(f"{module} {' '.join(argv)} failed:\n{done.stderr[-3000:]}")
+        errors = [line for line in done.stderr.splitlines() if "Error" in line or line.startswith("missed")]
+        raise RuntimeError(f"{module} {' '.join(argv)} failed: {errors[-5:]}\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

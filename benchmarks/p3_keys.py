@@ -102,7 +102,7 @@ def _round(term: Terminal, keys, rng: random.Random, out: dict[str, list[float]]
         gone = shows.startswith("-")
         try:
             out.setdefault(what, []).append(1000 * term.latency(typed, shows[gone:], MISSED_SECONDS, gone=gone))
-        except TimeoutError as exc:  # counted at the time waited: a missed key is no faster than that
+        except (TimeoutError, ValueError) as exc:  # counted at the time waited: a missed key is no faster than that
             out.setdefault(what, []).append(1000 * MISSED_SECONDS)
             missed.append(what)
             print(f"missed: {what}\n{exc}", file=sys.stderr)
@@ -131,11 +131,17 @@ def measure(rounds: int, epochs: int, seed: int = 0) -> dict[str, Any]:
             missed_training: list[str] = []
             for _ in range(rounds):
                 if not _round(term, KEYS + WHILE_TRAINING, rng, training, missed_training):
-                    term.type(b"\x1b1")  # escape whatever is open, back to the Train tab
+                    term.type(b"\x1b")  # escape whatever is open, then back to the Train tab
+                    time.sleep(0.5)
+                    term.type(b"1")
                     time.sleep(2)
                     break
-            asked = 1000 * term.latency(b"q", r"Stop and quit")
-            quit_training = 1000 * term.exit_seconds(b"q", timeout=300)
+            try:
+                asked = 1000 * term.latency(b"q", r"Stop and quit")
+                quit_training = 1000 * term.exit_seconds(b"q", timeout=300)
+            except (TimeoutError, ValueError) as exc:  # the cockpit is not where the rounds left it: say so
+                print(f"quit while training not timed: {exc}", file=sys.stderr)
+                asked = quit_training = float("nan")
     return {"idle_ms": idle, "training_ms": training, "missed_idle": missed_idle, "missed_training": missed_training,
             "quit_idle_ms": quit_idle, "quit_asked_ms": asked,
             "quit_training_ms": quit_training}
