@@ -168,7 +168,12 @@ class Terminal:
     def appears(self, pattern: str, since: int = 0, timeout: float = 30.0) -> float:
         """The arrival time of the output after which the screen first showed `pattern` (output from mark
         `since` on)."""
-        return self._wait(_Watch(re.compile(pattern), since), timeout)
+        watch = _Watch(re.compile(pattern), since)
+        self._advance()
+        if self._fed > since and watch.met(self.screen.text()):  # shown already (by output read for another wait)
+            with self._new:
+                return self.chunks[self._fed - 1][0]
+        return self._wait(watch, timeout)
 
     def latency(self, keys: bytes, pattern: str, timeout: float = 30.0, gone: bool = False) -> float:
         """Seconds from typing `keys` until the screen shows `pattern`, which it must not show before (with
