@@ -112,6 +112,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mnist-size", type=int, help="P1/P2 training images (default 60000, quick 10000)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="training device")
     parser.add_argument("--threads", type=int, help="torch intra-op threads for both sides (default: torch's)")
+    parser.add_argument("--pty-sizes", default="80x24,200x60", help="P2 in a pty: terminal sizes, COLSxROWS,...")
+    parser.add_argument("--pty-threads", default="1,2", help="P2 in a pty: the run's torch threads, N,...")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="folder for the JSON file")
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (2 if args.quick else 5)

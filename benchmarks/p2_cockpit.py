@@ -176,7 +176,8 @@ def run_module(module: str, argv: list[str]) -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-m", module, "child", *argv], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=1800)
     if done.returncode != 0:
-        raise RuntimeError(f"{module} {' '.join(argv)} failed:\n{done.stderr[-3000:]}")
+        errors = [line for line in done.stderr.splitlines() if "Error" in line or line.startswith("missed")]
+        raise RuntimeError(f"{module} {' '.join(argv)} failed: {errors[-5:]}\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -215,6 +216,9 @@ def run(args: argparse.Namespace) -> list[Result]:
                      "cockpit_samples_per_s": runs["cockpit"], "chart_replots_per_run": replots,
                      "frames_per_run": frames, "cockpit_runs": work.cockpit},
             ))
+        from benchmarks import p2_terminal
+
+        results += p2_terminal.run(args, mnist_root)
     return results
 
 

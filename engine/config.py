@@ -181,6 +181,9 @@ class OutputConfig:
     """Also save last.pt when this many minutes passed since the last save (0: off)."""
     tensorboard: bool = True
     """Write TensorBoard event files into the run directory when the tensorboard package is installed."""
+    print_every: int = field(default=0, metadata=_rule(min=0, max=1_000_000_000))
+    """Headless: also print the mean training loss every N batches, as the tutorial's CIFAR-10 loop does
+    ('[1,   100] loss: 2.103'); 0 prints only the epoch lines."""
 
 
 @dataclass

@@ -167,6 +167,7 @@ class Diverged:
     value: float
     action: str  # "stop" | "pause"
     median: float | None = None  # a spike: the running median of the step loss the value was compared with
+    checkpoint: str = ""  # the last good checkpoint, which stays; "" when the run saved none
 
 
 @dataclass(frozen=True)

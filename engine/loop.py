@@ -271,7 +271,8 @@ class Trainer:
         self.best_test_loss: float | None = None  # what "best" means when the work is not classification
         self.last_epoch: EpochEnded | None = None
         self.changes = 0  # commands applied that change what a checkpoint holds (lr, trainable parameters)
-        self.saved: tuple[tuple[int, ...], Path, str] | None = None  # (position, last.pt, save_id) of the last save
+        # (position, last.pt, save_id, the reason its CheckpointSaved gave) of the last save of last.pt
+        self.saved: tuple[tuple[int, ...], Path, str, str] | None = None
         self.rng_to_restore: dict[str, Any] | None = None  # a checkpoint's RNG state, set just before training
         self.threads: cpu_threads.ThreadChoice | None = None  # set by train(); None leaves torch's count as it is
         self.restored: list[Any] = []  # what a resume changed (notices, lr), told right after RunStarted
@@ -370,6 +371,8 @@ class Trainer:
         self._read_losses()
         self._emit_points()
         self._tick()
+        # The one last.pt of the run's end: a finished run's last epoch wrote it (this save then writes nothing);
+        # a stop writes its own (its reason tells resume and `send stop` how the run ended).
         if self.run_dir is not None and self.diverged_at is None and not self.stopped_for_space:
             self.save("final" if self.outcome == "finished" else "stopped")
         replicas: tuple[str, ...] = ()
@@ -378,7 +381,7 @@ class Trainer:
             replicas = self._compare_replicas()
         last = self.last_epoch
         finished = RunFinished(
-            step=self.step, epoch=self.epoch, seconds=self.active_seconds, stopped=self.stopping,
+            step=self.step, epoch=self._epoch_number(), seconds=self.active_seconds, stopped=self.stopping,
             train_loss=last.train_loss if last else None,
             test_loss=last.test_loss if last else None,
             test_accuracy=last.test_accuracy if last else None,
@@ -403,6 +406,10 @@ class Trainer:
             self.emit(Notice("error", f"the ranks' weights differ at the end (rank(s) {odd} differ from rank 0): "
                                       "something trained outside DDP's gradient sync"))
         return hashes
+
+    def _epoch_number(self) -> int:
+        """The 1-based epoch the last step belongs to (1 before the first), as the status, `runs` and logs say."""
+        return self.epoch + 1 if self.batch_in_epoch > 0 or self.step == 0 else self.epoch
 
     def _total_steps(self) -> int:
         """Steps of the whole run; 0 when unknown (an iterable dataset without a length and no max_steps)."""
@@ -605,12 +612,14 @@ class Trainer:
             self.diverged_at, self.spiked = step, median is not None
         self._emit_points()  # the diverged step's point comes before the alert
         action = self.on_divergence
-        self.emit(Diverged(step, value, action, median))
+        kept = self._last_checkpoint()
+        self.emit(Diverged(step, value, action, median, checkpoint=kept))
         verb = "pausing" if action == "pause" else "stopping"
         what = (f"loss became {value}" if median is None else
                 f"loss spiked to {value:.4g}, {value / median:.0f}× its running median {median:.4g}")
-        undo = "; R rolls back to it" if action == "pause" and self.run_dir is not None else ""
-        self.emit(Notice("error", f"{what} at step {step}; {verb} (the last good checkpoint is kept{undo})"))
+        saved = f"the last good checkpoint is kept: {kept}" if kept else "no checkpoint was saved before it"
+        undo = "; R rolls back to it" if action == "pause" and kept else ""
+        self.emit(Notice("error", f"{what} at step {step}; {verb} ({saved}{undo})"))
         if action == "pause":
             self.control.send(Pause())  # held at the next step boundary, like a pause from the user
         else:
@@ -975,8 +984,9 @@ class Trainer:
 
         "epoch" writes epoch-NNNN.pt (every output.checkpoint_every epochs, keeping output.keep), last.pt and,
         with `best`, best.pt; "best" writes best.pt, anything else last.pt. The state is serialized once and
-        the other names link to that file. A "final" save at the position of the last save writes nothing:
-        last.pt already holds that state. Nothing is written after divergence.
+        the other names link to that file. The epoch that ends a finished run tells its last.pt as "final", and
+        the "final" save after it writes and tells nothing; the epoch that ends a stopped run leaves last.pt to
+        the "stopped" save. Nothing is written after divergence.
         A write that fails stops the run, or pauses it; with `hold`, the save waits there and is tried
         again when the user resumes.
         """
@@ -989,8 +999,8 @@ class Trainer:
             self.diverged_at = self.step
         if self.diverged_at is not None:
             how = "spiked" if self.spiked else "diverged"
-            self._refuse(f"checkpoint not saved: the loss {how} at step {self.diverged_at}; "
-                         "the last good checkpoint is kept", "warning")
+            kept = "the last good checkpoint is kept" if self._last_checkpoint() else "no checkpoint was saved before it"
+            self._refuse(f"checkpoint not saved: the loss {how} at step {self.diverged_at}; {kept}", "warning")
             return None
         # Several ranks: each one's part, on rank 0. A collective, so every rank reaches it whatever rank 0
         # then decides to write (only rank 0 knows about its disk).
@@ -1002,21 +1012,30 @@ class Trainer:
             return None  # the run is stopping because the disk is full: nothing more is written
         position = (self.step, self.epoch, self.batch_in_epoch, self.changes)
         if reason == "final" and self.saved is not None and self.saved[0] == position:
-            _, last, save_id = self.saved
-            self.emit(CheckpointSaved(str(last), self.step, self.epoch, reason, save_id=save_id))
+            _, last, save_id, told = self.saved
+            if told != "final":  # last.pt holds this state already; the log names it once as the run's end
+                self.emit(CheckpointSaved(str(last), self.step, self._epoch_number(), reason, save_id=save_id))
             return last
         out, folder = self.cfg.output, self.run_dir / "checkpoints"
         names = {"best": ["best.pt"]}.get(reason, ["last.pt"])
+        last_reason = reason  # what last.pt's CheckpointSaved says
+        if reason == "epoch" and (self.stopping or self.epoch >= self.cfg.train.epochs):
+            if self.outcome == "finished":
+                last_reason = "final"  # the run ends here: this last.pt is its final one, told once
+            else:
+                names = []  # a stop writes its own last.pt, whose reason says how the run ended
         numbered = reason == "epoch" and out.checkpoint_every and self.epoch % out.checkpoint_every == 0
         if numbered:
             names.insert(0, f"epoch-{self.epoch:04d}.pt")
         if best and reason == "epoch":
             names.append("best.pt")
+        if not names:
+            return None
         while True:
             try:
                 self._make_log_durable()
                 self.save_seq += 1
-                state = self.state(reason)
+                state = self.state(last_reason if "last.pt" in names else reason)
                 if entries is not None:
                     state["ranks"] = entries
                 folder.mkdir(exist_ok=True)
@@ -1037,10 +1056,10 @@ class Trainer:
         self.saved_clock = time.perf_counter()
         self.last_saved = (paths[-1].name, self.step)
         if "last.pt" in names:
-            self.saved = (position, folder / "last.pt", state["save_id"])
+            self.saved = (position, folder / "last.pt", state["save_id"], last_reason)
         for path in paths:
-            kind = "best" if path.name == "best.pt" else reason
-            self.emit(CheckpointSaved(str(path), self.step, self.epoch, kind, save_id=state["save_id"]))
+            kind = {"best.pt": "best", "last.pt": last_reason}.get(path.name, reason)
+            self.emit(CheckpointSaved(str(path), self.step, self._epoch_number(), kind, save_id=state["save_id"]))
         return paths[-1]
 
     def _rank_entries(self) -> list[dict[str, Any]] | None:
@@ -1050,6 +1069,13 @@ class Trainer:
         from .distributed.states import gather_entries, own_entry
 
         return gather_entries(self.ranks, own_entry(self))
+
+    def _last_checkpoint(self) -> str:
+        """The newest checkpoint in the run's folder ('' when there is none): every one there predates a
+        divergence, since save() refuses from then on."""
+        folder = self.run_dir / "checkpoints" if self.run_dir is not None else None
+        found = sorted(folder.glob("*.pt"), key=lambda p: p.stat().st_mtime) if folder and folder.is_dir() else []
+        return str(found[-1]) if found else ""
 
     def _make_log_durable(self) -> None:
         """Sync the run log before a checkpoint claims its steps; _LogNotWritten if it failed or fails now."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+from .config import DataConfig, ModelConfig, OptimConfig, OutputConfig, RunConfig, TrainConfig
 from .errors import ConfigError, FieldError
 from .transform_specs import TransformSpec
 
@@ -41,6 +41,7 @@ def cifar10_resnet18() -> RunConfig:
         model=ModelConfig(name="resnet18", pretrained=True, freeze_backbone=True, num_classes=10),
         optim=OptimConfig(optimizer="sgd-momentum", lr=0.001, momentum=0.9),
         train=TrainConfig(epochs=10, log_interval=100),
+        output=OutputConfig(print_every=100),  # the tutorial's running-loss lines
     )
 
 

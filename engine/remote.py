@@ -213,7 +213,9 @@ class ControlServer:
             update = {"step": event.step, "last_evaluation": {
                 "split": event.split, "step": event.step, "epoch": event.epoch, "loss": event.loss,
                 "accuracy": event.accuracy, "samples": event.samples, "metrics": event.metrics}}
-        elif isinstance(event, (Evaluated, EpochEnded)):
+        elif isinstance(event, EpochEnded):
+            update = {"step": event.step, "epoch": event.epoch}
+        elif isinstance(event, Evaluated):
             update = {"step": event.step}
         elif isinstance(event, CheckpointSaved):
             path = os.path.abspath(event.path)  # paths in answers hold wherever the sender runs
@@ -223,7 +225,8 @@ class ControlServer:
         elif isinstance(event, Diverged):
             update = {"diverged_at": event.step}
         elif isinstance(event, RunFinished):
-            update = {"state": event.state, "paused": False, "step": event.step, "reason": event.reason}
+            update = {"state": event.state, "paused": False, "step": event.step, "epoch": event.epoch,
+                      "reason": event.reason}
         elif isinstance(event, RunFailed):
             update = {"state": "failed", "paused": False, "reason": event.message}
         elif isinstance(event, RanksReported):  # several ranks: where each one is, as rank 0 last heard
@@ -331,7 +334,9 @@ class ControlServer:
         if name == "stop" and status["state"] not in ACTIVE:
             return {"ok": True, "status": status, "result": {
                 "state": status["state"], "step": status["step"], "epoch": status["epoch"],
-                "reason": status.get("reason"), "checkpoint": status.get("final_checkpoint")}}
+                "reason": status.get("reason"),
+                # A stop at the boundary right after an epoch's save leaves that last.pt as the final one.
+                "checkpoint": status.get("final_checkpoint") or status.get("last_checkpoint")}}
         if outcome is None:
             if status["state"] in ACTIVE and not self.closing.is_set():
                 return {"ok": False, "pending": True, "status": status,

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+import ptviz.tui.data.tab  # noqa: F401 - loaded, so a test's cockpit composes its Data and Model tabs at once
+import ptviz.tui.model.tab  # noqa: F401 - (a user's cockpit loads them after its first screen: test_startup.py)
 from ptviz.engine.commands import Control
 from ptviz.engine.recipes import recipe
 

@@ -54,7 +54,9 @@ def test_numbered_checkpoints_every_n_epochs_keep_the_newest_k(digits_config):
     assert ckpt.load_checkpoint(folder / "last.pt")["step"] == 72
     saved = [(e.reason, e.step) for e in sink.of(CheckpointSaved)]
     assert saved.count(("epoch", 24)) == 2  # epoch-0002.pt and last.pt, deleted later when 0006 was on disk
-    assert ("final", 72) in saved
+    at_end = [(e.reason, Path(e.path).name) for e in sink.of(CheckpointSaved) if e.step == 72]
+    assert ("epoch", "epoch-0006.pt") in at_end and [r for r, name in at_end if name == "last.pt"] == ["final"]
+    assert all(e.epoch == e.step // 12 for e in sink.of(CheckpointSaved))  # 1-based: the epoch just ended
 
 
 def test_periodic_checkpoints_every_n_steps_mid_epoch(digits_config):
@@ -162,8 +164,10 @@ def test_nan_at_step_k_stops_headless_and_keeps_the_last_good_checkpoint(tmp_pat
     code = main(["--headless", "--model", f"{model}:factory", "--runs-dir", str(runs), "--batch-size", "128",
                  "--epochs", "3", "--log-interval", "1", "--checkpoint-steps", "4", "--checkpoint-minutes", "0"])
     assert code == 3
-    assert f"loss became nan at step {k}; stopping" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"loss became nan at step {k}; stopping" in out
     (run,) = runs.iterdir()
+    assert f"(the last good checkpoint is kept: {run / 'checkpoints' / 'last.pt'})" in out  # named, since it exists
     rows = read_rows(run / "metrics.jsonl")
     assert [r["step"] for r in rows if r["kind"] == "step"] == list(range(1, k + 1))
     assert [r["step"] for r in rows if r["kind"] == "diverged"] == [k]
@@ -184,7 +188,7 @@ async def test_nan_pauses_the_cockpit_session_and_saves_nothing_after(tmp_path, 
     session = TrainingSession(config)  # a UI session pauses on divergence
     session.start()
     diverged = await session.next_event(Diverged)
-    assert (diverged.step, diverged.action) == (3, "pause")
+    assert (diverged.step, diverged.action, diverged.checkpoint) == (3, "pause", "")  # none saved before step 3
     paused = await session.next_event(Paused)
     assert paused.step == 3
     session.send(SaveCheckpoint())
@@ -229,6 +233,26 @@ def test_losses_reach_the_log_on_time_even_with_a_long_log_interval(digits_confi
     steps = [s for e in events_of(read_rows(only_run(config) / "metrics.jsonl")) if isinstance(e, StepMetrics)
              for s in e.steps]
     assert steps == list(range(1, 13))
+
+
+def test_a_run_stopped_mid_epoch_numbers_that_epoch_the_same_everywhere(digits_config):
+    """Stopped in the 2nd epoch: the finish event, the checkpoint, the log's last rows, summary.json and
+    `runs` all say epoch 2 (the status line's numbering), not the 1 epoch completed."""
+    from ptviz.engine.storage.runs import run_info
+
+    config = small(digits_config, epochs=3)
+    config.train.max_steps = 17  # 5 steps into the 2nd epoch of 12
+    sink = ListSink()
+    finished = train(config, sink)
+    assert finished.stopped and finished.step == 17 and finished.epoch == 2
+    (last,) = [e for e in sink.of(CheckpointSaved) if e.step == 17]
+    assert last.epoch == 2
+    run = only_run(config)
+    rows = read_rows(run / "metrics.jsonl")
+    assert [r for r in rows if r["kind"] == "step"][-1]["epoch"] == 2
+    assert [r for r in rows if r["kind"] == "finished"][-1]["epoch"] == 2
+    assert json.loads((run / "summary.json").read_text())["epoch"] == 2
+    assert run_info(run).epoch == 2
 
 
 def test_an_epoch_serializes_its_state_once_and_links_every_name(tmp_path, monkeypatch):
@@ -277,7 +301,7 @@ def test_an_epoch_serializes_its_state_once_and_links_every_name(tmp_path, monke
     state = ckpt.load_checkpoint(folder / "best.pt")
     assert state["step"] == 1 and set(state["model"]) >= {"fc.weight", "fc.bias"}
     assert [(e.reason, Path(e.path).name) for e in sink.of(CheckpointSaved)] == [
-        ("epoch", "epoch-0001.pt"), ("epoch", "last.pt"), ("best", "best.pt"), ("final", "last.pt")]
+        ("epoch", "epoch-0001.pt"), ("final", "last.pt"), ("best", "best.pt")]  # last.pt told once
     assert len({e.save_id for e in sink.of(CheckpointSaved)}) == 1
 
 

@@ -168,3 +168,75 @@ def test_a_closed_output_pipe_never_stops_training(tmp_path):
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
              if '"kind":"step"' in line]
     assert steps == list(range(1, summary["total_steps"] + 1))
+
+
+def _started(recipe_name="digits-mlp", print_every=0, steps_per_epoch=250, epochs=2):
+    from ptviz.engine.events import RunStarted
+    from ptviz.engine.recipes import recipe
+
+    config = recipe(recipe_name).to_dict()
+    config["output"]["print_every"] = print_every
+    return RunStarted(config=config, run_dir=None, device="cpu", device_name="CPU (1 threads)", params_total=10,
+                      params_trainable=10, train_size=8000, val_size=0, test_size=100, steps_per_epoch=steps_per_epoch,
+                      total_steps=steps_per_epoch * epochs, epochs=epochs, class_names=tuple("0123456789"),
+                      input_shape=(3, 32, 32), resident=True)
+
+
+def _points(epoch, first, last, epoch_step, elapsed, loss=1.0):
+    steps = tuple(range(first, last + 1))
+    return StepMetrics(steps=steps, losses=tuple(loss + s / 800 for s in steps), lrs=(0.1,) * len(steps), epoch=epoch,
+                       epoch_step=epoch_step, samples_per_s=1000.0, elapsed=elapsed)
+
+
+def test_the_bar_counts_the_epoch_and_its_eta_holds_while_paused():
+    """One bar per epoch (0..steps per epoch, 'epoch 2/2'); the ETA comes from active time, so a pause of any
+    length leaves it where it was and the rate reads 0."""
+    console = Console(file=io.StringIO())
+    progress = Progress(console=console)
+    sink = ConsoleSink(console, progress)
+    sink.emit(_started())
+    sink.emit(_points(1, 1, 100, 100, elapsed=10.0))
+    (task,) = progress.tasks
+    assert (task.total, task.completed, task.description) == (250, 100, "epoch 1/2")
+    assert task.fields["eta"] == "0:15 (run 0:40)"  # 150 and 400 steps left at 0.1 s a step
+    sink.emit(Paused(100))
+    assert task.fields["eta"] == "0:15 (run 0:40)" and task.fields["rate"] == 0.0
+    assert task.description == "paused, epoch 1/2"
+    sink.emit(Resumed(100))
+    sink.emit(_points(2, 101, 300, 50, elapsed=30.0))  # into the 2nd epoch: its own count
+    assert (task.total, task.completed, task.description) == (250, 50, "epoch 2/2")
+
+
+def test_recipe_b_prints_the_tutorials_running_loss_every_100_batches():
+    """cifar10-resnet18 sets output.print_every = 100: '[epoch, batch] loss: mean of those 100', each epoch anew."""
+    from ptviz.engine.recipes import recipe
+
+    assert recipe("cifar10-resnet18").output.print_every == 100 and recipe("mnist-mlp").output.print_every == 0
+    out = io.StringIO()
+    console = Console(file=out, highlight=False, soft_wrap=True)
+    sink = ConsoleSink(console, Progress(console=console))
+    sink.emit(_started("cifar10-resnet18", print_every=100))
+    sink.emit(_points(1, 1, 150, 150, elapsed=1.0, loss=2.0))
+    sink.emit(_points(1, 151, 250, 250, elapsed=2.0, loss=2.0))
+    sink.emit(_points(2, 251, 360, 110, elapsed=3.0, loss=1.0))
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("[")]
+    mean = lambda a, b, base: base + sum(range(a, b + 1)) / 800 / (b - a + 1)  # noqa: E731
+    assert lines == [f"[1,   100] loss: {mean(1, 100, 2.0):.3f}", f"[1,   200] loss: {mean(101, 200, 2.0):.3f}",
+                     f"[2,   100] loss: {mean(251, 350, 1.0):.3f}"]
+
+
+def test_the_cockpits_log_tells_an_epoch_in_the_headless_words(digits_config):
+    """One epoch line for both: 'Epoch 1, Loss: ..., Test accuracy: ...' in the console and in the log."""
+    from ptviz.engine.events import EpochEnded
+    from ptviz.tui.train.log_pane import LogPane
+
+    event = EpochEnded(epoch=3, step=135, train_loss=0.1234, train_accuracy=0.97, test_loss=0.2, test_accuracy=0.951,
+                       val_loss=None, val_accuracy=None, seconds=0.4, lr=0.05)
+    out = io.StringIO()
+    console = Console(file=out, highlight=False, soft_wrap=True)
+    ConsoleSink(console, Progress(console=console)).emit(event)
+    log = LogPane()
+    log.ingest(event)
+    printed = out.getvalue().strip()
+    assert printed == "Epoch 3, Loss: 0.1234, Test accuracy: 95.10% (train accuracy 97.00%, 0.4 s)"
+    assert log.text_lines[-1].split(" ", 1)[1] == printed

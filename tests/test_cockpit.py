@@ -50,6 +50,9 @@ async def test_start_pause_resume_stop(long_config):
         await pilot.press("p")
         await wait_for(pilot, lambda: status.step > paused_step, what="steps after resume")
         assert history.step_loss.x[paused_step] == paused_step + 1  # continues from the same step
+        await pilot.press("x")  # asks first; x again confirms
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen", what="stop asked")
+        assert app.runner.active
         await pilot.press("x")
         await wait_for(pilot, lambda: app.run_state == "stopped", what="stopped")
         await wait_for(pilot, lambda: not app.runner.active, what="thread end")
@@ -133,6 +136,21 @@ async def test_quit_while_training_asks_then_stops_cleanly(long_config):
     assert training_threads() == []
     runs = list((long_config.output.runs_dir and __import__("pathlib").Path(long_config.output.runs_dir)).iterdir())
     assert (runs[0] / "checkpoints" / "last.pt").is_file()  # stopping cleanly saved the work
+
+
+async def test_quit_right_after_the_screen_says_finished_does_not_ask(digits_config):
+    """q typed as FINISHED shows, while the run's thread still closes its logs, quits without asking
+    'Training is running' (it asked, and the question stayed on screen)."""
+    digits_config.train.epochs = 1
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.run_state == "finished" and app.runner.finished.is_set(), what="finished")
+        app.runner.finished.clear()  # the moment before train() has returned on its thread
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, what="exit")
+        app.runner.finished.set()
+    assert app.return_value == 0
 
 
 async def test_a_cockpit_that_ends_without_quitting_stops_its_paused_run(long_config):
@@ -309,6 +327,9 @@ async def test_log_lines_wrap_to_the_log_width_whenever_they_were_written(digits
         shown = [row for row in rows() if row.strip()]
         assert "".join(r.strip() for r in shown).endswith("checkpoints/last.pt")
         assert max(len(r) for r in shown) > width - 12  # filled to the log's width, not to its 20-column minimum
+        path_rows = [r.strip() for r in shown[-3:] if "/" in r]
+        assert len(path_rows) >= 2 and all(r.endswith(("/", ":")) for r in path_rows[:-1])  # broken after a '/'
+        assert path_rows[-1].endswith("last.pt")
         before = sum(1 for r in shown if r.strip())
         await pilot.resize_terminal(200, 40)
         await settle(pilot)

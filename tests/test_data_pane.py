@@ -331,3 +331,29 @@ async def test_pipeline_rebuilds_that_overlap_end_with_one_list_and_its_form():
         assert shown_step is not None and editor._form_index == shown_step
         params = {p.name for p in editor.transforms[shown_step].kind.params}
         assert {i.name for i in editor.query("#params Input").results(Input)} == params
+
+
+async def test_images_loaded_behind_another_tab_are_scaled_to_the_room_when_shown(tmp_path):
+    """The data loads while the Train tab shows (the pane has no width then); at 200×60 a 32×32 RGB image is
+    drawn larger than 8 cells once the Data tab shows, and a zoom the user picks is kept."""
+    from ptviz.tui.app import PtvizApp
+    from ptviz.tui.data.images import Picture
+
+    config = recipe("digits-mlp")
+    config.data.dataset, config.data.fake_size = "fake", 20
+    config.output.runs_dir = str(tmp_path)
+    app = PtvizApp(config)
+    async with app.run_test(size=(200, 60)) as pilot:
+        pane = app.query_one(DataPane)
+        await settle(pilot)  # loaded and drawn while hidden
+        assert pane.bundle is not None and pane.bundle.shape == (3, 32, 32)
+        await pilot.press("2")
+        await settle(pilot)
+        picture = app.query_one(SampleGrid).query(Picture).first()
+        assert pane.box >= 16 and picture.size.width >= 16 and picture.size.height >= 8
+        await pilot.press("minus")
+        await settle(pilot)
+        chosen = pane.box
+        await pilot.resize_terminal(190, 60)
+        await settle(pilot)
+        assert pane.box == chosen < 16

@@ -149,5 +149,5 @@ async def test_lr_finder_on_a_paused_run_sets_the_suggestion_on_that_run(digits_
         await wait_for(pilot, lambda: bool(changed), what="lr changed")
         assert changed[-1].lr == pytest.approx(screen.result.suggestion)
         assert not app.lr_finder.busy
-        await pilot.press("x")
+        await pilot.press("x", "x")  # stop asks first; x again confirms
         await wait_for(pilot, lambda: not app.runner.active, what="stopped")

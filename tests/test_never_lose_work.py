@@ -240,6 +240,8 @@ def test_send_answers_each_command_with_its_outcome_once_it_took_effect(tmp_path
     state = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert result["state"] == summary["state"] == "stopped" and result["step"] == summary["step"] == state["step"]
     assert result["step"] == max(steps_logged(run_dir)) > step + 5
+    rows = read_rows(run_dir / "metrics.jsonl")  # the epoch the run stopped in, 1-based in every place
+    assert result["epoch"] == summary["epoch"] == [r for r in rows if r["kind"] == "step"][-1]["epoch"]
     assert result["checkpoint"] == str((run_dir / "checkpoints" / "last.pt").absolute())
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.01)
     code, _, err = send(run_dir, "status", **here)

@@ -19,7 +19,7 @@ def test_rows_fill_the_chart_exactly_with_title_frame_ticks_and_legend():
     assert len(lines) == 16 and all(len(line) == 60 for line in lines)
     assert lines[0].strip() == "loss / step"
     assert lines[1].lstrip().startswith("┌") and lines[-2].lstrip().startswith("└")
-    assert lines[2].startswith("99┤") and lines[13].startswith(" 0┤")  # top and bottom ticks: the data's range
+    assert lines[2].startswith("100┤") and lines[13].startswith("  0┤")  # top and bottom ticks: round values
     assert lines[2].endswith("⢕⢕ raw │")  # the line starts top left, so the legend takes the free top-right corner
     assert lines[-1].split()[0] == "1" and lines[-1].split()[-1] == "100"
     assert [run for run in rows[2] if run[1] == "cyan"][-1][0] == "⢕⢕"  # the mark in the series colour
@@ -45,7 +45,7 @@ def test_a_falling_line_runs_from_top_left_to_bottom_right():
     lines = plain(draw(40, 12, "t", [Trace(x, -x, "green")]))
     left = lines[1].index("┌") + 1
     canvas = [line[left:-1] for line in lines[2:-2]]
-    assert lines[2].lstrip().startswith("0.0┤")  # not "-0.0"
+    assert lines[2].lstrip().startswith("0┤") and "-0┤" not in lines[2]  # not "-0"
     assert canvas[0][0] != " " and canvas[0][-1] == " "
     assert canvas[-1][-1] != " " and canvas[-1][0] == " "
 
@@ -127,3 +127,42 @@ def test_a_fractional_x_axis_keeps_decimal_labels():
     x = np.array([0.5, 1.0, 1.5, 2.0])
     rows = draw(60, 12, "loss", [Trace(x, np.array([1.0, 0.8, 0.7, 0.6]), "blue")])
     assert "".join(run for run, _ in rows[-1]).split()[0] == "0.50"
+
+
+def test_y_ticks_are_round_values_each_with_its_label_and_the_legend_never_covers_a_line():
+    """Ticks fall on round values (0.0 0.5 ... 2.5 for a loss from 2.36 to 0.06, evenly spaced, every one
+    labelled); the legend covers no dot, so a line through the canvas's top-left corner stays whole."""
+    x = np.arange(1, 47, dtype=float)
+    y = 2.3 * np.exp(-x / 10) + 0.06
+    rows = draw(50, 16, "loss / step", [Trace(x, y, "white", "raw"), Trace(x, y, "cyan", "mean of 10")])
+    lines = plain(rows)
+    labels = [line.split("┤")[0].strip() for line in lines if "┤" in line]
+    assert labels == ["2.5", "2.0", "1.5", "1.0", "0.5", "0.0"]
+    assert "⢕⢕ raw" in "\n".join(lines) and "⢕⢕ mean of 10" in "\n".join(lines)
+    top = next(i for i, line in enumerate(lines) if "┌" in line) + 1
+    first_column = [line[4] for line in lines[top:top + 3]]  # just right of the 3-wide labels and the axis
+    assert any(c != " " for c in first_column)  # the line's first point, where a legend could sit
+    assert not any("⢕" in line[4:6] for line in lines)
+
+
+def test_one_epoch_gets_one_x_tick_and_a_constant_one_y_tick_on_its_line():
+    """After the first epoch the axis says 1 (not 0.50 0.83 1.17 1.50); a fixed lr is labelled where it is drawn."""
+    rows = plain(draw(40, 10, "accuracy", [Trace(np.array([1.0]), np.array([80.0]), "cyan")]))
+    assert rows[-1].split() == ["1"]
+    x = np.arange(1, 47, dtype=float)
+    rows = plain(draw(40, 9, "lr", [Trace(x, np.full(46, 0.05), "magenta")]))
+    (labelled,) = [line for line in rows if "┤" in line]
+    assert labelled.split("┤")[0].strip() == "0.05" and any(dots in labelled for dots in "⠉⠒⠤⣀")
+
+
+def test_log_rows_break_paths_after_a_slash_not_mid_name():
+    """A checkpoint line at 40 columns: the words, then the path in pieces that each end with '/'."""
+    from ptviz.tui.train.log_pane import break_points
+
+    line = "07:00:10 checkpoint (epoch) at step 45: /tmp/runs/20261202-065938-digits-mlp/checkpoints/epoch-0001.pt"
+    rows = [line[a:b] for a, b in break_points(line, 40)]
+    assert rows == ["07:00:10 checkpoint (epoch) at step 45:", "/tmp/runs/20261202-065938-digits-mlp/",
+                    "checkpoints/epoch-0001.pt"]
+    assert all(len(r) <= 40 for r in rows)
+    word = "x" * 25
+    assert [word[a:b] for a, b in break_points(word, 10)] == ["x" * 10, "x" * 10, "x" * 5]  # nowhere to break: cut

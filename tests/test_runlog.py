@@ -95,6 +95,23 @@ def test_a_resumed_run_keeps_its_best_result_and_checkpoints_in_the_summary(tmp_
     assert summary["started_at"] == "2026-11-29T08:00:00"
 
 
+def test_run_folders_are_named_after_what_trains_when_it_is_not_the_recipes(tmp_path):
+    """<date>-<time>-digits-mlp for the recipe as it is; the model and data set once either changed."""
+    from ptviz.engine.recipes import recipe
+    from ptviz.engine.storage.rundir import create_run_dir, run_name
+
+    config = recipe("digits-mlp")
+    assert run_name(config) == "digits-mlp"
+    config.data.dataset = "fake"
+    assert run_name(config) == "mnist-mlp-fake"
+    config.model.name = "models/my_nets.py:make"
+    assert run_name(config) == "my_nets.make-fake"
+    config.model.name = "lab.nets:wide_resnet"
+    assert run_name(config) == "nets.wide_resnet-fake"
+    config.output.runs_dir = str(tmp_path)
+    assert create_run_dir(config, now=0).name.endswith("-nets.wide_resnet-fake")
+
+
 def test_runs_lists_a_damaged_summary_as_damaged_with_the_reason_and_the_rest_as_usual(tmp_path, capsys):
     import json
 

@@ -101,7 +101,7 @@ async def test_a_run_started_in_the_cockpit_appears_and_its_row_and_curve_update
         step, points = tab.shown[0].step, curves.loss.count
         await wait_for(pilot, lambda: tab.shown[0].step > step and curves.loss.count > points, what="row and curve")
         assert chart_text(tab, "overlay-loss").count("┤") >= 2  # a drawn line has y ticks
-        await pilot.press("x")
+        await pilot.press("x", "x")  # stop asks first; x again says yes
         await wait_for(pilot, lambda: tab.shown[0].state == "stopped", what="the stopped state")
 
 

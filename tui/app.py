@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.reactive import reactive
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from ptviz.engine import config as cfgmod
@@ -22,30 +25,40 @@ from ptviz.engine.events import Diverged, Paused, Resumed, RolledBack, RunFailed
 from ptviz.engine.recipes import recipe
 from ptviz.engine.storage.lineage import Lineage
 
-from .train.charts import HISTORY_BUCKETS, ChartsPane
-from .config_form import ConfigForm
-from .data.pipeline_editor import PipelineEditor
-from .data.tab import DataTab
-from .frame_clock import FrameClock
-from .train.device_panel import DevicePanel
-from .train.ranks_panel import RanksPanel
-from .train.log_pane import LogPane
+from . import heavy_tabs
 from .attach import RemoteController
+from .config_form import ConfigForm
+from .footer import FittingFooter
+from .frame_clock import FrameClock
+from .headless import what_trains
+from .keys import split_escape, unglue_escapes
 from .lr_finder import LrFinder
-from .messages import EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TaskPreviewDone
-from .model.tab import ModelTab
+from .messages import (ConfigEdited, EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TabsLoaded,
+                       TaskPreviewDone)
 from .runs.tab import RunsTab
 from .runner import TRAINING_GROUP, RunController
-from .shutdown import install_stop_signals
 from .screens.confirm import ConfirmScreen
 from .screens.help import KEYS, HelpScreen
 from .screens.lr_prompt import LrPrompt
 from .screens.rollback import RollbackScreen
-from .train.status_bar import StatusBar
+from .shutdown import install_stop_signals
+from .terminal import typed_keys
 from .threads import ThreadPerTask
+from .train.charts import HISTORY_BUCKETS, ChartsPane
+from .train.device_panel import DevicePanel
+from .train.log_pane import LogPane
+from .train.ranks_panel import RanksPanel
+from .train.status_bar import StatusBar
+
+if TYPE_CHECKING:  # the tabs import torch: the app loads them after its first screen (heavy_tabs)
+    from .data.tab import DataTab
+    from .model.tab import ModelTab
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
+FAILED_HINT = "fix the problem, then press s"
+EARLY_TAB_EVENTS = 5000  # engine events kept for the Data and Model tabs until they have loaded
 HISTORY_LOG_EVENTS = 200  # an attached run's past events the log shows (its charts show all of them)
+
 
 class PtvizApp(App[int]):
     """Configure, watch and control a training run."""
@@ -82,10 +95,11 @@ class PtvizApp(App[int]):
     """idle, running, paused, finished, stopped or failed."""
 
     def __init__(self, config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
-                 attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None,
-                 task: object = None, finished: list | None = None, parent: Lineage | None = None,
-                 tab: str = "train"):
+                 attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None, typed: str = "",
+                 defer_tabs: bool | None = None, task: object = None, finished: list | None = None,
+                 parent: Lineage | None = None, tab: str = "train"):
         super().__init__()
+        unglue_escapes()
         self.config = config.copy()
         # User code a run folder names (trust.user_code) that runs only after the user says yes.
         self.unconfirmed_code = dict(unconfirmed_code or {})
@@ -96,6 +110,13 @@ class PtvizApp(App[int]):
         self.runner = RemoteController(self, attach) if attach is not None else RunController(self)
         self.current_lr: float | None = None
         self.signalled: int | None = None
+        self.typed = typed  # keys typed at the terminal before the app could read them
+        self.exits_process = False  # run_app ends the process when the app closes
+        self.defer_tabs = not heavy_tabs.imported() if defer_tabs is None else defer_tabs
+        self.data_tab: DataTab | None = None  # None until the tab has loaded
+        self.model_tab: ModelTab | None = None
+        # Engine events for the tabs while they load (bounded: the newest ones are what they show).
+        self._early_events: deque = deque(maxlen=EARLY_TAB_EVENTS)
         self.fit_task = task  # a Task handed to ptviz.fit: trained as soon as the tabs have looked at it
         self.finished = finished  # receives each RunFinished (ptviz.fit returns the last)
         self._previews_waited: set[str] = {"data", "model"} if task is not None and resume is None else set()
@@ -113,28 +134,31 @@ class PtvizApp(App[int]):
                     yield RanksPanel(id="ranks")
                     yield DevicePanel(id="device")
             with TabPane("Data [2]", id="data"):
-                yield DataTab(self.config, task=self.fit_task, unconfirmed_code=self.unconfirmed_code, id="data-tab",
-                              classes="split")
+                yield from self._tab("data")
             with TabPane("Model [3]", id="model"):
-                yield ModelTab(self.config, id="model-tab", classes="split", unconfirmed_code=self.unconfirmed_code,
-                               task=self.fit_task)
+                yield from self._tab("model")
             with TabPane("Runs [4]", id="runs"):
                 yield RunsTab(self.config, id="runs-tab")
         yield StatusBar(id="status")
-        yield Footer()
+        yield FittingFooter()
+
+    def _tab(self, name: str) -> ComposeResult:
+        if self.defer_tabs:
+            yield heavy_tabs.TabLoading(name)
+        else:
+            yield heavy_tabs.build(name, self.config, self.unconfirmed_code, self.fit_task)
 
     def on_mount(self) -> None:
-        asyncio.get_running_loop().set_default_executor(ThreadPerTask())  # where Textual runs thread workers
-        # Every engine event reaches these five: found once, not per event.
-        self._panes = (self.query_one(ChartsPane), self.query_one(LogPane), self.query_one(ModelTab),
-                       self.query_one(DataTab), self.query_one(StatusBar))
+        # Where Textual runs thread workers; a process about to end waits for none (a preview still computing).
+        asyncio.get_running_loop().set_default_executor(ThreadPerTask(join_on_shutdown=not self.exits_process))
+        # Every engine event reaches these three: found once, not per event (the tabs load later).
+        self._panes = (self.query_one(ChartsPane), self.query_one(LogPane), self.query_one(StatusBar))
         self._ranks = self.query_one(RanksPanel)
         self.frames = FrameClock(self, [self._take_engine_events, self.query_one(ChartsPane).redraw,
                                         self.query_one(StatusBar).flush, self.query_one(LogPane).flush,
                                         self.query_one(DevicePanel).flush, self.query_one(RanksPanel).flush,
                                         self.query_one(RunsTab).redraw])
         self.frames.start()
-        self._apply_size()
         install_stop_signals(self)
         log = self.query_one(LogPane)
         if self.runner.remote_run:
@@ -142,9 +166,18 @@ class PtvizApp(App[int]):
             self.run_state = "attached"
             self.runner.follow()
         else:
-            log.say(f"ready: recipe {self.config.recipe}. Press s to start, ? for keys.", "bold")
+            self.query_one(StatusBar).name_run(self.config.recipe, what_trains(self.config))
+            log.say(f"ready: recipe {self.config.recipe} ({what_trains(self.config)}). "
+                    "Press s to start, ? for keys.", "bold")
         if warning := self.query_one(ChartsPane).renderer_warning:
             log.say(warning, "yellow")
+        if self.defer_tabs:
+            self.query_one(StatusBar).note = heavy_tabs.LOADING_NOTE
+            self.call_after_refresh(self._load_tabs)  # after the first screen is drawn
+        else:
+            self._tabs_mounted()
+        for key in typed_keys(self.typed):  # in order, before anything typed from now on
+            self.post_message(key)
         if self.resume_state is not None:
             self._replay_history()
             self.action_start()
@@ -177,13 +210,53 @@ class PtvizApp(App[int]):
                 return
             self.unconfirmed_code.clear()
             log.say("confirmed: the run folder's code may run", "bold")
-            self.query_one(ModelTab).schedule_preview()
-            self.query_one(DataTab).refresh_pane()
+            if self.model_tab is not None:
+                self.model_tab.schedule_preview()
+            if self.data_tab is not None:
+                self.data_tab.refresh_pane()
             if then is not None:
                 then()
 
         self.push_screen(ConfirmScreen(f"This run folder names code that {purpose} imports and runs:\n{shown}\n\n"
-                                       "Run it? Say yes only if you trust where the folder came from."), answered)
+                                       "Run it? Say yes only if you trust where the folder came from.",
+                                       enter_says_yes=False), answered)
+
+    @work(thread=True, group="tabs", exit_on_error=False)
+    def _load_tabs(self) -> None:
+        """Import the Data and Model tabs, and torch with them, off the UI thread."""
+        self.post_message(TabsLoaded(*heavy_tabs.load()))
+
+    @on(TabsLoaded)
+    async def _tabs_loaded(self, message: TabsLoaded) -> None:
+        for name in ("data", "model"):
+            pane = self.query_one(f"#{name}", TabPane)
+            await pane.remove_children()
+            await pane.mount(heavy_tabs.build(name, self.config, self.unconfirmed_code, self.fit_task))
+        self._tabs_mounted()
+        status = self.query_one(StatusBar)
+        if status.note == heavy_tabs.LOADING_NOTE:
+            status.note = ""
+        self.query_one(LogPane).say(f"torch {message.torch_version} loaded in {message.seconds:.1f} s", "dim")
+        tabs = self.query_one(TabbedContent)
+        if tabs.active in ("data", "model"):  # shown while loading: its keys reach it now
+            self.action_show_tab(tabs.active)
+
+    def _tabs_mounted(self) -> None:
+        self.data_tab = self.query_one("#data-tab")
+        self.model_tab = self.query_one("#model-tab")
+        self._apply_size(force=True)
+        early, self._early_events = self._early_events, deque()
+        for event in early:  # what a run or a history told before the tabs were there
+            self._to_tabs(event)
+
+    def _to_tabs(self, event: object) -> None:
+        """Hand an engine event to the Data and Model tabs, or keep it until they have loaded."""
+        if self.model_tab is None or self.data_tab is None:
+            self._early_events.append(event)
+            return
+        self.model_tab.engine_event(event)
+        self.data_tab.engine_event(event)
+
 
     def _replay_history(self) -> None:
         """Show a resumed run's history up to its checkpoint (reduced to chart width) before it continues."""
@@ -197,20 +270,40 @@ class PtvizApp(App[int]):
         cut = history.checkpoint_cut(source, state.get("save_id", ""), int(state["step"]))
         snapshot = history.load(source, buckets=HISTORY_BUCKETS, cut=cut)
         self.query_one(ChartsPane).history.load(snapshot)
-        model_tab = self.query_one(ModelTab)
         for event in snapshot.events:  # the layer health sampled up to the checkpoint
-            model_tab.engine_event(event)
+            self._to_tabs(event)
 
     def on_resize(self) -> None:
         self._apply_size()
 
-    def _apply_size(self) -> None:
+    def _apply_size(self, force: bool = False) -> None:
         compact = self.size.width < COMPACT_WIDTH or self.size.height < COMPACT_HEIGHT
-        if compact != self.screen.has_class("-compact"):
-            self.query_one(DataTab).set_compact(compact)
+        if (force or compact != self.screen.has_class("-compact")) and self.data_tab is not None:
+            self.data_tab.set_compact(compact)
         self.screen.set_class(compact, "-compact")
         self.query_one(ChartsPane).set_class(compact, "-compact")
         self.query_one(RunsTab).set_compact(compact)
+
+    async def on_event(self, event: events.Event) -> None:
+        """A key that arrived glued to an escape (tmux and SSH send `escape s` as one read, which Textual
+        takes for alt+s; `escape 3` is read as escape then 3, see keys.unglue_escapes) acts as escape, then
+        that key."""
+        if not isinstance(event, events.Key) or event.is_forwarded:
+            await super().on_event(event)
+            return
+        if event.key == "escape" and event.character is None:  # the first of a pair unglue_escapes made
+            keys = [event]
+        else:
+            keys = split_escape(event) or []
+        if not keys:
+            await super().on_event(event)
+            return
+        escape, *then = keys
+        # The escape's binding runs now (a field gives up the keyboard), so the key goes where it then points.
+        if not await self._check_bindings(escape.key):
+            await super().on_event(escape)
+        for key in then:
+            await super().on_event(key)
 
     # ------------------------------------------------------------------ configuration
 
@@ -218,8 +311,21 @@ class PtvizApp(App[int]):
     def _field_changed(self, message: ConfigForm.FieldChanged) -> None:
         if cfgmod.get_value(self.config, message.path) != message.value:
             cfgmod.set_value(self.config, message.path, message.value)
-            self.query_one(ModelTab).config_changed(message.path)
-            self.query_one(DataTab).config_changed(message.path)
+            self._config_edited()
+            for tab in (self.model_tab, self.data_tab):
+                if tab is not None:
+                    tab.config_changed(message.path)
+
+    @on(ConfigEdited)
+    def _config_edited(self) -> None:
+        """A failed run's state and hint describe the configuration it ran with: an edit makes them stale."""
+        if not self.runner.active and not self.runner.remote_run:
+            self.query_one(StatusBar).name_run(self.config.recipe, what_trains(self.config))
+        if self.run_state == "failed" and not self.runner.active:
+            self.run_state = "idle"
+            status = self.query_one(StatusBar)
+            if status.note == FAILED_HINT:
+                status.note = ""
 
     @on(LogRequested)
     def _log_requested(self, message: LogRequested) -> None:
@@ -228,21 +334,24 @@ class PtvizApp(App[int]):
         if message.details:
             log.say_details(message.details)
 
-    @on(DataTab.RecipeChosen)
-    def _recipe_chosen(self, event: DataTab.RecipeChosen) -> None:
+    def on_data_tab_recipe_chosen(self, event: DataTab.RecipeChosen) -> None:
+        """The recipe list picked a preset: load it into every form (handler named for DataTab.RecipeChosen)."""
         chosen = recipe(event.name)
         chosen.output = self.config.output  # where runs go is the user's choice, not the recipe's
         self.config.__dict__.update(chosen.__dict__)  # same object: the tabs hold a reference to it
         for form in self.query(ConfigForm):
             form.load(self.config)
-        self.query_one(ModelTab).schedule_preview()
-        self.query_one(DataTab).refresh_pane()
-        self.query_one(LogPane).say(f"recipe {event.name} loaded")
+        self._config_edited()
+        if self.model_tab is not None and self.data_tab is not None:
+            self.model_tab.schedule_preview()
+            self.data_tab.refresh_pane()
+        self.query_one(LogPane).say(f"recipe {event.name} loaded ({what_trains(self.config)})")
 
     def form_errors(self) -> list[str]:
         """Every invalid field shown in a form or found by whole-config validation."""
         errors = [f"{path}: {reason}" for form in self.query(ConfigForm) for path, reason in form.errors.items()]
-        errors += [error for editor in self.query(PipelineEditor) for error in editor.errors()]
+        if self.data_tab is not None:
+            errors += self.data_tab.pipeline_errors()
         if not errors:
             errors = [str(e) for e in cfgmod.validate(self.config)]
         return errors
@@ -275,6 +384,7 @@ class PtvizApp(App[int]):
                           parent=self.resume_parent)
         self.resume_state = self.resume_dir = self.resume_parent = None
         self.run_state = "running"
+        self.query_one(StatusBar).note = "starting…"
 
     def action_pause_resume(self) -> None:
         """Pause a running loop, or resume a paused one."""
@@ -284,10 +394,19 @@ class PtvizApp(App[int]):
             self.runner.send(Resume())
 
     def action_stop(self) -> None:
-        """Stop at the next step boundary (the engine saves a checkpoint)."""
-        if self.runner.active:
-            self.runner.stop_soon()
-            self.query_one(StatusBar).note = "stopping…"
+        """Ask, then stop at the next step boundary (the engine saves a checkpoint); x again or enter confirms."""
+        if not self.runner.active:
+            self.notify("no run is going", severity="warning", timeout=2)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes and self.runner.active:
+                self.runner.stop_soon()
+                self.query_one(StatusBar).note = "stopping…"
+
+        what = "the attached run" if self.runner.remote_run else "training"
+        self.push_screen(ConfirmScreen(f"Stop {what}? A checkpoint is saved; `ptviz-tui resume` continues it.",
+                                       key="x", yes="Stop", no="Keep training"), answered)
 
     def action_checkpoint(self) -> None:
         """Save a checkpoint now."""
@@ -393,26 +512,26 @@ class PtvizApp(App[int]):
     def _take_engine_events(self) -> bool:
         """Frame step: take the metrics the run queued since the last frame; whether there were any."""
         sink = self.runner.sink
-        events = sink.take() if sink is not None else []
-        for event in events:
+        queued = sink.take() if sink is not None else []
+        for event in queued:
             self._ingest(event)
-        return bool(events)
+        return bool(queued)
 
     def _ingest(self, event: object, charts: bool = True, log: bool = True) -> None:
         """Hand one engine event to every pane that shows it (the charts and log unless told otherwise)."""
-        charts_pane, log_pane, model_tab, data_tab, status = self._panes
+        charts_pane, log_pane, status = self._panes
         if charts:
             charts_pane.history.ingest(event)
         if log:
             log_pane.ingest(event)
         self._ranks.ingest(event)
-        model_tab.engine_event(event)
-        data_tab.engine_event(event)
+        self._to_tabs(event)
         self.lr_finder.ingest(event)
         status.ingest(event)
         self.current_lr = status.lr if status.lr is not None else self.current_lr
         if isinstance(event, RunStarted):
             self.query_one(RunsTab).run_started(event.run_dir)
+            status.note = ""  # 'starting…', or the hint of a failure before this run
         if isinstance(event, (RunStarted, Resumed)):
             self.run_state = "running"
         elif isinstance(event, Paused):
@@ -424,15 +543,16 @@ class PtvizApp(App[int]):
                 self.finished.append(event)
         elif isinstance(event, RunFailed):
             self.run_state = "failed"
-            status.note = "fix the problem, then press s"
+            status.note = FAILED_HINT
             self.notify(event.message, title="run failed", severity="error", timeout=8)
         elif isinstance(event, Diverged):
             self.spike_step = event.step
             what = (f"loss became {event.value}" if event.median is None else
                     f"loss spiked to {event.value:.4g} ({event.value / event.median:.0f}× its running median)")
-            undo = "R rolls back to the last good checkpoint; or " if event.action == "pause" else ""
-            self.notify(f"{what} at step {event.step:,}; the run is {event.action}ped and the last good checkpoint "
-                        f"kept. {undo}lower the learning rate ([ or l), then resume.",
+            kept = "the last good checkpoint is kept" if event.checkpoint else "no checkpoint was saved before it"
+            undo = "R rolls back to the last good checkpoint; or " if event.action == "pause" and event.checkpoint else ""
+            self.notify(f"{what} at step {event.step:,}; the run is {event.action}ped and {kept}. "
+                        f"{undo}lower the learning rate ([ or l), then resume.",
                         title="training diverged" if event.median is None else "loss spike", severity="error",
                         timeout=15)
         elif isinstance(event, RolledBack):
@@ -443,6 +563,10 @@ class PtvizApp(App[int]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place worker failures land; the engine has already reported its own as RunFailed."""
+        if event.worker.group == "tabs" and event.state == WorkerState.ERROR:
+            for loading in self.query(heavy_tabs.TabLoading):
+                loading.failed(event.worker.error)
+            self.query_one(LogPane).say(f"the Data and Model tabs could not load: {event.worker.error!r}", "bold red")
         if event.worker.group == TRAINING_GROUP and event.state == WorkerState.ERROR:
             if self.run_state not in ("failed",):
                 self.run_state = "failed"
@@ -465,12 +589,13 @@ class PtvizApp(App[int]):
         """Switch tab and put the keyboard on what the tab shows (Tab reaches the form fields)."""
         self.query_one(TabbedContent).active = tab
         target = {"data": "#grid", "model": "#model-tree", "runs": "#runs-table"}.get(tab)
-        if tab == "data" and self.query_one(DataTab).has_task:
+        if tab == "data" and self.data_tab is not None and self.data_tab.has_task:
             target = "#task-table" if self.query_one("#task-table").display else "#task-images-scroll"
-        if target:
-            self.query_one(target).focus()
+        found = self.query(target) if target else None
+        if found:
+            found.first().focus()
         else:
-            self.set_focus(None)
+            self.set_focus(None)  # the Train tab, or a tab still loading
 
     def action_focus_pane(self, pane: str) -> None:
         self.query_one(TabbedContent).active = "train"
@@ -484,7 +609,9 @@ class PtvizApp(App[int]):
 
     async def action_quit(self) -> None:
         """Quit; while training, ask first and then stop the run cleanly (attached: just detach)."""
-        if not self.runner.active or self.runner.remote_run:
+        # A run whose end the screen shows is not asked about while its thread closes its logs.
+        ended = self.run_state in ("finished", "stopped", "diverged", "failed")
+        if not self.runner.active or self.runner.remote_run or ended:
             self._leave()
             return
 
@@ -492,7 +619,8 @@ class PtvizApp(App[int]):
             if yes:
                 self.stop_and_exit()
 
-        self.push_screen(ConfirmScreen("Training is running. Stop it (a checkpoint is saved) and quit?"), answered)
+        self.push_screen(ConfirmScreen("Training is running. Stop it (a checkpoint is saved) and quit?", key="q",
+                                       yes="Stop and quit", no="Stay"), answered)
 
     @work(group="shutdown", exclusive=True)
     async def stop_and_exit(self) -> None:
@@ -518,11 +646,21 @@ class PtvizApp(App[int]):
 def run_app(config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
             attach: Path | None = None, unconfirmed_code: Mapping[str, str] | None = None, task: object = None,
             finished: list | None = None, parent: Lineage | None = None, tab: str = "train") -> int:
-    """Open the cockpit on `config` (training `task` at once when given, showing `tab` first); returns the
-    process exit code."""
+    """Open the cockpit on `config` (training `task` at once when given, showing `tab` first); returns the exit
+    code, or, from the command line (no `finished` list for ptviz.fit to read), ends the process with it."""
+    from .terminal import probe
+
+    info = probe()  # before Textual reads the terminal: its answers, and any key typed since launch
     app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach, unconfirmed_code=unconfirmed_code,
-                   task=task, finished=finished, parent=parent, tab=tab)
+                   typed=info.typed if info else "", task=task, finished=finished, parent=parent, tab=tab)
+    app.exits_process = finished is None
     code = app.run()
     if not app.runner.remote_run and not app.runner.join(timeout=120):  # the UI is gone; the work is not lost
         print("ptviz-tui: the training thread did not stop in time", file=sys.stderr)
-    return code or 0
+    # The terminal is restored, the run saved and its thread ended: nothing is left to do but Python's own
+    # teardown, which takes seconds once torch is loaded (2 s and more on a busy 2-core machine). Leave now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if not app.exits_process:
+        return code or 0
+    os._exit(code or 0)

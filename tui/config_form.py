@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
@@ -25,14 +26,35 @@ class FieldValidator(Validator):
     def validate(self, value: str) -> ValidationResult:
         """Success, or failure carrying the reason."""
         try:
-            parsed = cfgmod.parse_text(self.path, value)
+            parsed = parse_field(self.path, value)
         except ValueError as exc:
             return self.failure(str(exc))
         why = cfgmod.check_field(self.path, parsed)
         return self.failure(why) if why else self.success()
 
 
-PLACEHOLDERS = {
+# Fields whose 0 means something other than a count: the field shows empty, its placeholder says what 0 means.
+ZERO_MEANS = {
+    "model.num_classes": "0: from the data set",
+    "train.max_steps": "0: no limit",
+    "output.checkpoint_every": "0: only last and best",
+    "output.checkpoint_steps": "0: off",
+    "output.checkpoint_minutes": "0: off",
+    "output.print_every": "0: epoch lines only",
+}
+
+
+def shown(path: str, value: Any) -> str:
+    """The text a field's editor holds for `value` (empty where 0 means 'from the data set', 'off'...)."""
+    return "" if path in ZERO_MEANS and value == 0 else cfgmod.format_value(value)
+
+
+def parse_field(path: str, text: str) -> Any:
+    """The value of a field's text (an empty field whose 0 has a meaning is 0)."""
+    return 0 if path in ZERO_MEANS and not text.strip() else cfgmod.parse_text(path, text)
+
+
+PLACEHOLDERS = {**ZERO_MEANS,
     "data.transforms": "none, e.g. RandomCrop(32, padding=4), RandomHorizontalFlip()",
     "data.mean": "none (no Normalize)",
     "output.runs_dir": "none: write nothing",
@@ -69,7 +91,7 @@ class ConfigForm(VerticalScroll):
     ConfigForm .row Select:focus > SelectCurrent { background: $accent 30%; }
     ConfigForm .row Checkbox { height: 1; border: none; padding: 0 1; width: 7; background: $boost; }
     ConfigForm .row Checkbox:focus { background: $accent 30%; }
-    ConfigForm .reason { color: $error; height: auto; padding: 0 0 0 17; display: none; }
+    ConfigForm .reason { color: $error; height: auto; max-height: 2; padding: 0 0 0 17; display: none; }
     ConfigForm .reason.-shown { display: block; }
     ConfigForm .section { color: $accent; text-style: bold; padding: 1 0 0 0; }
     ConfigForm .section.-first { padding: 0; }
@@ -115,7 +137,7 @@ class ConfigForm(VerticalScroll):
                 elif cfgmod.field_type(path) == "bool":
                     yield Checkbox("", value=value, id=wid)
                 else:
-                    yield Input(cfgmod.format_value(value), id=wid, validators=[FieldValidator(path)],
+                    yield Input(shown(path, value), id=wid, validators=[FieldValidator(path)],
                                 validate_on=["changed", "submitted"], placeholder=PLACEHOLDERS.get(path, ""))
             yield Static("", classes="reason", id=wid + "-reason")
             self.call_after_refresh(self._set_tooltip, wid, docs.get(path, ""))
@@ -141,7 +163,7 @@ class ConfigForm(VerticalScroll):
         """Show a value set elsewhere (no FieldChanged is posted for it)."""
         widget = self.editor(path)
         with widget.prevent(Input.Changed, Select.Changed, Checkbox.Changed):
-            widget.value = cfgmod.format_value(value) if isinstance(widget, Input) else value
+            widget.value = shown(path, value) if isinstance(widget, Input) else value
         self._mark(path, None)
 
     def load(self, config: cfgmod.RunConfig) -> None:
@@ -150,7 +172,7 @@ class ConfigForm(VerticalScroll):
             value = cfgmod.get_value(config, path)
             widget = self.editor(path)
             if isinstance(widget, Input):
-                widget.value = cfgmod.format_value(value)
+                widget.value = shown(path, value)
             else:
                 widget.value = value
             self._mark(path, None)
@@ -163,11 +185,28 @@ class ConfigForm(VerticalScroll):
         reason_widget = self.query_one("#" + self.editor(path).id + "-reason", Static)
         if reason:
             self.errors[path] = reason
-            reason_widget.update(f"↑ {reason}")
+            reason_widget.update(self._two_lines(f"↑ {reason}", reason_widget))
+            reason_widget.tooltip = reason  # whole, where the two lines had to cut it
         else:
             self.errors.pop(path, None)
             reason_widget.update("")
+            reason_widget.tooltip = None
         reason_widget.set_class(bool(reason), "-shown")
+
+    def _two_lines(self, text: str, widget: Static) -> str:
+        """`text` as it fits in two lines of the reason's width, cut with an ellipsis (start names it whole)."""
+        width = self.scrollable_content_region.width - widget.styles.padding.left
+        if width < 10:
+            return text
+        lines = Text(text).wrap(self.app.console, width)
+        if len(lines) <= 2:
+            return text
+        return lines[0].plain.rstrip() + "\n" + lines[1].plain[: width - 1].rstrip() + "…"
+
+    def on_resize(self) -> None:
+        """Cut the reasons again for the new width."""
+        for path, reason in list(self.errors.items()):
+            self._mark(path, reason)
 
     @on(Input.Changed)
     def _input_changed(self, event: Input.Changed) -> None:
@@ -182,7 +221,7 @@ class ConfigForm(VerticalScroll):
             self.post_message(self.FieldInvalid(self, path, reason))
             return
         self._mark(path, None)
-        self._changed(path, cfgmod.parse_text(path, event.value))
+        self._changed(path, parse_field(path, event.value))
 
     @on(Select.Changed)
     def _select_changed(self, event: Select.Changed) -> None:

@@ -1,4 +1,4 @@
-"""Headless training: a Rich progress bar plus the tutorial's epoch lines and total time.
+"""Headless training: a progress bar per epoch plus the tutorial's epoch lines and total time.
 
 Whatever changes the run between epochs (a pause, a resume, a learning-rate change, an evaluation or a
 checkpoint, often sent from another terminal) gets one line with its step, so a `nohup` log tells the story.
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from ptviz.engine.config import TASK_FROM_FIT, RunConfig
 from ptviz.engine.storage.lineage import Lineage
@@ -59,7 +59,8 @@ def metric_text(values: dict[str, float], prefix: str = "") -> str:
 
 
 def epoch_line(event: EpochEnded) -> str:
-    """The tutorial's epoch line; a task adds its test loss and named metrics."""
+    """The tutorial's epoch line ('Epoch 3, Loss: 0.1234, Test accuracy: 95.00%'), with train accuracy and time;
+    a task adds its test loss and named metrics. The same in the headless console and the cockpit's log."""
     parts = [f"Epoch {event.epoch}, Loss: {event.train_loss:.4f}"]
     for split in ("test", "val"):
         accuracy, loss = getattr(event, f"{split}_accuracy"), getattr(event, f"{split}_loss")
@@ -80,6 +81,31 @@ def epoch_line(event: EpochEnded) -> str:
 
 # Checkpoints written at every epoch's end go unsaid: the epoch's line already marks them.
 ROUTINE_CHECKPOINTS = ("epoch", "best")
+
+
+def format_eta(seconds: float | None) -> str:
+    """3725 -> '1:02:05'; None -> '-'."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "-"
+    s = int(round(seconds))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def what_trains(config: RunConfig | dict) -> str:
+    """'mnist-mlp on digits': the model and the data set a configuration trains, by their names."""
+    plain = config if isinstance(config, dict) else {"model": {"name": config.model.name},
+                                                    "data": {"dataset": config.data.dataset}}
+    return f"{plain['model']['name']} on {plain['data']['dataset']}"
+
+
+def run_line(event: RunStarted) -> str:
+    """'digits-mlp: mnist-mlp on digits (1,438 train / 359 test), ... device CPU': the recipe, what it trains;
+    the same in the headless console and the cockpit's log."""
+    return (f"{run_title(event)} ({event.train_size:,} train / "
+            f"{event.test_size:,} test), {event.params_total:,} parameters ({event.params_trainable:,} trainable), "
+            f"device {event.device_name}")
 
 
 def event_line(event: Event) -> str | None:
@@ -105,7 +131,11 @@ def event_line(event: Event) -> str | None:
 
 
 class ConsoleSink:
-    """Turns engine events into a progress bar and printed lines (runs on the training thread)."""
+    """Turns engine events into a progress bar per epoch and printed lines (runs on the training thread).
+
+    The bar's ETA comes from the run's active time per step (pauses excluded), so it holds still while the
+    run is paused instead of growing with the wall clock, and picks up where it was on resume.
+    """
 
     def __init__(self, console: Console, progress: Progress):
         self.console = console
@@ -113,11 +143,18 @@ class ConsoleSink:
         self.task = None
         self.terminal_gone = False
         self.epoch = 1
+        self.epochs = 0
         self.paused = False
         self.failed: RunFailed | None = None  # the run's failure, as the engine told it (which rank, several ranks)
+        self.steps_per_epoch = 0
+        self.total_steps = 0
+        self.start_step = 0
+        self.print_every = 0  # output.print_every: the tutorial's running-loss lines
+        self.running, self.running_n = 0.0, 0
 
     def _description(self) -> str:
-        return f"paused, epoch {self.epoch}" if self.paused else f"epoch {self.epoch}"
+        epoch = f"epoch {self.epoch}/{self.epochs}" if self.epochs else f"epoch {self.epoch}"
+        return f"paused, {epoch}" if self.paused else epoch
 
     def emit(self, event: Event) -> None:
         """Show one event; once the output is gone (SSH dropped, pipe closed), show nothing and carry on."""
@@ -134,11 +171,20 @@ class ConsoleSink:
     def _say(self, text: str, style: str | None = None) -> None:
         self.console.print(text, style=style, markup=False)  # paths and messages are printed as they are
 
+    def _eta(self, event: StepMetrics) -> str:
+        """'0:12 (run 2:10)': the epoch's and the run's remaining time at this run's pace so far."""
+        done = event.last_step - self.start_step
+        if done <= 0 or event.elapsed <= 0:
+            return "-"
+        per_step = event.elapsed / done
+        epoch_left = max(0, self.steps_per_epoch - event.epoch_step) * per_step
+        run_left = max(0, self.total_steps - event.last_step) * per_step
+        return f"{format_eta(epoch_left)} (run {format_eta(run_left)})"
+
     def _show(self, event: Event) -> None:
         if isinstance(event, RunStarted):
-            self.console.print(f"[bold]{escape(run_title(event))}[/] ({event.train_size:,} train / "
-                               f"{event.test_size:,} test), {event.params_total:,} parameters "
-                               f"({event.params_trainable:,} trainable), device {escape(event.device_name)}")
+            title = run_title(event)
+            self.console.print(f"[bold]{escape(title)}[/]{escape(run_line(event)[len(title):])}")
             if event.world_size > 1:
                 per = event.global_batch // event.world_size
                 self._say(f"{event.world_size} processes (torchrun), global batch {event.global_batch:,} "
@@ -149,17 +195,24 @@ class ConsoleSink:
                 self._say(f"options: {options}")
             if event.start_step:
                 self._say(f"resumed at step {event.start_step:,} (epoch {event.start_epoch + 1})")
+            self.epochs, self.steps_per_epoch = event.epochs, event.steps_per_epoch
+            self.total_steps, self.start_step = event.total_steps, event.start_step
+            self.epoch = event.start_epoch + 1
+            self.print_every = int(event.config.get("output", {}).get("print_every") or 0)
             if self.console.is_terminal:  # a bar in a log file is noise; a run that fails to start shows none
                 self.progress.start()
-            self.task = self.progress.add_task("training", total=event.total_steps or None, completed=event.start_step,
-                                               loss=float("nan"), rate=0.0)
+            done = event.start_step - event.start_epoch * event.steps_per_epoch
+            self.task = self.progress.add_task(self._description(), total=event.steps_per_epoch or None,
+                                               completed=done, loss=float("nan"), rate=0.0, eta="-")
         elif isinstance(event, StepMetrics) and self.task is not None:
-            self.epoch = event.epoch
-            self.progress.update(self.task, completed=event.last_step, loss=event.losses[-1],
-                                 rate=event.samples_per_s, description=self._description())
+            if event.epoch != self.epoch:
+                self.epoch, self.running, self.running_n = event.epoch, 0.0, 0
+            self._running_loss(event)
+            self.progress.update(self.task, completed=event.epoch_step, loss=event.losses[-1],
+                                 rate=event.samples_per_s, eta=self._eta(event), description=self._description())
         elif isinstance(event, (Paused, Resumed)) and self.task is not None:
             self.paused = isinstance(event, Paused)
-            fields = {"rate": 0.0} if self.paused else {}  # nothing goes through while paused
+            fields = {"rate": 0.0} if self.paused else {}  # nothing goes through while paused; the ETA holds
             self.progress.update(self.task, description=self._description(), **fields)
         if isinstance(event, EpochEnded):
             self._say(epoch_line(event))
@@ -172,6 +225,18 @@ class ConsoleSink:
             self._say(f"Training time: {event.seconds:.1f} s")
         elif (line := event_line(event)) is not None:
             self._say(line)
+
+    def _running_loss(self, event: StepMetrics) -> None:
+        """The tutorial's '[1,   100] loss: 2.103': the mean loss of the last print_every batches of the epoch."""
+        if not self.print_every:
+            return
+        for step, loss in zip(event.steps, event.losses):
+            batch = event.epoch_step - (event.last_step - step)  # 1-based within the epoch
+            self.running += loss
+            self.running_n += 1
+            if batch % self.print_every == 0:
+                self._say(f"[{event.epoch}, {batch:5d}] loss: {self.running / self.running_n:.3f}")
+                self.running, self.running_n = 0.0, 0
 
 
 class OutputMayClose(Console):
@@ -205,7 +270,7 @@ def run_headless(config: RunConfig, resume: dict | None = None, run_dir: Path | 
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:,.0f} samples/s"),
-        TimeRemainingColumn(), console=console, transient=True,
+        TextColumn("ETA {task.fields[eta]}"), console=console, transient=True,
     )
     follower = is_follower()  # a rank other than 0 of several: rank 0 tells the story, and any rank's failure
     sink = NullSink() if follower else ConsoleSink(console, progress)

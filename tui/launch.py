@@ -230,7 +230,7 @@ def in_cockpit(config: RunConfig, headless_argv: Sequence[str], poll_seconds: fl
         return 128 + signal.SIGINT
     from .app import run_app
 
-    code = run_app(config, attach=run_dir)
+    code = run_app(config, attach=run_dir, finished=[])  # return here (not end the process): one more line to say
     if proc.poll() is None:
         print(f"the run goes on in the background (pid {proc.pid}): ptviz-tui attach {run_dir}  |  "
               f"ptviz-tui send {run_dir} stop; its output: {log.name}")

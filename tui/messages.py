@@ -54,6 +54,23 @@ class LogRequested(Message):
         self.details = details
 
 
+class TabsLoaded(Message):
+    """The Data and Model tabs' modules (torch among them) were imported on a worker thread."""
+
+    def __init__(self, seconds: float, torch_version: str) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.torch_version = torch_version
+
+
+class ConfigEdited(Message):
+    """A tab changed the working configuration outside the forms (pipeline editor, model field, freezes)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+
 class TaskPreviewDone(Message):
     """A tab finished (or gave up) building its preview of a task: ptviz.fit's cockpit starts once both have."""
 

@@ -80,24 +80,25 @@ class RunController:
               task: Any = None, parent: Any = None) -> Worker:
         """Start training `config` (or the Task `task`) on a thread worker (the engine's blocking train function);
         `parent` for a fork."""
-        from ptviz.engine.loop import train
-
         self.control = Control()
         self.finished = threading.Event()
-        self.sink = sink = PostMessageSink(self.app)
+        self.sink = PostMessageSink(self.app)
         # A NaN pauses the cockpit's run (the user decides), where headless stops it.
-        job = partial(self._train, partial(train, config, sink, self.control, resume=resume, run_dir=run_dir,
-                                           on_divergence="pause", task=task, parent=parent))
+        job = partial(self._train, config, self.sink, self.control, dict(resume=resume, run_dir=run_dir,
+                                                                         on_divergence="pause", task=task,
+                                                                         parent=parent))
         self.worker = self.app.run_worker(job, name="training", group=TRAINING_GROUP, description="training",
                                           thread=True, exclusive=True, exit_on_error=False)
         return self.worker
 
-    def _train(self, job) -> None:
+    def _train(self, config: RunConfig, sink: PostMessageSink, control: Control, options: dict[str, Any]) -> None:
         """Run the engine on this worker thread, named so it can be told apart from idle pool threads."""
         thread = threading.current_thread()
         pool_name, thread.name = thread.name, TRAINING_THREAD
         try:
-            job()
+            from ptviz.engine.loop import train  # torch: loaded here, not on the UI thread, if not loaded yet
+
+            train(config, sink, control, **options)
         finally:
             thread.name = pool_name
             self.finished.set()

@@ -18,9 +18,10 @@ class ThreadPerTask(ThreadPoolExecutor):
     A ThreadPoolExecutor only by type, because asyncio accepts nothing else as the default executor.
     """
 
-    def __init__(self, name: str = "ptviz-worker"):
+    def __init__(self, name: str = "ptviz-worker", join_on_shutdown: bool = True):
         super().__init__(max_workers=1, thread_name_prefix=name)  # the pool itself never starts a thread
         self.name = name
+        self.join_on_shutdown = join_on_shutdown  # False: shutdown leaves running calls to end on their own
         self._running: set[threading.Thread] = set()
         self._guard = threading.Lock()
         self._closed = False
@@ -45,17 +46,17 @@ class ThreadPerTask(ThreadPoolExecutor):
                     with self._guard:
                         self._running.discard(threading.current_thread())
 
-            thread = threading.Thread(target=run, name=self.name)
+            thread = threading.Thread(target=run, name=self.name, daemon=not self.join_on_shutdown)
             self._running.add(thread)
         thread.start()
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Refuse new calls and, with `wait`, join the threads still running (as a thread pool would)."""
+        """Refuse new calls and, with `wait` (and join_on_shutdown), join the threads still running."""
         with self._guard:
             self._closed = True
             running = list(self._running)
         super().shutdown(wait=False)
-        if wait:
+        if wait and self.join_on_shutdown:
             for thread in running:
                 thread.join()

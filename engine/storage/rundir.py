@@ -1,4 +1,4 @@
-"""A run's directory: runs/<date>-<time>-<recipe>/ with its configuration, checkpoints and private lock."""
+"""A run's directory: runs/<date>-<time>-<what>/ with its configuration, checkpoints and private lock."""
 
 from __future__ import annotations
 
@@ -16,15 +16,31 @@ from ..config import RunConfig, dump_toml
 from ..errors import ConfigError, FieldError, UserError
 
 
+def run_name(config: RunConfig) -> str:
+    """What a run folder is called after its date: the recipe's name, or the model and the data set
+    ('resnet18-fake', 'my_models.make-cifar10') when they are not the recipe's."""
+    from ..recipes import RECIPES
+
+    preset = RECIPES[config.recipe]() if config.recipe in RECIPES else None
+    if preset is not None and (preset.model.name, preset.data.dataset) == (config.model.name, config.data.dataset):
+        name = config.recipe
+    else:
+        where, _, factory = config.model.name.rpartition(":")  # file.py:make or package.module:make
+        source = Path(where).stem if where.endswith(".py") or "/" in where else where.rpartition(".")[2]
+        model = f"{source}.{factory}" if where else config.model.name
+        name = f"{model}-{config.data.dataset}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "run"
+
+
 def create_run_dir(config: RunConfig, now: float | None = None, name: str = "") -> Path:
     """Make a fresh run directory under config.output.runs_dir and write config.toml into it.
 
-    The folder is named after the time and the recipe, or `name` (a task's) when given.
+    The folder is named after the time and what trains (run_name), or `name` (a task's) when given.
     """
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    recipe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or config.recipe) or "run"
     parent = Path(config.output.runs_dir)
-    base = parent / f"{stamp}-{recipe}"
+    named = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") if name else run_name(config)
+    base = parent / f"{stamp}-{named}"
     path, n = base, 1
     try:
         parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,12 @@ class RunInfo:
 
 def last_step(run_dir: Path) -> int | None:
     """The step of the last step row of a run's metrics log, reading only its end."""
+    row = last_step_row(run_dir)
+    return int(row["step"]) if row is not None else None
+
+
+def last_step_row(run_dir: Path) -> dict | None:
+    """The last step row of a run's metrics log (step, epoch, loss...), reading only its end."""
     path = Path(run_dir) / METRICS_JSONL
     try:
         with open(path, "rb") as fh:
@@ -46,7 +52,7 @@ def last_step(run_dir: Path) -> int | None:
     for line in reversed(lines):
         row = logrows.decode_line(line)
         if row is not None and row["kind"] == "step":
-            return int(row["step"])
+            return row
     return None
 
 
@@ -90,12 +96,13 @@ def run_info(run_dir: Path) -> RunInfo:
         state = "running"
     elif state == "running":
         state, pid = _state_without_lock(run_dir, summary)
-    step = last_step(run_dir)
-    if step is None or state not in ("running", "interrupted", "damaged"):
-        step = summary.get("step", step or 0)
+    row = last_step_row(run_dir)
+    step, epoch = (row["step"], row.get("epoch")) if row is not None else (None, None)
+    if step is None or state not in ("running", "interrupted", "damaged"):  # the summary has the final word
+        step, epoch = summary.get("step", step or 0), summary.get("epoch")
     times = [p.stat().st_mtime for p in (run_dir / METRICS_JSONL, run_dir / SUMMARY_JSON) if p.exists()]
     return RunInfo(path=run_dir, state=state, step=int(step or 0), total_steps=summary.get("total_steps"),
-                   epoch=int(summary.get("epoch") or 0), epochs=summary.get("epochs"),
+                   epoch=int(epoch or summary.get("epoch") or 0), epochs=summary.get("epochs"),
                    best_test_accuracy=summary.get("best_test_accuracy"), pid=pid if pid and pid > 0 else None,
                    updated=max(times, default=run_dir.stat().st_mtime), problem=problem,
                    world_size=int(summary.get("world_size") or 1), restarts=int(summary.get("restarts") or 0))

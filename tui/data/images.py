@@ -1,35 +1,68 @@
 """Pixels in the terminal through textual-image: Kitty or Sixel graphics where the terminal has them, half-cells otherwise.
 
-textual-image asks the terminal what it supports when it is first imported, which only works before
-Textual takes over the terminal; importing this module early (the app imports the pane) does that.
-Set PTVIZ_IMAGES=halfcell (or unicode, sixel, tgp) to choose the renderer, for example over a slow link.
+The terminal is asked what it can draw once, before Textual starts (ptviz.tui.terminal): textual-image's own
+questions, asked when it is imported, would race Textual for the answers (and this module loads after the
+first screen, with torch). Set PTVIZ_IMAGES=halfcell (or unicode, sixel, tgp) to choose the renderer, for
+example over a slow link.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import numpy as np
 from PIL import Image as PILImage
 from textual.app import ComposeResult
 from textual.widget import Widget
 
+from ..terminal import asked
+
 # A terminal that leaves textual-image's size query unanswered is normal (it then assumes a cell size);
 # without a handler Python would print that warning and a traceback over the screen.
 logging.getLogger("textual_image").addHandler(logging.NullHandler())
 
+
+def _answers_instead_of_questions() -> None:
+    """Give textual-image the probe's answers, and make its own terminal questions fail without asking."""
+    from contextlib import contextmanager
+
+    from textual_image import _terminal
+
+    @contextmanager
+    def no_question(*_args, **_kwargs):
+        raise _terminal.TerminalError("ptviz asked the terminal before Textual started")
+        yield  # pragma: no cover - a generator, so this is a context manager
+
+    # Read by the graphics queries when they are imported, and by the cell-size query after its ioctl.
+    _terminal.capture_terminal_response = no_question
+    info = asked()
+    if info is not None and info.cell_pixels and not hasattr(_terminal.get_cell_size, "_result"):
+        _terminal.get_cell_size._result = _terminal.CellSize(*info.cell_pixels)  # its cache of the answer
+
+
+_answers_instead_of_questions()
+
 from textual_image.widget import HalfcellImage, SixelImage, TGPImage, UnicodeImage  # noqa: E402
-from textual_image.widget import Image as AutoImage  # noqa: E402
 
 RENDERER_ENV = "PTVIZ_IMAGES"
-RENDERERS = {"auto": AutoImage, "halfcell": HalfcellImage, "unicode": UnicodeImage, "sixel": SixelImage,
-             "tgp": TGPImage}
+RENDERERS = {"halfcell": HalfcellImage, "unicode": UnicodeImage, "sixel": SixelImage, "tgp": TGPImage}
+
+
+def best_renderer() -> type:
+    """Kitty graphics or Sixel where the terminal said it draws them, half-cells on other terminals."""
+    info = asked()
+    if info is not None and info.kitty_graphics:
+        return TGPImage
+    if info is not None and info.sixel:
+        return SixelImage
+    return HalfcellImage if sys.__stdout__ and sys.__stdout__.isatty() else UnicodeImage
 
 
 def renderer() -> type:
-    """The image widget class PTVIZ_IMAGES names (auto when unset or unknown)."""
-    return RENDERERS.get(os.environ.get(RENDERER_ENV, "auto").strip().lower(), AutoImage)
+    """The image widget class PTVIZ_IMAGES names (the best the terminal draws when unset or unknown)."""
+    return RENDERERS.get(os.environ.get(RENDERER_ENV, "auto").strip().lower()) or best_renderer()
 
 
 def fit(width: int, height: int, box_cells: int) -> tuple[int, int]:

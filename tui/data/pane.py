@@ -142,6 +142,7 @@ class DataPane(Widget):
         self.reroll = 0
         self.processed = "train"
         self.box = ZOOMS[0]
+        self.zoomed = False  # the user chose the box size; until then it follows the room the grid has
         self._key: tuple | None = None
         self._summary = "No data loaded yet."
         self._error_job: str | None = None  # the job whose failure the status line shows
@@ -231,7 +232,8 @@ class DataPane(Widget):
         bundle = message.bundle
         self._cancel.set()  # a mean/std pass over the previous data set is no longer wanted
         self.page, self.reroll = 0, 0
-        self.box = default_box(max(bundle.shape[1:]), self.size.width - EDITOR_WIDTH - 4)
+        self.zoomed = False
+        self.box = self._fitting_box()
         self._summary = (f"{bundle.source}: {len(bundle.train):,} train, {len(bundle.test):,} test images, "
                          f"{len(bundle.class_names)} classes")
         self._status(self._summary)
@@ -239,6 +241,26 @@ class DataPane(Widget):
         await self._take_pipeline(message.config)
         if self.evaluated is not None:
             self.show_evaluation(self.evaluated)
+
+    def _fitting_box(self) -> int:
+        """The zoom the room gives this data set's images (the smallest while the pane is hidden)."""
+        grid = self.query_one(SampleGrid)
+        width = grid.scrollable_content_region.width if grid.size.width else 0
+        return default_box(max(self.bundle.shape[1:]), width) if self.bundle is not None and width else self.box
+
+    async def _fit_box(self) -> None:
+        """Scale the images to the room, once it is known (the data often loads while another tab shows)."""
+        if self.zoomed or self.bundle is None:
+            return
+        box = self._fitting_box()
+        if box != self.box:
+            self.box = box
+            await self._redraw_grid()
+            if self.evaluated is not None and self._evaluation_drawn:
+                self._draw_evaluation()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit_box)
 
     async def _take_pipeline(self, config: RunConfig) -> None:
         d = config.data
@@ -345,6 +367,7 @@ class DataPane(Widget):
         """Draw the images larger or smaller."""
         i = ZOOMS.index(self.box) if self.box in ZOOMS else 0
         self.box = ZOOMS[max(0, min(len(ZOOMS) - 1, i + delta))]
+        self.zoomed = True
         await self._redraw_grid()
 
     async def _redraw_grid(self) -> None:
@@ -358,6 +381,7 @@ class DataPane(Widget):
         self.toggle_class("-editor-hidden")
         shown = not self.has_class("-editor-hidden")
         self.post_message(self.EditorToggled(shown))
+        self.call_after_refresh(self._fit_box)  # the grid's width changed
         if shown:
             editor.steps.focus()
         elif had_keyboard:

@@ -20,8 +20,9 @@ from ptviz.engine.recipes import RECIPES
 
 from ..config_form import ConfigForm
 from .pane import DataPane
+from .pipeline_editor import PipelineEditor
 from .task_view import TaskDataView
-from ..messages import LogRequested, TaskPreviewDone
+from ..messages import ConfigEdited, LogRequested, TaskPreviewDone
 
 DATA_FIELDS = [p for p in cfgmod.field_paths() if p.startswith("data.")]
 DEBOUNCE_SECONDS = 0.4
@@ -83,6 +84,10 @@ class DataTab(Horizontal):
     def _editor_toggled(self, event: DataPane.EditorToggled) -> None:
         # On a small terminal the editor takes the form's place, so the preview beside it keeps its width.
         self.set_class(event.shown, "-editing")
+
+    def pipeline_errors(self) -> list[str]:
+        """Every invalid transform parameter the pipeline editor shows."""
+        return [error for editor in self.query(PipelineEditor) for error in editor.errors()]
 
     @property
     def has_task(self) -> bool:
@@ -175,6 +180,7 @@ class DataTab(Horizontal):
     def _set(self, path: str, value) -> None:
         cfgmod.set_value(self.config, path, value)
         self.query_one(ConfigForm).show_value(path, value)
+        self.post_message(ConfigEdited(path))
 
     @on(DataPane.PipelineChanged)
     def _pipeline(self, message: DataPane.PipelineChanged) -> None:

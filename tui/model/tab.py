@@ -20,7 +20,7 @@ from ptviz.engine.commands import SetTrainable
 from ptviz.engine.events import LayerStats, Notice, RunStarted, TrainableChanged
 
 from ..config_form import ConfigForm
-from ..messages import LogRequested, TaskPreviewDone
+from ..messages import ConfigEdited, LogRequested, TaskPreviewDone
 from .pane import ModelPane
 
 RUN_FIELDS = [p for p in cfgmod.field_paths() if p.split(".")[0] in ("model", "optim", "train", "output")]
@@ -188,6 +188,7 @@ class ModelTab(Horizontal):
                 return
         self.config.model.freeze.append(freeze_edit(message.module, message.trainable))
         self.query_one(ConfigForm).show_value("model.freeze", self.config.model.freeze)
+        self.post_message(ConfigEdited("model.freeze"))
         self.query_one(ModelPane).apply_trainable(message.module, message.trainable)
 
     @on(ModelPane.ModelRequested)
@@ -205,6 +206,7 @@ class ModelTab(Horizontal):
         form = self.query_one(ConfigForm)
         form.show_value("model.name", message.spec)
         form.show_value("model.freeze", [])
+        self.post_message(ConfigEdited("model.name"))
         self.schedule_preview()
 
     def engine_event(self, event: object) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.style import Style
 from rich.text import Text
@@ -72,15 +72,29 @@ HEALTH_COLUMNS = (
 )
 
 
-def fit_columns(width: int, health: bool = False) -> tuple[Column, ...]:
-    """The columns that fit beside the name in `width` cells, in display order (health ones last)."""
+def fit_columns(width: int, summary: ModelSummary | None = None, name_width: int = NAME_MIN,
+                health: bool = False) -> tuple[Column, ...]:
+    """The columns that fit beside the name in `width` cells, in display order (health ones last).
+
+    Columns are kept by priority at their narrowest; room left once the names (`name_width` cells, guides
+    and icon included) fit widens them to what `summary`'s rows hold, so 'AdaptiveAvgPool2d' is not cut.
+    """
     room = width - NAME_MIN
-    keep: set[str] = set()
-    for column in sorted(COLUMNS + (HEALTH_COLUMNS if health else ()), key=lambda c: c.priority):
+    keep: list[Column] = []
+    every = COLUMNS + (HEALTH_COLUMNS if health else ())
+    for column in sorted(every, key=lambda c: c.priority):
         if column.width + 1 <= room:
-            keep.add(column.title)
+            keep.append(column)
             room -= column.width + 1
-    return tuple(c for c in COLUMNS + HEALTH_COLUMNS if c.title in keep)
+    spare = room - max(0, name_width - NAME_MIN)
+    widths = {c.title: c.width for c in keep}
+    if summary is not None and spare > 0:
+        for column in keep:
+            longest = max((len(column.cell(m, summary)) for m in summary.modules), default=0)
+            extra = min(spare, max(0, longest - column.width))
+            widths[column.title] += extra
+            spare -= extra
+    return tuple(replace(c, width=widths[c.title]) for c in every if c.title in widths)
 
 
 def cell(text: str, width: int, right: bool) -> str:
@@ -155,6 +169,7 @@ class ModelTree(Tree[str], inherit_bindings=False):
         """Show `summary`; a model with the same modules keeps its expanded nodes and cursor."""
         self.summary = summary
         self._info_of = {m.name: m for m in summary.modules}
+        self._fit()
         structure = tuple((m.name, m.type) for m in summary.modules)
         if structure == self._shape_key:
             for node in self._node_of.values():
@@ -258,10 +273,14 @@ class ModelTree(Tree[str], inherit_bindings=False):
 
     def on_resize(self) -> None:
         """Choose the columns that fit the new width."""
-        self._cols = fit_columns(self._row_width(), health=bool(self.health))
+        self._fit()
         for node in self._node_of.values():
             node.refresh()  # rows render again with the new columns
         self.post_message(self.ColumnsChanged())
+
+    def _fit(self) -> None:
+        names = max((m.depth * self.guide_depth + 2 + len(m.short_name) for m in self._info_of.values()), default=0)
+        self._cols = fit_columns(self._row_width(), self.summary, names, health=bool(self.health))
 
     def _row_width(self) -> int:
         return self.scrollable_content_region.width or 80

@@ -6,6 +6,7 @@ import time
 from collections import deque
 
 from rich.markup import escape
+from rich.text import Text
 from textual.events import Resize
 from textual.geometry import Size
 from textual.reactive import Reactive
@@ -22,16 +23,50 @@ from ptviz.engine.events import (
     RunFailed,
     RunFinished,
     RunStarted,
+    TrainableChanged,
 )
 
+from ..headless import epoch_line, event_line, metric_text, run_line
 from .options_text import options_line
+
+
+BREAK_AFTER = ("/", "-_.")  # where a word too long for a line (a path) breaks: after a slash, else these
+
+
+def break_points(line: str, width: int) -> list[tuple[int, int]]:
+    """(start, end) of each row `line` takes at `width` columns: rows end at a space, and a word longer than
+    a row (a path) after a '/' (else '-', '_' or '.'), so no name is cut mid-way unless nothing else fits."""
+    rows: list[tuple[int, int]] = []
+    start = 0
+    while len(line) - start > width:
+        window = line[start:start + width + 1]
+        space = window.rfind(" ")
+        if space > 0:
+            rows.append((start, start + space))
+            start += space + 1
+            continue
+        cut = next((at for chars in BREAK_AFTER if (at := max(window[:width].rfind(c) for c in chars)) > 0), -1)
+        end = start + (cut + 1 if cut > 0 else width)
+        rows.append((start, end))
+        start = end
+    rows.append((start, len(line)))
+    return rows
+
+
+def wrapped(markup: str, width: int) -> Text:
+    """A line of markup as rows of at most `width` cells, broken where break_points says."""
+    text = Text.from_markup(markup)
+    if width < 1 or text.cell_len <= width:
+        return text
+    return Text("\n").join(text[a:b] for a, b in break_points(text.plain, width))
 
 
 class LogPane(RichLog):
     """A scrolling log that formats engine events into lines."""
 
     DEFAULT_CSS = """
-    LogPane { height: 1fr; border: round $panel-lighten-2; border-title-color: $text-muted; }
+    LogPane { height: 1fr; border: round $panel-lighten-2; border-title-color: $text-muted;
+              scrollbar-gutter: stable; }  /* the width lines are wrapped to stays when the scrollbar comes */
     LogPane:focus { border: round $accent; }
     """
 
@@ -50,6 +85,7 @@ class LogPane(RichLog):
         self._waiting: list[str] = []  # lines not written yet
         self._written: deque[str] = deque(maxlen=5000)  # markup of the lines written, to wrap again
         self._wrapped_at = 0  # the content width the written lines were wrapped to
+        self._tested_at: tuple[int, int] | None = None  # (step, epoch) of the last test accuracy logged
 
     def say(self, text: str, style: str = "", routine: bool = False) -> None:
         """Write one timestamped line (text is escaped; style is Rich markup).
@@ -72,10 +108,15 @@ class LogPane(RichLog):
         if not self._waiting or self._hidden():
             return False
         self._written.extend(self._waiting)
-        self.write("\n".join(self._waiting))
+        self._write(self._waiting)
         self._waiting.clear()
-        self._wrapped_at = self.scrollable_content_region.width
         return True
+
+    def _write(self, lines, scroll_end: bool | None = None) -> None:
+        """Write lines of markup, wrapped here (Rich would cut a path mid-name) to the width they are seen at."""
+        width = self.scrollable_content_region.width
+        self.write(Text("\n").join(wrapped(line, width) for line in lines), scroll_end=scroll_end)
+        self._wrapped_at = width
 
     def _hidden(self) -> bool:
         return self._size_known and self.scrollable_content_region.width < self.min_width
@@ -87,58 +128,44 @@ class LogPane(RichLog):
             return
         at_end = self.scroll_y >= self.max_scroll_y
         self.clear()
-        self.write("\n".join(self._written), scroll_end=at_end)
-        self._wrapped_at = width
+        self._write(self._written, scroll_end=at_end)
 
     def ingest(self, event: object) -> None:
         """Log what matters about one engine event."""
         if isinstance(event, RunStarted):
-            c = event.config
-            what = "resumed" if event.start_step else "started"
-            title = f"task {event.task}" if event.task else f"{c['model']['name']} on {c['data']['dataset']}"
-            self.say(f"{what}: {title} ({event.train_size:,} train / "
-                     f"{event.test_size:,} test), {event.params_total:,} parameters "
-                     f"({event.params_trainable:,} trainable) on {event.device_name}", "bold")
+            self._tested_at = None
+            what = f"resumed at step {event.start_step:,}" if event.start_step else "started"
+            self.say(f"{what} {run_line(event)}", "bold")
             if event.run_dir:
                 self.say(f"run directory: {event.run_dir}", "dim")
-            if options := options_line(c):
+            if options := options_line(event.config):
                 self.say(f"options: {options}", "dim")
         elif isinstance(event, EpochEnded):
-            if event.test_accuracy is not None:
-                test = f", test accuracy {event.test_accuracy:.2%}"
-            else:
-                test = f", test loss {event.test_loss:.4f}" if event.test_loss is not None else ""
-            test += "".join(f", test {k} {v:.4g}" for k, v in event.test_metrics.items())
-            if event.ema_test_accuracy is not None:  # the weight average's (train.ema_decay)
-                test += f" (EMA {event.ema_test_accuracy:.2%})"
-            elif event.ema_test_loss is not None:
-                test += f" (EMA test loss {event.ema_test_loss:.4f})"
-            train = f"train {event.train_accuracy:.2%}, " if event.train_accuracy is not None else ""
-            train += "".join(f"train {k} {v:.4g}, " for k, v in event.train_metrics.items())
-            self.say(f"Epoch {event.epoch}, Loss: {event.train_loss:.4f}{test} ({train}{event.seconds:.1f} s)",
-                     routine=True)
-        elif isinstance(event, Evaluated) and event.mid_epoch:
-            acc = f", accuracy {event.accuracy:.2%}" if event.accuracy is not None else ""
-            acc += "".join(f", {k} {v:.4g}" for k, v in event.metrics.items())
-            self.say(f"evaluated at step {event.step:,}: {event.split} loss {event.loss:.4f}{acc}", routine=True)
-        elif isinstance(event, CheckpointSaved):
-            self.say(f"checkpoint ({event.reason}) at step {event.step:,}: {event.path}", "green", routine=True)
-        elif isinstance(event, Paused):
-            self.say(f"paused at step {event.step:,}", "yellow")
-        elif isinstance(event, Resumed):
-            self.say(f"resumed at step {event.step:,}", "green")
-        elif isinstance(event, LrChanged):
-            self.say(f"learning rate set to {event.lr:.4g} from step {event.step + 1:,}")
+            if event.test_accuracy is not None or event.test_loss is not None:
+                self._tested_at = (event.step, event.epoch)
+            self.say(epoch_line(event), routine=True)
+        elif isinstance(event, CheckpointSaved):  # epoch checkpoints too, which the console leaves unsaid
+            self.say(f"checkpoint ({event.reason}) saved at step {event.step:,}: {event.path}", "green", routine=True)
+        elif isinstance(event, (Paused, Resumed, LrChanged, Evaluated, TrainableChanged)):
+            line = event_line(event)
+            if line is not None:
+                style = {Paused: "yellow", Resumed: "green"}.get(type(event), "")
+                self.say(line, style, routine=isinstance(event, Evaluated))
         elif isinstance(event, Notice):
             style = {"error": "bold red", "warning": "yellow"}.get(event.level, "")
             self.say(f"{event.level}: {event.text}", style)
         elif isinstance(event, RunFinished):
             how = f"stopped ({event.reason})" if event.stopped else "finished"
+            acc = ""
             if event.test_accuracy is not None:
-                acc = f", test accuracy {event.test_accuracy:.2%}"
-            else:
-                acc = f", test loss {event.test_loss:.4f}" if event.test_loss is not None else ""
-            acc += "".join(f", test {k} {v:.4g}" for k, v in event.test_metrics.items())
+                acc = f"; test accuracy {event.test_accuracy:.2%}"
+            elif event.test_loss is not None:
+                acc = f"; test loss {event.test_loss:.4f}"
+            if event.test_metrics:
+                acc += f", {metric_text(event.test_metrics, 'test ')}"
+            if acc and self._tested_at is not None:  # the figures are the last epoch's, not this step's
+                step, epoch = self._tested_at
+                acc += f" at step {step:,} (end of epoch {epoch})"
             self.say(f"{how} at step {event.step:,}{acc}. Training time: {event.seconds:.1f} s", "bold")
         elif isinstance(event, RunFailed):
             self.say(f"failed: {event.message}", "bold red")

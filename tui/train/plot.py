@@ -39,24 +39,27 @@ def draw(width: int, height: int, title: str, traces: list[Trace], log_y: bool =
         return blank(width, height, title)
     traces = [_finite(t, log_y, log_x) for t in traces]
     traces = [t for t in traces if len(t.x)]
-    rows: list[Row] = [[(title[:width].center(width), None)]]
     ch = height - 4  # canvas rows: title, top border, bottom border and x labels take the rest
     if not traces:
+        rows: list[Row] = [[(title[:width].center(width), None)]]
         cw = width - 2  # no ticks: the frame takes the x labels' row too
         rows.append([("┌" + "─" * cw + "┐", None)])
         rows.extend([("│" + " " * cw + "│", None)] for _ in range(ch + 1))
         rows.append([("└" + "─" * cw + "┘", None)])
         return rows
-    x_lo, x_hi = _span(np.concatenate([t.x for t in traces]))
-    y_lo, y_hi = _span(np.concatenate([t.y for t in traces]))
+    all_x = np.concatenate([t.x for t in traces])
+    x_lo, x_hi = _span(all_x)
+    all_y = np.concatenate([t.y for t in traces])
     entries = _legend_entries(traces)
     above: list[Row] = []
     while True:  # a legend inside the frame where it covers no dot, else in rows above the frame
         ch = height - 4 - len(above)
-        y_rows, y_labels = _y_ticks(y_lo, y_hi, ch, log_y)
+        if ch < 1:
+            return blank(width, height, title)
+        y_lo, y_hi, y_rows, y_labels = _y_axis(all_y, ch, log_y)
         label_w = max(len(s) for s in y_labels)
         cw = width - label_w - 2
-        if cw < 4 or ch < 1:
+        if cw < 4:
             return blank(width, height, title)
         if entries and not above and not _legend_fits(entries, cw, ch):
             above = _legend_rows(entries, width, max(1, (height - 4) // 3))
@@ -65,9 +68,13 @@ def draw(width: int, height: int, title: str, traces: list[Trace], log_y: bool =
         if above or not entries or _legend_inside(chars, colors, entries):
             break
         above = _legend_rows(entries, width, max(1, (height - 4) // 3))
-    rows.extend(above)
+    rows = [[(title[:width].center(width), None)], *above]
     palette: list[str | None] = [None] + [t.color for t in traces]
-    x_cols, x_labels = _x_ticks(x_lo, x_hi, cw, all(_whole(t.x) for t in traces) and not log_x)
+    whole = all(_whole(t.x) for t in traces) and not log_x
+    if whole and all_x.min() == all_x.max():  # one epoch so far: one tick, under it
+        x_cols, x_labels = [(cw - 1) // 2], [f"{all_x[0]:.0f}"]
+    else:
+        x_cols, x_labels = _x_ticks(x_lo, x_hi, cw, whole)
     if log_x:
         x_labels = [_short(10 ** float(v)) for v in _tick_values(x_lo, x_hi, x_cols, cw)]
     pad = " " * label_w
@@ -247,14 +254,48 @@ def _runs(chars: list[str], colors: np.ndarray, palette: list[str | None]) -> Ro
     return [("".join(chars[a:b]), palette[int(colors[a])]) for a, b in zip(cuts, cuts[1:])]
 
 
-def _y_ticks(lo: float, hi: float, ch: int, log_y: bool) -> tuple[list[int], list[str]]:
-    """Rows of the y ticks (top first) and their labels, the values at those rows."""
-    k = max(1, min(MAX_Y_TICKS, ch))
-    rows = [0] if k == 1 else [round(i * (ch - 1) / (k - 1)) for i in range(k)]
-    values = [hi - (r / max(1, ch - 1)) * (hi - lo) for r in rows]
-    if log_y:
-        return rows, [_short(10 ** v) for v in values]
-    return rows, _labels(values, (hi - lo) / max(1, k - 1))
+def _y_axis(y: np.ndarray, ch: int, log_y: bool) -> tuple[float, float, list[int], list[str]]:
+    """The y range and its ticks: rows (top first) and labels.
+
+    The range widens to round numbers, so every tick, the top and bottom ones included, is a round value
+    with its label (0.0 0.5 1.0 ... rather than 0.06 0.41 0.76 ...). On a log axis spanning a decade or
+    more, ticks are powers of ten.
+    """
+    lo, hi = float(y.min()), float(y.max())
+    most = max(2, min(MAX_Y_TICKS, ch))
+    if hi == lo or ch < 2:  # a constant (a fixed learning rate): one tick, on the line, mid-height
+        row = (ch - 1) // 2
+        size = _span(y)[1] - _span(y)[0]
+        top = lo + size * row / max(1, ch - 1)
+        value = 10 ** lo if log_y else lo
+        label = f"{value:.6g}" if value == 0 or 1e-4 <= abs(value) < 1e7 else _short(value)
+        return top - size, top, [row], [label]
+    if log_y and hi - lo >= 1:
+        step = max(1, math.ceil((math.ceil(hi) - math.floor(lo)) / (most - 1)))
+        lo, hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
+        values = [hi - i * step for i in range(round((hi - lo) / step) + 1)]
+        return lo, hi, _rows(values, lo, hi, ch), [_short(10 ** v) for v in values]
+    lo, hi, step = _nice_range(lo, hi, most)
+    values = [hi - i * step for i in range(round((hi - lo) / step) + 1)]
+    labels = [_short(10 ** v) for v in values] if log_y else _labels(values, step, exact=True)
+    return lo, hi, _rows(values, lo, hi, ch), labels
+
+
+def _nice_range(lo: float, hi: float, most: int) -> tuple[float, float, float]:
+    """(low, high, step): the range widened to multiples of a 1, 2, 2.5 or 5 step, with at most `most` ticks."""
+    magnitude = 10 ** math.floor(math.log10((hi - lo) / (most - 1)))
+    for scale in (1, 10, 100):
+        for mantissa in (1, 2, 2.5, 5):
+            step = mantissa * magnitude * scale
+            first, last = math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step
+            if round((last - first) / step) + 1 <= most:
+                return first, last, step
+    return lo, hi, hi - lo
+
+
+def _rows(values: list[float], lo: float, hi: float, ch: int) -> list[int]:
+    """The canvas row (0 at the top) of each value."""
+    return [round((hi - v) / (hi - lo) * (ch - 1)) for v in values]
 
 
 def _x_ticks(lo: float, hi: float, cw: int, whole: bool = False) -> tuple[list[int], list[str]]:
@@ -284,12 +325,19 @@ def _whole(x: np.ndarray) -> bool:
     return bool(np.all(x == np.round(x)))
 
 
-def _labels(values: list[float], spacing: float) -> list[str]:
-    """Numbers with one more decimal than their spacing needs, or 3 significant digits when huge or tiny."""
+def _labels(values: list[float], spacing: float, exact: bool = False) -> list[str]:
+    """Numbers with the decimals their spacing needs (one more unless `exact`: a round 1, 2, 2.5 or 5 step), or
+    3 significant digits when huge or tiny."""
     big = max(abs(v) for v in values)
     if big >= 1e7 or (0 < big < 1e-4):
         return [_short(v) for v in values]
-    decimals = 0 if spacing <= 0 else max(0, min(6, math.ceil(-math.log10(spacing)) + 1))
+    if spacing <= 0:
+        decimals = 0
+    elif exact:
+        digits = -math.floor(math.log10(spacing) + 1e-9)
+        decimals = max(0, min(6, digits + (1 if round(spacing / 10 ** -digits, 6) == 2.5 else 0)))
+    else:
+        decimals = max(0, min(6, math.ceil(-math.log10(spacing)) + 1))
     return [_unsigned_zero(f"{v:.{decimals}f}") for v in values]
 
 

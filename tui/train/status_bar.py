@@ -17,6 +17,8 @@ from ptviz.engine.events import (
     StepMetrics,
 )
 
+from ..headless import format_eta
+
 STATE_STYLES = {
     "idle": "bold black on grey70",
     "running": "bold black on green",
@@ -27,16 +29,6 @@ STATE_STYLES = {
     "diverged": "bold white on red",
     "attached": "bold black on cyan",
 }
-
-
-def format_eta(seconds: float | None) -> str:
-    """3725 -> '1:02:05'; None -> '-'."""
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "-"
-    s = int(round(seconds))
-    h, rest = divmod(s, 3600)
-    m, sec = divmod(rest, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 class StatusBar(Static):
@@ -61,6 +53,8 @@ class StatusBar(Static):
         self.device = ""
         self.world_size = 1  # processes training together (torchrun)
         self.global_batch = 0  # samples per optimizer step over every rank
+        self.recipe = ""  # the recipe's name, and what it trains ('mnist-mlp on digits')
+        self.trains = ""
         self._note = ""
         self._metrics_waiting = False  # step metrics arrived that the line does not show yet
 
@@ -75,6 +69,12 @@ class StatusBar(Static):
             self._note = text
             self.show()
 
+    def name_run(self, recipe: str, trains: str) -> None:
+        """Say which recipe the line is about and what it trains (before a run: the configuration's)."""
+        if (recipe, trains) != (self.recipe, self.trains):
+            self.recipe, self.trains = recipe, trains
+            self.show()
+
     def flush(self) -> bool:
         """Show metrics that arrived since the last frame (the app's frame clock calls this)."""
         if not self._metrics_waiting:
@@ -85,6 +85,8 @@ class StatusBar(Static):
     def ingest(self, event: object) -> None:
         """Update from one engine event; a change of state shows at once, metrics with the next frame."""
         if isinstance(event, RunStarted):
+            config = event.config
+            self.recipe, self.trains = config["recipe"], f"{config['model']['name']} on {config['data']['dataset']}"
             self.epochs, self.total_steps = event.epochs, event.total_steps
             self.step = self.start_step = event.start_step
             self.epoch = event.start_epoch + 1
@@ -117,7 +119,7 @@ class StatusBar(Static):
     def eta_seconds(self) -> float | None:
         """Remaining time at the average pace of this run so far."""
         done = self.step - self.start_step
-        if done <= 0 or self.elapsed <= 0 or self.state != "running":
+        if done <= 0 or self.elapsed <= 0 or self.state not in ("running", "paused"):  # held while paused
             return None
         return (self.total_steps - self.step) * self.elapsed / done
 
@@ -128,21 +130,28 @@ class StatusBar(Static):
         self.show()
 
     def show(self) -> None:
-        """Redraw the line from the current values (a shorter wording when the full one does not fit)."""
+        """Redraw the line from the current values (shorter wordings when the full one does not fit)."""
         self._metrics_waiting = False
-        t = self._line(compact=False)
-        if self.size.width and t.cell_len > self.size.width:
-            t = self._line(compact=True)
+        width = self.size.width
+        for compact, names in ((False, 2), (False, 1), (True, 1), (True, 0)):
+            t = self._line(compact, names)
+            if not width or t.cell_len <= width:
+                break
         self.update(t, layout=False)  # one line of fixed size: no layout pass for every event
 
-    def _line(self, compact: bool) -> Text:
+    def _line(self, compact: bool, names: int = 2) -> Text:
+        """The line; `names` 2 says the recipe and what it trains, 1 the recipe, 0 neither."""
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(f" {self.state.upper()} ", STATE_STYLES.get(self.state, ""))
+        if names and self.recipe:
+            t.append(f" {self.recipe}", "bold")
+            if names > 1 and self.trains:
+                t.append(f" ({self.trains})")
         epoch = "ep" if compact else "epoch"
         t.append(f" {epoch} {self.epoch}/{self.epochs}" if self.epochs else f" {epoch} -")
         t.append(f"  step {self.step:,}/{self.total_steps:,}" if self.total_steps else "  step -")
         rate = self.samples_per_s
-        if self.state == "paused":  # no samples go through while paused: the last rate would be stale
+        if self.state != "running":  # paused, ended or not started: no samples go through, a rate would be stale
             t.append("  -/s" if compact else "  - samples/s")
         else:
             t.append(f"  {rate / 1000:.1f}k/s" if compact and rate >= 10_000 else
