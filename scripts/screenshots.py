@@ -16,7 +16,6 @@ import asyncio
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,21 +23,11 @@ OUT = ROOT / "docs" / "screenshots"
 EPOCHS = 4
 
 
-async def settle(app, pilot, timeout: float = 120.0) -> None:
-    """Wait until no worker runs and two quiet frames have passed."""
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    while quiet < 2 and time.monotonic() < deadline:
-        busy = any(not w.is_finished for w in app.workers)
-        await asyncio.gather(*[w.wait() for w in app.workers], return_exceptions=True)
-        await pilot.pause(0.3)
-        quiet = 0 if busy else quiet + 1
-
-
 async def shoot(size: tuple[int, int], out: Path) -> list[Path]:
     """Train digits for a few epochs in the cockpit and save the four screens."""
     from textual.widgets import TabbedContent
 
+    from benchmarks.cockpit_driver import settle
     from ptviz.engine.recipes import recipe
     from ptviz.tui.app import PtvizApp
 
@@ -54,23 +43,23 @@ async def shoot(size: tuple[int, int], out: Path) -> list[Path]:
             def save(name: str) -> None:
                 saved.append(Path(app.save_screenshot(f"{name}.svg", path=str(out))))
 
-            await settle(app, pilot)
+            await settle(app, pilot, timeout=120)
             await pilot.press("s")
             while app.run_state not in ("finished", "stopped", "failed", "diverged"):
                 await pilot.pause(0.1)
-            await settle(app, pilot)
+            await settle(app, pilot, timeout=120)
             await pilot.pause(1.2)  # the frame after the run's last events has drawn them
             save("train-finished")
             await pilot.press("2")
-            await settle(app, pilot)
+            await settle(app, pilot, timeout=120)
             save("data-samples")
             views = app.query_one("#data-tab").query_one(TabbedContent)
             while views.active != "evaluation-tab":
                 await pilot.press("greater_than_sign")
-                await settle(app, pilot)
+                await settle(app, pilot, timeout=120)
             save("evaluation")
             await pilot.press("3")
-            await settle(app, pilot)
+            await settle(app, pilot, timeout=120)
             save("model-tree")
     return saved
 

@@ -52,6 +52,16 @@ def _stop_leftover_runs():
 
 
 @pytest.fixture
+def one_torch_thread():
+    """One intra-op thread for the test: tiny models gain nothing from more, bit-for-bit comparisons want one,
+    and on a shared CPU the threads' barriers stall for whole time slices."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def digits_config(tmp_path):
     """The default recipe, writing its run directory under a temporary folder."""
     config = recipe("digits-mlp")

@@ -12,13 +12,7 @@ from ptviz.engine.sinks import ListSink, NullSink
 from ptviz.engine.transform_specs import parse_pipeline
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared CPU their barriers stall for whole time slices."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # bit-for-bit comparisons on a shared CPU
 
 
 def test_fast_defaults_reach_the_plain_paths_accuracy_on_digits(digits_config):

@@ -12,13 +12,7 @@ from ptviz.engine.sinks import ListSink
 from ptviz.engine.transform_specs import parse_pipeline
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Bit-for-bit comparisons and a shared CPU both want one intra-op thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # bit-for-bit comparisons on a shared CPU
 
 
 def resnet_config(transforms: str = "", fast: bool = True):
