@@ -24,6 +24,7 @@ async def test_no_rate_after_a_finish_or_a_stop(digits_config):
         await pilot.pause()
         assert status.samples_per_s > 0 and " - samples/s" in line(app) and "ETA -" in line(app)
         app.config.train.epochs = 1000
+        await wait_for(pilot, lambda: not app.runner.active, what="the finished run's thread to end")
         await pilot.press("s")
         await wait_for(pilot, lambda: app.run_state == "running" and status.samples_per_s > 0, what="running")
         assert " - samples/s" not in line(app)
