@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 from cockpit_helpers import settle, type_into, wait_for
 from ptviz.tui.app import FAILED_HINT, PtvizApp
 from ptviz.tui.train.log_pane import LogPane
@@ -32,6 +35,34 @@ async def test_no_rate_after_a_finish_or_a_stop(digits_config):
         await wait_for(pilot, lambda: app.run_state == "stopped", what="stopped")
         await pilot.pause()
         assert " - samples/s" in line(app)
+
+
+async def test_start_right_after_a_finish_waits_for_the_run_to_close(digits_config, monkeypatch):
+    """s pressed while a finished run's thread still writes its last files starts the next run once it has
+    returned, instead of refusing with 'a run is already going'."""
+    import ptviz.engine.loop as loop
+
+    closing, real = threading.Event(), loop.train
+
+    def train_then_close_slowly(*args, **kwargs):
+        real(*args, **kwargs)
+        closing.wait(60)
+
+    monkeypatch.setattr(loop, "train", train_then_close_slowly)
+    digits_config.train.epochs = 1
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(160, 30)) as pilot:
+        status = app.query_one(StatusBar)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.run_state == "finished", what="finished")
+        await pilot.press("s")
+        await pilot.pause()
+        assert app.runner.active and app.run_state == "finished" and status.note == "starting…"
+        assert not app._notifications  # nothing refused
+        closing.set()
+        await wait_for(pilot, lambda: app.run_state == "running", what="the next run")
+        await wait_for(pilot, lambda: app.run_state == "finished", what="the next run's end")
+        assert len([d for d in Path(digits_config.output.runs_dir).iterdir() if d.is_dir()]) == 2
 
 
 async def test_a_failure_and_its_hint_go_away_once_the_configuration_changes(digits_config):

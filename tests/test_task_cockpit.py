@@ -128,8 +128,9 @@ async def test_one_chart_per_named_metric_and_no_accuracy_for_regression(digits_
         await settle(pilot)
         await pilot.press("s")
         await wait_for(pilot, lambda: app.run_state == "finished", what="run end")
-        await pilot.pause(0.3)
         charts = app.query_one(ChartsPane)
+        # the charts follow the run's layout at their next redraw (a timer): wait for it, not for a time
+        await wait_for(pilot, lambda: len(charts.query(NamedMetricChart)) == 2, what="named charts")
         named = list(charts.query(NamedMetricChart))
         assert [c.metric for c in named] == ["mae", "max_error"]
         assert app.query_one(AccuracyChart).has_class("-absent") and all(c.display for c in named)

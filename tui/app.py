@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # the tabs import torch: the app loads them after its first s
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
 FAILED_HINT = "fix the problem, then press s"
+ENDED = ("finished", "stopped", "diverged", "failed")  # run states after the engine's last event
 EARLY_TAB_EVENTS = 5000  # engine events kept for the Data and Model tabs until they have loaded
 HISTORY_LOG_EVENTS = 200  # an attached run's past events the log shows (its charts show all of them)
 
@@ -363,6 +364,10 @@ class PtvizApp(App[int]):
         if self.runner.remote_run:
             self.notify("attached to a run in another process: it is already going", severity="warning")
             return
+        if self.runner.active and self.run_state in ENDED:  # the run has ended and its thread is closing
+            self.query_one(StatusBar).note = "starting…"
+            self._start_once_closed()
+            return
         if self.runner.active:
             self.notify("a run is already going; stop it first (x)", severity="warning")
             return
@@ -385,6 +390,14 @@ class PtvizApp(App[int]):
         self.resume_state = self.resume_dir = self.resume_parent = None
         self.run_state = "running"
         self.query_one(StatusBar).note = "starting…"
+
+    @work(group="start", exclusive=True)
+    async def _start_once_closed(self) -> None:
+        """Start as soon as the ended run's thread has returned (it writes its last files first)."""
+        finished = self.runner.finished
+        await asyncio.to_thread(finished.wait, 60)
+        if self.run_state in ENDED:  # still nothing else going (a key may have changed it meanwhile)
+            self.action_start()
 
     def action_pause_resume(self) -> None:
         """Pause a running loop, or resume a paused one."""
