@@ -41,6 +41,12 @@ ZERO_MEANS = {
     "output.checkpoint_steps": "0: off",
     "output.checkpoint_minutes": "0: off",
     "output.print_every": "0: epoch lines only",
+    "optim.warmup_steps": "0: off",
+    "train.threads": "0: auto, a thread per idle core",
+    "train.clip_norm": "0: off",
+    "train.ema_decay": "0: off",
+    "train.health_interval": "0: off",
+    "train.spike_factor": "0: off",
 }
 
 
