@@ -13,6 +13,8 @@ from ptviz.tui.config_form import ConfigForm
 from ptviz.tui.train.log_pane import LogPane
 from ptviz.tui.runner import TRAINING_THREAD
 from ptviz.tui.train.status_bar import StatusBar
+from textual.widgets import Static
+from ptviz.engine.config import RunConfig
 
 
 @pytest.fixture
@@ -391,3 +393,27 @@ async def test_at_80x24_the_pipeline_editor_takes_the_forms_place(digits_config)
         await pilot.press("o")
         await settle(pilot)
         assert form_column.display and not editor.display
+
+
+async def test_help_lists_every_key_beside_what_it_does_each_time_it_opens(tmp_path):
+    """? opens the key table (laid out once per process), escape closes it, and a second opening shows the same."""
+    from ptviz.tui.screens.help import KEYS, HelpScreen
+
+    config = RunConfig()
+    config.output.runs_dir = str(tmp_path / "runs")
+    app = PtvizApp(config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        seen = []
+        for _ in range(2):
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+            seen.append(str(app.screen.query(Static)[1].content).splitlines())
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen), what="help closed")
+        assert seen[0] == seen[1]
+        lines = [line.rstrip() for line in seen[0]]
+        for title, rows in KEYS:
+            assert title in lines
+            for keys, description in rows:
+                first_words = " ".join(description.split()[:2])
+                assert any(line.startswith(keys) and first_words in line for line in lines), (keys, description)

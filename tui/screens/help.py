@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+TEXT_WIDTH = 70  # the box's 76 cells less its border, padding and scroll bar
 
 KEYS = [  # what the help screen lists; keep in step with the bindings of the app and its panes
     ("Run", [("s", "start training (again, after a finish or failure)"), ("p / space", "pause or resume"),
@@ -46,6 +52,23 @@ KEYS = [  # what the help screen lists; keep in step with the bindings of the ap
 
 
 
+@lru_cache(maxsize=4)
+def laid_out(groups: tuple[tuple[str, tuple[tuple[str, str], ...]], ...], width: int = TEXT_WIDTH) -> Text:
+    """The key table as styled text, laid out once: a Rich table measured again at every opening costs more than
+    the rest of the screen."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    for title, rows in groups:
+        table.add_row("", "")
+        table.add_row(f"[u]{title}[/u]", "")
+        for keys, description in rows:
+            table.add_row(keys, description)
+    console = Console(width=width, color_system="truecolor", force_terminal=True)
+    lines = console.render_lines(table, console.options.update_width(width), pad=False)
+    return Text("\n").join(Text.assemble(*((seg.text, seg.style) for seg in line)) for line in lines)
+
+
 class HelpScreen(ModalScreen[None]):
     """Lists the app's bindings; any of Escape, q or ? closes it."""
 
@@ -61,18 +84,10 @@ class HelpScreen(ModalScreen[None]):
         self.groups = groups
 
     def compose(self) -> ComposeResult:
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold cyan", no_wrap=True)
-        table.add_column()
-        for title, rows in self.groups:
-            table.add_row("", "")
-            table.add_row(f"[u]{title}[/u]", "")
-            for keys, description in rows:
-                table.add_row(keys, description)
         with VerticalScroll():
             yield Static("[b]ptviz-tui keys[/b]  (Escape closes; when a form field has the cursor, "
                          "press Escape first so keys reach the cockpit)")
-            yield Static(table)
+            yield Static(laid_out(tuple((title, tuple(rows)) for title, rows in self.groups)))
 
     def action_close(self) -> None:
         self.dismiss(None)
