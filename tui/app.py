@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,13 +20,13 @@ from textual.worker import Worker, WorkerState
 from ptviz.engine import config as cfgmod
 from ptviz.engine import trust
 from ptviz.engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate
-from ptviz.engine.events import Diverged, Paused, Resumed, RolledBack, RunFailed, RunFinished, RunStarted
 from ptviz.engine.recipes import recipe
 from ptviz.engine.storage.lineage import Lineage
 
 from . import heavy_tabs
 from .attach import RemoteController
 from .config_form import ConfigForm
+from .engine_feed import FAILED_HINT, EngineFeed
 from .footer import FittingFooter
 from .frame_clock import FrameClock
 from .headless import what_trains
@@ -44,7 +43,7 @@ from .screens.rollback import RollbackScreen
 from .shutdown import install_stop_signals
 from .terminal import typed_keys
 from .threads import ThreadPerTask
-from .train.charts import HISTORY_BUCKETS, ChartsPane
+from .train.charts import ChartsPane
 from .train.device_panel import DevicePanel
 from .train.log_pane import LogPane
 from .train.ranks_panel import RanksPanel
@@ -55,10 +54,7 @@ if TYPE_CHECKING:  # the tabs import torch: the app loads them after its first s
     from .model.tab import ModelTab
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
-FAILED_HINT = "fix the problem, then press s"
 ENDED = ("finished", "stopped", "diverged", "failed")  # run states after the engine's last event
-EARLY_TAB_EVENTS = 5000  # engine events kept for the Data and Model tabs until they have loaded
-HISTORY_LOG_EVENTS = 200  # an attached run's past events the log shows (its charts show all of them)
 
 
 class PtvizApp(App[int]):
@@ -116,8 +112,6 @@ class PtvizApp(App[int]):
         self.defer_tabs = not heavy_tabs.imported() if defer_tabs is None else defer_tabs
         self.data_tab: DataTab | None = None  # None until the tab has loaded
         self.model_tab: ModelTab | None = None
-        # Engine events for the tabs while they load (bounded: the newest ones are what they show).
-        self._early_events: deque = deque(maxlen=EARLY_TAB_EVENTS)
         self.fit_task = task  # a Task handed to ptviz.fit: trained as soon as the tabs have looked at it
         self.finished = finished  # receives each RunFinished (ptviz.fit returns the last)
         self._previews_waited: set[str] = {"data", "model"} if task is not None and resume is None else set()
@@ -152,10 +146,8 @@ class PtvizApp(App[int]):
     def on_mount(self) -> None:
         # Where Textual runs thread workers; a process about to end waits for none (a preview still computing).
         asyncio.get_running_loop().set_default_executor(ThreadPerTask(join_on_shutdown=not self.exits_process))
-        # Every engine event reaches these three: found once, not per event (the tabs load later).
-        self._panes = (self.query_one(ChartsPane), self.query_one(LogPane), self.query_one(StatusBar))
-        self._ranks = self.query_one(RanksPanel)
-        self.frames = FrameClock(self, [self._take_engine_events, self.query_one(ChartsPane).redraw,
+        self.feed = EngineFeed(self)
+        self.frames = FrameClock(self, [self.feed.take_queued, self.query_one(ChartsPane).redraw,
                                         self.query_one(StatusBar).flush, self.query_one(LogPane).flush,
                                         self.query_one(DevicePanel).flush, self.query_one(RanksPanel).flush,
                                         self.query_one(RunsTab).redraw])
@@ -180,7 +172,7 @@ class PtvizApp(App[int]):
         for key in typed_keys(self.typed):  # in order, before anything typed from now on
             self.post_message(key)
         if self.resume_state is not None:
-            self._replay_history()
+            self.feed.replay_history(self.resume_state, self.resume_dir, self.resume_parent)
             self.action_start()
         elif self.unconfirmed_code:
             self._ask_to_run_code("showing its model")
@@ -246,33 +238,7 @@ class PtvizApp(App[int]):
         self.data_tab = self.query_one("#data-tab")
         self.model_tab = self.query_one("#model-tab")
         self._apply_size(force=True)
-        early, self._early_events = self._early_events, deque()
-        for event in early:  # what a run or a history told before the tabs were there
-            self._to_tabs(event)
-
-    def _to_tabs(self, event: object) -> None:
-        """Hand an engine event to the Data and Model tabs, or keep it until they have loaded."""
-        if self.model_tab is None or self.data_tab is None:
-            self._early_events.append(event)
-            return
-        self.model_tab.engine_event(event)
-        self.data_tab.engine_event(event)
-
-
-    def _replay_history(self) -> None:
-        """Show a resumed run's history up to its checkpoint (reduced to chart width) before it continues."""
-        from ptviz.engine.storage import history
-
-        state = self.resume_state
-        source = self.resume_dir or (Path(self.resume_parent.parent) if self.resume_parent else None)
-        if source is None:
-            return
-        # A fork (no save_id of its own) shows its parent's history up to the branch step.
-        cut = history.checkpoint_cut(source, state.get("save_id", ""), int(state["step"]))
-        snapshot = history.load(source, buckets=HISTORY_BUCKETS, cut=cut)
-        self.query_one(ChartsPane).history.load(snapshot)
-        for event in snapshot.events:  # the layer health sampled up to the checkpoint
-            self._to_tabs(event)
+        self.feed.tabs_ready()
 
     def on_resize(self) -> None:
         self._apply_size()
@@ -491,7 +457,7 @@ class PtvizApp(App[int]):
             form.load(self.config)
         self.resume_state, self.resume_dir, self.resume_parent = plan.state, None, plan.lineage
         self.query_one(ChartsPane).history.clear()
-        self._replay_history()
+        self.feed.replay_history(self.resume_state, self.resume_dir, self.resume_parent)
         self.action_start()
         self.query_one(LogPane).say(f"fork of {plan.lineage.parent_name} from {plan.lineage.checkpoint} "
                                     f"(step {plan.lineage.step:,}) started", "bold")
@@ -500,76 +466,17 @@ class PtvizApp(App[int]):
 
     @on(EngineEvent)
     def _engine_event(self, message: EngineEvent) -> None:
-        self._ingest(message.event)
-
-    @on(HistoryLoaded)
-    def _history_loaded(self, message: HistoryLoaded) -> None:
-        """An attached run's history: the charts take its reduced series, the other panes its events (the log
-        only the last few: thousands of lines would take seconds to lay out and say little)."""
-        snapshot = message.snapshot
-        self.query_one(ChartsPane).history.load(snapshot)
-        events = [*snapshot.events, *([snapshot.last] if snapshot.last else [])]
-        first_logged = max(0, len(snapshot.events) - HISTORY_LOG_EVENTS)
-        if first_logged:
-            self.query_one(LogPane).say(f"the log holds {snapshot.steps:,} steps and {len(snapshot.events):,} other "
-                                        f"events; the last {HISTORY_LOG_EVENTS} follow", "dim")
-        for i, event in enumerate(events):
-            self._ingest(event, charts=False, log=i >= first_logged)
-        self.runner.took_history(message.follower)
+        self.feed.ingest(message.event)
 
     @on(EngineEventsWaiting)
     def _engine_events(self, message: EngineEventsWaiting) -> None:
         for event in message.inbox.take():
-            self._ingest(event)
+            self.feed.ingest(event)
 
-    def _take_engine_events(self) -> bool:
-        """Frame step: take the metrics the run queued since the last frame; whether there were any."""
-        sink = self.runner.sink
-        queued = sink.take() if sink is not None else []
-        for event in queued:
-            self._ingest(event)
-        return bool(queued)
-
-    def _ingest(self, event: object, charts: bool = True, log: bool = True) -> None:
-        """Hand one engine event to every pane that shows it (the charts and log unless told otherwise)."""
-        charts_pane, log_pane, status = self._panes
-        if charts:
-            charts_pane.history.ingest(event)
-        if log:
-            log_pane.ingest(event)
-        self._ranks.ingest(event)
-        self._to_tabs(event)
-        self.lr_finder.ingest(event)
-        status.ingest(event)
-        self.current_lr = status.lr if status.lr is not None else self.current_lr
-        if isinstance(event, RunStarted):
-            self.query_one(RunsTab).run_started(event.run_dir)
-            status.note = ""  # 'starting…', or the hint of a failure before this run
-        if isinstance(event, (RunStarted, Resumed)):
-            self.run_state = "running"
-        elif isinstance(event, Paused):
-            self.run_state = "paused"
-        elif isinstance(event, RunFinished):
-            self.run_state = event.state  # finished (max_steps included), stopped or diverged
-            status.note = ""
-            if self.finished is not None:
-                self.finished.append(event)
-        elif isinstance(event, RunFailed):
-            self.run_state = "failed"
-            status.note = FAILED_HINT
-            self.notify(event.message, title="run failed", severity="error", timeout=8)
-        elif isinstance(event, Diverged):
-            self.spike_step = event.step
-            what = (f"loss became {event.value}" if event.median is None else
-                    f"loss spiked to {event.value:.4g} ({event.value / event.median:.0f}× its running median)")
-            kept = "the last good checkpoint is kept" if event.checkpoint else "no checkpoint was saved before it"
-            undo = "R rolls back to the last good checkpoint; or " if event.action == "pause" and event.checkpoint else ""
-            self.notify(f"{what} at step {event.step:,}; the run is {event.action}ped and {kept}. "
-                        f"{undo}lower the learning rate ([ or l), then resume.",
-                        title="training diverged" if event.median is None else "loss spike", severity="error",
-                        timeout=15)
-        elif isinstance(event, RolledBack):
-            self.spike_step = None
+    @on(HistoryLoaded)
+    def _history_loaded(self, message: HistoryLoaded) -> None:
+        self.feed.load_history(message.snapshot)
+        self.runner.took_history(message.follower)
 
     def watch_run_state(self, state: str) -> None:
         self.query_one(StatusBar).state = state
