@@ -19,7 +19,6 @@ from textual.worker import Worker, WorkerState
 
 from ptviz.engine import config as cfgmod
 from ptviz.engine import trust
-from ptviz.engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLearningRate, SetLearningRate
 from ptviz.engine.recipes import recipe
 from ptviz.engine.storage.lineage import Lineage
 
@@ -35,11 +34,10 @@ from .lr_finder import LrFinder
 from .messages import (ConfigEdited, EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TabsLoaded,
                        TaskPreviewDone)
 from .runs.tab import RunsTab
+from .run_control import RunControl
 from .runner import TRAINING_GROUP, RunController
 from .screens.confirm import ConfirmScreen
 from .screens.help import KEYS, HelpScreen
-from .screens.lr_prompt import LrPrompt
-from .screens.rollback import RollbackScreen
 from .shutdown import install_stop_signals
 from .terminal import typed_keys
 from .threads import ThreadPerTask
@@ -54,10 +52,9 @@ if TYPE_CHECKING:  # the tabs import torch: the app loads them after its first s
     from .model.tab import ModelTab
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
-ENDED = ("finished", "stopped", "diverged", "failed")  # run states after the engine's last event
 
 
-class PtvizApp(App[int]):
+class PtvizApp(RunControl, App[int]):
     """Configure, watch and control a training run."""
 
     CSS_PATH = "app.tcss"
@@ -323,102 +320,6 @@ class PtvizApp(App[int]):
             errors = [str(e) for e in cfgmod.validate(self.config)]
         return errors
 
-    # ------------------------------------------------------------------ run control
-
-    def action_start(self) -> None:
-        """Start a run with the current configuration unless a field is invalid."""
-        if self.runner.remote_run:
-            self.notify("attached to a run in another process: it is already going", severity="warning")
-            return
-        if self.runner.active and self.run_state in ENDED:  # the run has ended and its thread is closing
-            self.query_one(StatusBar).note = "starting…"
-            self._start_once_closed()
-            return
-        if self.runner.active:
-            self.notify("a run is already going; stop it first (x)", severity="warning")
-            return
-        if self.lr_finder.busy:
-            self.notify("the learning-rate finder is sweeping; close it first (escape)", severity="warning")
-            return
-        errors = self.form_errors()
-        if errors:
-            self.query_one(LogPane).say("start refused: " + "; ".join(errors), "bold red")
-            self.notify("fix the marked fields first:\n" + "\n".join(errors), severity="error", timeout=6)
-            return
-        if trust.pending(self.config, self.unconfirmed_code):
-            self._ask_to_run_code("resuming" if self.resume_state is not None else "training", self.action_start)
-            return
-        charts = self.query_one(ChartsPane)
-        if self.resume_state is None:
-            charts.history.clear()
-        self.runner.start(self.config.copy(), resume=self.resume_state, run_dir=self.resume_dir, task=self.fit_task,
-                          parent=self.resume_parent)
-        self.resume_state = self.resume_dir = self.resume_parent = None
-        self.run_state = "running"
-        self.query_one(StatusBar).note = "starting…"
-
-    @work(group="start", exclusive=True)
-    async def _start_once_closed(self) -> None:
-        """Start as soon as the ended run's thread has returned (it writes its last files first)."""
-        finished = self.runner.finished
-        await asyncio.to_thread(finished.wait, 60)
-        if self.run_state in ENDED:  # still nothing else going (a key may have changed it meanwhile)
-            self.action_start()
-
-    def action_pause_resume(self) -> None:
-        """Pause a running loop, or resume a paused one."""
-        if self.run_state in ("running", "attached"):
-            self.runner.send(Pause())
-        elif self.run_state == "paused":
-            self.runner.send(Resume())
-
-    def action_stop(self) -> None:
-        """Ask, then stop at the next step boundary (the engine saves a checkpoint); x again or enter confirms."""
-        if not self.runner.active:
-            self.notify("no run is going", severity="warning", timeout=2)
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes and self.runner.active:
-                self.runner.stop_soon()
-                self.query_one(StatusBar).note = "stopping…"
-
-        what = "the attached run" if self.runner.remote_run else "training"
-        self.push_screen(ConfirmScreen(f"Stop {what}? A checkpoint is saved; `ptviz-tui resume` continues it.",
-                                       key="x", yes="Stop", no="Keep training"), answered)
-
-    def action_checkpoint(self) -> None:
-        """Save a checkpoint now."""
-        self._send(SaveCheckpoint())
-
-    def action_evaluate(self) -> None:
-        """Evaluate on the test set now."""
-        self._send(EvaluateNow())
-
-    def action_lr_scale(self, factor: float) -> None:
-        """Multiply the learning rate, unless the result leaves optim.lr's range (the engine would refuse it)."""
-        if self.current_lr is not None and (why := cfgmod.check_field("optim.lr", self.current_lr * factor)):
-            self.notify(f"the learning rate stays {self.current_lr:g}: ×{factor:g} would give "
-                        f"{self.current_lr * factor:g}, and optim.lr {why}", severity="warning")
-            return
-        self._send(ScaleLearningRate(factor))
-
-    def action_lr_prompt(self) -> None:
-        """Ask for an exact learning rate."""
-        if not self.runner.active:
-            self.notify("start a run first; before that, set optim.lr in the Model tab", severity="warning")
-            return
-
-        def chosen(value: float | None) -> None:
-            if value is not None:
-                self._send(SetLearningRate(value))
-
-        self.push_screen(LrPrompt(self.current_lr), chosen)
-
-    def action_lr_find(self) -> None:
-        """Sweep the learning rate on a copy (idle: the form's configuration; paused: the run)."""
-        self.lr_finder.open(self.run_state)
-
     def set_form_lr(self, lr: float) -> None:
         """Put `lr` into optim.lr, as if typed in the Model tab's form."""
         cfgmod.set_value(self.config, "optim.lr", lr)
@@ -426,41 +327,6 @@ class PtvizApp(App[int]):
             if "optim.lr" in form.paths:
                 form.show_value("optim.lr", lr)
         self.query_one(LogPane).say(f"optim.lr set to {lr:g} (lr finder)")
-
-    def action_rollback(self) -> None:
-        """Roll the paused run back to its newest checkpoint, optionally skipping batches and lowering the lr."""
-        if self.runner.remote_run or not self.runner.active or self.run_state != "paused":
-            self.notify("roll back works on a paused run of this cockpit (it pauses by itself after a spike)",
-                        severity="warning")
-            return
-
-        def chosen(command) -> None:
-            if command is not None:
-                self._send(command)
-
-        self.push_screen(RollbackScreen(self.spike_step, self.current_lr), chosen)
-
-    def _send(self, command) -> None:
-        if not self.runner.send(command):
-            self.notify("no run is going (press s to start)", severity="warning")
-
-    @on(RunsTab.ForkRequested)
-    def _fork_requested(self, message: RunsTab.ForkRequested) -> None:
-        """Train a fork checked in the Runs view, in this cockpit (its parent's history first on the charts)."""
-        if self.runner.active or self.runner.remote_run:
-            self.notify("a run is going in this cockpit; stop it first (x), or fork from the command line: "
-                        "ptviz-tui fork RUN --headless", severity="warning", timeout=6)
-            return
-        plan = message.plan
-        self.config.__dict__.update(plan.config.copy().__dict__)  # the tabs hold a reference to this object
-        for form in self.query(ConfigForm):
-            form.load(self.config)
-        self.resume_state, self.resume_dir, self.resume_parent = plan.state, None, plan.lineage
-        self.query_one(ChartsPane).history.clear()
-        self.feed.replay_history(self.resume_state, self.resume_dir, self.resume_parent)
-        self.action_start()
-        self.query_one(LogPane).say(f"fork of {plan.lineage.parent_name} from {plan.lineage.checkpoint} "
-                                    f"(step {plan.lineage.step:,}) started", "bold")
 
     # ------------------------------------------------------------------ engine events
 
