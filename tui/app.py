@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +18,6 @@ from textual.widgets import TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from ptviz.engine import config as cfgmod
-from ptviz.engine import trust
 from ptviz.engine.recipes import recipe
 from ptviz.engine.storage.lineage import Lineage
 
@@ -41,6 +40,7 @@ from .screens.help import KEYS, HelpScreen
 from .shutdown import install_stop_signals
 from .terminal import typed_keys
 from .threads import ThreadPerTask
+from .trust_prompt import ask_to_run_code
 from .train.charts import ChartsPane
 from .train.device_panel import DevicePanel
 from .train.log_pane import LogPane
@@ -172,7 +172,7 @@ class PtvizApp(RunControl, App[int]):
             self.feed.replay_history(self.resume_state, self.resume_dir, self.resume_parent)
             self.action_start()
         elif self.unconfirmed_code:
-            self._ask_to_run_code("showing its model")
+            ask_to_run_code(self, "showing its model")
         elif self.fit_task is not None:
             log.say("training starts once the Data and Model tabs have read the task", "dim")
         if self.initial_tab != "train":
@@ -186,30 +186,6 @@ class PtvizApp(RunControl, App[int]):
             self._previews_waited.discard(message.tab)
             if not self._previews_waited:
                 self.action_start()
-
-    def _ask_to_run_code(self, purpose: str, then: Callable[[], None] | None = None) -> None:
-        """Show the user code the run folder names; import it (then call `then`) only after a yes."""
-        shown = "\n".join(f"  {trust.describe(path, spec)}"
-                          for path, spec in trust.pending(self.config, self.unconfirmed_code).items())
-        log = self.query_one(LogPane)
-
-        def answered(yes: bool | None) -> None:
-            if not yes:
-                log.say("not run: the run folder's code was not confirmed. Name your own (model.name in the Model "
-                        "tab, data.task in the Data tab) and press s, or quit with q", "yellow")
-                return
-            self.unconfirmed_code.clear()
-            log.say("confirmed: the run folder's code may run", "bold")
-            if self.model_tab is not None:
-                self.model_tab.schedule_preview()
-            if self.data_tab is not None:
-                self.data_tab.refresh_pane()
-            if then is not None:
-                then()
-
-        self.push_screen(ConfirmScreen(f"This run folder names code that {purpose} imports and runs:\n{shown}\n\n"
-                                       "Run it? Say yes only if you trust where the folder came from.",
-                                       enter_says_yes=False), answered)
 
     @work(thread=True, group="tabs", exit_on_error=False)
     def _load_tabs(self) -> None:

@@ -19,6 +19,7 @@ from .screens.rollback import RollbackScreen
 from .train.charts import ChartsPane
 from .train.log_pane import LogPane
 from .train.status_bar import StatusBar
+from .trust_prompt import ask_to_run_code
 
 ENDED = ("finished", "stopped", "diverged", "failed")  # run states after the engine's last event
 
@@ -48,7 +49,7 @@ class RunControl:
             self.notify("fix the marked fields first:\n" + "\n".join(errors), severity="error", timeout=6)
             return
         if trust.pending(self.config, self.unconfirmed_code):
-            self._ask_to_run_code("resuming" if self.resume_state is not None else "training", self.action_start)
+            ask_to_run_code(self, "resuming" if self.resume_state is not None else "training", self.action_start)
             return
         charts = self.query_one(ChartsPane)
         if self.resume_state is None:
