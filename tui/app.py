@@ -21,7 +21,6 @@ from ptviz.engine import config as cfgmod
 from ptviz.engine.recipes import recipe
 from ptviz.engine.storage.lineage import Lineage
 
-from . import heavy_tabs
 from .attach import RemoteController
 from .config_form import ConfigForm
 from .engine_feed import FAILED_HINT, EngineFeed
@@ -38,6 +37,7 @@ from .runner import TRAINING_GROUP, RunController
 from .screens.confirm import ConfirmScreen
 from .screens.help import KEYS, HelpScreen
 from .shutdown import install_stop_signals
+from .tab_loader import TABS_GROUP, TabLoader
 from .terminal import typed_keys
 from .threads import ThreadPerTask
 from .trust_prompt import ask_to_run_code
@@ -47,7 +47,7 @@ from .train.log_pane import LogPane
 from .train.ranks_panel import RanksPanel
 from .train.status_bar import StatusBar
 
-if TYPE_CHECKING:  # the tabs import torch: the app loads them after its first screen (heavy_tabs)
+if TYPE_CHECKING:  # the tabs import torch: the app loads them after its first screen (tab_loader)
     from .data.tab import DataTab
     from .model.tab import ModelTab
 
@@ -106,7 +106,7 @@ class PtvizApp(RunControl, App[int]):
         self.signalled: int | None = None
         self.typed = typed  # keys typed at the terminal before the app could read them
         self.exits_process = False  # run_app ends the process when the app closes
-        self.defer_tabs = not heavy_tabs.imported() if defer_tabs is None else defer_tabs
+        self.tab_loader = TabLoader(self, defer=defer_tabs)
         self.data_tab: DataTab | None = None  # None until the tab has loaded
         self.model_tab: ModelTab | None = None
         self.fit_task = task  # a Task handed to ptviz.fit: trained as soon as the tabs have looked at it
@@ -126,19 +126,13 @@ class PtvizApp(RunControl, App[int]):
                     yield RanksPanel(id="ranks")
                     yield DevicePanel(id="device")
             with TabPane("Data [2]", id="data"):
-                yield from self._tab("data")
+                yield from self.tab_loader.compose("data")
             with TabPane("Model [3]", id="model"):
-                yield from self._tab("model")
+                yield from self.tab_loader.compose("model")
             with TabPane("Runs [4]", id="runs"):
                 yield RunsTab(self.config, id="runs-tab")
         yield StatusBar(id="status")
         yield FittingFooter()
-
-    def _tab(self, name: str) -> ComposeResult:
-        if self.defer_tabs:
-            yield heavy_tabs.TabLoading(name)
-        else:
-            yield heavy_tabs.build(name, self.config, self.unconfirmed_code, self.fit_task)
 
     def on_mount(self) -> None:
         # Where Textual runs thread workers; a process about to end waits for none (a preview still computing).
@@ -161,11 +155,7 @@ class PtvizApp(RunControl, App[int]):
                     "Press s to start, ? for keys.", "bold")
         if warning := self.query_one(ChartsPane).renderer_warning:
             log.say(warning, "yellow")
-        if self.defer_tabs:
-            self.query_one(StatusBar).note = heavy_tabs.LOADING_NOTE
-            self.call_after_refresh(self._load_tabs)  # after the first screen is drawn
-        else:
-            self._tabs_mounted()
+        self.tab_loader.start()
         for key in typed_keys(self.typed):  # in order, before anything typed from now on
             self.post_message(key)
         if self.resume_state is not None:
@@ -187,36 +177,14 @@ class PtvizApp(RunControl, App[int]):
             if not self._previews_waited:
                 self.action_start()
 
-    @work(thread=True, group="tabs", exit_on_error=False)
-    def _load_tabs(self) -> None:
-        """Import the Data and Model tabs, and torch with them, off the UI thread."""
-        self.post_message(TabsLoaded(*heavy_tabs.load()))
-
     @on(TabsLoaded)
     async def _tabs_loaded(self, message: TabsLoaded) -> None:
-        for name in ("data", "model"):
-            pane = self.query_one(f"#{name}", TabPane)
-            await pane.remove_children()
-            await pane.mount(heavy_tabs.build(name, self.config, self.unconfirmed_code, self.fit_task))
-        self._tabs_mounted()
-        status = self.query_one(StatusBar)
-        if status.note == heavy_tabs.LOADING_NOTE:
-            status.note = ""
-        self.query_one(LogPane).say(f"torch {message.torch_version} loaded in {message.seconds:.1f} s", "dim")
-        tabs = self.query_one(TabbedContent)
-        if tabs.active in ("data", "model"):  # shown while loading: its keys reach it now
-            self.action_show_tab(tabs.active)
-
-    def _tabs_mounted(self) -> None:
-        self.data_tab = self.query_one("#data-tab")
-        self.model_tab = self.query_one("#model-tab")
-        self._apply_size(force=True)
-        self.feed.tabs_ready()
+        await self.tab_loader.mount(message)
 
     def on_resize(self) -> None:
-        self._apply_size()
+        self.apply_size()
 
-    def _apply_size(self, force: bool = False) -> None:
+    def apply_size(self, force: bool = False) -> None:
         compact = self.size.width < COMPACT_WIDTH or self.size.height < COMPACT_HEIGHT
         if (force or compact != self.screen.has_class("-compact")) and self.data_tab is not None:
             self.data_tab.set_compact(compact)
@@ -325,10 +293,8 @@ class PtvizApp(RunControl, App[int]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place worker failures land; the engine has already reported its own as RunFailed."""
-        if event.worker.group == "tabs" and event.state == WorkerState.ERROR:
-            for loading in self.query(heavy_tabs.TabLoading):
-                loading.failed(event.worker.error)
-            self.query_one(LogPane).say(f"the Data and Model tabs could not load: {event.worker.error!r}", "bold red")
+        if event.worker.group == TABS_GROUP and event.state == WorkerState.ERROR:
+            self.tab_loader.failed(event.worker.error)
         if event.worker.group == TRAINING_GROUP and event.state == WorkerState.ERROR:
             if self.run_state not in ("failed",):
                 self.run_state = "failed"
