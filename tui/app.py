@@ -16,12 +16,11 @@ from textual.widgets import TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from ptviz.engine import config as cfgmod
-from ptviz.engine.recipes import recipe
 from ptviz.engine.storage.lineage import Lineage
 
 from .attach import RemoteController
 from .config_form import ConfigForm
-from .engine_feed import FAILED_HINT, EngineFeed
+from .engine_feed import EngineFeed
 from .footer import FittingFooter
 from .frame_clock import FrameClock
 from .headless import what_trains
@@ -39,6 +38,7 @@ from .tab_loader import TABS_GROUP, TabLoader
 from .terminal import typed_keys
 from .threads import ThreadPerTask
 from .trust_prompt import ask_to_run_code
+from .working_config import WorkingConfig
 from .train.charts import ChartsPane
 from .train.device_panel import DevicePanel
 from .train.log_pane import LogPane
@@ -111,6 +111,7 @@ class PtvizApp(RunControl, App[int]):
         self.finished = finished  # receives each RunFinished (ptviz.fit returns the last)
         self._previews_waited: set[str] = {"data", "model"} if task is not None and resume is None else set()
         self.lr_finder = LrFinder(self)
+        self.working = WorkingConfig(self)  # self.config, edited by the forms
         self.spike_step: int | None = None  # the step whose loss diverged or spiked, until rolled back or resumed
 
     # ------------------------------------------------------------------ composition
@@ -215,23 +216,15 @@ class PtvizApp(RunControl, App[int]):
 
     @on(ConfigForm.FieldChanged)
     def _field_changed(self, message: ConfigForm.FieldChanged) -> None:
-        if cfgmod.get_value(self.config, message.path) != message.value:
-            cfgmod.set_value(self.config, message.path, message.value)
-            self._config_edited()
-            for tab in (self.model_tab, self.data_tab):
-                if tab is not None:
-                    tab.config_changed(message.path)
+        self.working.field_changed(message.path, message.value)
 
     @on(ConfigEdited)
     def _config_edited(self) -> None:
-        """A failed run's state and hint describe the configuration it ran with: an edit makes them stale."""
-        if not self.runner.active and not self.runner.remote_run:
-            self.query_one(StatusBar).name_run(self.config.recipe, what_trains(self.config))
-        if self.run_state == "failed" and not self.runner.active:
-            self.run_state = "idle"
-            status = self.query_one(StatusBar)
-            if status.note == FAILED_HINT:
-                status.note = ""
+        self.working.edited()
+
+    def on_data_tab_recipe_chosen(self, event: DataTab.RecipeChosen) -> None:
+        """The recipe list picked a preset (handler named for DataTab.RecipeChosen, a class loaded later)."""
+        self.working.load_recipe(event.name)
 
     @on(LogRequested)
     def _log_requested(self, message: LogRequested) -> None:
@@ -239,36 +232,6 @@ class PtvizApp(RunControl, App[int]):
         log.say(message.text, message.style)
         if message.details:
             log.say_details(message.details)
-
-    def on_data_tab_recipe_chosen(self, event: DataTab.RecipeChosen) -> None:
-        """The recipe list picked a preset: load it into every form (handler named for DataTab.RecipeChosen)."""
-        chosen = recipe(event.name)
-        chosen.output = self.config.output  # where runs go is the user's choice, not the recipe's
-        self.config.__dict__.update(chosen.__dict__)  # same object: the tabs hold a reference to it
-        for form in self.query(ConfigForm):
-            form.load(self.config)
-        self._config_edited()
-        if self.model_tab is not None and self.data_tab is not None:
-            self.model_tab.schedule_preview()
-            self.data_tab.refresh_pane()
-        self.query_one(LogPane).say(f"recipe {event.name} loaded ({what_trains(self.config)})")
-
-    def form_errors(self) -> list[str]:
-        """Every invalid field shown in a form or found by whole-config validation."""
-        errors = [f"{path}: {reason}" for form in self.query(ConfigForm) for path, reason in form.errors.items()]
-        if self.data_tab is not None:
-            errors += self.data_tab.pipeline_errors()
-        if not errors:
-            errors = [str(e) for e in cfgmod.validate(self.config)]
-        return errors
-
-    def set_form_lr(self, lr: float) -> None:
-        """Put `lr` into optim.lr, as if typed in the Model tab's form."""
-        cfgmod.set_value(self.config, "optim.lr", lr)
-        for form in self.query(ConfigForm):
-            if "optim.lr" in form.paths:
-                form.show_value("optim.lr", lr)
-        self.query_one(LogPane).say(f"optim.lr set to {lr:g} (lr finder)")
 
     # ------------------------------------------------------------------ engine events
 

@@ -43,7 +43,7 @@ class RunControl:
         if self.lr_finder.busy:
             self.notify("the learning-rate finder is sweeping; close it first (escape)", severity="warning")
             return
-        errors = self.form_errors()
+        errors = self.working.errors()
         if errors:
             self.query_one(LogPane).say("start refused: " + "; ".join(errors), "bold red")
             self.notify("fix the marked fields first:\n" + "\n".join(errors), severity="error", timeout=6)
