@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual import events, on, work
+from textual import events, on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -31,7 +31,6 @@ from .messages import (ConfigEdited, EngineEvent, EngineEventsWaiting, HistoryLo
 from .runs.tab import RunsTab
 from .run_control import RunControl
 from .runner import TRAINING_GROUP, RunController
-from .screens.confirm import ConfirmScreen
 from .screens.help import KEYS, HelpScreen
 from .shutdown import install_stop_signals
 from .tab_loader import TABS_GROUP, TabLoader
@@ -296,37 +295,9 @@ class PtvizApp(RunControl, App[int]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen(KEYS))
 
-    async def action_quit(self) -> None:
-        """Quit; while training, ask first and then stop the run cleanly (attached: just detach)."""
-        # A run whose end the screen shows is not asked about while its thread closes its logs.
-        ended = self.run_state in ("finished", "stopped", "diverged", "failed")
-        if not self.runner.active or self.runner.remote_run or ended:
-            self._leave()
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.stop_and_exit()
-
-        self.push_screen(ConfirmScreen("Training is running. Stop it (a checkpoint is saved) and quit?", key="q",
-                                       yes="Stop and quit", no="Stay"), answered)
-
-    @work(group="shutdown", exclusive=True)
-    async def stop_and_exit(self) -> None:
-        """Stop the run (it saves a checkpoint), then leave."""
-        self.query_one(StatusBar).note = "stopping…"
-        if not self.runner.remote_run:
-            await self.runner.stop()
-        self._leave()
-
     def on_unmount(self) -> None:
         """However the cockpit ends (quit, a crash in the UI, a test's end), its own run is asked to stop at the
         next step boundary, so it saves a checkpoint and its thread ends even if it was paused."""
         self.lr_finder.stop.set()
         if not self.runner.remote_run:
             self.runner.stop_soon()
-
-    def _leave(self) -> None:
-        if self.runner.remote_run:
-            self.runner.detach()
-        self.exit(128 + self.signalled if self.signalled else 0)

@@ -1,4 +1,4 @@
-"""The run keys: start, pause, stop, checkpoint, evaluate, the learning rate, roll back and fork, with the
+"""The run keys: start, pause, stop, checkpoint, evaluate, the learning rate, roll back, fork and quit, with the
 questions some of them ask first."""
 
 from __future__ import annotations
@@ -155,3 +155,31 @@ class RunControl:
         self.action_start()
         self.query_one(LogPane).say(f"fork of {plan.lineage.parent_name} from {plan.lineage.checkpoint} "
                                     f"(step {plan.lineage.step:,}) started", "bold")
+
+    async def action_quit(self) -> None:
+        """Quit; while training, ask first and then stop the run cleanly (attached: just detach)."""
+        # A run whose end the screen shows is not asked about while its thread closes its logs.
+        ended = self.run_state in ENDED
+        if not self.runner.active or self.runner.remote_run or ended:
+            self._leave()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.stop_and_exit()
+
+        self.push_screen(ConfirmScreen("Training is running. Stop it (a checkpoint is saved) and quit?", key="q",
+                                       yes="Stop and quit", no="Stay"), answered)
+
+    @work(group="shutdown", exclusive=True)
+    async def stop_and_exit(self) -> None:
+        """Stop the run (it saves a checkpoint), then leave."""
+        self.query_one(StatusBar).note = "stopping…"
+        if not self.runner.remote_run:
+            await self.runner.stop()
+        self._leave()
+
+    def _leave(self) -> None:
+        if self.runner.remote_run:
+            self.runner.detach()
+        self.exit(128 + self.signalled if self.signalled else 0)
