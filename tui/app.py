@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual import events, on
+from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -24,7 +24,7 @@ from .engine_feed import EngineFeed
 from .footer import FittingFooter
 from .frame_clock import FrameClock
 from .headless import what_trains
-from .keys import split_escape, unglue_escapes
+from .keys import UngluedKeys, unglue_escapes
 from .lr_finder import LrFinder
 from .messages import (ConfigEdited, EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TabsLoaded,
                        TaskPreviewDone)
@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # the tabs import torch: the app loads them after its first s
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
 
 
-class PtvizApp(RunControl, App[int]):
+class PtvizApp(RunControl, UngluedKeys, App[int]):
     """Configure, watch and control a training run."""
 
     CSS_PATH = "app.tcss"
@@ -189,27 +189,6 @@ class PtvizApp(RunControl, App[int]):
         self.screen.set_class(compact, "-compact")
         self.query_one(ChartsPane).set_class(compact, "-compact")
         self.query_one(RunsTab).set_compact(compact)
-
-    async def on_event(self, event: events.Event) -> None:
-        """A key that arrived glued to an escape (tmux and SSH send `escape s` as one read, which Textual
-        takes for alt+s; `escape 3` is read as escape then 3, see keys.unglue_escapes) acts as escape, then
-        that key."""
-        if not isinstance(event, events.Key) or event.is_forwarded:
-            await super().on_event(event)
-            return
-        if event.key == "escape" and event.character is None:  # the first of a pair unglue_escapes made
-            keys = [event]
-        else:
-            keys = split_escape(event) or []
-        if not keys:
-            await super().on_event(event)
-            return
-        escape, *then = keys
-        # The escape's binding runs now (a field gives up the keyboard), so the key goes where it then points.
-        if not await self._check_bindings(escape.key):
-            await super().on_event(escape)
-        for key in then:
-            await super().on_event(key)
 
     # ------------------------------------------------------------------ configuration
 
