@@ -1,4 +1,9 @@
-"""The ptviz cockpit: composition, key bindings and the top-level handlers."""
+"""The ptviz cockpit: composition, key bindings and the top-level handlers.
+
+What the handlers hand on lives beside it: the run keys in run_control (a mixin: the bindings name its
+actions), engine events in engine_feed, configuration edits in working_config, the Data and Model tabs'
+loading in tab_loader, the trust question in trust_prompt, and opening the cockpit from a command in entry.
+"""
 
 from __future__ import annotations
 
@@ -28,21 +33,21 @@ from .keys import UngluedKeys, unglue_escapes
 from .lr_finder import LrFinder
 from .messages import (ConfigEdited, EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TabsLoaded,
                        TaskPreviewDone)
-from .runs.tab import RunsTab
 from .run_control import RunControl
 from .runner import TRAINING_GROUP, RunController
+from .runs.tab import RunsTab
 from .screens.help import KEYS, HelpScreen
 from .shutdown import install_stop_signals
 from .tab_loader import TABS_GROUP, TabLoader
 from .terminal import typed_keys
 from .threads import ThreadPerTask
-from .trust_prompt import ask_to_run_code
-from .working_config import WorkingConfig
 from .train.charts import ChartsPane
 from .train.device_panel import DevicePanel
 from .train.log_pane import LogPane
 from .train.ranks_panel import RanksPanel
 from .train.status_bar import StatusBar
+from .trust_prompt import ask_to_run_code
+from .working_config import WorkingConfig
 
 if TYPE_CHECKING:  # the tabs import torch: the app loads them after its first screen (tab_loader)
     from .data.tab import DataTab

@@ -79,7 +79,8 @@ class EngineFeed:
             what = (f"loss became {event.value}" if event.median is None else
                     f"loss spiked to {event.value:.4g} ({event.value / event.median:.0f}× its running median)")
             kept = "the last good checkpoint is kept" if event.checkpoint else "no checkpoint was saved before it"
-            undo = "R rolls back to the last good checkpoint; or " if event.action == "pause" and event.checkpoint else ""
+            undo = ("R rolls back to the last good checkpoint; or "
+                    if event.action == "pause" and event.checkpoint else "")
             app.notify(f"{what} at step {event.step:,}; the run is {event.action}ped and {kept}. "
                        f"{undo}lower the learning rate ([ or l), then resume.",
                        title="training diverged" if event.median is None else "loss spike", severity="error",
