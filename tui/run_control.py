@@ -4,6 +4,7 @@ questions some of them ask first."""
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from textual import work
 
@@ -21,12 +22,39 @@ from .train.log_pane import LogPane
 from .train.status_bar import StatusBar
 from .trust_prompt import ask_to_run_code
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ptviz.engine.storage.lineage import Lineage
+
+    from .attach import RemoteController
+    from .engine_feed import EngineFeed
+    from .lr_finder import LrFinder
+    from .runner import RunController
+    from .working_config import WorkingConfig
+
 ENDED = ("finished", "stopped", "diverged", "failed")  # run states after the engine's last event
 
 
 class RunControl:
     """The cockpit's run actions, which its bindings name: a mixin of PtvizApp, whose runner and run state they
     read and set."""
+
+    # What the actions use of the app (set in PtvizApp.__init__ and on_mount).
+    runner: RunController | RemoteController
+    run_state: str
+    config: cfgmod.RunConfig
+    working: WorkingConfig
+    feed: EngineFeed
+    lr_finder: LrFinder
+    unconfirmed_code: dict[str, str]
+    resume_state: dict | None
+    resume_dir: Path | None
+    resume_parent: Lineage | None
+    fit_task: object
+    current_lr: float | None
+    spike_step: int | None
+    signalled: int | None
 
     def action_start(self) -> None:
         """Start a run with the current configuration unless a field is invalid."""
