@@ -57,7 +57,7 @@ def fit(task: Task | None = None, /, *, model: nn.Module | None = None, train: D
 
         run_headless(config, resume=state, run_dir=run_dir, task=task, raise_errors=True, finished=finished)
     else:
-        from ptviz.tui.app import run_app
+        from ptviz.tui.entry import run_app
 
         run_app(config, resume=state, run_dir=run_dir, task=task, finished=finished)
     return finished[-1] if finished else None

@@ -6,7 +6,8 @@ import threading
 from pathlib import Path
 
 from cockpit_helpers import settle, type_into, wait_for
-from ptviz.tui.app import FAILED_HINT, PtvizApp
+from ptviz.tui.app import PtvizApp
+from ptviz.tui.engine_feed import FAILED_HINT
 from ptviz.tui.train.log_pane import LogPane
 from ptviz.tui.train.status_bar import StatusBar
 
@@ -130,3 +131,21 @@ async def test_num_classes_0_says_it_comes_from_the_data_set(digits_config):
         assert app.config.model.num_classes == 12
         await type_into(pilot, "f-model-num-classes", "")
         assert app.config.model.num_classes == 0 and not field.has_class("-invalid")
+
+
+async def test_a_preset_chosen_in_the_data_tab_fills_every_form_and_keeps_the_runs_folder(digits_config):
+    """Choosing digits-mlp over an edited configuration puts the preset's values in the forms and the status
+    line, says so in the log, and leaves output.runs_dir where the user put it."""
+    runs_dir = digits_config.output.runs_dir
+    digits_config.recipe, digits_config.optim.lr = "mnist-mlp", 0.3
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        app.query_one("#recipe").value = "digits-mlp"
+        await wait_for(pilot, lambda: app.config.recipe == "digits-mlp", what="the preset loaded")
+        await settle(pilot)
+        assert app.config.optim.lr == 0.05 and app.config.output.runs_dir == runs_dir
+        assert float(app.query_one("#f-optim-lr").value) == 0.05
+        assert "digits-mlp (mnist-mlp on digits)" in line(app)
+        assert any("recipe digits-mlp loaded (mnist-mlp on digits)" in t for t in app.query_one(LogPane).text_lines)

@@ -35,8 +35,8 @@ async def test_model_tab_shows_live_columns_a_heatmap_and_the_layer_notice(digit
         assert [c.title for c in pane.tree.columns if c.health] == []  # nothing until a run samples
         assert not app.query_one(HealthHeatmap).display
         for step in (50, 100, 150):
-            app._ingest(sample(step, ratio=1e-3 if step < 150 else 0.05))
-        app._ingest(Notice("warning", "layer fc1: update/weight ratio 5.0e-02 for 5 samples"))
+            app.feed.ingest(sample(step, ratio=1e-3 if step < 150 else 0.05))
+        app.feed.ingest(Notice("warning", "layer fc1: update/weight ratio 5.0e-02 for 5 samples"))
         await pilot.pause()
         assert [c.title for c in pane.tree.columns if c.health] == ["grad", "log upd", "dead"]
         fc1, relu2, model = (pane.health.latest[k] for k in ("fc1", "relu2", ""))
@@ -50,7 +50,7 @@ async def test_model_tab_shows_live_columns_a_heatmap_and_the_layer_notice(digit
         assert "steps 50–150" in rendered and "fc3" in rendered
         note = str(app.query_one("#model-health-note").render())
         assert "layer fc1" in note
-        app._ingest(sample(100))  # a rollback's or resume's sample cuts the history back
+        app.feed.ingest(sample(100))  # a rollback's or resume's sample cuts the history back
         assert pane.health.steps == [50, 100]
 
 
@@ -81,13 +81,13 @@ async def test_a_spike_pauses_the_cockpit_and_r_rolls_back_with_a_lower_lr(digit
     app = PtvizApp(config)
     seen = []
     async with app.run_test(size=(120, 40)) as pilot:
-        original = app._ingest
+        original = app.feed.ingest
 
         def ingest(event):
             seen.append(event)
             original(event)
 
-        app._ingest = ingest
+        app.feed.ingest = ingest
         await settle(pilot)
         await pilot.press("s")
         await wait_for(pilot, lambda: app.run_state == "paused", timeout=120, what="paused by the spike")
@@ -127,14 +127,14 @@ async def test_lr_finder_on_a_paused_run_sets_the_suggestion_on_that_run(digits_
     app = PtvizApp(digits_config)
     changed = []
     async with app.run_test(size=(120, 40)) as pilot:
-        original = app._ingest
+        original = app.feed.ingest
 
         def ingest(event, *args, **kwargs):
             if isinstance(event, LrChanged):
                 changed.append(event)
             original(event, *args, **kwargs)
 
-        app._ingest = ingest
+        app.feed.ingest = ingest
         await settle(pilot)
         await pilot.press("s")
         await wait_for(pilot, lambda: app.run_state == "running", what="running")

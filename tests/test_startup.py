@@ -12,6 +12,7 @@ from cockpit_helpers import settle, wait_for
 from ptviz.tui import heavy_tabs
 from ptviz.tui.app import PtvizApp
 from ptviz.tui.terminal import read_answers, typed_keys
+from ptviz.tui.train.log_pane import LogPane
 from ptviz.tui.train.status_bar import StatusBar
 from pty_terminal import PtyTerminal
 from test_never_lose_work import ENV, spawned  # noqa: F401 - fixture
@@ -104,6 +105,22 @@ async def test_the_first_screen_shows_before_the_tabs_load_and_says_so(digits_co
         assert app.query_one(StatusBar).note == ""
         assert app.data_tab is not None and app.model_tab is not None
 
+
+
+async def test_tabs_that_fail_to_import_say_why_where_they_would_be(digits_config, monkeypatch):
+    """An import error in the Data and Model tabs' modules shows in their place and in the log."""
+    def broken() -> tuple[float, str]:
+        raise ImportError("No module named 'torchvision'")
+
+    monkeypatch.setattr(heavy_tabs, "load", broken)
+    app = PtvizApp(digits_config, defer_tabs=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: all(t.has_class("-failed") for t in app.query(heavy_tabs.TabLoading)),
+                       what="both stand-ins failed")
+        assert len(app.query(heavy_tabs.TabLoading)) == 2
+        assert "torchvision" in str(app.query_one("#model-loading").render())
+        assert any("could not load" in line and "torchvision" in line for line in app.query_one(LogPane).text_lines)
+        assert app.data_tab is None and app.model_tab is None
 
 def test_a_late_answer_and_a_key_typed_at_launch_reach_the_cockpit_as_one_s(tmp_path, spawned):  # noqa: F811
     """Over a slow link: `s` typed at once, the terminal's answer 0.4 s late. The run starts, and the answer is

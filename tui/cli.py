@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .headless import run_headless
 
         return run_headless(config)
-    from .app import run_app
+    from .entry import run_app
 
     return run_app(config)
 

@@ -102,7 +102,7 @@ def resume(argv: list[str]) -> int:
         from .headless import run_headless
 
         return run_headless(config, resume=state, run_dir=run_dir)
-    from .app import run_app
+    from .entry import run_app
 
     return run_app(config, resume=state, run_dir=run_dir, unconfirmed_code=unconfirmed)
 
@@ -234,7 +234,7 @@ def attach(argv: list[str]) -> int:
     config = config_of(cfgmod.load_toml(str(run_dir / "config.toml")), source=str(run_dir / "config.toml"))
     from ptviz.engine import trust
 
-    from .app import run_app
+    from .entry import run_app
 
     # The cockpit imports the model only to show it, and asks first when the run folder names user code.
     return run_app(config, attach=run_dir, unconfirmed_code=trust.user_code(config))
@@ -258,7 +258,7 @@ def runs(argv: list[str]) -> int:
     if not args.list and sys.stdout.isatty() and sys.stdin.isatty():
         from ptviz.engine.recipes import DEFAULT_RECIPE, recipe
 
-        from .app import run_app
+        from .entry import run_app
 
         config = recipe(DEFAULT_RECIPE)
         config.output.runs_dir = str(folder)
@@ -364,7 +364,7 @@ def fork(argv: list[str]) -> int:
         from .headless import run_headless
 
         return run_headless(plan.config, resume=plan.state, parent=plan.lineage)
-    from .app import run_app
+    from .entry import run_app
 
     return run_app(plan.config, resume=plan.state, parent=plan.lineage)
 

@@ -35,3 +35,28 @@ def unglue_escapes() -> None:
     for char in GLUED_TO_ESCAPE:
         name = char if char.isalnum() else _character_to_key(char)
         ANSI_SEQUENCES_KEYS["\x1b" + char] = (Keys.Escape, SimpleNamespace(value=name))
+
+
+class UngluedKeys:
+    """App mixin: keys glued to an escape act as escape, then the key (keys that arrive alone pass through)."""
+
+    async def on_event(self, event: events.Event) -> None:
+        """A key that arrived glued to an escape (tmux and SSH send `escape s` as one read, which Textual
+        takes for alt+s; `escape 3` is read as escape then 3, see keys.unglue_escapes) acts as escape, then
+        that key."""
+        if not isinstance(event, events.Key) or event.is_forwarded:
+            await super().on_event(event)
+            return
+        if event.key == "escape" and event.character is None:  # the first of a pair unglue_escapes made
+            keys = [event]
+        else:
+            keys = split_escape(event) or []
+        if not keys:
+            await super().on_event(event)
+            return
+        escape, *then = keys
+        # The escape's binding runs now (a field gives up the keyboard), so the key goes where it then points.
+        if not await self._check_bindings(escape.key):
+            await super().on_event(escape)
+        for key in then:
+            await super().on_event(key)

@@ -228,7 +228,7 @@ def in_cockpit(config: RunConfig, headless_argv: Sequence[str], poll_seconds: fl
         proc.send_signal(signal.SIGTERM)
         proc.wait()
         return 128 + signal.SIGINT
-    from .app import run_app
+    from .entry import run_app
 
     code = run_app(config, attach=run_dir, finished=[])  # return here (not end the process): one more line to say
     if proc.poll() is None:

@@ -45,7 +45,7 @@ class LrFinder:
             self._show("the paused run")
             app.runner.send(FindLr())
             return
-        errors = app.form_errors()
+        errors = app.working.errors()
         if errors:
             app.notify("fix the marked fields first:\n" + "\n".join(errors), severity="error", timeout=6)
             return
@@ -87,4 +87,4 @@ class LrFinder:
         if app.runner.active:
             app.runner.send(SetLearningRate(lr))
         else:
-            app.set_form_lr(lr)
+            app.working.set_lr(lr)
