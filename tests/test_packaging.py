@@ -17,3 +17,9 @@ def test_every_package_folder_is_installed():
             on_disk.add(".".join([name, *rel.parts]))
     assert on_disk == set(setup["packages"])
     assert setup["package-data"]["ptviz.tui"] == ["*.tcss"] and (ROOT / "tui" / "app.tcss").is_file()
+
+
+def test_app_module_holds_composition_bindings_and_top_level_handlers_only():
+    """app.py stays small (STYLE.md): its handlers hand on to the feature modules; growing past this means a move."""
+    lines = (ROOT / "tui" / "app.py").read_text().splitlines()
+    assert len(lines) < 350, f"tui/app.py has {len(lines)} lines: move the new code into a module of its own"
