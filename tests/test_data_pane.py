@@ -1,7 +1,11 @@
 """The data pane, driven by keys in a tiny app: samples, re-roll, the pipeline editor, statistics and evaluation."""
 
+import asyncio
+import threading
+
 import numpy as np
 import pytest
+from textual import events
 from textual.app import App, ComposeResult
 from textual.widgets import Input, Label, Static, TabbedContent
 
@@ -17,8 +21,9 @@ from ptviz.tui.data.pane import PER_PAGE
 from ptviz.tui.data.evaluation import EvaluationView, MistakeTile
 from ptviz.tui.data.pipeline_editor import PipelineEditor
 from ptviz.tui.data.samples import SampleGrid
+from ptviz.tui.data.stats import StatsView
 
-from cockpit_helpers import settle
+from cockpit_helpers import settle, wait_for
 
 
 # textual-image reads pixels through a Pillow call that Pillow 14 will drop; not ours to fix.
@@ -274,6 +279,105 @@ async def test_view_keys_and_the_editor_key_keep_the_keyboard_in_the_pane():
         await pilot.press("o")  # hidden again: the keyboard goes back to the view
         await pilot.pause()
         assert not editor.display and app.focused is not None and pane in app.focused.ancestors_with_self
+
+
+def _type(app, key: str, character: str) -> None:
+    """Hand a key to the app as the terminal's input thread does (the pilot's press waits for every queue)."""
+    app._driver.send_message(events.Key(key, character))
+
+
+async def _until(predicate, timeout: float = 30.0) -> bool:
+    """Whether `predicate()` comes true within `timeout` s while the app runs (the pilot's pause would wait for
+    every widget's queue, and the pane's is held on purpose here)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def test_view_keys_work_while_the_pane_is_busy():
+    """While the pane is busy (a training run's evaluations building the gallery), < moves the keyboard to the
+    view it shows at once, so the next < reaches the pane: the keyboard used to follow only after the pane's
+    queued work, the hidden view dropped it meanwhile, and a < typed then was lost (10 s and more in a run)."""
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(DataPane)
+        pane.show_config(digits_with())
+        await settle(pilot)
+        tabs = pane.query_one(TabbedContent)
+        await pilot.press(">", ">")
+        await settle(pilot)
+        assert tabs.active == "evaluation-tab"
+        busy = asyncio.Event()
+        switch = pane.action_tab
+
+        def switch_while_busy(delta: int) -> None:
+            pane.call_later(busy.wait)  # work that reached the pane just before the key's action
+            switch(delta)
+
+        pane.action_tab = switch_while_busy
+        try:
+            _type(app, "less_than_sign", "<")
+            assert await _until(lambda: tabs.active == "stats-tab"), "< did not reach the pane"
+            stats = pane.query_one(StatsView)
+            assert await _until(lambda: app.focused is stats, timeout=10), "the keyboard went nowhere"
+            _type(app, "less_than_sign", "<")
+        finally:
+            busy.set()
+        await settle(pilot)
+        assert tabs.active == "samples-tab" and pane in app.focused.ancestors_with_self
+
+
+async def test_galleries_of_superseded_or_hidden_evaluations_are_not_built(monkeypatch):
+    """A run evaluates every epoch. A gallery read for an evaluation a newer one replaced is dropped, however late
+    it comes; one read while the view is hidden is built only when the view shows again (it used to be built
+    in the hidden view, holding up the pane's keys while a run trained)."""
+    from ptviz.tui.data import jobs
+
+    config = recipe("digits-mlp")
+    config.output.runs_dir = ""
+    setup = build(config)
+    result = evaluate(setup.model, setup.test, setup.pipeline, setup.num_classes)
+    events = [Evaluated("test", 0, epoch, result.loss, result.accuracy, result.samples, result.confusion,
+                        result.wrong[: 3 + epoch]) for epoch in range(3)]
+    gates = {event.epoch: threading.Event() for event in events}
+    read = jobs.draw_mistakes
+
+    def gated(post, event, bundle, pipeline):
+        gates[event.epoch].wait(60)  # the test says when each evaluation's images have been read
+        read(post, event, bundle, pipeline)
+
+    gated.__name__ = read.__name__
+    monkeypatch.setattr(jobs, "draw_mistakes", gated)
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(DataPane)
+        pane.show_config(config)
+        await settle(pilot)
+        await pilot.press(">", ">")
+        await settle(pilot)
+        view = app.query_one(EvaluationView)
+        tiles = lambda: len(list(view.query(MistakeTile)))  # noqa: E731
+        try:
+            pane.show_evaluation(events[0])
+            pane.show_evaluation(events[1])
+            gates[1].set()
+            await wait_for(pilot, lambda: tiles() == 4, what="the newest evaluation's gallery")
+            gates[0].set()  # the superseded evaluation's images come last
+            await settle(pilot)
+            assert tiles() == 4
+            pane.show_evaluation(events[2])
+            await pilot.press("<")
+        finally:
+            for gate in gates.values():
+                gate.set()
+        await settle(pilot)
+        assert tiles() == 4  # read while hidden: not built
+        await pilot.press(">")
+        await settle(pilot)
+        assert tiles() == 5 and view.event is events[2]
 
 
 @pytest.mark.parametrize("width", [38, 100])

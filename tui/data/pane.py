@@ -193,8 +193,12 @@ class DataPane(Widget):
         """
         self.evaluated = event
         self._evaluation_drawn = False
-        if self.query_one(EvaluationView).is_on_screen:
+        if self._evaluation_visible():
             self._draw_evaluation()
+
+    def _evaluation_visible(self) -> bool:
+        """Whether the evaluation view shows now (its tab is chosen and the pane is on screen)."""
+        return self.query_one(TabbedContent).active == "evaluation-tab" and self.query_one(EvaluationView).is_on_screen
 
     @on(EvaluationView.Shown)
     def _evaluation_shown(self, message: EvaluationView.Shown) -> None:
@@ -314,6 +318,13 @@ class DataPane(Widget):
 
     @on(jobs.MistakesDrawn)
     async def _mistakes_drawn(self, message: jobs.MistakesDrawn) -> None:
+        # A run evaluates every epoch: a gallery a newer evaluation replaced, or that nobody sees, is not built
+        # (the view draws the newest one when it shows), so it never holds up this pane's other messages.
+        if message.event is not self.evaluated:
+            return
+        if not self._evaluation_visible():
+            self._evaluation_drawn = False
+            return
         await self.query_one(EvaluationView).show_mistakes(message.mistakes, message.skipped, self.box)
 
     @on(jobs.Failed)
@@ -402,7 +413,9 @@ class DataPane(Widget):
         tabs = self.query_one(TabbedContent)
         current = self.TABS.index(tabs.active) if tabs.active in self.TABS else 0
         tabs.active = self.TABS[(current + delta) % len(self.TABS)]
-        self.call_after_refresh(self._focus_view)  # the view that had the keyboard is hidden now
+        # The view that had the keyboard is hidden now. Focus the one shown at once: queued behind this pane's
+        # messages (a gallery being built), the keyboard would have nowhere to go and the next < or > be lost.
+        self._focus_view()
 
     def _focus_view(self) -> None:
         """Give the keyboard to the view shown, so the pane's keys keep working."""
