@@ -45,8 +45,7 @@ def halfcell_images(monkeypatch):
 
 def shown(pilot) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """(index, raw pixels, processed pixels) of every tile in the grid."""
-    return [(t.sample.index, t.query_one(".raw").pixels, t.query_one(".processed").pixels)
-            for t in pilot.app.query_one(SampleGrid).tiles]
+    return [(t.sample.index, t.raw_pixels, t.processed_pixels) for t in pilot.app.query_one(SampleGrid).tiles]
 
 
 def digits_with(*transforms: TransformSpec):
@@ -75,6 +74,32 @@ async def test_reroll_changes_augmented_images_and_not_raw_ones():
         # At 80×24 two tiles fit side by side and the rest is reached by scrolling.
         grid = app.query_one(SampleGrid)
         assert grid.query_one("#tiles").styles.grid_size_columns == 2 and grid.max_scroll_y > 0
+
+
+@pytest.mark.parametrize("renderer", ["sixel", "tgp"])
+async def test_graphics_terminals_draw_each_image_in_its_own_widget(monkeypatch, renderer):
+    """Where the terminal draws Sixel or Kitty graphics each image is a textual-image widget (Picture) holding the
+    sample's pixels; zoom redraws them larger in place. Half-cells draw a tile as one widget of cells."""
+    from ptviz.tui.data.images import Picture
+    from ptviz.tui.data.samples import PictureSampleTile, SampleTile
+
+    monkeypatch.setenv("PTVIZ_IMAGES", renderer)
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.query_one(DataPane).show_config(digits_with())
+        await settle(pilot)
+        tiles = app.query_one(SampleGrid).tiles
+        assert len(tiles) == 12 and all(isinstance(t, PictureSampleTile) for t in tiles)
+        raw, processed = tiles[0].query_one(".raw", Picture), tiles[0].query_one(".processed", Picture)
+        assert raw.pixels is tiles[0].raw_pixels and processed.pixels is tiles[0].processed_pixels
+        box = raw.box
+        await pilot.press("plus")
+        await settle(pilot)
+        assert raw.box > box and raw.size.width == raw.box and tiles[0].query_one(".raw", Picture) is raw
+        monkeypatch.setenv("PTVIZ_IMAGES", "halfcell")
+        await pilot.press("n")
+        await settle(pilot)
+        assert all(isinstance(t, SampleTile) and not t.children for t in app.query_one(SampleGrid).tiles)
 
 
 async def test_editing_the_pipeline_changes_the_preview():
@@ -441,7 +466,6 @@ async def test_images_loaded_behind_another_tab_are_scaled_to_the_room_when_show
     """The data loads while the Train tab shows (the pane has no width then); at 200×60 a 32×32 RGB image is
     drawn larger than 8 cells once the Data tab shows, and a zoom the user picks is kept."""
     from ptviz.tui.app import PtvizApp
-    from ptviz.tui.data.images import Picture
 
     config = recipe("digits-mlp")
     config.data.dataset, config.data.fake_size = "fake", 20
@@ -453,8 +477,9 @@ async def test_images_loaded_behind_another_tab_are_scaled_to_the_room_when_show
         assert pane.bundle is not None and pane.bundle.shape == (3, 32, 32)
         await pilot.press("2")
         await settle(pilot)
-        picture = app.query_one(SampleGrid).query(Picture).first()
-        assert pane.box >= 16 and picture.size.width >= 16 and picture.size.height >= 8
+        tile = app.query_one(SampleGrid).tiles[0]  # inside its border: a caption over two boxes of images
+        assert pane.box >= 16 and tile.box == pane.box
+        assert tile.size.width >= 2 * 16 + 1 and tile.size.height >= 1 + 8
         await pilot.press("minus")
         await settle(pilot)
         chosen = pane.box
