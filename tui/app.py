@@ -31,6 +31,7 @@ from .config_form import ConfigForm
 from .footer import FittingFooter
 from .frame_clock import FrameClock
 from .headless import what_trains
+from .heap import full_passes_on_a_clock
 from .keys import split_escape, unglue_escapes
 from .lr_finder import LrFinder
 from .messages import (ConfigEdited, EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TabsLoaded,
@@ -667,7 +668,8 @@ def run_app(config: cfgmod.RunConfig, *, resume: dict | None = None, run_dir: Pa
     app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach, unconfirmed_code=unconfirmed_code,
                    typed=info.typed if info else "", task=task, finished=finished, parent=parent, tab=tab)
     app.exits_process = finished is None
-    code = app.run()
+    with full_passes_on_a_clock():
+        code = app.run()
     if not app.runner.remote_run and not app.runner.join(timeout=120):  # the UI is gone; the work is not lost
         print("ptviz-tui: the training thread did not stop in time", file=sys.stderr)
     # The terminal is restored, the run saved and its thread ended: nothing is left to do but Python's own
