@@ -290,7 +290,7 @@ async def test_view_keys_and_the_editor_key_keep_the_keyboard_in_the_pane():
         await pilot.press("<")
         await pilot.pause()
         editor = app.query_one(PipelineEditor)
-        if not pane.has_class("-editor-hidden"):
+        if pane.editor_shown:
             await pilot.press("o")  # hide it first, so that o shows it
             await pilot.pause()
         await pilot.press("o")

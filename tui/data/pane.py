@@ -78,9 +78,6 @@ class DataPane(Widget):
     DataPane #samples-tab > Horizontal {
         height: 1fr;
     }
-    DataPane.-editor-hidden PipelineEditor {
-        display: none;
-    }
     """
     BINDINGS = [
         Binding("r", "reroll", "Re-roll"),
@@ -385,18 +382,27 @@ class DataPane(Widget):
         if self.sample_set is not None:
             await self.query_one(SampleGrid).show(self.sample_set, self.box, self.processed, self.page)
 
+    @property
+    def editor_shown(self) -> bool:
+        """Whether the pipeline editor shows beside the samples."""
+        return self.query_one(PipelineEditor).display
+
+    def show_editor(self, shown: bool) -> None:
+        """Show or hide the pipeline editor (its own display: a class on the pane would restyle every widget in it)."""
+        self.query_one(PipelineEditor).display = shown
+
     def action_toggle_editor(self) -> None:
         """Show the pipeline editor with the keyboard in its step list, or hide it to give the images the width."""
         editor = self.query_one(PipelineEditor)
         had_keyboard = editor.has_focus_within
-        self.toggle_class("-editor-hidden")
-        shown = not self.has_class("-editor-hidden")
+        shown = not self.editor_shown
+        self.show_editor(shown)
         self.post_message(self.EditorToggled(shown))
         self.call_after_refresh(self._fit_box)  # the grid's width changed
         if shown:
             editor.steps.focus()
         elif had_keyboard:
-            self.call_after_refresh(self._focus_view)
+            self._focus_view()
 
     def action_compute_normalize(self) -> None:
         """Compute per-channel mean and std over the training images and fill the Normalize fields."""
@@ -421,7 +427,8 @@ class DataPane(Widget):
         """Give the keyboard to the view shown, so the pane's keys keep working."""
         tabs = self.query_one(TabbedContent)
         pane = tabs.get_pane(tabs.active) if tabs.active else None
-        target = next((w for w in pane.walk_children() if w.focusable), None) if pane is not None else None
+        # The focus chain holds only what is displayed (not the editor just hidden, nor the view switched from).
+        target = next((w for w in self.screen.focus_chain if pane in w.ancestors), None) if pane else None
         if target is not None:
             target.focus()
 
