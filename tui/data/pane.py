@@ -424,13 +424,11 @@ class DataPane(Widget):
         self._focus_view()
 
     def _focus_view(self) -> None:
-        """Give the keyboard to the view shown, so the pane's keys keep working."""
-        tabs = self.query_one(TabbedContent)
-        pane = tabs.get_pane(tabs.active) if tabs.active else None
-        # The focus chain holds only what is displayed (not the editor just hidden, nor the view switched from).
-        target = next((w for w in self.screen.focus_chain if pane in w.ancestors), None) if pane else None
-        if target is not None:
-            target.focus()
+        """Give the keyboard to the view shown (the samples grid, the statistics, the evaluation), so the pane's
+        keys keep working."""
+        view = dict(zip(self.TABS, (SampleGrid, StatsView, EvaluationView))).get(self.query_one(TabbedContent).active)
+        if view is not None:
+            self.query_one(view).focus()
 
     def _status(self, text: str, error: bool = False) -> None:
         self._error_job = None
