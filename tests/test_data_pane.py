@@ -356,9 +356,10 @@ async def test_view_keys_work_while_the_pane_is_busy():
 
 
 async def test_galleries_of_superseded_or_hidden_evaluations_are_not_built(monkeypatch):
-    """A run evaluates every epoch. A gallery read for an evaluation a newer one replaced is dropped, however late
-    it comes; one read while the view is hidden is built only when the view shows again (it used to be built
-    in the hidden view, holding up the pane's keys while a run trained)."""
+    """A run evaluates every epoch, faster than a gallery is read and built: one read at a time, then the newest
+    evaluation's; a gallery read for an evaluation a newer one replaced is dropped; one read while the view is
+    hidden is built only when the view shows again (it used to be built in the hidden view, holding up the
+    pane's keys while a run trained)."""
     from ptviz.tui.data import jobs
 
     config = recipe("digits-mlp")
@@ -366,11 +367,13 @@ async def test_galleries_of_superseded_or_hidden_evaluations_are_not_built(monke
     setup = build(config)
     result = evaluate(setup.model, setup.test, setup.pipeline, setup.num_classes)
     events = [Evaluated("test", 0, epoch, result.loss, result.accuracy, result.samples, result.confusion,
-                        result.wrong[: 3 + epoch]) for epoch in range(3)]
+                        result.wrong[: 3 + epoch]) for epoch in range(4)]
     gates = {event.epoch: threading.Event() for event in events}
     read = jobs.draw_mistakes
+    reads: list[int] = []
 
     def gated(post, event, bundle, pipeline):
+        reads.append(event.epoch)
         gates[event.epoch].wait(60)  # the test says when each evaluation's images have been read
         read(post, event, bundle, pipeline)
 
@@ -386,23 +389,24 @@ async def test_galleries_of_superseded_or_hidden_evaluations_are_not_built(monke
         view = app.query_one(EvaluationView)
         tiles = lambda: len(list(view.query(MistakeTile)))  # noqa: E731
         try:
-            pane.show_evaluation(events[0])
-            pane.show_evaluation(events[1])
-            gates[1].set()
-            await wait_for(pilot, lambda: tiles() == 4, what="the newest evaluation's gallery")
-            gates[0].set()  # the superseded evaluation's images come last
-            await settle(pilot)
-            assert tiles() == 4
-            pane.show_evaluation(events[2])
+            for event in events[:3]:
+                pane.show_evaluation(event)
+            await wait_for(pilot, lambda: reads == [0], what="the first read")
+            gates[0].set()
+            await wait_for(pilot, lambda: reads == [0, 2], what="the newest evaluation's read, after the first")
+            assert tiles() == 0  # the first evaluation's gallery was superseded: not built
+            gates[2].set()
+            await wait_for(pilot, lambda: tiles() == 5, what="the newest evaluation's gallery")
+            pane.show_evaluation(events[3])
             await pilot.press("<")
         finally:
             for gate in gates.values():
                 gate.set()
         await settle(pilot)
-        assert tiles() == 4  # read while hidden: not built
+        assert tiles() == 5  # read while hidden: not built
         await pilot.press(">")
         await settle(pilot)
-        assert tiles() == 5 and view.event is events[2]
+        assert tiles() == 6 and view.event is events[3] and reads == [0, 2, 3, 3]
 
 
 @pytest.mark.parametrize("width", [38, 100])

@@ -93,6 +93,11 @@ class MistakeTile(CellTile):
         super().__init__()
         self.mistake, self.box, self.kind = mistake, box, kind
 
+    def show(self, mistake: Mistake, box: int) -> None:
+        """Draw another misclassified image in place."""
+        self.mistake, self.box = mistake, box
+        self.redraw()
+
     def content_size(self) -> Size:
         return Size(max(self.box, *map(len, mistake_labels(self.mistake, self.box))), 3 + box_rows(self.box))
 
@@ -217,8 +222,18 @@ class EvaluationView(VerticalScroll):
         note += "".join(f"\nskipped: {s.reason}" for s in skipped)
         self.query_one("#gallery-note", Static).update(note)
         gallery = self.query_one("#gallery")
-        await gallery.remove_children()
-        await gallery.mount_all(make_mistake_tile(m, box) for m in mistakes)
+        tiles = list(gallery.children)
+        if cell_kind() and all(isinstance(tile, MistakeTile) for tile in tiles):
+            # Every epoch of a run brings a gallery: redraw the tiles there are, add or remove only the rest.
+            for tile, mistake in zip(tiles, mistakes):
+                tile.show(mistake, box)
+            if len(tiles) > len(mistakes):
+                await gallery.remove_children(tiles[len(mistakes):])
+        else:
+            await gallery.remove_children()
+            tiles = []
+        if len(mistakes) > len(tiles):
+            await gallery.mount_all([make_mistake_tile(m, box) for m in mistakes[len(tiles):]])
         self._fit_columns()
 
     def _draw_tables(self) -> None:

@@ -132,6 +132,8 @@ class DataPane(Widget):
         self.sample_set: sample_views.SampleSet | None = None
         self.evaluated: Evaluated | None = None
         self._evaluation_drawn = False
+        self._mistakes_reader: Worker | None = None  # the thread reading a gallery's images
+        self._mistakes_wanted = False  # a newer evaluation came while it read
         self.transforms: list[TransformSpec] = []
         self.mean: tuple[float, ...] = ()
         self.std: tuple[float, ...] = ()
@@ -208,22 +210,32 @@ class DataPane(Widget):
         self._evaluation_drawn = True
         names = self.bundle.class_names if self.bundle else ()
         self.query_one(EvaluationView).show(event, names)
-        if self.bundle is not None and event.wrong:
-            self._start(jobs.draw_mistakes, event, self.bundle, self._pipeline())
+        if self.bundle is None or not event.wrong:
+            return
+        if self._mistakes_reader is not None and not self._mistakes_reader.is_finished:
+            # A run evaluates faster than a gallery is read and built: the newest is read when this read ends.
+            self._mistakes_wanted = True
+            return
+        self._mistakes_reader = self._start(jobs.draw_mistakes, event, self.bundle, self._pipeline())
 
     # ------------------------------------------------------------------------- background jobs
 
-    def _start(self, job: Callable[..., None], *args: object) -> None:
+    def _start(self, job: Callable[..., None], *args: object) -> Worker:
         """Run `job` in a thread worker; a newer start of the same job supersedes the older one."""
         # A description of our own: Textual's default is repr(work), which would format every tensor in args.
-        self.run_worker(partial(job, self.post_message, *args), name=job.__name__, group=job.__name__,
-                        description=job.__name__, thread=True, exclusive=True, exit_on_error=False)
+        return self.run_worker(partial(job, self.post_message, *args), name=job.__name__, group=job.__name__,
+                               description=job.__name__, thread=True, exclusive=True, exit_on_error=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """Any worker that raised unexpectedly: say so instead of crashing the app."""
+        """Any worker that raised unexpectedly: say so instead of crashing the app; a gallery read that ended
+        with a newer evaluation waiting starts the next read."""
         if event.state == WorkerState.ERROR:
             error = event.worker.error
             self._status(f"{event.worker.name} failed: {type(error).__name__}: {error}", error=True)
+        if event.worker is self._mistakes_reader and event.worker.is_finished and self._mistakes_wanted:
+            self._mistakes_wanted = False
+            if self.evaluated is not None and self._evaluation_visible():
+                self._draw_evaluation()
 
     # ------------------------------------------------------------------------- worker results
 
