@@ -13,7 +13,7 @@ import numpy as np
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -98,6 +98,7 @@ class CellTile(Widget):
         super().__init__()
         self._strips: list[Strip] = []
         self._built_for: Style | None = None  # the style the strips were built in; another one rebuilds them
+        self._style = Style()  # the widget's style at this repaint
 
     def rows(self, style: Style) -> list[list[Segment]]:
         """The tile's lines, each exactly `content_size()` wide, in the widget's text style."""
@@ -118,8 +119,13 @@ class CellTile(Widget):
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return self.content_size().height
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The widget's style, once for all the lines repainted now (it walks the ancestors' backgrounds).
+        self._style = self.rich_style
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
-        style = self.rich_style
+        style = self._style
         if style != self._built_for:
             width = self.content_size().width
             self._strips = [Strip(row, width) for row in self.rows(style)]
