@@ -28,10 +28,15 @@ class FittingFooter(Footer):
                      for _, binding, enabled, _ in screen.active_bindings.values() if binding.show)
 
     def bindings_changed(self, screen: Screen) -> None:
-        # The keyboard moving between widgets with the same keys (the Data tab's views) changes nothing shown;
-        # rebuilding every key would lay the screen out once more (~30 ms a key press on a 2-core CPU).
-        if self._bindings_ready and screen is self.screen and self._keys(screen) == self._keys_shown:
-            return
+        # The keyboard moving between widgets with the same keys (the Data tab's views) changes nothing shown,
+        # and a key often changes the bindings twice before the footer is rebuilt: rebuilding every key each
+        # time would lay the screen out once more (~30 ms a key press on a 2-core CPU).
+        if self._bindings_ready and screen is self.screen:
+            keys = self._keys(screen)
+            if keys == self._keys_shown:
+                return
+            if screen.app.app_focus and self.is_attached:
+                self._keys_shown = keys  # the rebuild is scheduled now
         super().bindings_changed(screen)
 
     def compose(self) -> ComposeResult:
