@@ -1,10 +1,10 @@
 """Tiles of text and images drawn straight into character cells: one widget each, its lines built once.
 
 A tile of widgets (a caption Label, a row, two image widgets from textual-image) costs Textual a layout pass,
-per-cell Styles and a compositor cut at every widget's edge on every frame that repaints it; a grid of them
-took most of a second per zoom. A CellTile hands Textual one finished Strip per line instead, built when its
-content or its style changes, with the Segments of equal neighbouring cells merged and each colour pair's
-Style made once per process.
+per-cell Styles and a compositor cut at every widget's edge on every frame that repaints it: most of a second
+a zoom of twelve tiles on a 2-core CPU. A CellTile hands Textual one finished Strip per line instead, built
+when its content or its style changes, with the Segments of equal neighbouring cells merged and each colour
+pair's Style made once.
 """
 
 from __future__ import annotations
