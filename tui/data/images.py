@@ -1,4 +1,5 @@
-"""Pixels in the terminal through textual-image: Kitty or Sixel graphics where the terminal has them, half-cells otherwise.
+"""Pixels in the terminal: Kitty or Sixel graphics through textual-image where the terminal has them, half-cells
+otherwise (grids of tiles draw those themselves, tui.data.cells).
 
 The terminal is asked what it can draw once, before Textual starts (ptviz.tui.terminal): textual-image's own
 questions, asked when it is imported, would race Textual for the answers (and this module loads after the
