@@ -67,7 +67,7 @@ KEYS: list[tuple[bytes, str, str | None]] = [
     (b"\x1b", "escape: out of the form", None),
     (b"3", "3: Model tab", r"freeze backbone"),
     (b"<", "<: model tree one level less", "▶"),
-    (b">", ">: model tree one level more", r"fc1"),
+    (b">", ">: model tree one level more", r"├ fc1 +Linear"),  # a tree row: the health heatmap names fc1 too
     (b"1", "1: Train tab", r"loss / step"),
 ]
 WHILE_TRAINING: list[tuple[bytes, str, str | None]] = [

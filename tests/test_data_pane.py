@@ -1,7 +1,11 @@
 """The data pane, driven by keys in a tiny app: samples, re-roll, the pipeline editor, statistics and evaluation."""
 
+import asyncio
+import threading
+
 import numpy as np
 import pytest
+from textual import events
 from textual.app import App, ComposeResult
 from textual.widgets import Input, Label, Static, TabbedContent
 
@@ -17,8 +21,9 @@ from ptviz.tui.data.pane import PER_PAGE
 from ptviz.tui.data.evaluation import EvaluationView, MistakeTile
 from ptviz.tui.data.pipeline_editor import PipelineEditor
 from ptviz.tui.data.samples import SampleGrid
+from ptviz.tui.data.stats import StatsView
 
-from cockpit_helpers import settle
+from cockpit_helpers import settle, wait_for
 
 
 # textual-image reads pixels through a Pillow call that Pillow 14 will drop; not ours to fix.
@@ -40,8 +45,7 @@ def halfcell_images(monkeypatch):
 
 def shown(pilot) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """(index, raw pixels, processed pixels) of every tile in the grid."""
-    return [(t.sample.index, t.query_one(".raw").pixels, t.query_one(".processed").pixels)
-            for t in pilot.app.query_one(SampleGrid).tiles]
+    return [(t.sample.index, t.raw_pixels, t.processed_pixels) for t in pilot.app.query_one(SampleGrid).tiles]
 
 
 def digits_with(*transforms: TransformSpec):
@@ -70,6 +74,32 @@ async def test_reroll_changes_augmented_images_and_not_raw_ones():
         # At 80×24 two tiles fit side by side and the rest is reached by scrolling.
         grid = app.query_one(SampleGrid)
         assert grid.query_one("#tiles").styles.grid_size_columns == 2 and grid.max_scroll_y > 0
+
+
+@pytest.mark.parametrize("renderer", ["sixel", "tgp"])
+async def test_graphics_terminals_draw_each_image_in_its_own_widget(monkeypatch, renderer):
+    """Where the terminal draws Sixel or Kitty graphics each image is a textual-image widget (Picture) holding the
+    sample's pixels; zoom redraws them larger in place. Half-cells draw a tile as one widget of cells."""
+    from ptviz.tui.data.images import Picture
+    from ptviz.tui.data.samples import PictureSampleTile, SampleTile
+
+    monkeypatch.setenv("PTVIZ_IMAGES", renderer)
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.query_one(DataPane).show_config(digits_with())
+        await settle(pilot)
+        tiles = app.query_one(SampleGrid).tiles
+        assert len(tiles) == 12 and all(isinstance(t, PictureSampleTile) for t in tiles)
+        raw, processed = tiles[0].query_one(".raw", Picture), tiles[0].query_one(".processed", Picture)
+        assert raw.pixels is tiles[0].raw_pixels and processed.pixels is tiles[0].processed_pixels
+        box = raw.box
+        await pilot.press("plus")
+        await settle(pilot)
+        assert raw.box > box and raw.size.width == raw.box and tiles[0].query_one(".raw", Picture) is raw
+        monkeypatch.setenv("PTVIZ_IMAGES", "halfcell")
+        await pilot.press("n")
+        await settle(pilot)
+        assert all(isinstance(t, SampleTile) and not t.children for t in app.query_one(SampleGrid).tiles)
 
 
 async def test_editing_the_pipeline_changes_the_preview():
@@ -260,7 +290,7 @@ async def test_view_keys_and_the_editor_key_keep_the_keyboard_in_the_pane():
         await pilot.press("<")
         await pilot.pause()
         editor = app.query_one(PipelineEditor)
-        if not pane.has_class("-editor-hidden"):
+        if pane.editor_shown:
             await pilot.press("o")  # hide it first, so that o shows it
             await pilot.pause()
         await pilot.press("o")
@@ -274,6 +304,109 @@ async def test_view_keys_and_the_editor_key_keep_the_keyboard_in_the_pane():
         await pilot.press("o")  # hidden again: the keyboard goes back to the view
         await pilot.pause()
         assert not editor.display and app.focused is not None and pane in app.focused.ancestors_with_self
+
+
+def _type(app, key: str, character: str) -> None:
+    """Hand a key to the app as the terminal's input thread does (the pilot's press waits for every queue)."""
+    app._driver.send_message(events.Key(key, character))
+
+
+async def _until(predicate, timeout: float = 30.0) -> bool:
+    """Whether `predicate()` comes true within `timeout` s while the app runs (the pilot's pause would wait for
+    every widget's queue, and the pane's is held on purpose here)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def test_view_keys_work_while_the_pane_is_busy():
+    """While the pane is busy (a training run's evaluations building the gallery), < moves the keyboard to the
+    view it shows at once, so the next < reaches the pane: the keyboard used to follow only after the pane's
+    queued work, the hidden view dropped it meanwhile, and a < typed then was lost (10 s and more in a run)."""
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(DataPane)
+        pane.show_config(digits_with())
+        await settle(pilot)
+        tabs = pane.query_one(TabbedContent)
+        await pilot.press(">", ">")
+        await settle(pilot)
+        assert tabs.active == "evaluation-tab"
+        busy = asyncio.Event()
+        switch = pane.action_tab
+
+        def switch_while_busy(delta: int) -> None:
+            pane.call_later(busy.wait)  # work that reached the pane just before the key's action
+            switch(delta)
+
+        pane.action_tab = switch_while_busy
+        try:
+            _type(app, "less_than_sign", "<")
+            assert await _until(lambda: tabs.active == "stats-tab"), "< did not reach the pane"
+            stats = pane.query_one(StatsView)
+            assert await _until(lambda: app.focused is stats, timeout=10), "the keyboard went nowhere"
+            _type(app, "less_than_sign", "<")
+        finally:
+            busy.set()
+        await settle(pilot)
+        assert tabs.active == "samples-tab" and pane in app.focused.ancestors_with_self
+
+
+async def test_galleries_of_superseded_or_hidden_evaluations_are_not_built(monkeypatch):
+    """A run evaluates every epoch, faster than a gallery is read and built: one read at a time, then the newest
+    evaluation's; a gallery read for an evaluation a newer one replaced is dropped; one read while the view is
+    hidden is built only when the view shows again (it used to be built in the hidden view, holding up the
+    pane's keys while a run trained)."""
+    from ptviz.tui.data import jobs
+
+    config = recipe("digits-mlp")
+    config.output.runs_dir = ""
+    setup = build(config)
+    result = evaluate(setup.model, setup.test, setup.pipeline, setup.num_classes)
+    events = [Evaluated("test", 0, epoch, result.loss, result.accuracy, result.samples, result.confusion,
+                        result.wrong[: 3 + epoch]) for epoch in range(4)]
+    gates = {event.epoch: threading.Event() for event in events}
+    read = jobs.draw_mistakes
+    reads: list[int] = []
+
+    def gated(post, event, bundle, pipeline):
+        reads.append(event.epoch)
+        gates[event.epoch].wait(60)  # the test says when each evaluation's images have been read
+        read(post, event, bundle, pipeline)
+
+    gated.__name__ = read.__name__
+    monkeypatch.setattr(jobs, "draw_mistakes", gated)
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(DataPane)
+        pane.show_config(config)
+        await settle(pilot)
+        await pilot.press(">", ">")
+        await settle(pilot)
+        view = app.query_one(EvaluationView)
+        tiles = lambda: len(list(view.query(MistakeTile)))  # noqa: E731
+        try:
+            for event in events[:3]:
+                pane.show_evaluation(event)
+            await wait_for(pilot, lambda: reads == [0], what="the first read")
+            gates[0].set()
+            await wait_for(pilot, lambda: reads == [0, 2], what="the newest evaluation's read, after the first")
+            assert tiles() == 0  # the first evaluation's gallery was superseded: not built
+            gates[2].set()
+            await wait_for(pilot, lambda: tiles() == 5, what="the newest evaluation's gallery")
+            pane.show_evaluation(events[3])
+            await pilot.press("<")
+        finally:
+            for gate in gates.values():
+                gate.set()
+        await settle(pilot)
+        assert tiles() == 5  # read while hidden: not built
+        await pilot.press(">")
+        await settle(pilot)
+        assert tiles() == 6 and view.event is events[3] and reads == [0, 2, 3, 3]
 
 
 @pytest.mark.parametrize("width", [38, 100])
@@ -337,7 +470,6 @@ async def test_images_loaded_behind_another_tab_are_scaled_to_the_room_when_show
     """The data loads while the Train tab shows (the pane has no width then); at 200×60 a 32×32 RGB image is
     drawn larger than 8 cells once the Data tab shows, and a zoom the user picks is kept."""
     from ptviz.tui.app import PtvizApp
-    from ptviz.tui.data.images import Picture
 
     config = recipe("digits-mlp")
     config.data.dataset, config.data.fake_size = "fake", 20
@@ -349,8 +481,9 @@ async def test_images_loaded_behind_another_tab_are_scaled_to_the_room_when_show
         assert pane.bundle is not None and pane.bundle.shape == (3, 32, 32)
         await pilot.press("2")
         await settle(pilot)
-        picture = app.query_one(SampleGrid).query(Picture).first()
-        assert pane.box >= 16 and picture.size.width >= 16 and picture.size.height >= 8
+        tile = app.query_one(SampleGrid).tiles[0]  # inside its border: a caption over two boxes of images
+        assert pane.box >= 16 and tile.box == pane.box
+        assert tile.size.width >= 2 * 16 + 1 and tile.size.height >= 1 + 8
         await pilot.press("minus")
         await settle(pilot)
         chosen = pane.box

@@ -11,6 +11,7 @@ from ptviz.engine.config import RunConfig
 from ptviz.engine.storage.lineage import Lineage
 
 from .app import PtvizApp
+from .heap import full_passes_on_a_clock
 
 
 def run_app(config: RunConfig, *, resume: dict | None = None, run_dir: Path | None = None,
@@ -24,7 +25,8 @@ def run_app(config: RunConfig, *, resume: dict | None = None, run_dir: Path | No
     app = PtvizApp(config, resume=resume, run_dir=run_dir, attach=attach, unconfirmed_code=unconfirmed_code,
                    typed=info.typed if info else "", task=task, finished=finished, parent=parent, tab=tab)
     app.exits_process = finished is None
-    code = app.run()
+    with full_passes_on_a_clock():
+        code = app.run()
     if not app.runner.remote_run and not app.runner.join(timeout=120):  # the UI is gone; the work is not lost
         print("ptviz-tui: the training thread did not stop in time", file=sys.stderr)
     # The terminal is restored, the run saved and its thread ended: nothing is left to do but Python's own

@@ -34,6 +34,9 @@ def load() -> tuple[float, str]:
         importlib.import_module(name)
     import torch
 
+    from .heap import freeze_imported
+
+    freeze_imported()
     return time.perf_counter() - start, torch.__version__
 
 

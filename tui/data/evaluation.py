@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container, Vertical, VerticalScroll
 from textual.events import Resize
+from textual.geometry import Size
 from textual.message import Message
 from textual.widgets import Label, Static
 
@@ -14,7 +17,8 @@ from ptviz.engine.data.evaluation import ClassAccuracy, Mistake, class_names_for
 from ptviz.engine.data.samples import Skipped
 from ptviz.engine.events import Evaluated
 
-from .images import Picture
+from .cells import CellTile, box_rows, image_rows, text_row
+from .images import Picture, cell_kind
 from .stats import MAX_BAR, bar
 
 
@@ -68,17 +72,54 @@ def accuracy_table(rows: list[ClassAccuracy], width: int) -> Table:
     return table
 
 
-class MistakeTile(Vertical):
-    """One misclassified image with its true and predicted class."""
+def mistake_labels(mistake: Mistake, box: int) -> tuple[str, str, str]:
+    """The lines above and below a misclassified image: its true class, the predicted one, its index."""
+    width = max(box, 10)
+    return f"true {mistake.true}"[:width], f"said {mistake.predicted}"[:width], f"#{mistake.index}"
+
+
+class MistakeTile(CellTile):
+    """One misclassified image with its true and predicted class, drawn in cells."""
 
     DEFAULT_CSS = """
     MistakeTile {
+        border: round $error 60%;
+        padding: 0 1;
+        color: $text-muted;
+    }
+    """
+
+    def __init__(self, mistake: Mistake, box: int, kind: str = "halfcell"):
+        super().__init__()
+        self.mistake, self.box, self.kind = mistake, box, kind
+
+    def show(self, mistake: Mistake, box: int) -> None:
+        """Draw another misclassified image in place."""
+        self.mistake, self.box = mistake, box
+        self.redraw()
+
+    def content_size(self) -> Size:
+        return Size(max(self.box, *map(len, mistake_labels(self.mistake, self.box))), 3 + box_rows(self.box))
+
+    def rows(self, style: Style) -> list[list[Segment]]:
+        width = self.content_size().width
+        true, said, index = mistake_labels(self.mistake, self.box)
+        pad = [Segment(" " * (width - self.box), style)] if width > self.box else []
+        image = [row + pad for row in image_rows(self.mistake.image, self.box, style, self.kind)]
+        return [text_row(true, width, style), text_row(said, width, style), *image, text_row(index, width, style)]
+
+
+class PictureMistakeTile(Vertical):
+    """One misclassified image drawn with Kitty or Sixel graphics (Picture), with its true and predicted class."""
+
+    DEFAULT_CSS = """
+    PictureMistakeTile {
         width: auto;
         height: auto;
         border: round $error 60%;
         padding: 0 1;
     }
-    MistakeTile > Label {
+    PictureMistakeTile > Label {
         color: $text-muted;
     }
     """
@@ -89,11 +130,17 @@ class MistakeTile(Vertical):
         self.box = box
 
     def compose(self) -> ComposeResult:
-        m, width = self.mistake, max(self.box, 10)
-        yield Label(f"true {m.true}"[:width])
-        yield Label(f"said {m.predicted}"[:width])
-        yield Picture(m.image, self.box)
-        yield Label(f"#{m.index}")
+        true, said, index = mistake_labels(self.mistake, self.box)
+        yield Label(true)
+        yield Label(said)
+        yield Picture(self.mistake.image, self.box)
+        yield Label(index)
+
+
+def make_mistake_tile(mistake: Mistake, box: int) -> MistakeTile | PictureMistakeTile:
+    """A tile drawn in cells, or with image widgets where the terminal draws Kitty or Sixel graphics."""
+    kind = cell_kind()
+    return MistakeTile(mistake, box, kind) if kind else PictureMistakeTile(mistake, box)
 
 
 class EvaluationView(VerticalScroll):
@@ -175,8 +222,18 @@ class EvaluationView(VerticalScroll):
         note += "".join(f"\nskipped: {s.reason}" for s in skipped)
         self.query_one("#gallery-note", Static).update(note)
         gallery = self.query_one("#gallery")
-        await gallery.remove_children()
-        await gallery.mount_all(MistakeTile(m, box) for m in mistakes)
+        tiles = list(gallery.children)
+        if cell_kind() and all(isinstance(tile, MistakeTile) for tile in tiles):
+            # Every epoch of a run brings a gallery: redraw the tiles there are, add or remove only the rest.
+            for tile, mistake in zip(tiles, mistakes):
+                tile.show(mistake, box)
+            if len(tiles) > len(mistakes):
+                await gallery.remove_children(tiles[len(mistakes):])
+        else:
+            await gallery.remove_children()
+            tiles = []
+        if len(mistakes) > len(tiles):
+            await gallery.mount_all([make_mistake_tile(m, box) for m in mistakes[len(tiles):]])
         self._fit_columns()
 
     def _draw_tables(self) -> None:

@@ -1,4 +1,5 @@
-"""Pixels in the terminal through textual-image: Kitty or Sixel graphics where the terminal has them, half-cells otherwise.
+"""Pixels in the terminal: Kitty or Sixel graphics through textual-image where the terminal has them, half-cells
+otherwise (grids of tiles draw those themselves, tui.data.cells).
 
 The terminal is asked what it can draw once, before Textual starts (ptviz.tui.terminal): textual-image's own
 questions, asked when it is imported, would race Textual for the answers (and this module loads after the
@@ -65,6 +66,12 @@ def renderer() -> type:
     return RENDERERS.get(os.environ.get(RENDERER_ENV, "auto").strip().lower()) or best_renderer()
 
 
+def cell_kind() -> str | None:
+    """"halfcell" or "unicode" when images are drawn in character cells (tui.data.cells), None for Kitty or
+    Sixel graphics, which need an image widget each (Picture)."""
+    return {HalfcellImage: "halfcell", UnicodeImage: "unicode"}.get(renderer())
+
+
 def fit(width: int, height: int, box_cells: int) -> tuple[int, int]:
     """Cells (columns, rows) for a width×height image in a square box box_cells wide, keeping its shape.
 
@@ -91,7 +98,8 @@ def to_pil(pixels: np.ndarray, columns: int, rows: int) -> PILImage.Image:
 
 
 class Picture(Widget):
-    """One image drawn in a square box `box` cells wide; `pixels` keeps the array shown, for tests and callers."""
+    """One image in a square box `box` cells wide, drawn by textual-image's widget for the renderer (grids drawn
+    in cells use tui.data.cells instead); `pixels` keeps the array shown, for tests and callers."""
 
     DEFAULT_CSS = """
     Picture {

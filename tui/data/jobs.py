@@ -70,6 +70,7 @@ class BatchSummarised(Message):
 class MistakesDrawn(Message):
     """The misclassified images of an evaluation were read."""
 
+    event: Evaluated
     mistakes: list[eval_views.Mistake]
     skipped: list[sample_views.Skipped]
 
@@ -143,4 +144,4 @@ def draw_mistakes(post: Post, event: Evaluated, bundle: sources.DataBundle, pipe
     except (ValueError, RuntimeError) as exc:
         post(Failed("mistakes", str(exc)))
         return
-    post(MistakesDrawn(found, skipped))
+    post(MistakesDrawn(event, found, skipped))

@@ -78,9 +78,6 @@ class DataPane(Widget):
     DataPane #samples-tab > Horizontal {
         height: 1fr;
     }
-    DataPane.-editor-hidden PipelineEditor {
-        display: none;
-    }
     """
     BINDINGS = [
         Binding("r", "reroll", "Re-roll"),
@@ -135,6 +132,8 @@ class DataPane(Widget):
         self.sample_set: sample_views.SampleSet | None = None
         self.evaluated: Evaluated | None = None
         self._evaluation_drawn = False
+        self._mistakes_reader: Worker | None = None  # the thread reading a gallery's images
+        self._mistakes_wanted = False  # a newer evaluation came while it read
         self.transforms: list[TransformSpec] = []
         self.mean: tuple[float, ...] = ()
         self.std: tuple[float, ...] = ()
@@ -193,8 +192,12 @@ class DataPane(Widget):
         """
         self.evaluated = event
         self._evaluation_drawn = False
-        if self.query_one(EvaluationView).is_on_screen:
+        if self._evaluation_visible():
             self._draw_evaluation()
+
+    def _evaluation_visible(self) -> bool:
+        """Whether the evaluation view shows now (its tab is chosen and the pane is on screen)."""
+        return self.query_one(TabbedContent).active == "evaluation-tab" and self.query_one(EvaluationView).is_on_screen
 
     @on(EvaluationView.Shown)
     def _evaluation_shown(self, message: EvaluationView.Shown) -> None:
@@ -207,22 +210,32 @@ class DataPane(Widget):
         self._evaluation_drawn = True
         names = self.bundle.class_names if self.bundle else ()
         self.query_one(EvaluationView).show(event, names)
-        if self.bundle is not None and event.wrong:
-            self._start(jobs.draw_mistakes, event, self.bundle, self._pipeline())
+        if self.bundle is None or not event.wrong:
+            return
+        if self._mistakes_reader is not None and not self._mistakes_reader.is_finished:
+            # A run evaluates faster than a gallery is read and built: the newest is read when this read ends.
+            self._mistakes_wanted = True
+            return
+        self._mistakes_reader = self._start(jobs.draw_mistakes, event, self.bundle, self._pipeline())
 
     # ------------------------------------------------------------------------- background jobs
 
-    def _start(self, job: Callable[..., None], *args: object) -> None:
+    def _start(self, job: Callable[..., None], *args: object) -> Worker:
         """Run `job` in a thread worker; a newer start of the same job supersedes the older one."""
         # A description of our own: Textual's default is repr(work), which would format every tensor in args.
-        self.run_worker(partial(job, self.post_message, *args), name=job.__name__, group=job.__name__,
-                        description=job.__name__, thread=True, exclusive=True, exit_on_error=False)
+        return self.run_worker(partial(job, self.post_message, *args), name=job.__name__, group=job.__name__,
+                               description=job.__name__, thread=True, exclusive=True, exit_on_error=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """Any worker that raised unexpectedly: say so instead of crashing the app."""
+        """Any worker that raised unexpectedly: say so instead of crashing the app; a gallery read that ended
+        with a newer evaluation waiting starts the next read."""
         if event.state == WorkerState.ERROR:
             error = event.worker.error
             self._status(f"{event.worker.name} failed: {type(error).__name__}: {error}", error=True)
+        if event.worker is self._mistakes_reader and event.worker.is_finished and self._mistakes_wanted:
+            self._mistakes_wanted = False
+            if self.evaluated is not None and self._evaluation_visible():
+                self._draw_evaluation()
 
     # ------------------------------------------------------------------------- worker results
 
@@ -314,6 +327,13 @@ class DataPane(Widget):
 
     @on(jobs.MistakesDrawn)
     async def _mistakes_drawn(self, message: jobs.MistakesDrawn) -> None:
+        # A run evaluates every epoch: a gallery a newer evaluation replaced, or that nobody sees, is not built
+        # (the view draws the newest one when it shows), so it never holds up this pane's other messages.
+        if message.event is not self.evaluated:
+            return
+        if not self._evaluation_visible():
+            self._evaluation_drawn = False
+            return
         await self.query_one(EvaluationView).show_mistakes(message.mistakes, message.skipped, self.box)
 
     @on(jobs.Failed)
@@ -374,18 +394,27 @@ class DataPane(Widget):
         if self.sample_set is not None:
             await self.query_one(SampleGrid).show(self.sample_set, self.box, self.processed, self.page)
 
+    @property
+    def editor_shown(self) -> bool:
+        """Whether the pipeline editor shows beside the samples."""
+        return self.query_one(PipelineEditor).display
+
+    def show_editor(self, shown: bool) -> None:
+        """Show or hide the pipeline editor (its own display: a class on the pane would restyle every widget in it)."""
+        self.query_one(PipelineEditor).display = shown
+
     def action_toggle_editor(self) -> None:
         """Show the pipeline editor with the keyboard in its step list, or hide it to give the images the width."""
         editor = self.query_one(PipelineEditor)
         had_keyboard = editor.has_focus_within
-        self.toggle_class("-editor-hidden")
-        shown = not self.has_class("-editor-hidden")
+        shown = not self.editor_shown
+        self.show_editor(shown)
         self.post_message(self.EditorToggled(shown))
         self.call_after_refresh(self._fit_box)  # the grid's width changed
         if shown:
             editor.steps.focus()
         elif had_keyboard:
-            self.call_after_refresh(self._focus_view)
+            self._focus_view()
 
     def action_compute_normalize(self) -> None:
         """Compute per-channel mean and std over the training images and fill the Normalize fields."""
@@ -402,15 +431,16 @@ class DataPane(Widget):
         tabs = self.query_one(TabbedContent)
         current = self.TABS.index(tabs.active) if tabs.active in self.TABS else 0
         tabs.active = self.TABS[(current + delta) % len(self.TABS)]
-        self.call_after_refresh(self._focus_view)  # the view that had the keyboard is hidden now
+        # The view that had the keyboard is hidden now. Focus the one shown at once: queued behind this pane's
+        # messages (a gallery being built), the keyboard would have nowhere to go and the next < or > be lost.
+        self._focus_view()
 
     def _focus_view(self) -> None:
-        """Give the keyboard to the view shown, so the pane's keys keep working."""
-        tabs = self.query_one(TabbedContent)
-        pane = tabs.get_pane(tabs.active) if tabs.active else None
-        target = next((w for w in pane.walk_children() if w.focusable), None) if pane is not None else None
-        if target is not None:
-            target.focus()
+        """Give the keyboard to the view shown (the samples grid, the statistics, the evaluation), so the pane's
+        keys keep working."""
+        view = dict(zip(self.TABS, (SampleGrid, StatsView, EvaluationView))).get(self.query_one(TabbedContent).active)
+        if view is not None:
+            self.query_one(view).focus()
 
     def _status(self, text: str, error: bool = False) -> None:
         self._error_job = None

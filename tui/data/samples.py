@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
+from rich.segment import Segment
+from rich.style import Style
 from textual.app import ComposeResult
 from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.events import Resize
+from textual.geometry import Size
 from textual.widgets import Label, Static
 
 from ptviz.engine.data.samples import Sample, SampleSet
 
-from .images import Picture
+from .cells import CellTile, box_rows, image_rows, text_row
+from .images import Picture, cell_kind
 
 ZOOMS = (8, 16, 24, 32, 48)  # box sizes in cells; 8 and 16 draw 8×8 digits at whole multiples
 
@@ -25,23 +30,63 @@ def caption(sample: Sample, width: int) -> str:
     return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
 
-class SampleTile(Vertical):
-    """One sample: its class name and index over the raw image and the processed one."""
+class SampleTile(CellTile):
+    """One sample drawn in cells: its class name and index over the raw image and the processed one."""
 
     DEFAULT_CSS = """
     SampleTile {
+        border: round $panel-lighten-2;
+        color: $text-muted;
+    }
+    """
+
+    def __init__(self, sample: Sample, box: int, processed: str, kind: str = "halfcell"):
+        super().__init__()
+        self.sample, self.box, self.processed, self.kind = sample, box, processed, kind
+
+    @property
+    def raw_pixels(self) -> np.ndarray:
+        """The raw image shown on the left."""
+        return self.sample.raw
+
+    @property
+    def processed_pixels(self) -> np.ndarray:
+        """The image after the training or evaluation pipeline, shown on the right."""
+        return self.sample.train if self.processed == "train" else self.sample.eval
+
+    def show(self, sample: Sample, box: int, processed: str) -> None:
+        """Draw another sample (or the same one re-rolled) in place."""
+        self.sample, self.box, self.processed = sample, box, processed
+        self.redraw()
+
+    def content_size(self) -> Size:
+        return Size(2 * self.box + 1, 1 + box_rows(self.box))
+
+    def rows(self, style: Style) -> list[list[Segment]]:
+        width = 2 * self.box + 1
+        gap = Segment(" ", style)
+        raw = image_rows(self.raw_pixels, self.box, style, self.kind)
+        processed = image_rows(self.processed_pixels, self.box, style, self.kind)
+        return [text_row(caption(self.sample, width), width, style), *([*a, gap, *b] for a, b in zip(raw, processed))]
+
+
+class PictureSampleTile(Vertical):
+    """One sample drawn with Kitty or Sixel graphics: caption over two image widgets (Picture)."""
+
+    DEFAULT_CSS = """
+    PictureSampleTile {
         width: auto;
         height: auto;
         border: round $panel-lighten-2;
     }
-    SampleTile > .caption {
+    PictureSampleTile > .caption {
         color: $text-muted;
     }
-    SampleTile > Horizontal {
+    PictureSampleTile > Horizontal {
         width: auto;
         height: auto;
     }
-    SampleTile .raw {
+    PictureSampleTile .raw {
         margin-right: 1;
     }
     """
@@ -52,21 +97,34 @@ class SampleTile(Vertical):
         self.box = box
         self.processed = processed
 
+    @property
+    def raw_pixels(self) -> np.ndarray:
+        """The raw image shown on the left."""
+        return self.sample.raw
+
+    @property
+    def processed_pixels(self) -> np.ndarray:
+        """The image after the training or evaluation pipeline, shown on the right."""
+        return self.sample.train if self.processed == "train" else self.sample.eval
+
     def compose(self) -> ComposeResult:
         yield Label(caption(self.sample, 2 * self.box + 1), classes="caption")
         with Horizontal():
-            yield Picture(self.sample.raw, self.box, classes="raw")
-            yield Picture(self._processed_pixels(), self.box, classes="processed")
+            yield Picture(self.raw_pixels, self.box, classes="raw")
+            yield Picture(self.processed_pixels, self.box, classes="processed")
 
     def show(self, sample: Sample, box: int, processed: str) -> None:
         """Draw another sample (or the same one re-rolled) in place."""
         self.sample, self.box, self.processed = sample, box, processed
         self.query_one(".caption", Label).update(caption(sample, 2 * box + 1))
         self.query_one(".raw", Picture).show(sample.raw, box)
-        self.query_one(".processed", Picture).show(self._processed_pixels(), box)
+        self.query_one(".processed", Picture).show(self.processed_pixels, box)
 
-    def _processed_pixels(self):
-        return self.sample.train if self.processed == "train" else self.sample.eval
+
+def make_tile(sample: Sample, box: int, processed: str) -> SampleTile | PictureSampleTile:
+    """A tile drawn in cells, or with image widgets where the terminal draws Kitty or Sixel graphics."""
+    kind = cell_kind()
+    return SampleTile(sample, box, processed, kind) if kind else PictureSampleTile(sample, box, processed)
 
 
 class SampleGrid(VerticalScroll):
@@ -112,9 +170,9 @@ class SampleGrid(VerticalScroll):
         yield Container(id="tiles")
 
     @property
-    def tiles(self) -> list[SampleTile]:
+    def tiles(self) -> list[SampleTile | PictureSampleTile]:
         """The tiles shown, in order."""
-        return list(self.query(SampleTile))
+        return list(self.query_one("#tiles").children)  # type: ignore[arg-type]
 
     async def show(self, sample_set: SampleSet, box: int, processed: str, page: int) -> None:
         """Draw a page of samples; tiles are updated in place when the same images come back."""
@@ -130,7 +188,7 @@ class SampleGrid(VerticalScroll):
         else:
             container = self.query_one("#tiles")
             await container.remove_children()
-            await container.mount_all(SampleTile(s, box, processed) for s in sample_set.samples)
+            await container.mount_all(make_tile(s, box, processed) for s in sample_set.samples)
         self._fit_columns()
 
     def show_message(self, text: str) -> None:

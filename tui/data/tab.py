@@ -58,6 +58,7 @@ class DataTab(Horizontal):
         self.fit_task = task  # a Task object handed to ptviz.fit, else None (config.data.task names a factory)
         self.unconfirmed_code = unconfirmed_code if unconfirmed_code is not None else {}  # the app's, shared
         self.task_page = 0
+        self.compact = False  # a small terminal: the pipeline editor, when shown, takes the form's place
         self.class_names: tuple[str, ...] = ()
         self._timer: Timer | None = None
 
@@ -77,13 +78,18 @@ class DataTab(Horizontal):
 
     def set_compact(self, compact: bool) -> None:
         """On a small terminal the pipeline editor starts hidden (the form's transforms field edits it too)."""
-        self.query_one(DataPane).set_class(compact, "-editor-hidden")
-        self.set_class(not compact, "-editing")
+        self.compact = compact
+        self.query_one(DataPane).show_editor(not compact)
+        self._fit_form()
 
     @on(DataPane.EditorToggled)
     def _editor_toggled(self, event: DataPane.EditorToggled) -> None:
-        # On a small terminal the editor takes the form's place, so the preview beside it keeps its width.
-        self.set_class(event.shown, "-editing")
+        self._fit_form()
+
+    def _fit_form(self) -> None:
+        # On a small terminal the editor takes the form's place, so the preview beside it keeps its width. The
+        # form's own display, not a class on the tab: a class would restyle every widget in it at each o.
+        self.query_one(".form-column").display = not (self.compact and self.query_one(DataPane).editor_shown)
 
     def pipeline_errors(self) -> list[str]:
         """Every invalid transform parameter the pipeline editor shows."""

@@ -4,29 +4,59 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.table import Table
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical, VerticalScroll
+from textual.geometry import Size
 from textual.message import Message
 from textual.widgets import DataTable, Label, Static, TabbedContent, TabPane
 
 from ptviz.engine.events import Evaluated
 from ptviz.engine.tasks.preview import SampleView, TaskView
 
+from .cells import CellTile, box_rows, image_rows, text_row
 from .evaluation import EvaluationView
-from .images import Picture
+from .images import Picture, cell_kind
 
 IMAGE_BOX = 16  # cells an image takes across
 
 
-class ImageTile(Vertical):
-    """One image sample: its label (or index) over the picture."""
+def image_label(sample: SampleView) -> str:
+    """'label #index', cut to the image's width (or '#index' for an unlabelled sample)."""
+    return f"{sample.label} #{sample.index}"[:IMAGE_BOX] if sample.label else f"#{sample.index}"
+
+
+class ImageTile(CellTile):
+    """One image sample drawn in cells: its label (or index) over the picture."""
 
     DEFAULT_CSS = """
-    ImageTile { width: auto; height: auto; border: round $panel-lighten-2; }
-    ImageTile > Label { color: $text-muted; }
+    ImageTile { border: round $panel-lighten-2; color: $text-muted; }
+    """
+
+    def __init__(self, sample: SampleView, kind: str = "halfcell"):
+        super().__init__()
+        self.sample, self.kind = sample, kind
+
+    def content_size(self) -> Size:
+        return Size(max(IMAGE_BOX, len(image_label(self.sample))), 1 + box_rows(IMAGE_BOX))
+
+    def rows(self, style: Style) -> list[list[Segment]]:
+        width = self.content_size().width
+        pad = [Segment(" " * (width - IMAGE_BOX), style)] if width > IMAGE_BOX else []
+        image = image_rows(self.sample.image, IMAGE_BOX, style, self.kind)  # type: ignore[arg-type]
+        return [text_row(image_label(self.sample), width, style), *(row + pad for row in image)]
+
+
+class PictureImageTile(Vertical):
+    """One image sample drawn with Kitty or Sixel graphics (Picture), under its label (or index)."""
+
+    DEFAULT_CSS = """
+    PictureImageTile { width: auto; height: auto; border: round $panel-lighten-2; }
+    PictureImageTile > Label { color: $text-muted; }
     """
 
     def __init__(self, sample: SampleView):
@@ -34,9 +64,14 @@ class ImageTile(Vertical):
         self.sample = sample
 
     def compose(self) -> ComposeResult:
-        s = self.sample
-        yield Label(f"{s.label} #{s.index}"[:IMAGE_BOX] if s.label else f"#{s.index}")
-        yield Picture(s.image, IMAGE_BOX)  # type: ignore[arg-type]
+        yield Label(image_label(self.sample))
+        yield Picture(self.sample.image, IMAGE_BOX)  # type: ignore[arg-type]
+
+
+def make_image_tile(sample: SampleView) -> ImageTile | PictureImageTile:
+    """A tile drawn in cells, or with an image widget where the terminal draws Kitty or Sixel graphics."""
+    kind = cell_kind()
+    return ImageTile(sample, kind) if kind else PictureImageTile(sample)
 
 
 def stats_table(view: TaskView) -> Table:
@@ -114,7 +149,7 @@ class TaskDataView(Vertical):
         grid = self.query_one("#task-images")
         await grid.remove_children()
         if images:
-            await grid.mount_all(ImageTile(s) for s in view.samples)
+            await grid.mount_all(make_image_tile(s) for s in view.samples)
         else:
             self._fill_table(view)
         self.query_one("#task-stats", Static).update(stats_table(view))

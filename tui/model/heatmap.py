@@ -58,12 +58,17 @@ class HealthHeatmap(Widget):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.history: HealthHistory | None = None
+        self._rows = 0  # layers drawn: the height follows them
 
     def show(self, history: HealthHistory) -> None:
         """Draw `history` (shown from its first sample on)."""
         self.history = history
-        self.set_class(bool(history and history.layers), "-shown")
-        self.refresh(layout=True)
+        rows = len(history.layers) if history is not None else 0
+        self.set_class(bool(rows), "-shown")
+        # A sample changes colours, a new layer the height: only that lays the screen out again (a run samples
+        # health several times a second, and a layout of the Model tab costs 15-30 ms on a 2-core CPU).
+        self.refresh(layout=rows != self._rows)
+        self._rows = rows
 
     def get_content_height(self, container, viewport, width: int) -> int:
         """A title row and one row per layer."""
