@@ -176,8 +176,8 @@ async def test_fork_key_trains_a_child_drawn_over_its_parent(tmp_path):
     async with app_on(runs).run_test(size=(160, 48)) as pilot:
         tab = await opened(pilot, 1)
         await pilot.press("f")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ForkScreen) and pilot.app.screen.query("#fork-form"),
-                       what="the fork form")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ForkScreen) and pilot.app.screen.query("#f-optim-lr"),
+                       what="the fork form's fields")  # the form is in the screen a moment before its fields
         screen = pilot.app.screen
         assert screen.query_one("#fork-checkpoint").value == "last.pt"
 
