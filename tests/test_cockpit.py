@@ -417,3 +417,24 @@ async def test_help_lists_every_key_beside_what_it_does_each_time_it_opens(tmp_p
             for keys, description in rows:
                 first_words = " ".join(description.split()[:2])
                 assert any(line.startswith(keys) and first_words in line for line in lines), (keys, description)
+
+
+@pytest.mark.parametrize("env, level", [(None, "none"), ("full", "full")])
+async def test_tab_switches_draw_their_end_at_once_unless_the_user_asks_for_animations(tmp_path, monkeypatch,
+                                                                                        env, level):
+    """Over SSH every animation frame costs bytes and CPU: the tab underline jumps to the new tab in one frame;
+    TEXTUAL_ANIMATIONS set by the user wins."""
+    if env is None:
+        monkeypatch.delenv("TEXTUAL_ANIMATIONS", raising=False)
+    else:
+        monkeypatch.setenv("TEXTUAL_ANIMATIONS", env)
+    config = RunConfig()
+    config.output.runs_dir = str(tmp_path / "runs")
+    app = PtvizApp(config, defer_tabs=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        assert app.animation_level == level
+        animating = app.animator.is_being_animated(app.query_one("#tabs Underline"), "highlight_end")
+        if level == "none":
+            assert not animating

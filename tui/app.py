@@ -8,6 +8,7 @@ loading in tab_loader, the trust question in trust_prompt, and opening the cockp
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -95,6 +96,8 @@ class PtvizApp(RunControl, UngluedKeys, App[int]):
                  defer_tabs: bool | None = None, task: object = None, finished: list | None = None,
                  parent: Lineage | None = None, tab: str = "train"):
         super().__init__()
+        if "TEXTUAL_ANIMATIONS" not in os.environ:  # over SSH each animated frame is bytes and CPU; show the end
+            self.animation_level = "none"
         unglue_escapes()
         self.config = config.copy()
         # User code a run folder names (trust.user_code) that runs only after the user says yes.
