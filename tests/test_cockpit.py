@@ -438,3 +438,4 @@ async def test_tab_switches_draw_their_end_at_once_unless_the_user_asks_for_anim
         animating = app.animator.is_being_animated(app.query_one("#tabs Underline"), "highlight_end")
         if level == "none":
             assert not animating
+

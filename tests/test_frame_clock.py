@@ -13,12 +13,26 @@ class Node:
 
     def __init__(self):
         self.timers, self.after_refresh = [], []
+        self.app = self
+        self.is_running = True
 
     def set_timer(self, delay, callback):
         self.timers.append((delay, callback))
 
     def call_after_refresh(self, callback, *args):
         self.after_refresh.append((callback, args))
+
+
+def test_no_frame_once_the_app_is_closing():
+    """Closing takes the widgets down while the run's events still arrive: a frame due then draws nothing (one
+    asked the Model tab for a pane already taken down, and the app ended with NoMatches)."""
+    calls = []
+    node = Node()
+    clock = FrameClock(node, [lambda: calls.append("a") or True])
+    clock.start()
+    node.is_running = False
+    node.timers[-1][1]()
+    assert calls == [] and not node.after_refresh and len(node.timers) == 1  # and no next frame
 
 
 def test_frames_slow_down_in_proportion_to_their_cost_within_bounds():

@@ -37,6 +37,8 @@ class FrameClock:
         self.node.set_timer(delay, self._tick)
 
     def _tick(self) -> None:
+        if not self.node.app.is_running:  # closing: the widgets the steps draw on are being taken down
+            return
         start = time.thread_time()
         changed = [bool(step()) for step in self.steps]  # every step, so their repaints share one frame
         if any(changed):
