@@ -125,6 +125,15 @@ def test_interventions_are_read_from_the_log(tmp_path):
                                                                (90, "freeze fc1 (10 trainable)")]
 
 
+
+def test_lr_changes_made_while_paused_go_from_the_rate_set_before(tmp_path):
+    """Three lr changes at one step (a paused run): each starts from the one before, not from the last step's rate."""
+    run = synthetic_run(tmp_path, "a", lr=0.05)
+    with open(run / "metrics.jsonl", "a") as fh:
+        for lr in (0.1, 0.05, 0.02):
+            fh.write(json.dumps({"kind": "lr", "step": 180, "lr": lr}) + "\n")
+    assert [i.text() for i in interventions(run)][-3:] == ["lr 0.05 → 0.1", "lr 0.1 → 0.05", "lr 0.05 → 0.02"]
+
 def test_sorting_puts_runs_without_a_value_last_and_csv_has_plain_numbers(tmp_path):
     records = [read_record(synthetic_run(tmp_path, n, lr=0.05, accuracy_gain=g)) for n, g in (("a", 0), ("b", 0.05))]
     (tmp_path / "empty").mkdir()
