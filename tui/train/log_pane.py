@@ -155,7 +155,9 @@ class LogPane(RichLog):
             style = {"error": "bold red", "warning": "yellow"}.get(event.level, "")
             self.say(f"{event.level}: {event.text}", style)
         elif isinstance(event, RunFinished):
-            how = f"stopped ({event.reason})" if event.stopped else "finished"
+            how = "finished"
+            if event.stopped:  # 'stopped by request' as it is; 'stopped (early stopping: ...)' for the others
+                how = event.reason if event.reason.startswith("stopped ") else f"stopped ({event.reason})"
             acc = ""
             if event.test_accuracy is not None:
                 acc = f"; test accuracy {event.test_accuracy:.2%}"
