@@ -33,6 +33,21 @@ def test_only_the_settings_that_differ_become_columns(tmp_path):
     assert differing_settings(records[:1]) == []
 
 
+
+def test_a_task_column_shows_the_file_not_its_whole_path():
+    """data.task differs between a recipe run and task runs: the column shows 'charlm.py:make', not the absolute
+    path that pushed every other column off an 80-column table; sorting and filters keep the full value."""
+    from pathlib import Path
+
+    from ptviz.engine.storage.catalog import RunRecord
+
+    spec = "/work/repo/examples/charlm.py:make"
+    records = [RunRecord(Path("a"), "finished", settings={"data.task": spec}),
+               RunRecord(Path("b"), "finished", settings={"data.task": ""})]
+    (column,) = [c for c in columns_for(["data.task"]) if c.key == "set:data.task"]
+    assert [column.text(r) for r in records] == ["charlm.py:make", ""]
+    assert column.value(records[0]) == spec
+
 def test_damaged_folders_each_show_their_reason_and_the_rest_load(tmp_path):
     """A folder that is not a run, a log cut mid-line, a damaged summary, a config from a newer version."""
     good = synthetic_run(tmp_path, "good", lr=0.05)
