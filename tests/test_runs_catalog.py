@@ -48,6 +48,18 @@ def test_a_task_column_shows_the_file_not_its_whole_path():
     assert [column.text(r) for r in records] == ["charlm.py:make", ""]
     assert column.value(records[0]) == spec
 
+
+def test_a_task_runs_row_names_no_recipe_data_or_model_it_did_not_train(tmp_path):
+    """config.toml of a --task run still holds the default recipe's fields; the row says 'task' and leaves data and
+    model empty rather than 'digits-mlp, digits, mnist-mlp'."""
+    run = synthetic_run(tmp_path, "a", lr=0.05)
+    toml = (run / "config.toml").read_text()
+    (run / "config.toml").write_text(toml.replace('task = ""', 'task = "examples/charlm.py:make"'))
+    record = read_record(run)
+    assert record.settings["data.task"] == "examples/charlm.py:make"
+    assert (record.recipe, record.dataset, record.model) == ("task", "", "")
+    assert read_record(synthetic_run(tmp_path, "b", lr=0.05)).recipe == "digits-mlp"
+
 def test_damaged_folders_each_show_their_reason_and_the_rest_load(tmp_path):
     """A folder that is not a run, a log cut mid-line, a damaged summary, a config from a newer version."""
     good = synthetic_run(tmp_path, "good", lr=0.05)
