@@ -240,3 +240,23 @@ def test_the_cockpits_log_tells_an_epoch_in_the_headless_words(digits_config):
     printed = out.getvalue().strip()
     assert printed == "Epoch 3, Loss: 0.1234, Test accuracy: 95.10% (train accuracy 97.00%, 0.4 s)"
     assert log.text_lines[-1].split(" ", 1)[1] == printed
+
+
+def test_the_cockpits_log_says_one_line_for_the_names_of_one_checkpoint():
+    """An epoch's end saves one state as epoch-NNNN.pt, last.pt and best.pt: one log line names them all (at 80×24
+    the log has six lines, and two or three wrapped paths an epoch pushed every Epoch line out of sight)."""
+    from ptviz.engine.events import CheckpointSaved
+    from ptviz.tui.train.log_pane import LogPane
+
+    folder = "runs/r/checkpoints"
+    log = LogPane()
+    for save_id, step, names in (("a", 45, ("epoch-0001.pt", "last.pt", "best.pt")), ("b", 90, ("epoch-0002.pt",
+                                                                                               "last.pt"))):
+        for name in names:
+            reason = {"best.pt": "best", "last.pt": "final" if step == 90 else "epoch"}.get(name, "epoch")
+            log.ingest(CheckpointSaved(f"{folder}/{name}", step, step // 45, reason, save_id=save_id))
+    log.ingest(CheckpointSaved(f"{folder}/last.pt", 91, 2, "manual", save_id="c"))
+    assert [line.split(" ", 1)[1] for line in log.text_lines] == [
+        f"checkpoint (epoch, best) saved at step 45: {folder}/epoch-0001.pt (also last.pt, best.pt)",
+        f"checkpoint (epoch, final) saved at step 90: {folder}/epoch-0002.pt (also last.pt)",
+        f"checkpoint (manual) saved at step 91: {folder}/last.pt"]

@@ -395,6 +395,34 @@ async def test_at_80x24_the_pipeline_editor_takes_the_forms_place(digits_config)
         assert form_column.display and not editor.display
 
 
+async def test_escape_in_a_transforms_parameter_goes_back_to_the_step_list(digits_config):
+    """enter edits a step, esc goes back to the list (as the editor's hint and the README say), so d then removes
+    it; a second esc leaves the editor for the cockpit's keys."""
+    from ptviz.engine.transform_specs import TransformSpec
+
+    from ptviz.tui.data.pipeline_editor import PipelineEditor
+
+    digits_config.data.transforms = [TransformSpec("RandomHorizontalFlip", {"p": 0.5})]
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("2")
+        editor = app.query_one(PipelineEditor)
+        await wait_for(pilot, lambda: len(editor.steps.children) == 2, what="the editor's steps")
+        editor.steps.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert getattr(app.focused, "name", None) == "p"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.focused is editor.steps
+        await pilot.press("d")
+        await settle(pilot)
+        assert editor.transforms == []
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.focused is None
+
+
 async def test_help_lists_every_key_beside_what_it_does_each_time_it_opens(tmp_path):
     """? opens the key table (laid out once per process), escape closes it, and a second opening shows the same."""
     from ptviz.tui.screens.help import KEYS, HelpScreen

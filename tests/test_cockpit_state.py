@@ -87,7 +87,8 @@ async def test_a_failure_and_its_hint_go_away_once_the_configuration_changes(dig
 
 
 async def test_the_stop_line_says_which_step_the_accuracy_was_measured_at(digits_config):
-    """Stopped mid-epoch 2: the test accuracy is epoch 1's, and the line says so with its step."""
+    """Stopped mid-epoch 2: the test accuracy is epoch 1's, and the line says so with its step (and says
+    'stopped by request' once, not 'stopped (stopped by request)')."""
     digits_config.train.epochs = 1000
     digits_config.train.log_interval = 1
     app = PtvizApp(digits_config)
@@ -98,7 +99,8 @@ async def test_the_stop_line_says_which_step_the_accuracy_was_measured_at(digits
         await pilot.press("x", "enter")
         await wait_for(pilot, lambda: app.run_state == "stopped", what="stopped")
         await settle(pilot)
-        (stopped,) = [t for t in app.query_one(LogPane).text_lines if " stopped (" in t]
+        (stopped,) = [t for t in app.query_one(LogPane).text_lines if " stopped by request at step " in t]
+        assert "stopped (stopped" not in stopped  # the reason is said once
         tested = status.step // 45  # the last epoch that ended by the stop (a stop can land on an epoch's end)
         assert f"at step {status.step:,}; test accuracy " in stopped
         assert stopped.endswith(f"at step {45 * tested:,} (end of epoch {tested}). Training time: "

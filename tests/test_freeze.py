@@ -9,7 +9,8 @@ from ptviz.engine.config import ModelConfig, OptimConfig
 from ptviz.engine.errors import ModelError
 from ptviz.engine.events import Notice, Paused, Resumed, RunFinished, TrainableChanged
 from ptviz.engine.loop import Trainer
-from ptviz.engine.models.registry import build_model, count_parameters, set_trainable
+from ptviz.engine.models.registry import (apply_freeze_edits, build_model, count_parameters, set_trainable,
+                                          with_freeze_edit)
 from ptviz.engine.optim import build_optimizer
 from ptviz.engine.setup import build
 from ptviz.engine.sinks import ListSink
@@ -137,3 +138,21 @@ def test_a_freeze_typo_fails_the_run_with_one_clear_line(digits_config, edits, m
         train(digits_config, sink)
     (failed,) = sink.of(RunFailed)
     assert failed.user_error and failed.traceback == "" and failed.message == message
+
+
+def test_a_freeze_edit_drops_the_earlier_edits_it_overrides():
+    """f fc1, u fc1, F, U in the Model tab record `+`, not `-fc1, +fc1, -, +`; an edit of a module keeps the
+    edits of the modules around it, and the model ends as the whole list would leave it."""
+    edits: list[str] = []
+    for module, trainable in (("fc1", False), ("fc1", True), ("", False), ("", True)):
+        edits = with_freeze_edit(edits, module, trainable)
+    assert edits == ["+"]
+    edits = []
+    for module, trainable in (("", False), ("fc2", True), ("fc1", True), ("fc1", False)):
+        edits = with_freeze_edit(edits, module, trainable)
+    assert edits == ["-", "+fc2", "-fc1"]
+    full = ["-", "+fc2", "+fc1", "-fc1"]
+    a, b = (build_model(ModelConfig(name="mnist-mlp"), (1, 8, 8), 10) for _ in range(2))
+    apply_freeze_edits(a, full)
+    apply_freeze_edits(b, edits)
+    assert [p.requires_grad for p in a.parameters()] == [p.requires_grad for p in b.parameters()]

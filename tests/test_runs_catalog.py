@@ -33,6 +33,33 @@ def test_only_the_settings_that_differ_become_columns(tmp_path):
     assert differing_settings(records[:1]) == []
 
 
+
+def test_a_task_column_shows_the_file_not_its_whole_path():
+    """data.task differs between a recipe run and task runs: the column shows 'charlm.py:make', not the absolute
+    path that pushed every other column off an 80-column table; sorting and filters keep the full value."""
+    from pathlib import Path
+
+    from ptviz.engine.storage.catalog import RunRecord
+
+    spec = "/work/repo/examples/charlm.py:make"
+    records = [RunRecord(Path("a"), "finished", settings={"data.task": spec}),
+               RunRecord(Path("b"), "finished", settings={"data.task": ""})]
+    (column,) = [c for c in columns_for(["data.task"]) if c.key == "set:data.task"]
+    assert [column.text(r) for r in records] == ["charlm.py:make", ""]
+    assert column.value(records[0]) == spec
+
+
+def test_a_task_runs_row_names_no_recipe_data_or_model_it_did_not_train(tmp_path):
+    """config.toml of a --task run still holds the default recipe's fields; the row says 'task' and leaves data and
+    model empty rather than 'digits-mlp, digits, mnist-mlp'."""
+    run = synthetic_run(tmp_path, "a", lr=0.05)
+    toml = (run / "config.toml").read_text()
+    (run / "config.toml").write_text(toml.replace('task = ""', 'task = "examples/charlm.py:make"'))
+    record = read_record(run)
+    assert record.settings["data.task"] == "examples/charlm.py:make"
+    assert (record.recipe, record.dataset, record.model) == ("task", "", "")
+    assert read_record(synthetic_run(tmp_path, "b", lr=0.05)).recipe == "digits-mlp"
+
 def test_damaged_folders_each_show_their_reason_and_the_rest_load(tmp_path):
     """A folder that is not a run, a log cut mid-line, a damaged summary, a config from a newer version."""
     good = synthetic_run(tmp_path, "good", lr=0.05)
@@ -124,6 +151,15 @@ def test_interventions_are_read_from_the_log(tmp_path):
     assert [(i.step, i.text()) for i in interventions(run)] == [(90, "lr 0.05 → 0.025"),
                                                                (90, "freeze fc1 (10 trainable)")]
 
+
+
+def test_lr_changes_made_while_paused_go_from_the_rate_set_before(tmp_path):
+    """Three lr changes at one step (a paused run): each starts from the one before, not from the last step's rate."""
+    run = synthetic_run(tmp_path, "a", lr=0.05)
+    with open(run / "metrics.jsonl", "a") as fh:
+        for lr in (0.1, 0.05, 0.02):
+            fh.write(json.dumps({"kind": "lr", "step": 180, "lr": lr}) + "\n")
+    assert [i.text() for i in interventions(run)][-3:] == ["lr 0.05 → 0.1", "lr 0.1 → 0.05", "lr 0.05 → 0.02"]
 
 def test_sorting_puts_runs_without_a_value_last_and_csv_has_plain_numbers(tmp_path):
     records = [read_record(synthetic_run(tmp_path, n, lr=0.05, accuracy_gain=g)) for n, g in (("a", 0), ("b", 0.05))]

@@ -205,6 +205,26 @@ async def test_fork_key_trains_a_child_drawn_over_its_parent(tmp_path):
         assert tab.state.runs[1].curves.first_step == 2 * 45 + 1 and tab.shown[1].step == 3 * 45
 
 
+
+async def test_the_fork_form_says_the_rate_the_checkpoint_was_training_at(tmp_path):
+    """A step schedule took lr 0.05 to 0.0005 by epoch 2's end: the fork form says so beside optim.lr's 0.05 (the
+    setting the run started with), so the rate the fork goes on at is on the screen."""
+    from runs_helpers import train
+
+    runs = tmp_path / "runs"
+    config = recipe("digits-mlp")
+    config.output.runs_dir, config.output.tensorboard = str(runs), False
+    config.train.epochs, config.optim.scheduler, config.optim.step_size, config.optim.gamma = 2, "step", 1, 0.1
+    train(config, listen=False)
+    async with app_on(runs).run_test(size=(160, 48)) as pilot:
+        await opened(pilot, 1)
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ForkScreen) and pilot.app.screen.query("#fork-form"),
+                       what="the fork form")
+        head = str(pilot.app.screen.query_one("#fork-slot-head").render())
+        assert "step 90, 2 epoch(s) done, training at lr 0.0005 there" in head
+        assert pilot.app.screen.query_one("#f-optim-lr").value == "0.05"
+
 def test_runs_on_a_terminal_opens_the_runs_view_and_quits(tmp_path):
     """`ptviz-tui runs DIR` on a terminal opens the cockpit on its Runs tab (pipes and --list get the listing)."""
     synthetic_run(tmp_path / "runs", "20261129-120000-digits-mlp", lr=0.05)

@@ -81,6 +81,8 @@ async def test_stop_asks_first_and_enter_confirms_or_n_keeps_training(digits_con
         await wait_for(pilot, lambda: status.step > 3, what="steps")
         await pilot.press("x")
         await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen", what="the question")
+        # the command that continues it as one types it (Markdown backticks show as such in a terminal)
+        assert "ptviz-tui resume RUN_DIR continues it" in app.screen.question and "`" not in app.screen.question
         await pilot.press("n")
         await wait_for(pilot, lambda: app.screen.__class__.__name__ == "Screen", what="the question gone")
         step = status.step

@@ -15,6 +15,7 @@ from ptviz.tui.data.task_view import TaskDataView
 from ptviz.tui.model.pane import ModelPane
 from ptviz.tui.train.charts import AccuracyChart, ChartsPane, NamedMetricChart
 from ptviz.tui.train.log_pane import LogPane
+from ptviz.tui.train.status_bar import StatusBar
 from task_files import BROKEN, EXAMPLES, LAZY_CLASSIFIER, write_task
 
 TWO_METRICS = """
@@ -138,6 +139,22 @@ async def test_one_chart_per_named_metric_and_no_accuracy_for_regression(digits_
         await wait_for(pilot, lambda: "max_error" in named[1].text() and "test" in named[1].text(), what="drawn")
         assert any("test mae" in line for line in app.query_one(LogPane).text_lines)
 
+
+
+async def test_the_status_line_and_ready_line_name_the_task_not_the_recipe(digits_config, tmp_path):
+    """With --task the recipe's model and data are not used: the status line and the log name the task instead."""
+    spec = f"{write_task(tmp_path, 'two', TWO_METRICS)}:make"
+    digits_config.train.epochs = 1
+    app = PtvizApp(with_task(digits_config, spec))
+    async with app.run_test(size=(200, 48)) as pilot:
+        await settle(pilot)
+        status = app.query_one(StatusBar)
+        assert (status.recipe, status.trains) == ("task", spec) and "mnist-mlp" not in str(status.content)
+        assert any(f" ready: task {spec}." in line for line in app.query_one(LogPane).text_lines)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.run_state == "finished", what="run end")
+        assert (status.recipe, status.trains) == ("task two", spec)
+        assert " task two " in str(status.content) and "digits" not in str(status.content)
 
 async def test_a_broken_task_fails_with_its_file_and_line_and_the_app_stays(digits_config, tmp_path):
     """A loss that returns one value per sample: the run fails before writing anything; the log names the loss's

@@ -29,7 +29,7 @@ from .config_form import ConfigForm
 from .engine_feed import EngineFeed
 from .footer import FittingFooter
 from .frame_clock import FrameClock
-from .headless import what_trains
+from .headless import run_names
 from .keys import UngluedKeys, unglue_escapes
 from .lr_finder import LrFinder
 from .messages import (ConfigEdited, EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TabsLoaded,
@@ -156,9 +156,10 @@ class PtvizApp(RunControl, UngluedKeys, App[int]):
             self.run_state = "attached"
             self.runner.follow()
         else:
-            self.query_one(StatusBar).name_run(self.config.recipe, what_trains(self.config))
-            log.say(f"ready: recipe {self.config.recipe} ({what_trains(self.config)}). "
-                    "Press s to start, ? for keys.", "bold")
+            name, trains = run_names(self.config)
+            self.query_one(StatusBar).name_run(name, trains)
+            what = f"task {trains}".rstrip() if self.config.data.task else f"recipe {name} ({trains})"
+            log.say(f"ready: {what}. Press s to start, ? for keys.", "bold")
         if warning := self.query_one(ChartsPane).renderer_warning:
             log.say(warning, "yellow")
         self.tab_loader.start()

@@ -100,6 +100,17 @@ def what_trains(config: RunConfig | dict) -> str:
     return f"{plain['model']['name']} on {plain['data']['dataset']}"
 
 
+def run_names(config: RunConfig | dict, task: str = "") -> tuple[str, str]:
+    """('digits-mlp', 'mnist-mlp on digits'), or for a task ('task two', 'examples/two.py:make'): what a run is
+    called and what it trains (`task` the task's name once a run has built it; a task ignores the recipe's model
+    and data)."""
+    plain = config if isinstance(config, dict) else config.to_dict()
+    spec = plain["data"].get("task", "")
+    if not spec:
+        return plain["recipe"], what_trains(plain)
+    return (f"task {task}" if task else "task"), ("" if spec == TASK_FROM_FIT else spec)
+
+
 def run_line(event: RunStarted) -> str:
     """'digits-mlp: mnist-mlp on digits (1,438 train / 359 test), ... device CPU': the recipe, what it trains;
     the same in the headless console and the cockpit's log."""

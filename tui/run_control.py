@@ -115,7 +115,7 @@ class RunControl:
                 self.query_one(StatusBar).note = "stopping…"
 
         what = "the attached run" if self.runner.remote_run else "training"
-        self.push_screen(ConfirmScreen(f"Stop {what}? A checkpoint is saved; `ptviz-tui resume` continues it.",
+        self.push_screen(ConfirmScreen(f"Stop {what}? A checkpoint is saved: ptviz-tui resume RUN_DIR continues it.",
                                        key="x", yes="Stop", no="Keep training"), answered)
 
     def action_checkpoint(self) -> None:

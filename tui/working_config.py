@@ -9,7 +9,7 @@ from ptviz.engine.recipes import recipe
 
 from .config_form import ConfigForm
 from .engine_feed import FAILED_HINT
-from .headless import what_trains
+from .headless import run_names, what_trains
 from .train.log_pane import LogPane
 from .train.status_bar import StatusBar
 
@@ -37,7 +37,7 @@ class WorkingConfig:
         """A failed run's state and hint describe the configuration it ran with: an edit makes them stale."""
         app = self.app
         if not app.runner.active and not app.runner.remote_run:
-            app.query_one(StatusBar).name_run(app.config.recipe, what_trains(app.config))
+            app.query_one(StatusBar).name_run(*run_names(app.config))
         if app.run_state == "failed" and not app.runner.active:
             app.run_state = "idle"
             status = app.query_one(StatusBar)

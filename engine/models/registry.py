@@ -72,6 +72,13 @@ def freeze_edit(module: str, trainable: bool) -> str:
     return ("+" if trainable else "-") + module
 
 
+def with_freeze_edit(edits: list[str], module: str, trainable: bool) -> list[str]:
+    """`edits` with one more freeze or unfreeze, less the earlier edits it overrides (those of `module` or inside
+    it): applied in order they set the same parameters, and `-fc1, +fc1, -, +` reads `+`."""
+    inside = [e for e in edits if not module or e[1:] == module or e[1:].startswith(module + ".")]
+    return [e for e in edits if e not in inside] + [freeze_edit(module, trainable)]
+
+
 def head_name(model: nn.Module) -> str:
     """Qualified name of the classification head: the last Linear layer."""
     name = next((n for n, m in reversed(list(model.named_modules())) if isinstance(m, nn.Linear)), None)

@@ -100,9 +100,12 @@ def read_record(run_dir: Path) -> RunRecord:
     seconds = _number(summary.get("seconds"))
     if seconds is None or state == "running":
         seconds = tail.elapsed if tail.elapsed is not None else seconds
+    # A task brings its own model and data: the recipe's, still in its config.toml, trained nothing.
+    task = bool(settings.get("data.task"))
     return RunRecord(
-        path=run_dir, state=state, recipe=settings.get("recipe", ""), dataset=settings.get("data.dataset", ""),
-        model=settings.get("model.name", ""), step=step, total_steps=_int(total), epoch=epoch, epochs=_int(epochs),
+        path=run_dir, state=state, recipe="task" if task else settings.get("recipe", ""),
+        dataset="" if task else settings.get("data.dataset", ""), model="" if task else settings.get("model.name", ""),
+        step=step, total_steps=_int(total), epoch=epoch, epochs=_int(epochs),
         best_accuracy=_number(summary.get("best_test_accuracy")),
         last_accuracy=_number(summary.get("test_accuracy")) if tail.accuracy is None else tail.accuracy,
         last_loss=tail.loss if tail.loss is not None else _number(summary.get("train_loss")),

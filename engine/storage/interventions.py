@@ -34,18 +34,22 @@ def interventions(run_dir: Path) -> list[Intervention]:
     """Every intervention in the run's metrics.jsonl, in order; only non-step lines are decoded."""
     out: list[Intervention] = []
     last_step_line = b""
+    lr_set_since_step: object = None  # a rate set after the last step row (several can land on one paused step)
     for line in _lines(Path(run_dir) / METRICS_JSONL):
         if line.startswith(STEP_PREFIX):
-            last_step_line = line
+            last_step_line, lr_set_since_step = line, None
             continue
         row = logrows.decode_line(line)
         if row is None:
             continue
         kind = row["kind"]
-        if kind == "lr":  # the step row before it holds the rate that step used
-            previous = logrows.decode_line(last_step_line) if last_step_line else None
-            out.append(Intervention(_int(row.get("step")), "lr", _g(previous.get("lr") if previous else None),
-                                    _g(row.get("lr"))))
+        if kind == "lr":  # the rate set just before it, else the one the step row before it used
+            before = lr_set_since_step
+            if before is None and last_step_line:
+                previous = logrows.decode_line(last_step_line)
+                before = previous.get("lr") if previous else None
+            out.append(Intervention(_int(row.get("step")), "lr", _g(before), _g(row.get("lr"))))
+            lr_set_since_step = row.get("lr")
         elif kind == "trainable":
             module = row.get("module") or "whole model"
             out.append(Intervention(_int(row.get("step")), ("unfreeze " if row.get("trainable") else "freeze ") + module,
@@ -60,7 +64,7 @@ def interventions(run_dir: Path) -> list[Intervention]:
         elif kind == "diverged":
             out.append(Intervention(_int(row.get("step")), "loss diverged", "", str(row.get("value"))))
         elif kind == "step":
-            last_step_line = line  # a step row written by another formatter
+            last_step_line, lr_set_since_step = line, None  # a step row written by another formatter
     return out
 
 

@@ -172,6 +172,7 @@ class PipelineEditor(Vertical):
         Binding("d,delete", "remove", "Remove step"),
         Binding("shift+up,ctrl+up", "move(-1)", "Move up"),
         Binding("shift+down,ctrl+down", "move(1)", "Move down"),
+        Binding("escape", "back", show=False),
     ]
 
     @dataclass
@@ -345,10 +346,14 @@ class PipelineEditor(Vertical):
         if not self.problems:
             self.steps.focus()
 
-    def key_escape(self) -> None:
-        """Escape in the form goes back to the list."""
-        if not self.steps.has_focus:
-            self.steps.focus()
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Escape in the list is the cockpit's (it leaves the editor); in the form it is ours."""
+        return not (action == "back" and self.steps.has_focus)
+
+    def action_back(self) -> None:
+        """Escape in the form goes back to the list (a binding: the cockpit's escape would take the keyboard
+        out of the editor before a key handler of ours saw it)."""
+        self.steps.focus()
 
     def _edit_transform(self, index: int, field: Input) -> None:
         spec = self.transforms[index]

@@ -178,7 +178,7 @@ class ModelTab(Horizontal):
             runner.send(SetTrainable(message.module, message.trainable))  # the pane updates on TrainableChanged
             return
         from ptviz.engine.errors import ModelError
-        from ptviz.engine.models.registry import freeze_edit, set_trainable
+        from ptviz.engine.models.registry import set_trainable, with_freeze_edit
 
         if self.preview_model is not None:
             try:
@@ -186,7 +186,7 @@ class ModelTab(Horizontal):
             except ModelError as exc:
                 self.post_message(LogRequested(str(exc), "red"))
                 return
-        self.config.model.freeze.append(freeze_edit(message.module, message.trainable))
+        self.config.model.freeze = with_freeze_edit(self.config.model.freeze, message.module, message.trainable)
         self.query_one(ConfigForm).show_value("model.freeze", self.config.model.freeze)
         self.post_message(ConfigEdited("model.freeze"))
         self.query_one(ModelPane).apply_trainable(message.module, message.trainable)

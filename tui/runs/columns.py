@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,6 +78,9 @@ FIXED = [
 SETTINGS_AFTER = "state"  # the differing settings come right after this column, where they are seen first
 
 
+USER_FILE = re.compile(r"^.*/([^/]+\.py:[\w.]+)$")  # a --task or --model given as path/file.py:factory
+
+
 def _setting_value(text: str | None) -> Any:
     if text is None:
         return None
@@ -86,10 +90,16 @@ def _setting_value(text: str | None) -> Any:
         return text
 
 
+def _shown(text: str) -> str:
+    """A setting as its cell shows it: user code named by path ('/work/repo/nets.py:build') by its file alone."""
+    match = USER_FILE.match(text)
+    return match.group(1) if match else text
+
+
 def columns_for(setting_paths: list[str]) -> list[Column]:
     """The fixed columns with one column per differing setting after the state."""
     titles = short_names(setting_paths)
-    settings = [Column("set:" + p, titles[p], lambda r, p=p: r.settings.get(p, "-"),
+    settings = [Column("set:" + p, titles[p], lambda r, p=p: _shown(r.settings.get(p, "-")),
                        lambda r, p=p: _setting_value(r.settings.get(p)), True) for p in setting_paths]
     at = [c.key for c in FIXED].index(SETTINGS_AFTER) + 1
     return [*FIXED[:at], *settings, *FIXED[at:]]

@@ -24,6 +24,17 @@ FORK_FIELDS = ["optim.lr", "optim.momentum", "optim.weight_decay", "optim.step_s
                "model.freeze", "model.name"]
 
 
+def live_lr_text(state: dict) -> str:
+    """', training at lr 0.0005 there' when the checkpoint's optimizer ran at another rate than optim.lr (a
+    schedule or a live change moved it; the form shows the setting, and the fork goes on at this rate)."""
+    try:
+        live = float(state["optimizer"]["param_groups"][0]["lr"])
+        configured = float(state["config"]["optim"]["lr"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return ""
+    return "" if live == configured else f", training at lr {live:.3g} there (optim.lr below is the run's setting)"
+
+
 class ForkScreen(ModalScreen[Any]):
     """Dismisses with a checked ForkPlan, or None when cancelled."""
 
@@ -107,8 +118,9 @@ class ForkScreen(ModalScreen[Any]):
         slot = self.query_one("#fork-form-slot")
         slot.remove_children()
         step, epoch = int(self.state["step"]), int(self.state["epoch"])
-        slot.mount(Static(f"{message.name}: step {step:,}, {epoch} epoch(s) done; the fork's first step is "
-                          f"{step + 1:,}. Edit what should change (tab moves, enter forks):"))
+        slot.mount(Static(f"{message.name}: step {step:,}, {epoch} epoch(s) done{live_lr_text(self.state)}; the "
+                          f"fork's first step is {step + 1:,}. Edit what should change (tab moves, enter forks):",
+                          id="fork-slot-head"))
         slot.mount(ConfigForm(self.config, FORK_FIELDS, id="fork-form"))
         self.query_one("#fork-start", Button).disabled = False
         self.query_one("#fork-reason", Static).update("")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from collections import deque
 
 from rich.markup import escape
@@ -86,6 +87,8 @@ class LogPane(RichLog):
         self._written: deque[str] = deque(maxlen=5000)  # markup of the lines written, to wrap again
         self._wrapped_at = 0  # the content width the written lines were wrapped to
         self._tested_at: tuple[int, int] | None = None  # (step, epoch) of the last test accuracy logged
+        self._saved: list[CheckpointSaved] = []  # the names of the last state saved
+        self._saved_line = 0  # how many lines there were once its line was said (still the last one if equal)
 
     def say(self, text: str, style: str = "", routine: bool = False) -> None:
         """Write one timestamped line (text is escaped; style is Rich markup).
@@ -145,7 +148,7 @@ class LogPane(RichLog):
                 self._tested_at = (event.step, event.epoch)
             self.say(epoch_line(event), routine=True)
         elif isinstance(event, CheckpointSaved):  # epoch checkpoints too, which the console leaves unsaid
-            self.say(f"checkpoint ({event.reason}) saved at step {event.step:,}: {event.path}", "green", routine=True)
+            self._checkpoint(event)
         elif isinstance(event, (Paused, Resumed, LrChanged, Evaluated, TrainableChanged)):
             line = event_line(event)
             if line is not None:
@@ -155,7 +158,9 @@ class LogPane(RichLog):
             style = {"error": "bold red", "warning": "yellow"}.get(event.level, "")
             self.say(f"{event.level}: {event.text}", style)
         elif isinstance(event, RunFinished):
-            how = f"stopped ({event.reason})" if event.stopped else "finished"
+            how = "finished"
+            if event.stopped:  # 'stopped by request' as it is; 'stopped (early stopping: ...)' for the others
+                how = event.reason if event.reason.startswith("stopped ") else f"stopped ({event.reason})"
             acc = ""
             if event.test_accuracy is not None:
                 acc = f"; test accuracy {event.test_accuracy:.2%}"
@@ -171,6 +176,22 @@ class LogPane(RichLog):
             self.say(f"failed: {event.message}", "bold red")
             if event.traceback:
                 self.say_details(event.traceback)
+
+    def _checkpoint(self, event: CheckpointSaved) -> None:
+        """One line per saved state: the other names it was linked to (last.pt, best.pt) join the first's line."""
+        names = self._saved
+        if (names and event.save_id and names[0].save_id == event.save_id and self._waiting
+                and len(self.text_lines) == self._saved_line):
+            names.append(event)  # its line is still waiting for the frame: say it again with this name
+            self._waiting.pop()
+            self.text_lines.pop()
+        else:
+            names[:] = [event]
+        reasons = ", ".join(dict.fromkeys(e.reason for e in names))
+        also = f" (also {', '.join(Path(e.path).name for e in names[1:])})" if len(names) > 1 else ""
+        self.say(f"checkpoint ({reasons}) saved at step {event.step:,}: {names[0].path}{also}", "green",
+                 routine=True)
+        self._saved_line = len(self.text_lines)
 
     def say_details(self, text: str) -> None:
         """Write a block such as a traceback, line by line, unstamped."""

@@ -17,7 +17,7 @@ from ptviz.engine.events import (
     StepMetrics,
 )
 
-from ..headless import format_eta
+from ..headless import format_eta, run_names
 
 STATE_STYLES = {
     "idle": "bold black on grey70",
@@ -86,7 +86,7 @@ class StatusBar(Static):
         """Update from one engine event; a change of state shows at once, metrics with the next frame."""
         if isinstance(event, RunStarted):
             config = event.config
-            self.recipe, self.trains = config["recipe"], f"{config['model']['name']} on {config['data']['dataset']}"
+            self.recipe, self.trains = run_names(config, event.task)
             self.epochs, self.total_steps = event.epochs, event.total_steps
             self.step = self.start_step = event.start_step
             self.epoch = event.start_epoch + 1
