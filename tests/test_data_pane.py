@@ -481,8 +481,14 @@ async def test_images_loaded_behind_another_tab_are_scaled_to_the_room_when_show
         assert pane.bundle is not None and pane.bundle.shape == (3, 32, 32)
         await pilot.press("2")
         await settle(pilot)
-        tile = app.query_one(SampleGrid).tiles[0]  # inside its border: a caption over two boxes of images
-        assert pane.box >= 16 and tile.box == pane.box
+
+        def first_tile():
+            return app.query_one(SampleGrid).tiles[0]  # inside its border: a caption over two boxes of images
+
+        # The pane fits its images to the room after the refresh that gave it a size: wait for that, not a time.
+        await wait_for(pilot, lambda: pane.box >= 16 and first_tile().box == pane.box and first_tile().size.width,
+                       what="images fitted to the room")
+        tile = first_tile()
         assert tile.size.width >= 2 * 16 + 1 and tile.size.height >= 1 + 8
         await pilot.press("minus")
         await settle(pilot)
