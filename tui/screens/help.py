@@ -47,7 +47,9 @@ KEYS = [  # what the help screen lists; keep in step with the bindings of the ap
                            ("n", "note and tags of the run (kept in its folder)"),
                            ("t / v / y", "x axis: step, epoch, training time / next chart (small terminals) / log y"),
                            ("C / G", "write the table as CSV / the screen as SVG, into the runs folder")]),
-    ("App", [("? / F1", "this help"), ("q / ctrl+q", "quit (asks first while training, then stops cleanly); when attached, detaches and the run goes on")]),
+    ("App", [("? / F1", "this help"),
+             ("q / ctrl+q", "quit (asks first while training, then stops cleanly); when attached, detaches and "
+                            "the run goes on")]),
 ]
 
 
