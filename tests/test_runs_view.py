@@ -168,6 +168,14 @@ async def test_note_diff_filter_and_export_from_the_keyboard(three_runs):
         svg.unlink()
 
 
+def fork_form_ready(app) -> bool:
+    """The fork screen shows its form with the fields mounted and has put the keyboard in the first one (it does
+    so after a refresh: keys typed before that would land in whichever field had it)."""
+    screen = app.screen
+    return (isinstance(screen, ForkScreen) and bool(screen.query("#f-optim-lr")) and screen.focused is not None
+            and any(form.id == "fork-form" for form in screen.focused.ancestors if hasattr(form, "id")))
+
+
 async def test_fork_key_trains_a_child_drawn_over_its_parent(tmp_path):
     """f on a finished run: the form refuses to fork past the last epoch, then trains one more epoch at a new lr;
     the child appears under its parent and the overlay draws both."""
@@ -176,8 +184,7 @@ async def test_fork_key_trains_a_child_drawn_over_its_parent(tmp_path):
     async with app_on(runs).run_test(size=(160, 48)) as pilot:
         tab = await opened(pilot, 1)
         await pilot.press("f")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ForkScreen) and pilot.app.screen.query("#f-optim-lr"),
-                       what="the fork form's fields")  # the form is in the screen a moment before its fields
+        await wait_for(pilot, lambda: fork_form_ready(pilot.app), what="the fork form, its first field focused")
         screen = pilot.app.screen
         assert screen.query_one("#fork-checkpoint").value == "last.pt"
 
@@ -219,8 +226,7 @@ async def test_the_fork_form_says_the_rate_the_checkpoint_was_training_at(tmp_pa
     async with app_on(runs).run_test(size=(160, 48)) as pilot:
         await opened(pilot, 1)
         await pilot.press("f")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ForkScreen) and pilot.app.screen.query("#fork-form"),
-                       what="the fork form")
+        await wait_for(pilot, lambda: fork_form_ready(pilot.app), what="the fork form, its first field focused")
         head = str(pilot.app.screen.query_one("#fork-slot-head").render())
         assert "step 90, 2 epoch(s) done, training at lr 0.0005 there" in head
         assert pilot.app.screen.query_one("#f-optim-lr").value == "0.05"

@@ -113,18 +113,19 @@ class ForkScreen(ModalScreen[Any]):
         config.output.runs_dir = str(self.parent_dir.parent)  # beside its parent
         self.post_message(self.CheckpointLoaded(name, state, path, config))
 
-    def on_fork_screen_checkpoint_loaded(self, message: CheckpointLoaded) -> None:
+    async def on_fork_screen_checkpoint_loaded(self, message: CheckpointLoaded) -> None:
         self.state, self.path, self.config = message.state, message.path, message.config
         slot = self.query_one("#fork-form-slot")
-        slot.remove_children()
+        await slot.remove_children()
         step, epoch = int(self.state["step"]), int(self.state["epoch"])
-        slot.mount(Static(f"{message.name}: step {step:,}, {epoch} epoch(s) done{live_lr_text(self.state)}; the "
+        await slot.mount(Static(f"{message.name}: step {step:,}, {epoch} epoch(s) done{live_lr_text(self.state)}; the "
                           f"fork's first step is {step + 1:,}. Edit what should change (tab moves, enter forks):",
                           id="fork-slot-head"))
-        slot.mount(ConfigForm(self.config, FORK_FIELDS, id="fork-form"))
+        # Awaited: the form's fields exist before the keyboard is put in the first (they compose after the form).
+        await slot.mount(ConfigForm(self.config, FORK_FIELDS, id="fork-form"))
         self.query_one("#fork-start", Button).disabled = False
         self.query_one("#fork-reason", Static).update("")
-        self.call_after_refresh(self._focus_first_field)
+        self._focus_first_field()
 
     def _focus_first_field(self) -> None:
         for form in self.query(ConfigForm):
