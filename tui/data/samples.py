@@ -30,7 +30,24 @@ def caption(sample: Sample, width: int) -> str:
     return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
 
-class SampleTile(CellTile):
+class SamplePixels:
+    """The two images a sample tile shows, whichever way it draws them."""
+
+    sample: Sample
+    processed: str  # "train" or "eval": the pipeline of the right-hand image
+
+    @property
+    def raw_pixels(self) -> np.ndarray:
+        """The raw image shown on the left."""
+        return self.sample.raw
+
+    @property
+    def processed_pixels(self) -> np.ndarray:
+        """The image after the training or evaluation pipeline, shown on the right."""
+        return self.sample.train if self.processed == "train" else self.sample.eval
+
+
+class SampleTile(SamplePixels, CellTile):
     """One sample drawn in cells: its class name and index over the raw image and the processed one."""
 
     DEFAULT_CSS = """
@@ -43,16 +60,6 @@ class SampleTile(CellTile):
     def __init__(self, sample: Sample, box: int, processed: str, kind: str = "halfcell"):
         super().__init__()
         self.sample, self.box, self.processed, self.kind = sample, box, processed, kind
-
-    @property
-    def raw_pixels(self) -> np.ndarray:
-        """The raw image shown on the left."""
-        return self.sample.raw
-
-    @property
-    def processed_pixels(self) -> np.ndarray:
-        """The image after the training or evaluation pipeline, shown on the right."""
-        return self.sample.train if self.processed == "train" else self.sample.eval
 
     def show(self, sample: Sample, box: int, processed: str) -> None:
         """Draw another sample (or the same one re-rolled) in place."""
@@ -70,7 +77,7 @@ class SampleTile(CellTile):
         return [text_row(caption(self.sample, width), width, style), *([*a, gap, *b] for a, b in zip(raw, processed))]
 
 
-class PictureSampleTile(Vertical):
+class PictureSampleTile(SamplePixels, Vertical):
     """One sample drawn with Kitty or Sixel graphics: caption over two image widgets (Picture)."""
 
     DEFAULT_CSS = """
@@ -96,16 +103,6 @@ class PictureSampleTile(Vertical):
         self.sample = sample
         self.box = box
         self.processed = processed
-
-    @property
-    def raw_pixels(self) -> np.ndarray:
-        """The raw image shown on the left."""
-        return self.sample.raw
-
-    @property
-    def processed_pixels(self) -> np.ndarray:
-        """The image after the training or evaluation pipeline, shown on the right."""
-        return self.sample.train if self.processed == "train" else self.sample.eval
 
     def compose(self) -> ComposeResult:
         yield Label(caption(self.sample, 2 * self.box + 1), classes="caption")
