@@ -477,7 +477,10 @@ async def test_images_loaded_behind_another_tab_are_scaled_to_the_room_when_show
     app = PtvizApp(config)
     async with app.run_test(size=(200, 60)) as pilot:
         pane = app.query_one(DataPane)
-        await settle(pilot)  # loaded and drawn while hidden
+        # Loaded and drawn while hidden: the tab starts the load after a short debounce timer, which settle does
+        # not see, so wait for the data themselves.
+        await wait_for(pilot, lambda: pane.sample_set is not None, what="the data loaded and drawn while hidden")
+        await settle(pilot)
         assert pane.bundle is not None and pane.bundle.shape == (3, 32, 32)
         await pilot.press("2")
         await settle(pilot)
