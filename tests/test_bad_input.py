@@ -131,3 +131,26 @@ def test_any_valid_seed_trains(digits_config):
     again = Batches(Split("train", torch.zeros(50, dtype=torch.long)), 8, torch.device("cpu"), shuffle=True,
                     seed=2**63 - 1, resident=False)
     assert torch.equal(again.order(3), again.order(3)) and not torch.equal(again.order(3), again.order(4))
+
+
+NUMERIC = [p for p in cfgmod.field_paths() if cfgmod.field_type(p) in ("int", "float", "floats")]
+
+
+@pytest.mark.parametrize("path", NUMERIC)
+def test_an_out_of_range_number_names_its_field_reason_and_flag(tmp_path, monkeypatch, capsys, path):
+    """`--lr -1` reads like `--batch-size 2.5`: the field, why, and the flag the value came by."""
+    from ptviz.tui.cli import flag_for
+
+    monkeypatch.chdir(tmp_path)
+    huge = str(2**70) if cfgmod.field_type(path) == "int" else "1e300"
+    for argv, origin in (([f"{flag_for(path)}={huge}"], f"(flag {flag_for(path)})"),
+                         (["--set", f"{path}={huge}"], f"(--set {path})")):
+        assert main(["--headless", *argv]) == 2
+        lines = capsys.readouterr().err.splitlines()
+        assert [line for line in lines if line.startswith(f"ptviz-tui: error: {path}: got ")], lines
+        assert all(line.endswith(origin) for line in lines), lines
+
+
+def test_lr_minus_one_says_the_flag(capsys):
+    assert main(["--headless", "--lr", "-1"]) == 2
+    assert capsys.readouterr().err.strip() == "ptviz-tui: error: optim.lr: got -1.0; must be > 0 (flag --lr)"

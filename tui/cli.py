@@ -90,6 +90,7 @@ def apply_args(config: cfgmod.RunConfig, args: argparse.Namespace) -> cfgmod.Run
     """Apply --set and the field flags to `config`, then validate; ConfigError names every bad field."""
     errors: list[FieldError] = []
     values = {k[len("field:"):]: v for k, v in vars(args).items() if k.startswith("field:") and v is not None}
+    given = {path: f"flag {flag_for(path)}" for path in values}
     for item in args.set:
         path, sep, text = item.partition("=")
         if not sep or path.strip() not in cfgmod.field_paths():
@@ -97,6 +98,7 @@ def apply_args(config: cfgmod.RunConfig, args: argparse.Namespace) -> cfgmod.Run
                                      "e.g. optim.lr=0.1"))
             continue
         values[path.strip()] = text
+        given[path.strip()] = f"--set {path.strip()}"
     for path, raw in values.items():
         if isinstance(raw, bool):
             cfgmod.set_value(config, path, raw)
@@ -104,12 +106,20 @@ def apply_args(config: cfgmod.RunConfig, args: argparse.Namespace) -> cfgmod.Run
         try:
             cfgmod.set_value(config, path, cfgmod.parse_text(path, raw))
         except ValueError as exc:
-            errors.append(FieldError(path, raw, f"{exc} (flag {flag_for(path)})"))
+            errors.append(FieldError(path, raw, f"{exc} ({given[path]})"))
     unparsed = {e.path for e in errors}
-    errors += [e for e in cfgmod.validate(config) if e.path not in unparsed]
+    errors += [_naming_origin(e, given) for e in cfgmod.validate(config) if e.path not in unparsed]
     if errors:
         raise ConfigError(errors)
     return config
+
+
+def _naming_origin(error: FieldError, given: dict[str, str]) -> FieldError:
+    """A validation error of a field the command line set, ending like a parse error: '(flag --lr)'."""
+    origin = given.get(error.path)
+    if origin is None:
+        return error
+    return FieldError(error.path, error.value, f"{error.reason} ({origin})")
 
 
 def _fail(message: str, code: int) -> int:
