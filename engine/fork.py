@@ -86,7 +86,7 @@ def plan_fork(parent_dir: Path, state: dict[str, Any], checkpoint: Path, config:
     `named_by_user` lists the fields the user gave again for this fork: a field naming user code is only
     imported when it is among them (a run folder must never make ptviz run code on its own).
     """
-    parent_config = config_from(state["config"], source=str(checkpoint))
+    parent_config = fork_config(state, source=str(checkpoint))  # what the fork changes is against the checkpoint
     cfgmod.check(config)
     for path in user_code_fields(config):
         if path not in named_by_user:
@@ -119,6 +119,27 @@ def config_from(data: dict[str, Any], source: str) -> RunConfig:
     if isinstance(data.get("recipe"), str):
         config.recipe = data["recipe"]
     return cfgmod.apply_dict(config, data, source=source)
+
+
+def fork_config(state: dict[str, Any], source: str) -> RunConfig:
+    """The settings a fork starts from: the checkpoint's, with optim.lr the rate its optimizer was training at.
+
+    A live change or a schedule may have moved the rate away from the run's setting; the fork goes on at the
+    checkpoint's rate unless the user gives another (even the setting itself, which then wins).
+    """
+    config = config_from(state["config"], source=source)
+    live = checkpoint_lr(state)
+    if live is not None and not cfgmod.check_field("optim.lr", live):
+        config.optim.lr = live
+    return config
+
+
+def checkpoint_lr(state: dict[str, Any]) -> float | None:
+    """The learning rate the checkpoint's optimizer was training at (None when it does not say)."""
+    try:
+        return float(state["optimizer"]["param_groups"][0]["lr"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
 
 
 def check_fit(config: RunConfig, state: dict[str, Any], parent_dir: Path,
@@ -172,13 +193,14 @@ def parent_input(run_dir: Path) -> tuple[tuple[int, int, int] | None, int]:
 def adapt_optimizer(state: dict[str, Any], before: RunConfig, after: RunConfig) -> None:
     """Write the child's optimizer and schedule settings into the optimizer and scheduler state (in place).
 
-    A new optim.lr is the rate of the child's first step; a schedule then continues from it, rescaled.
+    optim.lr is the rate of the child's first step (fork_config starts it at the checkpoint's rate): when it
+    differs from that rate, the rates are rescaled to it and a schedule continues from it.
     """
     optimizer = copy.deepcopy(state["optimizer"])
     scheduler = copy.deepcopy(state.get("scheduler"))
     groups = optimizer.get("param_groups", [])
     a, b = before.optim, after.optim
-    if b.lr != a.lr and groups:
+    if groups and b.lr != float(groups[0]["lr"]):
         factor = b.lr / float(groups[0]["lr"])
         for group in groups:
             for key in ("lr", "initial_lr", "max_lr", "min_lr"):

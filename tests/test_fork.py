@@ -13,7 +13,7 @@ from ptviz.engine.fork import config_from, load_parent, plan_fork
 from ptviz.engine.loop import Trainer, train
 from ptviz.engine.setup import build
 from ptviz.engine.sinks import ListSink
-from ptviz.engine.commands import Control
+from ptviz.engine.commands import Control, SetLearningRate
 from ptviz.engine.storage.lineage import read_lineage
 from ptviz.tui.cli import main
 
@@ -113,3 +113,48 @@ def test_fork_command_prints_the_branch_and_runs_lists_the_tree(parent, capsys):
     assert main(["fork", str(parent), "--checkpoint", "epoch-0009.pt"]) == 2
     err = capsys.readouterr().err
     assert "no checkpoint 'epoch-0009.pt' (available: " in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def live_parent(tmp_path_factory):
+    """A 2-epoch digits run (lr setting 0.05) whose rate was changed live to 0.005 at its first logged step."""
+    from ptviz.engine.events import StepMetrics
+    from runs_helpers import recipe
+
+    runs = tmp_path_factory.mktemp("live") / "runs"
+    config = recipe("digits-mlp")
+    config.output.runs_dir, config.output.tensorboard = str(runs), False
+    config.train.epochs, config.train.log_interval = 2, 1
+    control = Control()
+
+    class SetLrAtFirstStep(ListSink):
+        def emit(self, event):
+            super().emit(event)
+            if isinstance(event, StepMetrics) and not self.of(StepMetrics)[1:]:
+                control.send(SetLearningRate(0.005))
+
+    train(config, SetLrAtFirstStep(), control, listen=False)
+    (run,) = runs.iterdir()
+    return run
+
+
+def child_first_lr(runs, before, argv):
+    assert main(argv) == 0
+    (child,) = set(runs.iterdir()) - before
+    return step_rows(child)[0]["lr"]
+
+
+def test_a_fork_goes_on_at_the_live_rate_unless_a_rate_is_given_even_the_setting(live_parent, capsys):
+    """The checkpoint trained at 0.005 (set live; the setting says 0.05): the fork's settings start at 0.005, so
+    leaving optim.lr keeps it, and giving 0.05, the run's setting, trains at 0.05."""
+    from ptviz.engine.fork import fork_config
+
+    state, path = load_parent(live_parent, "last")
+    assert state["config"]["optim"]["lr"] == 0.05
+    assert fork_config(state, str(path)).optim.lr == pytest.approx(0.005)
+    runs = live_parent.parent
+    common = ["fork", str(live_parent), "--epochs", "3", "--max-steps", str(state["step"] + 2), "--headless"]
+    assert child_first_lr(runs, set(runs.iterdir()), common) == pytest.approx(0.005)
+    assert "optim.lr" not in capsys.readouterr().out  # the fork changed nothing about the rate
+    assert child_first_lr(runs, set(runs.iterdir()), [*common, "--lr", "0.05"]) == pytest.approx(0.05)
+    assert "optim.lr 0.005 → 0.05" in capsys.readouterr().out

@@ -214,8 +214,8 @@ async def test_fork_key_trains_a_child_drawn_over_its_parent(tmp_path):
 
 
 async def test_the_fork_form_says_the_rate_the_checkpoint_was_training_at(tmp_path):
-    """A step schedule took lr 0.05 to 0.0005 by epoch 2's end: the fork form says so beside optim.lr's 0.05 (the
-    setting the run started with), so the rate the fork goes on at is on the screen."""
+    """A step schedule took lr 0.05 to 0.0005 by epoch 2's end: the fork form's optim.lr is 0.0005, the rate the
+    fork goes on at when left as it is (a typed rate, even 0.05, wins), and the head names the run's setting."""
     from runs_helpers import train
 
     runs = tmp_path / "runs"
@@ -228,8 +228,8 @@ async def test_the_fork_form_says_the_rate_the_checkpoint_was_training_at(tmp_pa
         await pilot.press("f")
         await wait_for(pilot, lambda: fork_form_ready(pilot.app), what="the fork form, its first field focused")
         head = str(pilot.app.screen.query_one("#fork-slot-head").render())
-        assert "step 90, 2 epoch(s) done, training at lr 0.0005 there" in head
-        assert pilot.app.screen.query_one("#f-optim-lr").value == "0.05"
+        assert "step 90, 2 epoch(s) done, training at lr 0.0005 there (the run's setting: 0.05)" in head
+        assert pilot.app.screen.query_one("#f-optim-lr").value == "0.0005"
 
 def test_runs_on_a_terminal_opens_the_runs_view_and_quits(tmp_path):
     """`ptviz-tui runs DIR` on a terminal opens the cockpit on its Runs tab (pipes and --list get the listing)."""

@@ -349,11 +349,11 @@ def fork(argv: list[str]) -> int:
     add_field_flags(parser)
     args = parser.parse_args(argv)
     run_dir = _run_dir(args.run_dir)
-    from ptviz.engine.fork import config_from, load_parent, plan_fork
+    from ptviz.engine.fork import fork_config, load_parent, plan_fork
 
     state, path = load_parent(run_dir, args.checkpoint)
     named = named_fields(args)
-    config = config_from(state["config"], source=str(path))
+    config = fork_config(state, source=str(path))  # at the checkpoint's lr unless --lr says otherwise
     if "output.runs_dir" not in named:
         config.output.runs_dir = str(run_dir.parent)  # beside its parent, wherever the parent was started from
     plan = plan_fork(run_dir, state, path, apply_args(config, args), named_by_user=named)

@@ -25,14 +25,18 @@ FORK_FIELDS = ["optim.lr", "optim.momentum", "optim.weight_decay", "optim.step_s
 
 
 def live_lr_text(state: dict) -> str:
-    """', training at lr 0.0005 there' when the checkpoint's optimizer ran at another rate than optim.lr (a
-    schedule or a live change moved it; the form shows the setting, and the fork goes on at this rate)."""
+    """', training at lr 0.0005 there (the run's setting: 0.05)' when the checkpoint's optimizer ran at another
+    rate than optim.lr (a schedule or a live change moved it); optim.lr below starts at that rate."""
+    from ptviz.engine.fork import checkpoint_lr
+
+    live = checkpoint_lr(state)
     try:
-        live = float(state["optimizer"]["param_groups"][0]["lr"])
         configured = float(state["config"]["optim"]["lr"])
-    except (KeyError, IndexError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError):
         return ""
-    return "" if live == configured else f", training at lr {live:.3g} there (optim.lr below is the run's setting)"
+    if live is None or live == configured:
+        return ""
+    return f", training at lr {live:.3g} there (the run's setting: {configured:.3g})"
 
 
 class ForkScreen(ModalScreen[Any]):
@@ -102,11 +106,11 @@ class ForkScreen(ModalScreen[Any]):
     def load(self, name: str) -> None:
         """Read checkpoint `name` of the parent (torch work stays off the UI thread)."""
         from ptviz.engine.errors import UserError
-        from ptviz.engine.fork import config_from, load_parent
+        from ptviz.engine.fork import fork_config, load_parent
 
         try:
             state, path = load_parent(self.parent_dir, name)
-            config = config_from(state["config"], source=str(path))
+            config = fork_config(state, source=str(path))  # optim.lr: the rate the checkpoint trains at
         except Exception as exc:  # noqa: BLE001 - a damaged or hostile file: say why, keep the screen
             self.post_message(self.Checked(None, str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"))
             return
