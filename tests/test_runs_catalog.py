@@ -173,3 +173,19 @@ def test_sorting_puts_runs_without_a_value_last_and_csv_has_plain_numbers(tmp_pa
     header = lines[0].split(",")
     assert header[:4] == ["path", "run", "state", "best acc"]
     assert lines[1].split(",")[3] == repr(1 - 0.3 / 4)
+
+
+def test_the_lr_column_shows_the_rate_now_marked_where_it_left_the_setting(tmp_path):
+    """A 2-epoch synthetic run halves its lr live after its last step (an "lr" row ends its log); a 4-epoch one
+    logs steps at its setting after the change: the first trains at 0.025 now, the second at 0.05."""
+    from ptviz.tui.runs.lr_column import with_lr
+
+    moved, kept = read_record(synthetic_run(tmp_path, "moved", lr=0.05, epochs=2)), read_record(
+        synthetic_run(tmp_path, "kept", lr=0.05, epochs=4))
+    assert (moved.lr, kept.lr) == (0.025, 0.05)
+    assert differing_settings([moved, kept]) == ["train.epochs"]
+    paths = with_lr(differing_settings([moved, kept]), [moved, kept])
+    assert paths == ["optim.lr", "train.epochs"]
+    (lr,) = [c for c in columns_for(paths) if c.key == "set:optim.lr"]
+    assert (lr.text(moved), lr.text(kept)) == ("0.025 (set 0.05)", "0.05")
+    assert sorted_records([kept, moved], lr, reverse=False) == [moved, kept]  # sorted by the rate now

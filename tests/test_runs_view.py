@@ -244,3 +244,16 @@ def test_runs_on_a_terminal_opens_the_runs_view_and_quits(tmp_path):
         term.hang_up()
         if term.proc.poll() is None:
             term.proc.kill()
+
+
+async def test_the_lr_column_shows_a_live_changed_rate_beside_the_setting(tmp_path):
+    """Two runs set to lr 0.05, one halved live after its last step: the Runs tab gets an lr column (the settings
+    agree, the rates do not) showing 0.025 marked with its setting, and 0.05."""
+    runs = tmp_path / "runs"
+    synthetic_run(runs, "20261129-120000-digits-mlp", lr=0.05, epochs=2)
+    synthetic_run(runs, "20261129-130000-digits-mlp", lr=0.05, epochs=4)
+    async with app_on(runs).run_test(size=(160, 48)) as pilot:
+        tab = await opened(pilot, 2)
+        lr_column = [c.key for c in tab.columns].index("set:optim.lr") + 1  # after the selection mark
+        shown = {tab.shown[i].name: tab.table.get_row_at(i)[lr_column].plain for i in range(tab.table.row_count)}
+        assert shown == {"20261129-120000-digits-mlp": "0.025 (set 0.05)", "20261129-130000-digits-mlp": "0.05"}

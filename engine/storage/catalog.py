@@ -46,6 +46,7 @@ class RunRecord:
     best_accuracy: float | None = None  # best test accuracy, 0..1
     last_accuracy: float | None = None  # test accuracy at the last epoch end
     last_loss: float | None = None  # training loss of the last logged step
+    lr: float | None = None  # the learning rate now: of the last logged step or live change (optim.lr is the setting)
     seconds: float | None = None  # training time (pauses excluded)
     started: float | None = None  # Unix time the run began
     updated: float = 0.0  # Unix time of its newest log write
@@ -108,7 +109,7 @@ def read_record(run_dir: Path) -> RunRecord:
         step=step, total_steps=_int(total), epoch=epoch, epochs=_int(epochs),
         best_accuracy=_number(summary.get("best_test_accuracy")),
         last_accuracy=_number(summary.get("test_accuracy")) if tail.accuracy is None else tail.accuracy,
-        last_loss=tail.loss if tail.loss is not None else _number(summary.get("train_loss")),
+        last_loss=tail.loss if tail.loss is not None else _number(summary.get("train_loss")), lr=tail.lr,
         seconds=seconds, started=_parse_time(summary.get("started_at")) or _mtime(run_dir / CONFIG_TOML),
         updated=updated, settings={k: v for k, v in settings.items() if k != "recipe"},
         lineage=read_lineage(run_dir), notes=read_notes(run_dir), problems=tuple(problems), pid=pid)
@@ -185,6 +186,7 @@ class Tail:
     loss: float | None = None
     elapsed: float | None = None
     accuracy: float | None = None  # the last epoch row's test accuracy, when the tail holds one
+    lr: float | None = None  # the rate of the last step row or "lr" row (a live change), whichever came later
     cut: int = 0  # bytes after the last newline: a line a kill cut short (or one being written)
 
 
@@ -200,18 +202,22 @@ def read_tail(run_dir: Path, size: int = TAIL_BYTES) -> Tail:
         return Tail()
     lines = data.split(b"\n")
     cut = len(lines.pop())
-    step_row = epoch_row = None
-    for line in reversed(lines):  # only the two rows wanted are decoded, not the hundreds between them
+    step_row = epoch_row = lr_row = None
+    for line in reversed(lines):  # only the rows wanted are decoded, not the hundreds between them
         if step_row is None and line.startswith(b'{"kind":"step"'):
             step_row = logrows.decode_line(line)
+            lr_row = lr_row or step_row
         elif epoch_row is None and line.startswith(b'{"kind":"epoch"'):
             epoch_row = logrows.decode_line(line)
+        elif lr_row is None and line.startswith(b'{"kind":"lr"'):
+            lr_row = logrows.decode_line(line)
         if step_row is not None and epoch_row is not None:
             break
     return Tail(step=_int(step_row.get("step")) if step_row else None,
                 loss=_number(step_row.get("loss")) if step_row else None,
                 elapsed=_number(step_row.get("elapsed")) if step_row else None,
-                accuracy=_number(epoch_row.get("test_accuracy")) if epoch_row else None, cut=cut)
+                accuracy=_number(epoch_row.get("test_accuracy")) if epoch_row else None,
+                lr=_number(lr_row.get("lr")) if lr_row else None, cut=cut)
 
 
 # ----------------------------------------------------------------------------- a folder of runs

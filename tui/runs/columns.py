@@ -12,6 +12,8 @@ from typing import Any
 
 from ptviz.engine.storage.catalog import RunRecord, short_names
 
+from .lr_column import LR_PATH, current_lr, lr_text
+
 
 @dataclass(frozen=True)
 class Column:
@@ -75,6 +77,7 @@ FIXED = [
     Column("note", "note", lambda r: r.notes.text, lambda r: r.notes.text or None),
     Column("problem", "problem", lambda r: "; ".join(r.problems), lambda r: "; ".join(r.problems) or None),
 ]
+LR_COLUMN = Column("set:" + LR_PATH, "lr", lr_text, current_lr, True)  # the rate now, not only the setting
 SETTINGS_AFTER = "state"  # the differing settings come right after this column, where they are seen first
 
 
@@ -97,9 +100,10 @@ def _shown(text: str) -> str:
 
 
 def columns_for(setting_paths: list[str]) -> list[Column]:
-    """The fixed columns with one column per differing setting after the state."""
+    """The fixed columns with one column per differing setting after the state (lr: the rate now)."""
     titles = short_names(setting_paths)
-    settings = [Column("set:" + p, titles[p], lambda r, p=p: _shown(r.settings.get(p, "-")),
+    settings = [LR_COLUMN if p == LR_PATH else
+                Column("set:" + p, titles[p], lambda r, p=p: _shown(r.settings.get(p, "-")),
                        lambda r, p=p: _setting_value(r.settings.get(p)), True) for p in setting_paths]
     at = [c.key for c in FIXED].index(SETTINGS_AFTER) + 1
     return [*FIXED[:at], *settings, *FIXED[at:]]

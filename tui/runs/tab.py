@@ -23,6 +23,7 @@ from .columns import Column, columns_for, sorted_records, to_csv
 from .curves import RunCurves, poll_all
 from .diff import DiffScreen
 from .filter import matches
+from .lr_column import with_lr
 from .fork import ForkScreen
 from .notes import NotesScreen
 from .overlay import AXES, PALETTE, OverlayPane, OverlayRun, OverlayState, run_labels
@@ -190,7 +191,7 @@ class RunsTab(Vertical):
             if column is not None:
                 rows = [(r, 0) for r in sorted_records([r for r, _ in rows], column, self.reverse)]
         self.shown = [r for r, _ in rows]
-        paths = differing_settings(self.shown)
+        paths = with_lr(differing_settings(self.shown), self.shown)
         if paths != self._setting_paths:  # the same column objects otherwise, so the table reuses its rows
             self._setting_paths, self.columns = paths, columns_for(paths)
         if self.sort_key is not None and self.sort_key not in {c.key for c in self.columns}:
