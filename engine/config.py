@@ -27,6 +27,9 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BAD_SAMPLES = ("skip", "fail")
 TASK_FROM_FIT = "python"  # data.task of a run whose Task was handed to ptviz.fit() in a script
+# The data settings a task run reads; a task brings its own data, so the others (data set, files, image
+# pipeline, normalisation, residency) describe only the built-in data sets.
+TASK_DATA_FIELDS = ("data.task", "data.batch_size", "data.test_batch_size", "data.workers")
 FREEZE_EDIT = re.compile(r"[+-][A-Za-z0-9_.]*")  # matched whole (fullmatch): no trailing newline slips by
 # An epoch result early stopping can watch: train_loss, val_accuracy, test_mae (a task's metric), ema_test_loss...
 EARLY_STOP_METRIC = re.compile(r"none|(ema_)?(train|val|test)_[A-Za-z0-9_]+")  # matched whole (fullmatch)

@@ -211,3 +211,24 @@ async def test_a_run_folders_task_is_not_imported_before_a_yes(digits_config, tm
         await wait_for(pilot, lambda: view.view is not None and app.query_one(ModelPane).summary is not None,
                        what="both previews")
     assert marker.exists()
+
+
+async def test_a_task_runs_data_form_shows_only_the_fields_a_task_reads_and_says_why(digits_config):
+    """A task brings its own data: the Data form keeps the task, batch sizes and workers, hides the data set,
+    pipeline and normalisation with a note saying why, and shows them all again once data.task is cleared."""
+    from ptviz.engine.config import TASK_DATA_FIELDS
+    from ptviz.tui.config_form import ConfigForm
+
+    app = PtvizApp(with_task(digits_config, f"{EXAMPLES / 'regression.py'}:make"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("2")
+        form = app.query_one("#data-form", ConfigForm)
+        note = app.query_one("#task-fields-note")
+        await wait_for(pilot, lambda: form.shown_paths() == list(TASK_DATA_FIELDS), what="the task's fields only")
+        assert note.display and "brings its own data" in str(note.render())
+        assert not form.editor("data.transforms").parent.display and not form.editor("data.mean").parent.display
+        task = form.editor("data.task")
+        task.focus()
+        task.value = ""
+        await wait_for(pilot, lambda: form.shown_paths() == form.paths, what="every data field again")
+        assert not note.display and app.config.data.task == ""

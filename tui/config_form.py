@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +102,8 @@ class ConfigForm(VerticalScroll):
     ConfigForm .reason.-shown { display: block; }
     ConfigForm .section { color: $accent; text-style: bold; padding: 1 0 0 0; }
     ConfigForm .section.-first { padding: 0; }
+    ConfigForm .row.-off { display: none; }
+    ConfigForm .reason.-off { display: none; }
     """
 
     @dataclass
@@ -171,6 +174,18 @@ class ConfigForm(VerticalScroll):
         with widget.prevent(Input.Changed, Select.Changed, Checkbox.Changed):
             widget.value = shown(path, value) if isinstance(widget, Input) else value
         self._mark(path, None)
+
+    def show_only(self, paths: Collection[str] | None) -> None:
+        """Hide the fields not in `paths` (None shows them all); a hidden field keeps its value."""
+        for path in self.paths:
+            off = paths is not None and path not in paths
+            editor = self.editor(path)
+            editor.parent.set_class(off, "-off")  # its row: label and editor
+            self.query_one(f"#{editor.id}-reason").set_class(off, "-off")
+
+    def shown_paths(self) -> list[str]:
+        """The fields on show."""
+        return [p for p in self.paths if not self.editor(p).parent.has_class("-off")]
 
     def load(self, config: cfgmod.RunConfig) -> None:
         """Show the values of `config` (e.g. after choosing another recipe)."""

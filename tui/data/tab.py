@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import Label, Select
+from textual.widgets import Label, Select, Static
 
 from ptviz.engine import config as cfgmod
 from ptviz.engine import trust
@@ -26,6 +26,9 @@ from ..messages import ConfigEdited, LogRequested, TaskPreviewDone
 
 DATA_FIELDS = [p for p in cfgmod.field_paths() if p.startswith("data.")]
 DEBOUNCE_SECONDS = 0.4
+TASK_NOTE = ("A task brings its own data: of the data settings it uses the batch sizes and workers. The data "
+             "set, files, image pipeline and normalisation are for the built-in data sets (kept, hidden, for "
+             "when data.task is cleared).")
 
 
 class DataTab(Horizontal):
@@ -69,6 +72,7 @@ class DataTab(Horizontal):
                 choice = self.config.recipe if self.config.recipe in RECIPES else Select.BLANK
                 yield Select([(name, name) for name in RECIPES], value=choice, allow_blank=True,
                              prompt="choose a preset…", id="recipe")
+            yield Static(TASK_NOTE, id="task-fields-note", classes="-off")
             yield ConfigForm(self.config, DATA_FIELDS, id="data-form")
         yield DataPane(id="data-pane")
         yield TaskDataView(id="task-data")
@@ -102,6 +106,8 @@ class DataTab(Horizontal):
 
     def config_changed(self, path: str) -> None:
         """The app applied an edit; follow it in the pane shortly (quick edits cause one reload)."""
+        if path == "data.task":
+            self._fit_fields()
         if path == "data.task" or (path.startswith("data.") and not self.has_task):
             self.task_page = 0
             self.refresh_pane()
@@ -112,7 +118,14 @@ class DataTab(Horizontal):
             self._timer.stop()
         self._timer = self.set_timer(DEBOUNCE_SECONDS, self._show)
 
+    def _fit_fields(self) -> None:
+        """A task run's form holds only the data fields a task reads, and says why."""
+        task = self.has_task
+        self.query_one(ConfigForm).show_only(cfgmod.TASK_DATA_FIELDS if task else None)
+        self.query_one("#task-fields-note").set_class(not task, "-off")
+
     def _show(self) -> None:
+        self._fit_fields()
         task = self.has_task
         self.query_one(DataPane).display = not task
         self.query_one(TaskDataView).display = task
