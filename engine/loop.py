@@ -823,7 +823,8 @@ class Trainer:
         """Evaluate split `name` and report it as `label` (ema_test for the averaged weights), or as itself."""
         result = self.s.evaluate_split(name)
         self._check_batches()
-        self.emit(Evaluated(split=label or name, step=self.step, epoch=self.epoch + 1, loss=result.loss,
+        # The epoch of the last step: at the boundary right after an epoch ended, that epoch, not the next.
+        self.emit(Evaluated(split=label or name, step=self.step, epoch=self._epoch_number(), loss=result.loss,
                             accuracy=result.accuracy, samples=result.samples, confusion=result.confusion,
                             wrong=result.wrong, mid_epoch=mid_epoch, metrics=result.metrics))
         return result

@@ -158,3 +158,47 @@ async def test_events_arrive_without_blocking_the_training_thread(digits_config)
     assert not session.alive
     kinds = [type(e) for e in [session.queue.get_nowait() for _ in range(session.queue.qsize())]]
     assert kinds[0] is RunStarted and kinds[-1] is RunFinished and kinds.count(EpochEnded) == 2
+
+
+def test_evaluate_now_paused_right_after_an_epoch_names_that_epoch_everywhere(digits_config, tmp_path):
+    """Pause and evaluate-now queued as epoch 1 ends are applied at the first boundary of epoch 2, before any of its
+    steps: the evaluation belongs to epoch 1 (1-based) in the event, the log row and line, `send status` and
+    `runs`, as the status line's epoch does."""
+    import json
+
+    from ptviz.engine.commands import Control
+    from ptviz.engine.remote import ControlServer
+    from ptviz.engine.storage.catalog import read_record
+    from ptviz.tui.headless import event_line
+
+    digits_config.train.epochs = 3
+    control = Control()
+
+    class AtTheEpochsEnd(ListSink):
+        def emit(self, event):
+            super().emit(event)
+            if isinstance(event, EpochEnded) and event.epoch == 1:
+                control.send(Pause())
+                control.send(EvaluateNow())
+            if isinstance(event, Evaluated) and event.mid_epoch:
+                control.send(Stop())
+
+    sink = AtTheEpochsEnd()
+    finished = train(digits_config, sink, control, listen=False)
+    (ended,) = sink.of(EpochEnded)
+    (now,) = [e for e in sink.of(Evaluated) if e.mid_epoch]
+    assert now.step == ended.step == finished.step == sink.of(Paused)[0].step  # no step of epoch 2 ran
+    assert now.epoch == ended.epoch == sink.of(StepMetrics)[-1].epoch == finished.epoch == 1
+    assert "at step 45 (epoch 1)" in event_line(now)
+    (run,) = (tmp_path / "runs").iterdir()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if r["kind"] == "eval" and r.get("mid_epoch")] == [1]
+    assert read_record(run).epoch == 1
+    (tmp_path / "status").mkdir()
+    server = ControlServer(tmp_path / "status", Control())
+    try:
+        for event in sink.events:
+            server.emit(event)
+        assert server.status["epoch"] == server.status["last_evaluation"]["epoch"] == 1
+    finally:
+        server.close()
