@@ -19,6 +19,8 @@ from textual.widgets.option_list import Option
 from ptviz.engine import config as cfgmod
 from ptviz.engine.transform_specs import CATALOGUE, ParamSpec, TransformSpec
 
+from ..ordered_input import OrderedInput
+
 SIZED = ("Resize", "CenterCrop", "RandomCrop")  # transforms whose new size starts at the current image size
 
 
@@ -314,7 +316,7 @@ class PipelineEditor(Vertical):
             for param in kind.params if kind else ():
                 rng = f"{param.low:g}..{param.high:g}" if param.low is not None and param.high is not None else ""
                 rows += [Label(f"{param.name} ({rng}) {param.help}", classes="param-label"),
-                         Input(cfgmod.format_value(values[param.name]), name=param.name, compact=True,
+                         OrderedInput(cfgmod.format_value(values[param.name]), name=param.name, compact=True,
                                validators=[ParamValidator(param)]),
                          Label("", classes="field-error", name=param.name)]
 
@@ -324,7 +326,7 @@ class PipelineEditor(Vertical):
                               "clear both to switch it off", classes="param-label"))
             for name, value in (("mean", self.mean), ("std", self.std)):
                 rows += [Label(f"{name} per channel ({count})", classes="param-label"),
-                         Input(cfgmod.format_value(value), name=name, compact=True,
+                         OrderedInput(cfgmod.format_value(value), name=name, compact=True,
                                validators=[NormalizeValidator(self, name)]),
                          Label("", classes="field-error", name=name)]
         await form.mount_all(rows)
