@@ -51,3 +51,18 @@ async def test_a_burst_of_keys_in_a_transform_parameter_acts_in_the_order_typed(
         await settle(pilot)
         assert field.value == "0.25" and app.focused is field
         assert editor.transforms[0].params["p"] == 0.25 and app.config.data.transforms[0].params["p"] == 0.25
+
+
+async def test_a_burst_of_keys_in_a_form_field_acts_in_the_order_typed(tmp_path):
+    """End, two backspaces and "64" in one read into the Data form's batch size (32): 64."""
+    config = recipe("digits-mlp")
+    config.output.runs_dir = str(tmp_path / "runs")
+    app = PtvizApp(config)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("2")
+        field = app.query_one("#f-data-batch-size", Input)
+        field.focus()
+        await wait_for(pilot, lambda: app.focused is field, what="the field focused")
+        burst(app, [("end", None), ("backspace", None), ("backspace", None), ("6", "6"), ("4", "4")])
+        await settle(pilot)
+        assert field.value == "64" and app.config.data.batch_size == 64

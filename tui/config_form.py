@@ -16,6 +16,8 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from ptviz.engine import config as cfgmod
 
+from .ordered_input import OrderedInput
+
 
 class FieldValidator(Validator):
     """Parses the text as the field's type and applies the field's rule."""
@@ -146,7 +148,7 @@ class ConfigForm(VerticalScroll):
                 elif cfgmod.field_type(path) == "bool":
                     yield Checkbox("", value=value, id=wid)
                 else:
-                    yield Input(shown(path, value), id=wid, validators=[FieldValidator(path)],
+                    yield OrderedInput(shown(path, value), id=wid, validators=[FieldValidator(path)],
                                 validate_on=["changed", "submitted"], placeholder=PLACEHOLDERS.get(path, ""))
             yield Static("", classes="reason", id=wid + "-reason")
             self.call_after_refresh(self._set_tooltip, wid, docs.get(path, ""))
