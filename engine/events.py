@@ -26,7 +26,8 @@ class RunStarted:
     input_shape: tuple[int, ...]
     resident: bool
     start_step: int = 0
-    start_epoch: int = 0
+    start_epoch: int = 0  # 0-based epoch the next step trains in
+    epoch: int = 1  # 1-based epoch the last step belongs to (1 before the first): start_epoch at an epoch boundary
     threads: int = 0  # torch's intra-op threads for this run
     threads_why: str = ""  # train.threads, OMP_NUM_THREADS, or how auto chose
     task_kind: str = "classification"  # anything else has no accuracy: loss and the named metrics

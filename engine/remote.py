@@ -199,7 +199,7 @@ class ControlServer:
         """Track the run's position and state from its events, and the outcome of commands sent here."""
         update: dict[str, Any] = {}
         if isinstance(event, RunStarted):
-            update = {"state": "running", "step": event.start_step, "epoch": event.start_epoch + 1,
+            update = {"state": "running", "step": event.start_step, "epoch": event.epoch,
                       "total_steps": event.total_steps, "epochs": event.epochs, "world_size": event.world_size}
         elif isinstance(event, StepMetrics):
             update = {"step": event.last_step, "epoch": event.epoch, "lr": event.lrs[-1], "loss": event.losses[-1]}

@@ -172,6 +172,59 @@ def test_resume_at_an_epoch_boundary_on_a_grown_split_continues_with_a_notice(di
     assert json.loads((run / "summary.json").read_text())["state"] == "finished"
 
 
+async def test_a_resume_at_an_epoch_boundary_names_the_epoch_its_last_step_belongs_to_until_it_steps(digits_config,
+                                                                                                      tmp_path):
+    """Resumed from epoch 1's checkpoint and paused before a step: the start event, the status line, the log's
+    started row and line, `send status` and summary.json all say epoch 1 (1-based), as the step rows, checkpoints
+    and evaluations of that position do; before, every one of them said epoch 2 until the first step."""
+    from ptviz.engine.commands import Control, Pause, Stop
+    from ptviz.engine.events import Paused, RunStarted
+    from ptviz.engine.remote import ControlServer
+    from ptviz.engine.storage.catalog import read_record
+    from textual.app import App
+
+    from ptviz.tui.train.status_bar import StatusBar
+
+    config = small(digits_config, epochs=1)
+    train(config, listen=False)
+    run = only_run(config)
+    state = ckpt.load_checkpoint(run / "checkpoints" / "epoch-0001.pt")
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (12, 1, 0)
+    config.train.epochs = 2
+    control, at_pause = Control(), {}
+
+    class PauseBeforeTheFirstStep(ListSink):
+        def emit(self, event):
+            super().emit(event)
+            if isinstance(event, RunStarted):
+                control.send(Pause())
+            if isinstance(event, Paused):
+                at_pause["record"] = read_record(run)  # the run log is told each event before this sink
+                control.send(Stop())
+
+    sink = PauseBeforeTheFirstStep()
+    train(config, sink, control, resume=state, run_dir=run, listen=False)
+    (started,) = sink.of(RunStarted)
+    assert sink.of(Paused)[0].step == started.start_step == 12
+    assert (started.start_epoch, started.epoch) == (1, 1)
+    assert at_pause["record"].epoch == 1
+    async with App().run_test(size=(100, 3)) as pilot:
+        bar = StatusBar()
+        await pilot.app.mount(bar)
+        bar.ingest(started)
+        assert " epoch 1/2 " in str(bar.render())
+    (row,) = [r for r in read_rows(run / "metrics.jsonl") if r["kind"] == "started" and r["start_step"]]
+    assert row["epoch"] == 1
+    (tmp_path / "status").mkdir()
+    server = ControlServer(tmp_path / "status", Control())
+    try:
+        for event in sink.events[:sink.events.index(sink.of(Paused)[0]) + 1]:
+            server.emit(event)
+        assert server.status["epoch"] == 1
+    finally:
+        server.close()
+
+
 def test_a_checkpoint_order_that_does_not_fit_is_refused_before_training(digits_config):
     """A step row per step: a checkpoint whose counters make no sense is refused, never trained on."""
     config = small(digits_config, epochs=1, max_steps=5)

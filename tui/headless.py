@@ -205,7 +205,7 @@ class ConsoleSink:
             if options := options_line(event.config):
                 self._say(f"options: {options}")
             if event.start_step:
-                self._say(f"resumed at step {event.start_step:,} (epoch {event.start_epoch + 1})")
+                self._say(f"resumed at step {event.start_step:,} (epoch {event.epoch})")
             self.epochs, self.steps_per_epoch = event.epochs, event.steps_per_epoch
             self.total_steps, self.start_step = event.total_steps, event.start_step
             self.epoch = event.start_epoch + 1

@@ -323,7 +323,7 @@ class RunLog:
         s = self.summary
         if isinstance(event, RunStarted):
             s.update(state="running", reason="", pid=os.getpid(), recipe=event.config.get("recipe"),
-                     step=event.start_step, epoch=event.start_epoch + 1, total_steps=event.total_steps,
+                     step=event.start_step, epoch=event.epoch, total_steps=event.total_steps,
                      epochs=event.epochs, steps_per_epoch=event.steps_per_epoch, world_size=event.world_size,
                      updated_at=_now())
             s.pop("failed_rank", None)

@@ -89,7 +89,7 @@ class StatusBar(Static):
             self.recipe, self.trains = run_names(config, event.task)
             self.epochs, self.total_steps = event.epochs, event.total_steps
             self.step = self.start_step = event.start_step
-            self.epoch = event.start_epoch + 1
+            self.epoch = event.epoch
             self.device = event.device_name
             self.world_size, self.global_batch = event.world_size, event.global_batch
             self.elapsed = 0.0
