@@ -189,3 +189,13 @@ def test_the_lr_column_shows_the_rate_now_marked_where_it_left_the_setting(tmp_p
     (lr,) = [c for c in columns_for(paths) if c.key == "set:optim.lr"]
     assert (lr.text(moved), lr.text(kept)) == ("0.025 (set 0.05)", "0.05")
     assert sorted_records([kept, moved], lr, reverse=False) == [moved, kept]  # sorted by the rate now
+
+
+def test_the_overlay_legend_names_the_rate_a_run_trains_at_now(tmp_path):
+    """The same two runs overlaid: the legend says lr=0.025 for the one changed live (before: lr=0.05 for both, the
+    configured rate), and names lr even for runs set alike, as the table's lr column does."""
+    from ptviz.tui.runs.overlay import run_labels
+
+    moved, kept = read_record(synthetic_run(tmp_path, "moved", lr=0.05, epochs=2)), read_record(
+        synthetic_run(tmp_path, "kept", lr=0.05, epochs=4))
+    assert run_labels([moved, kept]) == {moved.path: "lr=0.025 epochs=2", kept.path: "lr=0.05 epochs=4"}

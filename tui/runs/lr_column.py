@@ -37,6 +37,14 @@ def lr_text(r: RunRecord) -> str:
     return f"{now:.3g} (set {r.settings[LR_PATH]})" if moved(r) else r.settings.get(LR_PATH, f"{now:.3g}")
 
 
+def rate_now_text(r: RunRecord) -> str:
+    """The rate the run trains at now, short, for a legend: its setting as written unless it moved away."""
+    now = current_lr(r)
+    if now is None or not moved(r):
+        return r.settings.get(LR_PATH, "-")
+    return f"{now:.3g}"
+
+
 def with_lr(paths: list[str], records: list[RunRecord]) -> list[str]:
     """The differing setting paths, with optim.lr (in field order) when the runs' current rates differ from one
     another or from their settings, though the settings agree."""

@@ -16,6 +16,7 @@ from ..train import plot
 from ..train.charts import ChartOptions, MetricChart, chart_renderer
 from ..train.history import minmax_indices
 from .curves import RunCurves
+from .lr_column import LR_PATH, rate_now_text, with_lr
 
 AXES = ("step", "epoch", "time")
 AXIS_TITLES = {"step": "step", "epoch": "epoch", "time": "training time (s)"}
@@ -204,8 +205,9 @@ class OverlayPane(Grid):
 
 
 def run_labels(records: list[RunRecord]) -> dict[Path, str]:
-    """Legend labels: the settings that differ between the drawn runs (lr=0.01), else the run's name."""
-    paths = differing_settings(records)[:3]
+    """Legend labels: the settings that differ between the drawn runs (lr=0.01: the rate each trains at now, as the
+    table's lr column says), else the run's name."""
+    paths = with_lr(differing_settings(records), records)[:3]
     titles = short_names(paths)
     names = {r.path: r.name for r in records}
     dates = {n.split("-", 1)[0] for n in names.values()}
@@ -213,7 +215,7 @@ def run_labels(records: list[RunRecord]) -> dict[Path, str]:
         names = {p: n.split("-", 1)[1] for p, n in names.items()}  # the same day: the time tells them apart
     labels = {}
     for r in records:
-        text = " ".join(f"{titles[p]}={r.settings.get(p, '-')}" for p in paths)
+        text = " ".join(f"{titles[p]}={rate_now_text(r) if p == LR_PATH else r.settings.get(p, '-')}" for p in paths)
         labels[r.path] = text or names[r.path]
     if len(set(labels.values())) < len(labels):  # two drawn runs with the same settings: tell them apart by name
         labels = {r.path: (f"{names[r.path]} {labels[r.path]}" if labels[r.path] != names[r.path] else names[r.path])
