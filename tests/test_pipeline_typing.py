@@ -66,3 +66,30 @@ async def test_a_burst_of_keys_in_a_form_field_acts_in_the_order_typed(tmp_path)
         burst(app, [("end", None), ("backspace", None), ("backspace", None), ("6", "6"), ("4", "4")])
         await settle(pilot)
         assert field.value == "64" and app.config.data.batch_size == 64
+
+
+@pytest.mark.parametrize("before", [[], [("down", None)]], ids=["enter", "down-enter"])
+async def test_enter_and_a_value_typed_in_one_read_on_the_step_list_go_into_the_parameter(tmp_path, before):
+    """Enter on the step list and "0.25" in one read (tmux send-keys, SSH: "\\r0.25"): the keyboard moves into the
+    highlighted step's form and the value replaces its first parameter (before, the characters went to the list and
+    the field kept 0.5); a cursor key typed before the enter picks the step the enter opens."""
+    config = recipe("digits-mlp")
+    config.output.runs_dir = str(tmp_path / "runs")
+    config.data.transforms = [TransformSpec("RandomRotation", {"degrees": 10.0}),
+                              TransformSpec("RandomHorizontalFlip", {"p": 0.5})]
+    app = PtvizApp(config)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("2")
+        editor = app.query_one(PipelineEditor)
+        await wait_for(pilot, lambda: editor.transforms and editor.query("#params Input"), what="the editor's form")
+        editor.steps.focus()
+        await wait_for(pilot, lambda: app.focused is editor.steps and editor.steps.index == 0, what="the list")
+        burst(app, before + [("enter", None)] + TYPED)
+        await settle(pilot)
+        field = editor.query_one("#params Input", Input)
+        assert app.focused is field
+        step = 1 if before else 0
+        name = field.name
+        assert field.value == "0.25", (field.value, name)
+        assert editor.transforms[step].params[name] == 0.25
+        assert app.config.data.transforms[step].params[name] == 0.25

@@ -20,6 +20,7 @@ from ptviz.engine import config as cfgmod
 from ptviz.engine.transform_specs import CATALOGUE, ParamSpec, TransformSpec
 
 from ..ordered_input import OrderedInput
+from .step_list import StepList
 
 SIZED = ("Resize", "CenterCrop", "RandomCrop")  # transforms whose new size starts at the current image size
 
@@ -205,7 +206,7 @@ class PipelineEditor(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Label("Pipeline", classes="title")
-        yield ListView(id="steps")
+        yield StepList(self._open_form, id="steps")
         yield VerticalScroll(id="params", can_focus=False)
         yield Static("a add · d remove\nshift+↑/↓ move\nenter edit · esc back", classes="hint")
 
@@ -254,9 +255,23 @@ class PipelineEditor(Vertical):
 
     @on(ListView.Selected, "#steps")
     def _selected(self) -> None:
+        """A click on a step: into its form."""
         inputs = self.query("#params Input")
         if inputs:
             inputs.first().focus()
+
+    async def _open_form(self) -> bool:
+        """Put the keyboard in the first field of the highlighted step's form, now (the step list's enter runs as
+        the app routes keys: the keys typed after it go to the field); False when the form has no field."""
+        async with self._lock:
+            index = self.steps.index
+            if index is not None and index != self._form_index:  # a cursor key moved on in the same read
+                await self._build_form(index)
+        inputs = self.query("#params Input")
+        if not inputs:
+            return False
+        self.screen.set_focus(inputs.first())
+        return True
 
     def action_add(self) -> None:
         """Choose a transform and insert it after the highlighted step."""
