@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from cockpit_helpers import settle, type_into, wait_for
 from ptviz.tui.app import PtvizApp
 from ptviz.tui.engine_feed import FAILED_HINT
@@ -151,3 +153,31 @@ async def test_a_preset_chosen_in_the_data_tab_fills_every_form_and_keeps_the_ru
         assert float(app.query_one("#f-optim-lr").value) == 0.05
         assert "digits-mlp (mnist-mlp on digits)" in line(app)
         assert any("recipe digits-mlp loaded (mnist-mlp on digits)" in t for t in app.query_one(LogPane).text_lines)
+
+
+@pytest.mark.parametrize("key", ["x", "q"])
+async def test_a_stop_or_quit_question_closes_when_the_run_ends_while_it_is_asked(digits_config, monkeypatch, key):
+    """x (or q) while training asks first; a run that finishes while the question is open takes the question
+    with it (before, 'Stop training?' stayed over a FINISHED run), and the cockpit stays open."""
+    import ptviz.engine.loop as loop
+    from ptviz.engine.commands import Pause, Resume
+    from ptviz.tui.screens.confirm import ConfirmScreen
+
+    real = loop.train
+
+    def paused_before_its_first_step(config, sink, control, **options):
+        control.send(Pause())
+        return real(config, sink, control, **options)
+
+    monkeypatch.setattr(loop, "train", paused_before_its_first_step)
+    digits_config.train.max_steps = 20
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.run_state == "paused", what="paused")
+        await pilot.press(key)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        app.runner.send(Resume())
+        await wait_for(pilot, lambda: app.run_state == "finished", what="finished")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="the question gone")
+        assert app.is_running and app.query_one(StatusBar).state == "finished"

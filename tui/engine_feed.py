@@ -10,6 +10,7 @@ from ptviz.engine.events import Diverged, Paused, Resumed, RolledBack, RunFailed
 from ptviz.engine.storage.lineage import Lineage
 
 from .runs.tab import RunsTab
+from .screens.confirm import drop_run_question
 from .train.charts import HISTORY_BUCKETS, ChartsPane
 from .train.log_pane import LogPane
 from .train.ranks_panel import RanksPanel
@@ -68,11 +69,13 @@ class EngineFeed:
         elif isinstance(event, RunFinished):
             app.run_state = event.state  # finished (max_steps included), stopped or diverged
             status.note = ""
+            drop_run_question(app)
             if app.finished is not None:
                 app.finished.append(event)
         elif isinstance(event, RunFailed):
             app.run_state = "failed"
             status.note = FAILED_HINT
+            drop_run_question(app)
             app.notify(event.message, title="run failed", severity="error", timeout=8)
         elif isinstance(event, Diverged):
             app.spike_step = event.step

@@ -116,7 +116,7 @@ class RunControl:
 
         what = "the attached run" if self.runner.remote_run else "training"
         self.push_screen(ConfirmScreen(f"Stop {what}? A checkpoint is saved: ptviz-tui resume RUN_DIR continues it.",
-                                       key="x", yes="Stop", no="Keep training"), answered)
+                                       key="x", yes="Stop", no="Keep training", about_the_run=True), answered)
 
     def action_checkpoint(self) -> None:
         """Save a checkpoint now."""
@@ -197,7 +197,7 @@ class RunControl:
                 self.stop_and_exit()
 
         self.push_screen(ConfirmScreen("Training is running. Stop it (a checkpoint is saved) and quit?", key="q",
-                                       yes="Stop and quit", no="Stay"), answered)
+                                       yes="Stop and quit", no="Stay", about_the_run=True), answered)
 
     @work(group="shutdown", exclusive=True)
     async def stop_and_exit(self) -> None:

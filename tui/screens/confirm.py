@@ -25,8 +25,10 @@ class ConfirmScreen(ModalScreen[bool]):
     """
     BINDINGS = [Binding("n,escape", "answer(False)", "no")]
 
-    def __init__(self, question: str, key: str = "y", yes: str = "Yes", no: str = "No", enter_says_yes: bool = True):
+    def __init__(self, question: str, key: str = "y", yes: str = "Yes", no: str = "No", enter_says_yes: bool = True,
+                 about_the_run: bool = False):
         super().__init__()
+        self.about_the_run = about_the_run  # a question about the going run (stop it? quit while it trains?)
         self.question = question
         self.key = key
         self.yes, self.no = yes, no
@@ -53,3 +55,11 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+def drop_run_question(app) -> None:
+    """Close a question about the going run once the run has ended (it finished while the user read it): it no
+    longer applies, and its answer would act on nothing."""
+    screen = app.screen
+    if isinstance(screen, ConfirmScreen) and screen.about_the_run:
+        screen.dismiss(None)
