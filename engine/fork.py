@@ -101,7 +101,8 @@ def plan_fork(parent_dir: Path, state: dict[str, Any], checkpoint: Path, config:
                             f"({old} → {new}); start a new run for that")
     if int(state["epoch"]) >= config.train.epochs:
         raise UserError(f"the checkpoint is at the end of epoch {state['epoch']}; train.epochs is "
-                        f"{config.train.epochs}: pass --epochs N (more than {state['epoch']}) so the fork trains")
+                        f"{config.train.epochs}: set it above {state['epoch']} (epochs, or --epochs N) so the fork "
+                        f"trains")
     if config.train.max_steps and int(state["step"]) >= config.train.max_steps:
         raise UserError(f"the checkpoint is at step {state['step']}, past train.max_steps={config.train.max_steps}")
     check_fit(config, state, parent_dir, changed)

@@ -83,8 +83,8 @@ def test_settings_a_fork_cannot_change_are_refused(parent):
     with pytest.raises(UserError, match="optim.optimizer cannot change"):
         plan_fork(parent, state, path, config)
     state, path, config = fork_config(parent, lr=0.05)
-    config.train.epochs = 3
-    with pytest.raises(UserError, match="pass --epochs N"):
+    config.train.epochs = 3  # the fork form's epochs field, or --epochs: the message names both, not a flag alone
+    with pytest.raises(UserError, match=r"train.epochs is 3: set it above \d+ \(epochs, or --epochs N\)"):
         plan_fork(parent, state, path, config)
 
 
