@@ -31,6 +31,7 @@ from .footer import FittingFooter
 from .frame_clock import FrameClock
 from .headless import run_names
 from .keys import UngluedKeys, unglue_escapes
+from .prompt_keys import PromptKeysNow
 from .lr_finder import LrFinder
 from .messages import (ConfigEdited, EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TabsLoaded,
                        TaskPreviewDone)
@@ -57,7 +58,7 @@ if TYPE_CHECKING:  # the tabs import torch: the app loads them after its first s
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
 
 
-class PtvizApp(RunControl, UngluedKeys, App[int]):
+class PtvizApp(RunControl, PromptKeysNow, UngluedKeys, App[int]):
     """Configure, watch and control a training run."""
 
     CSS_PATH = "app.tcss"

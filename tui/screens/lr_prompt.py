@@ -11,6 +11,9 @@ from textual.widgets import Input, Static
 
 from ptviz.engine.config import check_field
 
+from ..ordered_input import OrderedInput
+from .early_keys import EarlyKeys
+
 
 def lr_problem(text: str) -> str | None:
     """Why `text` is not a learning rate the run accepts (optim.lr's rules), or None."""
@@ -30,7 +33,7 @@ class LearningRate(Validator):
         return self.failure(why) if why else self.success()
 
 
-class LrPrompt(ModalScreen[float | None]):
+class LrPrompt(EarlyKeys, ModalScreen[float | None]):
     """Asks for a learning rate; dismisses with the number, or None on Escape."""
 
     DEFAULT_CSS = """
@@ -48,7 +51,7 @@ class LrPrompt(ModalScreen[float | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("Set the learning rate (takes effect from the next step):")
-            yield Input(f"{self.current:g}" if self.current else "", id="lr-input", validators=[LearningRate()])
+            yield OrderedInput(f"{self.current:g}" if self.current else "", id="lr-input", validators=[LearningRate()])
             yield Static("", id="lr-reason")
 
     def on_input_changed(self, event: Input.Changed) -> None:

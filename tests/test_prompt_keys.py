@@ -1,0 +1,45 @@
+"""A key that opens a prompt and the value typed after it in one read (tmux, SSH) reach the prompt in order."""
+
+from __future__ import annotations
+
+from textual import events
+
+from cockpit_helpers import wait_for
+from ptviz.tui.app import PtvizApp
+from ptviz.tui.train.status_bar import StatusBar
+
+
+def burst(app, keys: list[tuple[str, str | None]]) -> None:
+    """Post keys as the terminal driver does for one read: all queued before the app handles the first."""
+    for key, character in keys:
+        app.post_message(events.Key(key, character))
+
+
+async def test_l_and_a_learning_rate_typed_in_one_read_set_that_rate(digits_config, monkeypatch):
+    """"l0.02\\r" in one read on a paused run sets the rate to 0.02 and closes the prompt (before, 0.02 went to the
+    cockpit before the prompt was there, and enter applied the prompt's starting value, 0.05)."""
+    import ptviz.engine.loop as loop
+    from textual.widgets import TabbedContent
+
+    from ptviz.engine.commands import Pause, Resume
+    from ptviz.tui.screens.lr_prompt import LrPrompt
+
+    real = loop.train
+
+    def paused_before_its_first_step(config, sink, control, **options):
+        control.send(Pause())
+        return real(config, sink, control, **options)
+
+    monkeypatch.setattr(loop, "train", paused_before_its_first_step)
+    digits_config.train.max_steps = 20
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.run_state == "paused", what="paused")
+        status = app.query_one(StatusBar)
+        burst(app, [("l", "l"), ("0", "0"), ("full_stop", "."), ("0", "0"), ("2", "2"), ("enter", "\r")])
+        await wait_for(pilot, lambda: status.lr == 0.02, what=f"lr 0.02 (now {status.lr})")
+        await wait_for(pilot, lambda: not isinstance(app.screen, LrPrompt), what="the prompt closed")
+        assert app.query_one(TabbedContent).active == "train"  # no 2: Data
+        app.runner.send(Resume())
+        await wait_for(pilot, lambda: app.run_state == "finished", what="the run's end")
