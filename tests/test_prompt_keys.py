@@ -43,3 +43,20 @@ async def test_l_and_a_learning_rate_typed_in_one_read_set_that_rate(digits_conf
         assert app.query_one(TabbedContent).active == "train"  # no 2: Data
         app.runner.send(Resume())
         await wait_for(pilot, lambda: app.run_state == "finished", what="the run's end")
+
+
+async def test_a_tab_key_and_the_tabs_own_key_typed_in_one_read_both_act(digits_config):
+    """"2>" in one read: the Data tab opens with the keyboard in its pane and > shows the next view, Statistics
+    (before, > reached the cockpit before the pane had the keyboard and was lost)."""
+    from textual.widgets import TabbedContent
+
+    from ptviz.tui.data.pane import DataPane
+
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: app.query(DataPane) and app.query("#grid"), what="the Data tab loaded")
+        burst(app, [("2", "2"), ("greater_than_sign", ">")])
+        pane = app.query_one(DataPane)
+        await wait_for(pilot, lambda: app.query_one(TabbedContent).active == "data", what="the Data tab")
+        await wait_for(pilot, lambda: pane.query_one(TabbedContent).active == "stats-tab",
+                       what=f"Statistics (now {pane.query_one(TabbedContent).active})", timeout=10)

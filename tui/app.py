@@ -31,7 +31,7 @@ from .footer import FittingFooter
 from .frame_clock import FrameClock
 from .headless import run_names
 from .keys import UngluedKeys, unglue_escapes
-from .prompt_keys import PromptKeysNow
+from .moving_keys import MovingKeysNow
 from .lr_finder import LrFinder
 from .messages import (ConfigEdited, EngineEvent, EngineEventsWaiting, HistoryLoaded, LogRequested, TabsLoaded,
                        TaskPreviewDone)
@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # the tabs import torch: the app loads them after its first s
 COMPACT_WIDTH, COMPACT_HEIGHT = 120, 34
 
 
-class PtvizApp(RunControl, PromptKeysNow, UngluedKeys, App[int]):
+class PtvizApp(RunControl, MovingKeysNow, UngluedKeys, App[int]):
     """Configure, watch and control a training run."""
 
     CSS_PATH = "app.tcss"
@@ -270,13 +270,15 @@ class PtvizApp(RunControl, PromptKeysNow, UngluedKeys, App[int]):
             target = "#task-table" if self.query_one("#task-table").display else "#task-images-scroll"
         found = self.query(target) if target else None
         if found:
-            found.first().focus()
+            widget = found.first()
+            widget.screen.set_focus(widget)  # now, not deferred: a key typed with this one goes there (moving_keys.py)
         else:
             self.set_focus(None)  # the Train tab, or a tab still loading
 
     def action_focus_pane(self, pane: str) -> None:
         self.query_one(TabbedContent).active = "train"
-        self.query_one(f"#{pane}").focus()
+        widget = self.query_one(f"#{pane}")
+        widget.screen.set_focus(widget)
 
     def action_blur(self) -> None:
         self.set_focus(None)
