@@ -499,3 +499,23 @@ async def test_images_loaded_behind_another_tab_are_scaled_to_the_room_when_show
         await pilot.resize_terminal(190, 60)
         await settle(pilot)
         assert pane.box == chosen < 16
+
+
+async def test_o_fits_the_images_to_the_room_the_editor_leaves_before_the_screen_is_laid_out():
+    """Showing or hiding the editor zooms the images and sets the columns for the width the grid is about to get
+    (one layout of the screen instead of two or three): that width is the one the layout then gives it."""
+    app = PaneApp()
+    async with app.run_test(size=(160, 48)) as pilot:
+        pane = app.query_one(DataPane)
+        pane.show_config(digits_with())
+        await settle(pilot)
+        pane.focus()
+        grid, editor = app.query_one(SampleGrid), app.query_one(PipelineEditor)
+        for _ in range(2):  # hidden, then shown again
+            shown_before = pane.editor_shown
+            room = pane._room_after_toggle(editor, not shown_before)
+            await pilot.press("o")
+            await settle(pilot)
+            assert pane.editor_shown != shown_before and room == grid.scrollable_content_region.width
+            assert pane.box == pane._fitting_box(room)
+            assert grid.query_one("#tiles").styles.grid_size_columns >= 2
