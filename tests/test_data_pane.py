@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from textual import events
 from textual.app import App, ComposeResult
-from textual.widgets import Input, Label, Static, TabbedContent
+from textual.widgets import Input, Label, OptionList, Static, TabbedContent
 
 from ptviz.engine.data import sources
 from ptviz.engine.data.samples import page_indices
@@ -128,6 +128,25 @@ async def test_editing_the_pipeline_changes_the_preview():
             assert np.array_equal(processed, raw[::-1])
         changed = [m for m in messages if isinstance(m, DataPane.PipelineChanged)]
         assert [str(s) for s in changed[-1].transforms] == ["RandomVerticalFlip(p=1)"]
+
+
+async def test_the_catalogue_opens_at_its_top_each_time_and_adds_what_is_chosen():
+    """a, a few rows down, escape (nothing added); a again starts from the first transform, and enter adds it."""
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.query_one(DataPane).show_config(digits_with())
+        await settle(pilot)
+        editor = app.query_one(PipelineEditor)
+        editor.steps.focus()
+        await pilot.press("a", "down", "down", "escape")
+        await pilot.pause()
+        assert editor.transforms == [] and app.focused is editor.steps
+        await pilot.press("a")
+        await pilot.pause()
+        assert app.screen.query_one(OptionList).highlighted == 0
+        await pilot.press("enter")
+        await settle(pilot)
+        assert [s.name for s in editor.transforms] == ["Resize"]
 
 
 async def test_out_of_range_parameter_is_marked_with_its_reason():
