@@ -325,6 +325,10 @@ async def test_log_lines_wrap_to_the_log_width_whenever_they_were_written(digits
         await pilot.pause()
         await pilot.press("1")
         await settle(pilot)
+        # A line logged while the log was hidden is written at the frame clock's next frame (within a second,
+        # later than settle's quiet when the last frame was costly).
+        await wait_for(pilot, lambda: not log._waiting, what="the line written at the next frame")
+        await settle(pilot)
         width = log.scrollable_content_region.width
         shown = [row for row in rows() if row.strip()]
         assert "".join(r.strip() for r in shown).endswith("checkpoints/last.pt")

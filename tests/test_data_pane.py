@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from textual import events
 from textual.app import App, ComposeResult
-from textual.widgets import Input, Label, Static, TabbedContent
+from textual.widgets import Input, Label, OptionList, Static, TabbedContent
 
 from ptviz.engine.data import sources
 from ptviz.engine.data.samples import page_indices
@@ -128,6 +128,25 @@ async def test_editing_the_pipeline_changes_the_preview():
             assert np.array_equal(processed, raw[::-1])
         changed = [m for m in messages if isinstance(m, DataPane.PipelineChanged)]
         assert [str(s) for s in changed[-1].transforms] == ["RandomVerticalFlip(p=1)"]
+
+
+async def test_the_catalogue_opens_at_its_top_each_time_and_adds_what_is_chosen():
+    """a, a few rows down, escape (nothing added); a again starts from the first transform, and enter adds it."""
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.query_one(DataPane).show_config(digits_with())
+        await settle(pilot)
+        editor = app.query_one(PipelineEditor)
+        editor.steps.focus()
+        await pilot.press("a", "down", "down", "escape")
+        await pilot.pause()
+        assert editor.transforms == [] and app.focused is editor.steps
+        await pilot.press("a")
+        await pilot.pause()
+        assert app.screen.query_one(OptionList).highlighted == 0
+        await pilot.press("enter")
+        await settle(pilot)
+        assert [s.name for s in editor.transforms] == ["Resize"]
 
 
 async def test_out_of_range_parameter_is_marked_with_its_reason():
@@ -499,3 +518,23 @@ async def test_images_loaded_behind_another_tab_are_scaled_to_the_room_when_show
         await pilot.resize_terminal(190, 60)
         await settle(pilot)
         assert pane.box == chosen < 16
+
+
+async def test_o_fits_the_images_to_the_room_the_editor_leaves_before_the_screen_is_laid_out():
+    """Showing or hiding the editor zooms the images and sets the columns for the width the grid is about to get
+    (one layout of the screen instead of two or three): that width is the one the layout then gives it."""
+    app = PaneApp()
+    async with app.run_test(size=(160, 48)) as pilot:
+        pane = app.query_one(DataPane)
+        pane.show_config(digits_with())
+        await settle(pilot)
+        pane.focus()
+        grid, editor = app.query_one(SampleGrid), app.query_one(PipelineEditor)
+        for _ in range(2):  # hidden, then shown again
+            shown_before = pane.editor_shown
+            room = pane._room_after_toggle(editor, not shown_before)
+            await pilot.press("o")
+            await settle(pilot)
+            assert pane.editor_shown != shown_before and room == grid.scrollable_content_region.width
+            assert pane.box == pane._fitting_box(room)
+            assert grid.query_one("#tiles").styles.grid_size_columns >= 2

@@ -131,3 +131,28 @@ async def test_a_bad_model_spec_shows_its_message_and_a_good_one_then_loads(tmp_
         assert pane.tree.last_line == 2  # Sequential, Flatten, Linear
         await pilot.press("escape")
         assert pane.tree.has_focus
+
+
+async def test_columns_follow_a_new_width_and_stay_as_they_are_when_the_tree_is_shown_again():
+    """A narrower terminal drops columns and a wider one brings them back; hidden and shown again (another tab and
+    back) at the same size, the tree keeps its columns and rows."""
+    app = PaneApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(ModelPane)
+
+        def header() -> list[str]:
+            return str(app.query_one("#model-header").render()).split()
+
+        wide, row = header(), pane.tree.render_line(1).text
+        await pilot.resize_terminal(50, 24)
+        await pilot.pause()
+        narrow = header()
+        assert len(narrow) < len(wide)
+        pane.display = False
+        await pilot.pause()
+        pane.display = True
+        await pilot.pause()
+        assert header() == narrow and len(pane.tree.render_line(1).text.split()) == len(narrow) + 1
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert header() == wide and pane.tree.render_line(1).text == row

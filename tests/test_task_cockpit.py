@@ -226,7 +226,10 @@ async def test_a_task_runs_data_form_shows_only_the_fields_a_task_reads_and_says
         note = app.query_one("#task-fields-note")
         await wait_for(pilot, lambda: form.shown_paths() == list(TASK_DATA_FIELDS), what="the task's fields only")
         assert note.display and "brings its own data" in str(note.render())
-        assert not form.editor("data.transforms").parent.display and not form.editor("data.mean").parent.display
+        for path in ("data.transforms", "data.mean"):
+            editor = form.editor(path)
+            label = form.children[form.children.index(editor) - 1]
+            assert not editor.display and not label.display, path  # the field's label goes with it
         task = form.editor("data.task")
         task.focus()
         task.value = ""

@@ -6,16 +6,16 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from ptviz.engine import config as cfgmod
 
+from .field_reason import FieldReason
 from .ordered_input import OrderedInput
 
 
@@ -71,13 +71,17 @@ PLACEHOLDERS = {**ZERO_MEANS,
 }
 
 
-# Labels that would wrap in the label column: the early-stopping fields read as one group.
+# Labels that would not fit the label column (a grid row is one line): the early-stopping fields read as one group.
 LABELS = {
+    "output.checkpoint_minutes": "checkpoint mins",
     "train.early_stop_metric": "early stop on",
     "train.early_stop_mode": "stop mode",
     "train.early_stop_patience": "stop patience",
     "train.early_stop_min_delta": "stop min delta",
 }
+
+
+LABEL_WIDTH = 17  # the label column of DEFAULT_CSS, the space before the editor included
 
 
 def _label(path: str) -> str:
@@ -87,25 +91,27 @@ def _label(path: str) -> str:
 class ConfigForm(VerticalScroll):
     """Rows of label + editor for the given field paths; posts FieldChanged for every valid edit."""
 
+    # One grid of label and editor per field, no row containers: a tab switch lays out and paints every widget
+    # of the form, so each widget less per field is ~50 fewer on the Model tab. A reason is mounted only while
+    # its field is invalid, spanning both columns under the field.
     DEFAULT_CSS = """
-    ConfigForm { height: 1fr; padding: 0 1; scrollbar-size-vertical: 1; }
-    ConfigForm .row { height: auto; }
-    ConfigForm .row Label { width: 17; padding: 0 1 0 0; color: $text-muted; }
-    ConfigForm .row Input { height: 1; border: none; padding: 0 1; width: 1fr; background: $boost; }
-    ConfigForm .row Input:focus { background: $accent 30%; }
-    ConfigForm .row Input.-invalid { background: $error 30%; border: none; }
-    ConfigForm .row Input.-invalid:focus { background: $error 45%; border: none; }
-    ConfigForm .row Select { width: 1fr; height: 1; }
-    ConfigForm .row Select > SelectCurrent { border: none; height: 1; padding: 0 1; background: $boost; }
-    ConfigForm .row Select:focus > SelectCurrent { background: $accent 30%; }
-    ConfigForm .row Checkbox { height: 1; border: none; padding: 0 1; width: 7; background: $boost; }
-    ConfigForm .row Checkbox:focus { background: $accent 30%; }
-    ConfigForm .reason { color: $error; height: auto; max-height: 2; padding: 0 0 0 17; display: none; }
-    ConfigForm .reason.-shown { display: block; }
-    ConfigForm .section { color: $accent; text-style: bold; padding: 1 0 0 0; }
-    ConfigForm .section.-first { padding: 0; }
-    ConfigForm .row.-off { display: none; }
-    ConfigForm .reason.-off { display: none; }
+    ConfigForm {
+        layout: grid; grid-size: 2; grid-columns: 17 1fr; grid-rows: 1;
+        height: 1fr; padding: 0 1; scrollbar-size-vertical: 1;
+    }
+    ConfigForm > Label { width: 17; padding: 0 1 0 0; color: $text-muted; }
+    ConfigForm > Input { height: 1; border: none; padding: 0 1; width: 1fr; background: $boost; }
+    ConfigForm > Input:focus { background: $accent 30%; }
+    ConfigForm > Input.-invalid { background: $error 30%; border: none; }
+    ConfigForm > Input.-invalid:focus { background: $error 45%; border: none; }
+    ConfigForm > Select { width: 1fr; height: 1; }
+    ConfigForm > Select > SelectCurrent { border: none; height: 1; padding: 0 1; background: $boost; }
+    ConfigForm > Select:focus > SelectCurrent { background: $accent 30%; }
+    ConfigForm > Checkbox { height: 1; border: none; padding: 0 1; width: 7; background: $boost; }
+    ConfigForm > Checkbox:focus { background: $accent 30%; }
+    ConfigForm > .reason { column-span: 2; padding: 0 0 0 17; }
+    ConfigForm > .section { column-span: 2; row-span: 2; color: $accent; text-style: bold; padding: 1 0 0 0; }
+    ConfigForm > .section.-first { row-span: 1; padding: 0; }
     """
 
     @dataclass
@@ -141,16 +147,14 @@ class ConfigForm(VerticalScroll):
             value = cfgmod.get_value(self.initial, path)
             wid = "f-" + path.replace(".", "-").replace("_", "-")
             rule = cfgmod._field(path).metadata
-            with Horizontal(classes="row"):
-                yield Label(_label(path))
-                if "choices" in rule:
-                    yield Select([(c, c) for c in rule["choices"]], value=value, allow_blank=False, id=wid)
-                elif cfgmod.field_type(path) == "bool":
-                    yield Checkbox("", value=value, id=wid)
-                else:
-                    yield OrderedInput(shown(path, value), id=wid, validators=[FieldValidator(path)],
-                                validate_on=["changed", "submitted"], placeholder=PLACEHOLDERS.get(path, ""))
-            yield Static("", classes="reason", id=wid + "-reason")
+            yield Label(_label(path))
+            if "choices" in rule:
+                yield Select([(c, c) for c in rule["choices"]], value=value, allow_blank=False, id=wid)
+            elif cfgmod.field_type(path) == "bool":
+                yield Checkbox("", value=value, id=wid)
+            else:
+                yield OrderedInput(shown(path, value), id=wid, validators=[FieldValidator(path)],
+                                  validate_on=["changed", "submitted"], placeholder=PLACEHOLDERS.get(path, ""))
             self.call_after_refresh(self._set_tooltip, wid, docs.get(path, ""))
 
     def _set_tooltip(self, wid: str, text: str) -> None:
@@ -168,7 +172,7 @@ class ConfigForm(VerticalScroll):
 
     def editor(self, path: str):
         """The widget that edits `path`."""
-        return self.query_one("#f-" + path.replace(".", "-").replace("_", "-"))
+        return self.get_child_by_id("f-" + path.replace(".", "-").replace("_", "-"))
 
     def show_value(self, path: str, value: Any) -> None:
         """Show a value set elsewhere (no FieldChanged is posted for it)."""
@@ -179,15 +183,18 @@ class ConfigForm(VerticalScroll):
 
     def show_only(self, paths: Collection[str] | None) -> None:
         """Hide the fields not in `paths` (None shows them all); a hidden field keeps its value."""
+        children = list(self.children)
         for path in self.paths:
-            off = paths is not None and path not in paths
+            on_show = paths is None or path in paths
             editor = self.editor(path)
-            editor.parent.set_class(off, "-off")  # its row: label and editor
-            self.query_one(f"#{editor.id}-reason").set_class(off, "-off")
+            label = children[children.index(editor) - 1]  # the grid holds each field as label, editor
+            label.display = editor.display = on_show
+            for reason in self.query_children(f"#{editor.id}-reason"):
+                reason.display = on_show and path in self.errors
 
     def shown_paths(self) -> list[str]:
         """The fields on show."""
-        return [p for p in self.paths if not self.editor(p).parent.has_class("-off")]
+        return [p for p in self.paths if self.editor(p).display]
 
     def load(self, config: cfgmod.RunConfig) -> None:
         """Show the values of `config` (e.g. after choosing another recipe)."""
@@ -205,31 +212,21 @@ class ConfigForm(VerticalScroll):
         self._mark(path, reason)
 
     def _mark(self, path: str, reason: str | None) -> None:
-        reason_widget = self.query_one("#" + self.editor(path).id + "-reason", Static)
+        # A field's reason is mounted the first time it is invalid and hidden, not removed, once it is fixed:
+        # a removal finishes later, and the next invalid keystroke would mount a second widget with its id.
+        editor = self.editor(path)
+        widget = next(self.query_children(f"#{editor.id}-reason").results(FieldReason), None)
         if reason:
             self.errors[path] = reason
-            reason_widget.update(self._two_lines(f"↑ {reason}", reason_widget))
-            reason_widget.tooltip = reason  # whole, where the two lines had to cut it
+            if widget is None:
+                self.mount(FieldReason(reason, id=f"{editor.id}-reason", classes="reason"), after=editor)
+            else:
+                widget.show(reason)
+                widget.display = True
         else:
             self.errors.pop(path, None)
-            reason_widget.update("")
-            reason_widget.tooltip = None
-        reason_widget.set_class(bool(reason), "-shown")
-
-    def _two_lines(self, text: str, widget: Static) -> str:
-        """`text` as it fits in two lines of the reason's width, cut with an ellipsis (start names it whole)."""
-        width = self.scrollable_content_region.width - widget.styles.padding.left
-        if width < 10:
-            return text
-        lines = Text(text).wrap(self.app.console, width)
-        if len(lines) <= 2:
-            return text
-        return lines[0].plain.rstrip() + "\n" + lines[1].plain[: width - 1].rstrip() + "…"
-
-    def on_resize(self) -> None:
-        """Cut the reasons again for the new width."""
-        for path, reason in list(self.errors.items()):
-            self._mark(path, reason)
+            if widget is not None:
+                widget.display = False
 
     @on(Input.Changed)
     def _input_changed(self, event: Input.Changed) -> None:

@@ -255,17 +255,18 @@ class DataPane(Widget):
         if self.evaluated is not None:
             self.show_evaluation(self.evaluated)
 
-    def _fitting_box(self) -> int:
-        """The zoom the room gives this data set's images (the smallest while the pane is hidden)."""
+    def _fitting_box(self, width: int = 0) -> int:
+        """The zoom the room (`width`, else the grid's now) gives this data set's images (the smallest while the
+        pane is hidden)."""
         grid = self.query_one(SampleGrid)
-        width = grid.scrollable_content_region.width if grid.size.width else 0
+        width = width or (grid.scrollable_content_region.width if grid.size.width else 0)
         return default_box(max(self.bundle.shape[1:]), width) if self.bundle is not None and width else self.box
 
-    async def _fit_box(self) -> None:
+    async def _fit_box(self, width: int = 0) -> None:
         """Scale the images to the room, once it is known (the data often loads while another tab shows)."""
         if self.zoomed or self.bundle is None:
             return
-        box = self._fitting_box()
+        box = self._fitting_box(width)
         if box != self.box:
             self.box = box
             await self._redraw_grid()
@@ -399,18 +400,32 @@ class DataPane(Widget):
         """Whether the pipeline editor shows beside the samples."""
         return self.query_one(PipelineEditor).display
 
+    def _room_after_toggle(self, editor: PipelineEditor, shown: bool) -> int:
+        """The grid's content width once the editor beside it is shown or hidden (0: not known)."""
+        grid = self.query_one(SampleGrid)
+        width, editor_width = grid.scrollable_content_region.width, editor.styles.width.cells
+        if not grid.size.width or editor_width is None:
+            return 0
+        return max(1, width - editor_width if shown else width + editor_width)
+
     def show_editor(self, shown: bool) -> None:
         """Show or hide the pipeline editor (its own display: a class on the pane would restyle every widget in it)."""
         self.query_one(PipelineEditor).display = shown
 
-    def action_toggle_editor(self) -> None:
+    async def action_toggle_editor(self) -> None:
         """Show the pipeline editor with the keyboard in its step list, or hide it to give the images the width."""
         editor = self.query_one(PipelineEditor)
         had_keyboard = editor.has_focus_within
         shown = not self.editor_shown
+        room = self._room_after_toggle(editor, shown)
         self.show_editor(shown)
         self.post_message(self.EditorToggled(shown))
-        self.call_after_refresh(self._fit_box)  # the grid's width changed
+        if room:
+            # Zoom and columns for the width the grid is about to get, so the layout the toggle needs anyway
+            # draws them: fitted after it, they cost one or two more passes over the whole screen.
+            await self._fit_box(room)
+            self.query_one(SampleGrid).fit_columns(room)
+        self.call_after_refresh(self._fit_box)  # the grid's width as laid out (a small terminal also hides the form)
         if shown:
             editor.steps.focus()
         elif had_keyboard:

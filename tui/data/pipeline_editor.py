@@ -114,9 +114,15 @@ class AddTransformScreen(ModalScreen[str | None]):
             yield Label("Add a transform (enter adds, escape cancels)")
             yield OptionList(*(Option(f"{k.name} - {k.help}", id=k.name) for k in CATALOGUE.values()))
 
+    def on_screen_resume(self) -> None:
+        self.query_one(OptionList).highlighted = 0  # each time from the top, as a new list would be
+
     @on(OptionList.OptionSelected)
     def _chosen(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
+
+
+ADD_SCREEN = "add-transform"  # the name AddTransformScreen is installed under
 
 
 def step_text(spec: TransformSpec) -> str:
@@ -275,7 +281,11 @@ class PipelineEditor(Vertical):
 
     def action_add(self) -> None:
         """Choose a transform and insert it after the highlighted step."""
-        self.app.push_screen(AddTransformScreen(), self._add)
+        # One catalogue screen for the app's life: composing and mounting its list again at every a laid the
+        # screen out twice more.
+        if not self.app.is_screen_installed(ADD_SCREEN):
+            self.app.install_screen(AddTransformScreen(), ADD_SCREEN)
+        self.app.push_screen(ADD_SCREEN, self._add)
 
     async def _add(self, name: str | None) -> None:
         if name is None:

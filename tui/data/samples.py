@@ -204,6 +204,10 @@ class SampleGrid(VerticalScroll):
     def on_resize(self, event: Resize) -> None:
         self._fit_columns()
 
-    def _fit_columns(self) -> None:
-        width = self.scrollable_content_region.width or self.size.width
+    def fit_columns(self, width: int) -> None:
+        """Lay the tiles out for a width the grid is about to have (before the layout that gives it)."""
+        self._fit_columns(width)
+
+    def _fit_columns(self, width: int = 0) -> None:
+        width = width or self.scrollable_content_region.width or self.size.width
         self.query_one("#tiles").styles.grid_size_columns = max(1, (width + 1) // (tile_width(self.box) + 1))

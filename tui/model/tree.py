@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
+from textual.events import Resize
+from textual.geometry import Size
 from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
@@ -162,6 +164,7 @@ class ModelTree(Tree[str], inherit_bindings=False):
         self._shape_key: tuple[tuple[str, str], ...] = ()
         self._cols: tuple[Column, ...] = fit_columns(80)
         self.health: dict[str, ModuleHealth] = {}  # the latest sample of layer health, per module
+        self._resized_to = Size(0, 0)  # the size of the last Resize handled
 
     # ------------------------------------------------------------------------- data
 
@@ -227,7 +230,7 @@ class ModelTree(Tree[str], inherit_bindings=False):
         first = bool(health) != bool(self.health)
         self.health = health
         if first:
-            self.on_resize()
+            self._fit_width()
         else:
             for node in self._node_of.values():
                 node.refresh()
@@ -271,8 +274,17 @@ class ModelTree(Tree[str], inherit_bindings=False):
 
     # ------------------------------------------------------------------------- rendering
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: Resize) -> None:
         """Choose the columns that fit the new width."""
+        if event.size == self._resized_to:
+            # Shown again at the size it had (a tab switch): Tree would drop its line cache and have the whole
+            # screen laid out once more (40 ms of a 2-core CPU at 160x48).
+            event.prevent_default()
+            return
+        self._resized_to = event.size
+        self._fit_width()
+
+    def _fit_width(self) -> None:
         self._fit()
         for node in self._node_of.values():
             node.refresh()  # rows render again with the new columns
