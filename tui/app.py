@@ -144,10 +144,10 @@ class PtvizApp(RunControl, UngluedKeys, App[int]):
         # Where Textual runs thread workers; a process about to end waits for none (a preview still computing).
         asyncio.get_running_loop().set_default_executor(ThreadPerTask(join_on_shutdown=not self.exits_process))
         self.feed = EngineFeed(self)
-        self.frames = FrameClock(self, [self.feed.take_queued, self.query_one(ChartsPane).redraw,
-                                        self.query_one(StatusBar).flush, self.query_one(LogPane).flush,
-                                        self.query_one(DevicePanel).flush, self.query_one(RanksPanel).flush,
-                                        self.query_one(RunsTab).redraw])
+        self.frames = FrameClock(self, [self.feed.take_queued, self.query_one(StatusBar).flush,
+                                        self.query_one(LogPane).flush, self.query_one(DevicePanel).flush,
+                                        self.query_one(RanksPanel).flush, self.query_one(RunsTab).redraw],
+                                 heavy=[self.query_one(ChartsPane).redraw])
         self.frames.start()
         install_stop_signals(self)
         log = self.query_one(LogPane)
