@@ -66,9 +66,8 @@ class ThreadClock:
         since (the training thread and its OpenMP team, and any worker), and the process."""
         old = sum(self.since_start(tid) for tid in self.before)
         total = self.process_last - self.process_before
-        by_name: dict[str, float] = {}
-        for tid, (name, _) in self.before.items():
-            by_name[name] = by_name.get(name, 0.0) + self.since_start(tid)
+        each = sorted(((self.since_start(tid), tid) for tid in self.before), reverse=True)
         return {"main_thread": round(self.since_start(self.pid), 3), "threads_before_start": round(old, 3),
                 "threads_started_since": round(total - old, 3), "process": round(total, 3),
-                "before_start_by_name": {name: round(seconds, 3) for name, seconds in by_name.items()}}
+                "before_start_each": [[tid, self.before[tid][0], round(seconds, 3)] for seconds, tid in each
+                                      if seconds > 0]}

@@ -12,7 +12,7 @@ With `--against REV` the same runs are made, interleaved, with the code of that 
 temporary folder), so before and after are measured side by side under the same load. `--profile` writes
 cProfile stats of the UI thread for the training part of each run (benchmarks/ui_profile_child.py).
 
-    python -m benchmarks.ui_cpu --against HEAD~3 --sizes 200x60 --repeats 2 --profile
+    python -m benchmarks.ui_cpu --against HEAD~3 --ui-sizes 200x60 --repeats 2 --profile
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def one_run(code: Path, argv: list[str], size: tuple[int, int], runs_dir: Path, 
                 time.sleep(0.1)
         term.exit_seconds(b"q", timeout=120)
         writes = term.chunks[start:end]
+    passes = json.loads(Path(f"{profile}.gc.json").read_text())["full_pass_seconds"] if profile else None
     (summary,) = runs_dir.glob("*/summary.json")
     seconds = json.loads(summary.read_text())["seconds"]
     cpu = clock.report()
@@ -105,7 +106,7 @@ def one_run(code: Path, argv: list[str], size: tuple[int, int], runs_dir: Path, 
     return {"seconds": seconds, "wall_seconds": round(wall, 2), "cpu": cpu, "writes": len(writes),
             "bytes": sum(len(chunk) for _, chunk in writes),
             "ui_per_training_second": ui / seconds, "main_per_training_second": float(cpu["main_thread"]) / seconds,
-            "ui_ms_per_write": 1000 * ui / max(1, len(writes))}
+            "ui_ms_per_write": 1000 * ui / max(1, len(writes)), "gc_full_pass_seconds": passes}
 
 
 def top(profile: Path, count: int = 25) -> str:
@@ -127,7 +128,7 @@ def measure(args: argparse.Namespace, mnist_root: Path) -> dict[str, dict[str, l
         argv = ["--recipe", "mnist-mlp", "--root", str(mnist_root), "--no-download", "--epochs", str(args.ui_epochs),
                 "--device", args.device, "--threads", str(args.ui_threads)]
         out: dict[str, dict[str, list[dict[str, Any]]]] = {}
-        for size_text in args.sizes.split(","):
+        for size_text in args.ui_sizes.split(","):
             size = (int(size_text.split("x")[0]), int(size_text.split("x")[1]))
             runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
             for r in range(args.repeats):
@@ -175,7 +176,7 @@ def run(args: argparse.Namespace, mnist_root: Path) -> list[Result]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """This case's options (bench.py adds them too)."""
     parser.add_argument("--against", help="also measure this git revision's code, interleaved (before/after)")
-    parser.add_argument("--sizes", default="200x60,80x24", help="terminal sizes, COLSxROWS,...")
+    parser.add_argument("--ui-sizes", default="200x60,80x24", help="terminal sizes, COLSxROWS,...")
     parser.add_argument("--ui-threads", type=int, default=2, help="the run's torch threads")
     parser.add_argument("--ui-epochs", type=int, help="epochs per run (default 10, quick 2)")
     parser.add_argument("--profile", action="store_true", help="cProfile the UI thread while it trains")
