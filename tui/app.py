@@ -24,6 +24,7 @@ from textual.worker import Worker, WorkerState
 from ptviz.engine import config as cfgmod
 from ptviz.engine.storage.lineage import Lineage
 
+from . import heap
 from .attach import RemoteController
 from .config_form import ConfigForm
 from .engine_feed import EngineFeed
@@ -238,6 +239,7 @@ class PtvizApp(RunControl, UngluedKeys, App[int]):
 
     def watch_run_state(self, state: str) -> None:
         self.query_one(StatusBar).state = state
+        heap.training(state == "running")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place worker failures land; the engine has already reported its own as RunFailed."""
