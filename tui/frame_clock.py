@@ -26,7 +26,7 @@ from textual.dom import DOMNode
 MIN_SECONDS = 0.1  # how soon a clock that found nothing to draw looks again
 PACE_SECONDS = 0.5  # at most two frames a second while something changes (a run's metrics arrive all the time)
 MAX_SECONDS = 1.0  # and at least one a second
-FRAME_SHARE = 0.02
+FRAME_SHARE = 0.02  # the UI thread's CPU time over the wall time between frames that draw
 HEAVY_SHARE = 0.01  # the charts' frames: a 30 ms frame every 3 s
 MAX_HEAVY_SECONDS = 3.0  # charts wait at most this long for new points to show
 
