@@ -32,6 +32,19 @@ def _p2(args: argparse.Namespace) -> list[Result]:
     return p2_cockpit.run(args)
 
 
+def _p2cpu(args: argparse.Namespace) -> list[Result]:
+    import tempfile
+
+    from benchmarks import ui_cpu
+    from benchmarks.p2_cockpit import write_mnist
+
+    args.ui_epochs = args.ui_epochs or (2 if args.quick else 10)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ptviz-bench-") as tmp:
+        write_mnist(Path(tmp), args.mnist_size)
+        return ui_cpu.run(args, Path(tmp))
+
+
 def _p3(args: argparse.Namespace) -> list[Result]:
     from benchmarks import p3_keys
 
@@ -90,6 +103,7 @@ def _p9(args: argparse.Namespace) -> list[Result]:
 CASES: dict[str, Callable[[argparse.Namespace], list[Result]]] = {
     "P1": _p1,
     "P2": _p2,
+    "P2cpu": _p2cpu,
     "P3": _p3,
     "P4": _p4,
     "P5": _p5,
@@ -114,6 +128,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch intra-op threads for both sides (default: torch's)")
     parser.add_argument("--pty-sizes", default="80x24,200x60", help="P2 in a pty: terminal sizes, COLSxROWS,...")
     parser.add_argument("--pty-threads", default="1,2", help="P2 in a pty: the run's torch threads, N,...")
+    from benchmarks.ui_cpu import add_arguments
+
+    add_arguments(parser)  # P2cpu: --against REV, --ui-sizes, --ui-threads, --ui-epochs, --profile
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="folder for the JSON file")
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (2 if args.quick else 5)

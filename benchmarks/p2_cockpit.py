@@ -82,7 +82,7 @@ async def cockpit(config) -> tuple[float, dict[str, Any]]:
     from benchmarks.cockpit_driver import SIZE, counting_frames, press, settle, wait_for_thread_event
     from ptviz.tui.app import PtvizApp
     from ptviz.tui.train.charts import ChartsPane, MetricChart
-    from ptviz.tui.frame_clock import MAX_SECONDS
+    from ptviz.tui.frame_clock import MAX_HEAVY_SECONDS
 
     app = PtvizApp(config.copy())
     async with app.run_test(size=SIZE) as pilot:
@@ -96,7 +96,7 @@ async def cockpit(config) -> tuple[float, dict[str, Any]]:
                 await asyncio.sleep(0.001)
             await wait_for_thread_event(app.runner.finished)
             seconds, ui_seconds = time.perf_counter() - start, time.thread_time() - ui_start
-        await pilot.pause(MAX_SECONDS + 0.2)  # the frame after the run's last events has drawn them
+        await pilot.pause(MAX_HEAVY_SECONDS + 0.2)  # the charts' frame after the run's last events has drawn them
         drawn = {
             "state": app.run_state,
             "tab": app.query_one(TabbedContent).active,

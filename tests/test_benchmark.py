@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
 
@@ -78,3 +80,39 @@ def test_the_benchmarks_screen_applies_moves_styles_erases_and_split_sequences()
     screen.feed(b";5H\xe2\x94")  # the move and the box-drawing character arrive in two reads
     screen.feed(b"\x80z\x1b[2;4H\x1b[K")
     assert screen.text().split("\n") == ["xy          ", "  a         ", "    ─z      "]
+
+
+def test_thread_clock_splits_the_threads_alive_at_the_start_from_those_started_since():
+    """CPU time read from /proc: the main thread's own, and a thread started later counts apart, with what it
+    used, after it has ended; a name with spaces and parentheses is read whole."""
+    import os
+    import threading
+    import time
+
+    sys.path.insert(0, str(BENCH.parents[1]))
+    from benchmarks.thread_clock import ThreadClock, cpu_seconds
+
+    name, seconds = cpu_seconds("42 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0 20 0")
+    assert name == "a (b) c" and seconds == pytest.approx(400 / os.sysconf("SC_CLK_TCK"))
+
+    def burn(until: float) -> None:
+        while time.thread_time() < until:
+            pass
+
+    clock = ThreadClock(os.getpid())
+    clock.start()
+    burn(time.thread_time() + 0.2)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (burn(time.thread_time() + 0.2), done.wait(10)))
+    worker.start()
+    while worker.is_alive() and not done.is_set():
+        clock.sample()
+        time.sleep(0.05)
+        if clock.since_start(worker.native_id) >= 0.15:
+            break
+    done.set()
+    worker.join()
+    clock.sample()
+    report = clock.report()
+    assert report["main_thread"] >= 0.15 and report["threads_before_start"] >= 0.15
+    assert report["threads_started_since"] >= 0.15

@@ -102,3 +102,30 @@ def test_memory_is_shown_in_the_totals_unit(used, total, expected):
     from ptviz.tui.train.device_stats import used_of_total
 
     assert used_of_total(used, total) == expected
+
+
+async def test_panel_takes_readings_from_its_own_thread_with_the_frames(digits_config):
+    """One sampler thread reads the device every second and the frame clock shows its newest reading: no worker
+    is started per reading, and the thread ends with the app."""
+    import threading
+
+    from cockpit_helpers import settle, wait_for
+    from ptviz.tui.app import PtvizApp
+    from ptviz.tui.train.device_panel import DevicePanel
+
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        panel = app.query_one(DevicePanel)
+        await wait_for(pilot, lambda: panel._shown is not None, what="first reading shown")
+        first = panel._shown
+        await wait_for(pilot, lambda: panel._shown is not first, what="a later reading shown by a frame")
+        await pilot.pause()
+        shown = "".join(panel.render_line(y).text for y in range(panel.size.height))
+        assert "CPU" in shown and "RAM" in shown
+        assert not [w for w in app.workers if w.group == "device"]
+        samplers = [t for t in threading.enumerate() if t.name == "ptviz-device"]
+        assert samplers
+    for thread in samplers:
+        thread.join(timeout=5)
+        assert not thread.is_alive()

@@ -54,6 +54,27 @@ async def test_model_tab_shows_live_columns_a_heatmap_and_the_layer_notice(digit
         assert pane.health.steps == [50, 100]
 
 
+async def test_a_hidden_model_tab_draws_no_health_until_shown_and_is_right_then(digits_config):
+    """Samples that arrive while the Train tab shows are kept but not drawn (no tree or heatmap repaints behind
+    the charts); showing the Model tab draws the newest of them."""
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        pane = app.query_one(ModelPane)
+        heatmap = app.query_one(HealthHeatmap)
+        assert not pane.is_on_screen
+        for step in (50, 100, 150):
+            app.feed.ingest(sample(step, ratio=1e-3 if step < 150 else 0.05))
+        await pilot.pause()
+        assert pane.health.steps == [50, 100, 150]  # kept
+        assert pane.tree.health == {} and heatmap.history is None  # not drawn
+        await pilot.press("3")
+        await wait_for(pilot, lambda: heatmap.history is not None and heatmap.size.height == 4, what="health drawn")
+        assert [c.title for c in pane.tree.columns if c.health] == ["grad", "log upd", "dead"]
+        assert round(pane.tree.health["fc1"].log_ratio, 6) == round(math.log10(0.05), 6)  # the newest sample
+        assert "steps 50–150" in str(heatmap.render())
+
+
 async def test_lr_finder_sweeps_the_form_and_enter_sets_optim_lr(digits_config):
     """L on an idle cockpit sweeps a copy of the form's configuration; Enter writes the suggestion to optim.lr."""
     app = PtvizApp(digits_config)

@@ -24,6 +24,7 @@ from textual.worker import Worker, WorkerState
 from ptviz.engine import config as cfgmod
 from ptviz.engine.storage.lineage import Lineage
 
+from . import heap
 from .attach import RemoteController
 from .config_form import ConfigForm
 from .engine_feed import EngineFeed
@@ -145,10 +146,10 @@ class PtvizApp(RunControl, MovingKeysNow, UngluedKeys, App[int]):
         # Where Textual runs thread workers; a process about to end waits for none (a preview still computing).
         asyncio.get_running_loop().set_default_executor(ThreadPerTask(join_on_shutdown=not self.exits_process))
         self.feed = EngineFeed(self)
-        self.frames = FrameClock(self, [self.feed.take_queued, self.query_one(ChartsPane).redraw,
-                                        self.query_one(StatusBar).flush, self.query_one(LogPane).flush,
-                                        self.query_one(DevicePanel).flush, self.query_one(RanksPanel).flush,
-                                        self.query_one(RunsTab).redraw])
+        self.frames = FrameClock(self, [self.feed.take_queued, self.query_one(StatusBar).flush,
+                                        self.query_one(LogPane).flush, self.query_one(DevicePanel).flush,
+                                        self.query_one(RanksPanel).flush, self.query_one(RunsTab).redraw],
+                                 heavy=[self.query_one(ChartsPane).redraw])
         self.frames.start()
         install_stop_signals(self)
         log = self.query_one(LogPane)
@@ -239,6 +240,7 @@ class PtvizApp(RunControl, MovingKeysNow, UngluedKeys, App[int]):
 
     def watch_run_state(self, state: str) -> None:
         self.query_one(StatusBar).state = state
+        heap.training(state == "running")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place worker failures land; the engine has already reported its own as RunFailed."""

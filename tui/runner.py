@@ -13,7 +13,7 @@ from textual.worker import Worker
 
 from ptviz.engine.commands import Command, Control
 from ptviz.engine.config import RunConfig
-from ptviz.engine.events import EpochEnded, Evaluated, StepMetrics
+from ptviz.engine.events import EpochEnded, Evaluated, LayerStats, StepMetrics
 
 from .messages import EngineEventsWaiting
 
@@ -21,8 +21,9 @@ TRAINING_GROUP = "training"
 TRAINING_THREAD = "ptviz-train"
 
 
-# Events the app takes with its next frame instead of being woken for: the stream of metrics.
-ROUTINE = (StepMetrics, EpochEnded, Evaluated)
+# Events the app takes with its next frame instead of being woken for: the stream of metrics, layer health
+# included (sampled every 50 steps, several times a second on a small model).
+ROUTINE = (StepMetrics, EpochEnded, Evaluated, LayerStats)
 
 
 class PostMessageSink:

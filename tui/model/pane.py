@@ -74,6 +74,7 @@ class ModelPane(Vertical):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.health = HealthHistory()  # the run's samples of layer health
+        self._health_waiting = False  # samples arrived while the pane was off screen: drawn when it shows
 
     def compose(self) -> ComposeResult:
         yield Static(id="model-header")
@@ -106,8 +107,20 @@ class ModelPane(Vertical):
     # ------------------------------------------------------------------------- layer health
 
     def health_sample(self, stats: LayerStats) -> None:
-        """Show one sample of layer health: the tree's live columns and the heatmap."""
+        """Keep one sample of layer health; show it in the tree's live columns and the heatmap now if the pane is
+        on screen, else when it shows (repainting a hidden tab's tree takes the UI thread from training)."""
         self.health.add(stats)
+        if self.is_on_screen:
+            self._show_health()
+        else:
+            self._health_waiting = True
+
+    def on_show(self) -> None:
+        if self._health_waiting:
+            self._show_health()
+
+    def _show_health(self) -> None:
+        self._health_waiting = False
         self.tree.show_health(self.health.latest)
         self.query_one(HealthHeatmap).show(self.health)
 
@@ -120,6 +133,7 @@ class ModelPane(Vertical):
     def health_reset(self) -> None:
         """Forget the samples (a new run starts)."""
         self.health.clear()
+        self._health_waiting = False
         self.tree.show_health({})
         self.query_one(HealthHeatmap).show(self.health)
         self.query_one("#model-health-note", Static).remove_class("-shown")

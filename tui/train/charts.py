@@ -1,4 +1,5 @@
-"""Live braille charts fed by engine events and redrawn on a timer, reduced to each chart's width.
+"""Live braille charts fed by engine events and redrawn on a timer (the frame clock's heavy step), reduced to each
+chart's width.
 
 A run shows the loss, learning rate and throughput; accuracy when it is classification; and one chart per
 named metric of a task (its per-step training values, and its validation and test values).
@@ -207,6 +208,12 @@ class MetricChart(Widget):
     def stale(self) -> bool:
         """Whether this chart's data or size changed since the last replot."""
         return self.drawn_version != self.data_version() or self.drawn_size != tuple(self.size)
+
+    def on_show(self) -> None:
+        """Shown again (its tab or its page): draw the points that arrived meanwhile now, not with the next frame
+        that replots charts (the frame clock paces those apart, seconds at a large size)."""
+        if self.size.width > 0 and self.stale():
+            self.replot(whole=True)
 
     def replot(self, whole: bool = False) -> None:
         """Draw the traces at the current size and repaint the rows that changed (all of them, if `whole`)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
@@ -42,7 +44,12 @@ def render_reading(r: DeviceReading) -> Table:
 
 
 class DevicePanel(Static):
-    """Polls the device once a second on a thread; shows the newest reading with the next frame."""
+    """Reads the device once a second on a thread of its own; shows the newest reading with the next frame.
+
+    The thread leaves each reading in a slot that the frame clock's `flush` takes (only the first one posts a
+    message, so the panel is filled before any frame): a worker per reading cost the UI thread a thread start
+    and three worker messages a second, each a wake-up that stalls torch's threads on a CPU.
+    """
 
     DEFAULT_CSS = """
     DevicePanel { height: auto; min-height: 4; border: round $panel-lighten-2; padding: 0 1;
@@ -54,40 +61,47 @@ class DevicePanel(Static):
     def __init__(self, **kwargs):
         super().__init__("reading device…", **kwargs)
         self.border_title = "device"
-        self.sampler = None
-        self.reading: DeviceReading | None = None
+        self.reading: DeviceReading | None = None  # the newest reading the sampler left (set on its thread)
         self._shown: DeviceReading | None = None
         self._rows = -1  # rows of the table shown
+        self._stop = threading.Event()
 
     def on_mount(self) -> None:
-        self.set_interval(SAMPLE_SECONDS, self.sample)
-        self.sample()
+        threading.Thread(target=self._sample, name="ptviz-device", daemon=True).start()
 
-    def sample(self) -> None:
-        """Take a reading on a thread worker so NVML or psutil never stall the UI."""
-        self.run_worker(self._read, thread=True, exclusive=True, group="device", exit_on_error=False)
+    def on_unmount(self) -> None:
+        self._stop.set()
 
-    def _read(self) -> None:
+    def _sample(self) -> None:
+        """The sampler thread: a reading a second until the panel is taken down (NVML or psutil never stall
+        the UI)."""
         from .device_stats import DeviceSampler
         from ..messages import DeviceSampled
 
-        if self.sampler is None:
-            self.sampler = DeviceSampler()
-        self.post_message(DeviceSampled(self.sampler.read()))
+        sampler = DeviceSampler()
+        while not self._stop.is_set():
+            try:
+                reading = sampler.read()
+            except Exception:  # noqa: BLE001 - a failed reading is skipped; the panel keeps the last one
+                self._stop.wait(SAMPLE_SECONDS)
+                continue
+            first = self.reading is None
+            self.reading = reading  # one reference replaced: the UI thread sees the old reading or this one
+            if first:
+                self.post_message(DeviceSampled(reading))
+            self._stop.wait(SAMPLE_SECONDS)
 
     def on_device_sampled(self, message) -> None:
         message.stop()
-        first = self.reading is None
-        self.reading = message.sample
-        if first:
-            self.flush()  # later readings wait for the app's next frame
+        self.flush()  # the first reading; later ones wait for the app's next frame
 
     def flush(self) -> bool:
         """Show the newest reading if it is not shown yet (the app's frame clock calls this)."""
-        if self.reading is None or self.reading is self._shown:
+        reading = self.reading
+        if reading is None or reading is self._shown:
             return False
-        self._shown = self.reading
-        table = render_reading(self.reading)
+        self._shown = reading
+        table = render_reading(reading)
         # Same number of rows, same height: skip the whole-screen layout pass a resize would need.
         self.update(table, layout=table.row_count != self._rows)
         self._rows = table.row_count
