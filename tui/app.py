@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -108,6 +109,9 @@ class PtvizApp(RunControl, MovingKeysNow, UngluedKeys, App[int]):
         self.resume_parent = parent  # set when the run to start is a fork of another (resume is then its checkpoint)
         self.initial_tab = tab
         self.runner = RemoteController(self, attach) if attach is not None else RunController(self)
+        if attach is not None:  # q leaves the other process's run going (run_control.action_quit): say so
+            self._bindings.key_to_bindings["q"] = [replace(binding, description="Detach")
+                                                   for binding in self._bindings.key_to_bindings["q"]]
         self.current_lr: float | None = None
         self.signalled: int | None = None
         self.typed = typed  # keys typed at the terminal before the app could read them
