@@ -26,6 +26,7 @@ from ptviz.engine import config as cfgmod
 from ptviz.engine.storage.lineage import Lineage
 
 from .attach import RemoteController
+from .cockpit_tabs import CockpitTabs
 from .config_form import ConfigForm
 from .engine_feed import EngineFeed
 from .footer import FittingFooter
@@ -129,7 +130,7 @@ class PtvizApp(RunControl, MovingKeysNow, UngluedKeys, App[int]):
     # ------------------------------------------------------------------ composition
 
     def compose(self) -> ComposeResult:
-        with TabbedContent(initial="train", id="tabs"):
+        with CockpitTabs(initial="train", id="tabs"):
             with TabPane("Train [1]", id="train"):
                 yield ChartsPane(id="charts")
                 with Horizontal(id="train-bottom"):
