@@ -90,6 +90,7 @@ class DataPane(Widget):
         Binding("m", "compute_normalize", "Mean/std"),
         Binding("greater_than_sign", "tab(1)", "Next view"),
         Binding("less_than_sign", "tab(-1)", "Prev view", show=False),
+        Binding("escape", "leave_editor", show=False),
     ]
     TABS = ("samples-tab", "stats-tab", "evaluation-tab")
 
@@ -430,6 +431,15 @@ class DataPane(Widget):
             editor.steps.focus()
         elif had_keyboard:
             self._focus_view()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Escape is ours only in the editor's step list (the form's escape is the editor's); elsewhere the cockpit's."""
+        return action != "leave_editor" or self.query_one(PipelineEditor).has_focus_within
+
+    def action_leave_editor(self) -> None:
+        """Escape in the step list: the keyboard to the view shown, where the pane's keys (o, >, ...) work; taken out
+        of the pane by the cockpit's escape, it left them doing nothing until 2 was pressed again."""
+        self._focus_view()
 
     def action_compute_normalize(self) -> None:
         """Compute per-channel mean and std over the training images and fill the Normalize fields."""
