@@ -26,7 +26,6 @@ from ptviz.engine import config as cfgmod
 from ptviz.engine.storage.lineage import Lineage
 
 from .attach import RemoteController
-from .cockpit_tabs import CockpitTabs
 from .config_form import ConfigForm
 from .engine_feed import EngineFeed
 from .footer import FittingFooter
@@ -42,6 +41,7 @@ from .runner import TRAINING_GROUP, RunController
 from .runs.tab import RunsTab
 from .screens.help import KEYS, HelpScreen
 from .shutdown import install_stop_signals
+from .steady_tabs import SteadyTabs
 from .tab_loader import TABS_GROUP, TabLoader
 from .terminal import typed_keys
 from .threads import ThreadPerTask
@@ -130,7 +130,7 @@ class PtvizApp(RunControl, MovingKeysNow, UngluedKeys, App[int]):
     # ------------------------------------------------------------------ composition
 
     def compose(self) -> ComposeResult:
-        with CockpitTabs(initial="train", id="tabs"):
+        with SteadyTabs(initial="train", id="tabs"):
             with TabPane("Train [1]", id="train"):
                 yield ChartsPane(id="charts")
                 with Horizontal(id="train-bottom"):

@@ -27,6 +27,7 @@ from ptviz.engine.data.augment import Pipeline
 from ptviz.engine.events import Evaluated
 from ptviz.engine.transform_specs import TransformSpec
 
+from ..steady_tabs import SteadyTabs
 from . import jobs
 from .evaluation import EvaluationView
 from .pipeline_editor import PipelineEditor
@@ -151,7 +152,7 @@ class DataPane(Widget):
 
     def compose(self) -> ComposeResult:
         yield Static("No data loaded yet.", id="status")
-        with TabbedContent(initial="samples-tab"):
+        with SteadyTabs(initial="samples-tab"):
             with TabPane("Samples", id="samples-tab"):
                 with Horizontal():
                     yield PipelineEditor(id="editor")
@@ -428,7 +429,7 @@ class DataPane(Widget):
             self.query_one(SampleGrid).fit_columns(room)
         self.call_after_refresh(self._fit_box)  # the grid's width as laid out (a small terminal also hides the form)
         if shown:
-            editor.steps.focus()
+            self.screen.set_focus(editor.steps)  # now, not deferred: a key typed with o goes there ("oa")
         elif had_keyboard:
             self._focus_view()
 
@@ -465,7 +466,7 @@ class DataPane(Widget):
         keys keep working."""
         view = dict(zip(self.TABS, (SampleGrid, StatsView, EvaluationView))).get(self.query_one(TabbedContent).active)
         if view is not None:
-            self.query_one(view).focus()
+            self.screen.set_focus(self.query_one(view))  # now, not deferred: the key typed next goes there
 
     def _status(self, text: str, error: bool = False) -> None:
         self._error_job = None
