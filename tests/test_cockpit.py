@@ -350,6 +350,7 @@ async def test_start_is_refused_while_the_pipeline_editor_shows_an_invalid_param
     from ptviz.engine.transform_specs import TransformSpec
     from textual.widgets import Input
 
+    from ptviz.tui.data.pane import DataPane
     from ptviz.tui.data.pipeline_editor import PipelineEditor
 
     digits_config.data.transforms = [TransformSpec("RandomCrop", {"size": 8, "padding": 2})]
@@ -357,6 +358,10 @@ async def test_start_is_refused_while_the_pipeline_editor_shows_an_invalid_param
     app = PtvizApp(digits_config)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("2")
+        # The tab loads its data a moment after it opens (a debounce timer, which settle does not see), and the
+        # editor shows the pipeline once the data has loaded: wait for that, then for the pane to be quiet.
+        await wait_for(pilot, lambda: app.query(DataPane) and app.query_one(DataPane).sample_set is not None,
+                       what="the data loaded and drawn")
         await settle(pilot)
         editor = app.query_one(PipelineEditor)
         size = next(i for i in editor.query("#params Input").results(Input) if i.name == "size")
