@@ -406,10 +406,11 @@ async def test_at_80x24_the_pipeline_editor_takes_the_forms_place(digits_config)
 
 async def test_escape_in_a_transforms_parameter_goes_back_to_the_step_list(digits_config):
     """enter edits a step, esc goes back to the list (as the editor's hint and the README say), so d then removes
-    it; a second esc leaves the editor for the cockpit's keys."""
+    it; a second esc leaves the editor for the images, where the pane's keys and the cockpit's work."""
     from ptviz.engine.transform_specs import TransformSpec
 
     from ptviz.tui.data.pipeline_editor import PipelineEditor
+    from ptviz.tui.data.samples import SampleGrid
 
     digits_config.data.transforms = [TransformSpec("RandomHorizontalFlip", {"p": 0.5})]
     app = PtvizApp(digits_config)
@@ -429,7 +430,7 @@ async def test_escape_in_a_transforms_parameter_goes_back_to_the_step_list(digit
         assert editor.transforms == []
         await pilot.press("escape")
         await settle(pilot)
-        assert app.focused is None
+        assert app.focused is app.query_one(SampleGrid) and not editor.has_focus_within
 
 
 async def test_help_lists_every_key_beside_what_it_does_each_time_it_opens(tmp_path):
