@@ -350,6 +350,7 @@ async def test_start_is_refused_while_the_pipeline_editor_shows_an_invalid_param
     from ptviz.engine.transform_specs import TransformSpec
     from textual.widgets import Input
 
+    from ptviz.tui.data.pane import DataPane
     from ptviz.tui.data.pipeline_editor import PipelineEditor
 
     digits_config.data.transforms = [TransformSpec("RandomCrop", {"size": 8, "padding": 2})]
@@ -357,6 +358,10 @@ async def test_start_is_refused_while_the_pipeline_editor_shows_an_invalid_param
     app = PtvizApp(digits_config)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("2")
+        # The tab loads its data a moment after it opens (a debounce timer, which settle does not see), and the
+        # editor shows the pipeline once the data has loaded: wait for that, then for the pane to be quiet.
+        await wait_for(pilot, lambda: app.query(DataPane) and app.query_one(DataPane).sample_set is not None,
+                       what="the data loaded and drawn")
         await settle(pilot)
         editor = app.query_one(PipelineEditor)
         size = next(i for i in editor.query("#params Input").results(Input) if i.name == "size")
@@ -401,10 +406,11 @@ async def test_at_80x24_the_pipeline_editor_takes_the_forms_place(digits_config)
 
 async def test_escape_in_a_transforms_parameter_goes_back_to_the_step_list(digits_config):
     """enter edits a step, esc goes back to the list (as the editor's hint and the README say), so d then removes
-    it; a second esc leaves the editor for the cockpit's keys."""
+    it; a second esc leaves the editor for the images, where the pane's keys and the cockpit's work."""
     from ptviz.engine.transform_specs import TransformSpec
 
     from ptviz.tui.data.pipeline_editor import PipelineEditor
+    from ptviz.tui.data.samples import SampleGrid
 
     digits_config.data.transforms = [TransformSpec("RandomHorizontalFlip", {"p": 0.5})]
     app = PtvizApp(digits_config)
@@ -424,7 +430,7 @@ async def test_escape_in_a_transforms_parameter_goes_back_to_the_step_list(digit
         assert editor.transforms == []
         await pilot.press("escape")
         await settle(pilot)
-        assert app.focused is None
+        assert app.focused is app.query_one(SampleGrid) and not editor.has_focus_within
 
 
 async def test_help_lists_every_key_beside_what_it_does_each_time_it_opens(tmp_path):

@@ -43,3 +43,18 @@ async def test_a_narrow_footer_keeps_whole_keys_in_their_order(digits_config):
         assert text.startswith("s Start p Pause x Stop c Ckpt e Eval ? Help q Quit") and len(text) <= 80
         everything = " ".join(f"{k} {d}" for k, d, _ in footer.keys)
         assert len(everything) > 80 and everything.startswith(text)  # cut between keys, not inside one
+
+
+async def test_an_attached_cockpit_says_q_detaches(digits_config, tmp_path):
+    """Attached to a run in another process, q detaches and leaves it running: the footer says Detach, not Quit."""
+    run = tmp_path / "run"
+    run.mkdir()
+    app = PtvizApp(digits_config, attach=run)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        shown = dict((key, description) for key, description, _enabled in app.query_one(FittingFooter).shown())
+        assert shown["q"] == "Detach" and "Quit" not in shown.values()
+    own = PtvizApp(digits_config)  # the app's own run: q quits
+    async with own.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        assert ("q", "Quit", True) in own.query_one(FittingFooter).shown()

@@ -60,3 +60,21 @@ async def test_a_tab_key_and_the_tabs_own_key_typed_in_one_read_both_act(digits_
         await wait_for(pilot, lambda: app.query_one(TabbedContent).active == "data", what="the Data tab")
         await wait_for(pilot, lambda: pane.query_one(TabbedContent).active == "stats-tab",
                        what=f"Statistics (now {pane.query_one(TabbedContent).active})", timeout=10)
+
+
+async def test_the_last_of_two_tab_keys_typed_in_one_read_wins_and_has_the_keyboard(digits_config):
+    """"41", "34", "43" in one read: the second tab is shown with the keyboard on what it shows (before, the first
+    tab's focus message, handled after the second key, showed the first tab again with nothing focused)."""
+    from textual.widgets import TabbedContent
+
+    from cockpit_helpers import settle
+
+    app = PtvizApp(digits_config)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        tabs = app.query_one(TabbedContent)
+        for keys, tab, focused in (("41", "train", None), ("34", "runs", "runs-table"), ("43", "model", "model-tree"),
+                                   ("14", "runs", "runs-table")):
+            burst(app, [(key, key) for key in keys])
+            await settle(pilot)
+            assert (tabs.active, app.focused and app.focused.id) == (tab, focused), keys

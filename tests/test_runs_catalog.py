@@ -199,3 +199,12 @@ def test_the_overlay_legend_names_the_rate_a_run_trains_at_now(tmp_path):
     moved, kept = read_record(synthetic_run(tmp_path, "moved", lr=0.05, epochs=2)), read_record(
         synthetic_run(tmp_path, "kept", lr=0.05, epochs=4))
     assert run_labels([moved, kept]) == {moved.path: "lr=0.025 epochs=2", kept.path: "lr=0.05 epochs=4"}
+
+
+def test_a_single_runs_legend_names_the_run(tmp_path):
+    """One run drawn, its rate changed live: the legend names the run (before: 'lr=0.025', which says nothing of
+    which run it is); drawn with another, the rates tell them apart as before."""
+    from ptviz.tui.runs.overlay import run_labels
+
+    moved = read_record(synthetic_run(tmp_path, "20261129-120000-digits-mlp", lr=0.05, epochs=2))
+    assert moved.lr == 0.025 and run_labels([moved]) == {moved.path: "20261129-120000-digits-mlp"}

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cockpit_helpers import wait_for
+from cockpit_helpers import settle, wait_for
 from pty_terminal import PtyTerminal
 from runs_helpers import LRS, copy_run, synthetic_run, train_digits
 from ptviz.engine.recipes import recipe
@@ -257,3 +257,26 @@ async def test_the_lr_column_shows_a_live_changed_rate_beside_the_setting(tmp_pa
         lr_column = [c.key for c in tab.columns].index("set:optim.lr") + 1  # after the selection mark
         shown = {tab.shown[i].name: tab.table.get_row_at(i)[lr_column].plain for i in range(tab.table.row_count)}
         assert shown == {"20261129-120000-digits-mlp": "0.025 (set 0.05)", "20261129-130000-digits-mlp": "0.05"}
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+async def test_the_table_ends_at_a_whole_column_and_scrolls_to_the_rest(tmp_path, size):
+    """At 80x24 the table ends after the last column that fits whole (before, the epoch column was cut to 'ep' over
+    blank cells, its numbers right-aligned out of sight); the rest scroll into view; wide, it takes the whole width."""
+    runs = tmp_path / "runs"
+    base = synthetic_run(runs, "20261129-120000-digits-mlp", lr=0.05, seconds=12.5)
+    synthetic_run(runs, "20261129-123000-digits-mlp", lr=0.01, seconds=6.0, parent=base, branch_epoch=2)
+    async with app_on(runs).run_test(size=size) as pilot:
+        tab = await opened(pilot, 2)
+        await settle(pilot)
+        table = tab.table
+        edges, x = [], 0
+        for column in table.ordered_columns:
+            x += column.get_render_width(table)
+            edges.append(x)
+        region = table.scrollable_content_region.width
+        if edges[-1] > size[0]:
+            assert region in edges and region < size[0], (region, edges)
+            assert table.max_scroll_x > 0  # the columns beyond scroll into view
+        else:
+            assert table.size.width == tab.size.width

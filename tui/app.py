@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ from .runner import TRAINING_GROUP, RunController
 from .runs.tab import RunsTab
 from .screens.help import KEYS, HelpScreen
 from .shutdown import install_stop_signals
+from .steady_tabs import SteadyTabs
 from .tab_loader import TABS_GROUP, TabLoader
 from .terminal import typed_keys
 from .threads import ThreadPerTask
@@ -109,6 +111,9 @@ class PtvizApp(RunControl, MovingKeysNow, UngluedKeys, App[int]):
         self.resume_parent = parent  # set when the run to start is a fork of another (resume is then its checkpoint)
         self.initial_tab = tab
         self.runner = RemoteController(self, attach) if attach is not None else RunController(self)
+        if attach is not None:  # q leaves the other process's run going (run_control.action_quit): say so
+            self._bindings.key_to_bindings["q"] = [replace(binding, description="Detach")
+                                                   for binding in self._bindings.key_to_bindings["q"]]
         self.current_lr: float | None = None
         self.signalled: int | None = None
         self.typed = typed  # keys typed at the terminal before the app could read them
@@ -126,7 +131,7 @@ class PtvizApp(RunControl, MovingKeysNow, UngluedKeys, App[int]):
     # ------------------------------------------------------------------ composition
 
     def compose(self) -> ComposeResult:
-        with TabbedContent(initial="train", id="tabs"):
+        with SteadyTabs(initial="train", id="tabs"):
             with TabPane("Train [1]", id="train"):
                 yield ChartsPane(id="charts")
                 with Horizontal(id="train-bottom"):

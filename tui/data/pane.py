@@ -27,6 +27,7 @@ from ptviz.engine.data.augment import Pipeline
 from ptviz.engine.events import Evaluated
 from ptviz.engine.transform_specs import TransformSpec
 
+from ..steady_tabs import SteadyTabs
 from . import jobs
 from .evaluation import EvaluationView
 from .pipeline_editor import PipelineEditor
@@ -90,6 +91,7 @@ class DataPane(Widget):
         Binding("m", "compute_normalize", "Mean/std"),
         Binding("greater_than_sign", "tab(1)", "Next view"),
         Binding("less_than_sign", "tab(-1)", "Prev view", show=False),
+        Binding("escape", "leave_editor", show=False),
     ]
     TABS = ("samples-tab", "stats-tab", "evaluation-tab")
 
@@ -150,7 +152,7 @@ class DataPane(Widget):
 
     def compose(self) -> ComposeResult:
         yield Static("No data loaded yet.", id="status")
-        with TabbedContent(initial="samples-tab"):
+        with SteadyTabs(initial="samples-tab"):
             with TabPane("Samples", id="samples-tab"):
                 with Horizontal():
                     yield PipelineEditor(id="editor")
@@ -427,9 +429,18 @@ class DataPane(Widget):
             self.query_one(SampleGrid).fit_columns(room)
         self.call_after_refresh(self._fit_box)  # the grid's width as laid out (a small terminal also hides the form)
         if shown:
-            editor.steps.focus()
+            self.screen.set_focus(editor.steps)  # now, not deferred: a key typed with o goes there ("oa")
         elif had_keyboard:
             self._focus_view()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Escape is ours only in the editor's step list (the form's escape is the editor's); elsewhere the cockpit's."""
+        return action != "leave_editor" or self.query_one(PipelineEditor).has_focus_within
+
+    def action_leave_editor(self) -> None:
+        """Escape in the step list: the keyboard to the view shown, where the pane's keys (o, >, ...) work; taken out
+        of the pane by the cockpit's escape, it left them doing nothing until 2 was pressed again."""
+        self._focus_view()
 
     def action_compute_normalize(self) -> None:
         """Compute per-channel mean and std over the training images and fill the Normalize fields."""
@@ -455,7 +466,7 @@ class DataPane(Widget):
         keys keep working."""
         view = dict(zip(self.TABS, (SampleGrid, StatsView, EvaluationView))).get(self.query_one(TabbedContent).active)
         if view is not None:
-            self.query_one(view).focus()
+            self.screen.set_focus(self.query_one(view))  # now, not deferred: the key typed next goes there
 
     def _status(self, text: str, error: bool = False) -> None:
         self._error_job = None

@@ -206,12 +206,12 @@ class OverlayPane(Grid):
 
 def run_labels(records: list[RunRecord]) -> dict[Path, str]:
     """Legend labels: the settings that differ between the drawn runs (lr=0.01: the rate each trains at now, as the
-    table's lr column says), else the run's name."""
-    paths = with_lr(differing_settings(records), records)[:3]
+    table's lr column says), else the run's name; a single run's is its name (its rate alone told nothing)."""
+    paths = with_lr(differing_settings(records), records)[:3] if len(records) > 1 else []
     titles = short_names(paths)
     names = {r.path: r.name for r in records}
     dates = {n.split("-", 1)[0] for n in names.values()}
-    if len(dates) == 1 and all("-" in n and n.split("-", 1)[0].isdigit() for n in names.values()):
+    if len(dates) == 1 and len(names) > 1 and all("-" in n and n.split("-", 1)[0].isdigit() for n in names.values()):
         names = {p: n.split("-", 1)[1] for p, n in names.items()}  # the same day: the time tells them apart
     labels = {}
     for r in records:

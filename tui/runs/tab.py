@@ -224,6 +224,7 @@ class RunsTab(Vertical):
 
     def on_resize(self) -> None:
         self._show_status()
+        self.table.fit_whole_columns()  # the room its columns fit in is this tab's width
 
     # ------------------------------------------------------------------ overlay
 

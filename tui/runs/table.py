@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
+from textual.widget import Widget
 from textual.widgets import DataTable
 
 from ptviz.engine.storage.catalog import RunRecord
@@ -27,6 +28,33 @@ class RunsTable(DataTable):
         self._rows_shown: list[tuple[str, tuple]] = []
         self._column_keys: list = []
         self._cache: dict = {}  # run -> (what its row was made from, the record, cells, their signature)
+
+    def _update_dimensions(self, new_rows) -> None:
+        super()._update_dimensions(new_rows)
+        self.fit_whole_columns()
+
+    def _update_column_widths(self, updated_cells) -> None:
+        super()._update_column_widths(updated_cells)
+        self.fit_whole_columns()
+
+    def fit_whole_columns(self) -> None:
+        """End the table at the last column that fits whole beside the room it has; the rest scroll into view.
+
+        A column cut at the edge showed a misleading part of what it says (at 80x24 the epoch column's title
+        as "ep" over blank cells, its numbers being right-aligned; a loss of 0.0824 as "0")."""
+        room = self.parent.size.width if isinstance(self.parent, Widget) else 0
+        if not room:
+            return
+        bar = self.scrollbar_size_vertical if self.show_vertical_scrollbar else 0
+        widths = [column.get_render_width(self) for column in self.ordered_columns]
+        used = 0
+        for width in widths:
+            if used + width > room - bar:
+                break
+            used += width
+        width = "1fr" if used == sum(widths) or not used else used + bar
+        if str(self.styles.width) != str(width):
+            self.styles.width = width
 
     @property
     def cursor_path(self) -> Path | None:

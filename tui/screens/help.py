@@ -31,6 +31,7 @@ KEYS = [  # what the help screen lists; keep in step with the bindings of the ap
                                   ("t", "right image: training or evaluation pipeline"), ("+ / -", "zoom"),
                                   ("o", "show the pipeline editor (keys go to it) / hide it"), ("a / d", "editor: add / remove a transform"),
                                   ("shift+up / down", "editor: move a transform"),
+                                  ("escape", "editor: back to the step list, then to the images"),
                                   ("m", "compute mean and std from the training set into Normalize"),
                                   ("< / >", "Samples, Statistics, Evaluation views")]),
     ("Model pane (when focused)", [("< / > / *", "show one level less / more / everything"),
