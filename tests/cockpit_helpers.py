@@ -84,3 +84,17 @@ async def settle(pilot, timeout: float = 120.0) -> None:
         if doing and time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for the app to settle: {', '.join(doing)}")
         quiet = 0 if doing else quiet + 1
+
+
+def pause_runs_before_their_first_step(monkeypatch) -> None:
+    """Runs started by the cockpit from now on are paused before their first step (then Resume lets them go)."""
+    import ptviz.engine.loop as loop
+    from ptviz.engine.commands import Pause
+
+    real = loop.train
+
+    def paused_before_its_first_step(config, sink, control, **options):
+        control.send(Pause())
+        return real(config, sink, control, **options)
+
+    monkeypatch.setattr(loop, "train", paused_before_its_first_step)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cockpit_helpers import settle, type_into, wait_for
+from cockpit_helpers import pause_runs_before_their_first_step, settle, type_into, wait_for
 from ptviz.tui.app import PtvizApp
 from ptviz.tui.engine_feed import FAILED_HINT
 from ptviz.tui.train.log_pane import LogPane
@@ -159,17 +159,10 @@ async def test_a_preset_chosen_in_the_data_tab_fills_every_form_and_keeps_the_ru
 async def test_a_stop_or_quit_question_closes_when_the_run_ends_while_it_is_asked(digits_config, monkeypatch, key):
     """x (or q) while training asks first; a run that finishes while the question is open takes the question
     with it (before, 'Stop training?' stayed over a FINISHED run), and the cockpit stays open."""
-    import ptviz.engine.loop as loop
-    from ptviz.engine.commands import Pause, Resume
+    from ptviz.engine.commands import Resume
     from ptviz.tui.screens.confirm import ConfirmScreen
 
-    real = loop.train
-
-    def paused_before_its_first_step(config, sink, control, **options):
-        control.send(Pause())
-        return real(config, sink, control, **options)
-
-    monkeypatch.setattr(loop, "train", paused_before_its_first_step)
+    pause_runs_before_their_first_step(monkeypatch)
     digits_config.train.max_steps = 20
     app = PtvizApp(digits_config)
     async with app.run_test(size=(160, 30)) as pilot:

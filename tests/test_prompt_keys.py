@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual import events
 
-from cockpit_helpers import wait_for
+from cockpit_helpers import pause_runs_before_their_first_step, wait_for
 from ptviz.tui.app import PtvizApp
 from ptviz.tui.train.status_bar import StatusBar
 
@@ -18,19 +18,12 @@ def burst(app, keys: list[tuple[str, str | None]]) -> None:
 async def test_l_and_a_learning_rate_typed_in_one_read_set_that_rate(digits_config, monkeypatch):
     """"l0.02\\r" in one read on a paused run sets the rate to 0.02 and closes the prompt (before, 0.02 went to the
     cockpit before the prompt was there, and enter applied the prompt's starting value, 0.05)."""
-    import ptviz.engine.loop as loop
     from textual.widgets import TabbedContent
 
-    from ptviz.engine.commands import Pause, Resume
+    from ptviz.engine.commands import Resume
     from ptviz.tui.screens.lr_prompt import LrPrompt
 
-    real = loop.train
-
-    def paused_before_its_first_step(config, sink, control, **options):
-        control.send(Pause())
-        return real(config, sink, control, **options)
-
-    monkeypatch.setattr(loop, "train", paused_before_its_first_step)
+    pause_runs_before_their_first_step(monkeypatch)
     digits_config.train.max_steps = 20
     app = PtvizApp(digits_config)
     async with app.run_test(size=(160, 40)) as pilot:
