@@ -29,20 +29,20 @@ def moved(r: RunRecord) -> bool:
     return r.lr is not None and setting is not None and not math.isclose(r.lr, setting, rel_tol=1e-6)
 
 
-def lr_text(r: RunRecord) -> str:
-    """'0.05', or '0.005 (set 0.05)' when the rate moved away from the setting."""
-    now = current_lr(r)
-    if now is None:
-        return r.settings.get(LR_PATH, "-")
-    return f"{now:.3g} (set {r.settings[LR_PATH]})" if moved(r) else r.settings.get(LR_PATH, f"{now:.3g}")
-
-
 def rate_now_text(r: RunRecord) -> str:
     """The rate the run trains at now, short, for a legend: its setting as written unless it moved away."""
     now = current_lr(r)
     if now is None or not moved(r):
         return r.settings.get(LR_PATH, "-")
     return f"{now:.3g}"
+
+
+def lr_text(r: RunRecord) -> str:
+    """The table's cell: '0.05', or '0.005 (set 0.05)' when the rate moved away from the setting."""
+    if moved(r):
+        return f"{rate_now_text(r)} (set {r.settings[LR_PATH]})"
+    now = current_lr(r)
+    return r.settings.get(LR_PATH, "-" if now is None else f"{now:.3g}")
 
 
 def with_lr(paths: list[str], records: list[RunRecord]) -> list[str]:
